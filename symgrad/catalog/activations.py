@@ -1,0 +1,447 @@
+"""Activations: each block is its ``sympy.Function`` (forward, derivative identity, LaTeX
+name, stable NumPy form) followed by its ``register`` call (domain, kink, example)."""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy as sp
+
+from .base import Primitive
+from .registry import Block, Example, Interval, register
+from .vectors import as_vector, to_sympy, vector
+
+__all__ = [
+    "sigmoid", "tanh", "relu", "step", "leaky_relu", "elu", "softplus",
+    "softmax", "log_softmax", "maxout",
+    "SoftmaxEntry", "LogSoftmaxEntry", "Maxout", "route",
+]
+
+tanh = sp.tanh  # SymPy's own: tanh' = 1 - tanh², printed as \tanh, compiled to np.tanh
+_x = sp.Symbol("x", real=True)
+
+
+# --- sigmoid ----------------------------------------------------------------------------
+def sigmoid_np(x):
+    """σ(x) = 1/(1 + e^{-x}) without overflow: with e = exp(-|x|), σ = 1/(1+e) or e/(1+e)."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0, e) / (1.0 + e)
+
+
+class sigmoid(Primitive):
+    r"""σ(x) = 1/(1 + e^{-x});   σ'(x) = σ(x)(1 − σ(x))."""
+
+    nargs = 1
+    elementwise = True
+    latex_name = r"\sigma"
+    numpy_form = staticmethod(sigmoid_np)
+
+    def fdiff(self, argindex=1):
+        return self * (1 - self)
+
+    @staticmethod
+    def elementary(x):
+        return 1 / (1 + sp.exp(-x))
+
+    @classmethod
+    def exact(cls, x):
+        return sp.S.Half if x.is_zero else None
+
+
+register(Block(
+    name="sigmoid", family="activation", function=sigmoid,
+    formula="σ(x) = 1/(1 + exp(-x))",
+    latex=r"\sigma(x) = \frac{1}{1 + e^{-x}}",
+    derivative=r"\sigma'(x) = \sigma(x)\,(1 - \sigma(x))",
+    example=lambda: Example(sigmoid(_x), (_x,), {"x": _x}),
+))
+
+register(Block(
+    name="tanh", family="activation", function=sp.tanh,
+    formula="tanh(x) = (exp(x) - exp(-x))/(exp(x) + exp(-x))",
+    latex=r"\tanh(x) = \frac{e^{x} - e^{-x}}{e^{x} + e^{-x}}",
+    derivative=r"\tanh'(x) = 1 - \tanh^{2}(x)",
+    example=lambda: Example(sp.tanh(_x), (_x,), {"x": _x}),
+))
+
+
+# --- relu and its derivative, the step ----------------------------------------------------
+def step_np(x):
+    """1 where x > 0, else 0 (the ReLU derivative; 0 at the kink)."""
+    return np.heaviside(x, 0.0)
+
+
+class step(Primitive):
+    r"""𝟙[x > 0]: 1 for x > 0 and 0 otherwise, *including 0* (unlike SymPy's Heaviside(0) = 1/2).
+
+    Its derivative is taken as 0 (almost everywhere), as autodiff frameworks do."""
+
+    nargs = 1
+    elementwise = True
+    numpy_form = staticmethod(step_np)
+
+    def fdiff(self, argindex=1):
+        return sp.S.Zero
+
+    @staticmethod
+    def elementary(x):
+        return sp.Piecewise((1, x > 0), (0, True))
+
+    @classmethod
+    def exact(cls, x):
+        if x.is_extended_real:
+            return sp.S.One if x.is_positive else sp.S.Zero
+        return None
+
+    def _eval_rewrite_as_Heaviside(self, x, **kwargs):
+        return sp.Heaviside(x, 0)
+
+    def _latex(self, printer, exp=None):
+        tex = rf"\mathbb{{1}}\left[{printer._print(self.args[0])} > 0\right]"
+        return tex if exp is None else rf"{tex}^{{{exp}}}"
+
+
+def relu_np(x):
+    """max(x, 0)."""
+    return np.maximum(x, 0)
+
+
+class relu(Primitive):
+    r"""ReLU(x) = max(0, x);   ReLU'(x) = 𝟙[x > 0]  (0 at x = 0, as PyTorch and JAX)."""
+
+    nargs = 1
+    elementwise = True
+    latex_name = r"\operatorname{ReLU}"
+    numpy_form = staticmethod(relu_np)
+
+    def fdiff(self, argindex=1):
+        return step(self.args[0])
+
+    @staticmethod
+    def elementary(x):
+        return sp.Max(0, x)
+
+    @classmethod
+    def exact(cls, x):
+        if x.is_extended_real:
+            return x if x.is_nonnegative else sp.S.Zero
+        return None
+
+
+register(Block(
+    name="relu", family="activation", function=relu,
+    formula="relu(x) = max(0, x)",
+    latex=r"\operatorname{ReLU}(x) = \max(0, x)",
+    derivative=r"\operatorname{ReLU}'(x) = \mathbb{1}[x > 0]",
+    kink="x = 0: derivative 0 (as PyTorch and JAX; SymPy's Heaviside(0) = 1/2 is not used)",
+    example=lambda: Example(relu(_x), (_x,), {"x": _x}),
+))
+
+
+# --- leaky relu ---------------------------------------------------------------------------
+LEAKY_ALPHA = sp.Float(0.01)
+
+
+def leaky_relu_np(x, alpha=0.01):
+    """x for x > 0, alpha·x otherwise."""
+    return np.where(x > 0, x, alpha * x)
+
+
+class leaky_relu(Primitive):
+    r"""LeakyReLU(x; α) = x if x > 0 else αx;   derivative 1 if x > 0 else α (α at 0)."""
+
+    nargs = 2
+    elementwise = True
+    latex_name = r"\operatorname{LeakyReLU}_{\alpha}"
+    numpy_form = staticmethod(leaky_relu_np)
+
+    def __new__(cls, x, alpha=LEAKY_ALPHA, **kwargs):
+        return super().__new__(cls, x, to_sympy(alpha, "alpha"), **kwargs)
+
+    def fdiff(self, argindex=1):
+        x, alpha = self.args
+        if argindex == 1:
+            return sp.Piecewise((1, x > 0), (alpha, True))
+        return sp.Piecewise((0, x > 0), (x, True))
+
+    @staticmethod
+    def elementary(x, alpha=LEAKY_ALPHA):
+        return sp.Piecewise((x, x > 0), (alpha * x, True))
+
+    def _latex(self, printer, exp=None):
+        x, alpha = self.args
+        tex = rf"\operatorname{{LeakyReLU}}_{{{printer._print(alpha)}}}\left({printer._print(x)}\right)"
+        return tex if exp is None else rf"{tex}^{{{exp}}}"
+
+
+_alpha = sp.Symbol("alpha", positive=True)
+register(Block(
+    name="leaky_relu", family="activation", function=leaky_relu, params={"alpha": 0.01},
+    formula="leaky_relu(x, alpha=0.01) = x if x > 0 else alpha*x",
+    latex=r"\operatorname{LeakyReLU}_{\alpha}(x) = \begin{cases} x & x > 0 \\ \alpha x & x \le 0 \end{cases}",
+    derivative=r"\operatorname{LeakyReLU}_{\alpha}'(x) = \begin{cases} 1 & x > 0 \\ \alpha & x \le 0 \end{cases}",
+    kink="x = 0: derivative alpha (the x <= 0 branch, as PyTorch)",
+    example=lambda: Example(leaky_relu(_x, _alpha), (_x,), {"x": _x, "alpha": _alpha},
+                            domain={_alpha: Interval(0.01, 0.5)}),
+))
+
+
+# --- elu ----------------------------------------------------------------------------------
+def elu_np(x, alpha=1.0):
+    """x for x > 0, alpha·(e^x − 1) otherwise (expm1, no overflow for large x)."""
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+
+
+class elu(Primitive):
+    r"""ELU(x; α) = x if x > 0 else α(e^x − 1);  derivative 1 if x > 0 else ELU(x) + α."""
+
+    nargs = 2
+    elementwise = True
+    numpy_form = staticmethod(elu_np)
+
+    def __new__(cls, x, alpha=sp.S.One, **kwargs):
+        return super().__new__(cls, x, to_sympy(alpha, "alpha"), **kwargs)
+
+    def fdiff(self, argindex=1):
+        x, alpha = self.args
+        if argindex == 1:
+            return sp.Piecewise((1, x > 0), (self + alpha, True))
+        return sp.Piecewise((0, x > 0), (sp.exp(x) - 1, True))
+
+    @staticmethod
+    def elementary(x, alpha=sp.S.One):
+        return sp.Piecewise((x, x > 0), (alpha * (sp.exp(x) - 1), True))
+
+    def _latex(self, printer, exp=None):
+        x, alpha = self.args
+        tex = rf"\operatorname{{ELU}}_{{{printer._print(alpha)}}}\left({printer._print(x)}\right)"
+        return tex if exp is None else rf"{tex}^{{{exp}}}"
+
+
+register(Block(
+    name="elu", family="activation", function=elu, params={"alpha": 1.0},
+    formula="elu(x, alpha=1) = x if x > 0 else alpha*(exp(x) - 1)",
+    latex=r"\operatorname{ELU}_{\alpha}(x) = \begin{cases} x & x > 0 \\ \alpha (e^{x} - 1) & x \le 0 \end{cases}",
+    derivative=r"\operatorname{ELU}_{\alpha}'(x) = \begin{cases} 1 & x > 0 \\ \operatorname{ELU}_{\alpha}(x) + \alpha & x \le 0 \end{cases}",
+    kink="x = 0: derivative alpha (the x <= 0 branch, as PyTorch); continuous when alpha = 1",
+    example=lambda: Example(elu(_x, _alpha), (_x,), {"x": _x, "alpha": _alpha},
+                            domain={_alpha: Interval(0.5, 2.0)}),
+))
+
+
+# --- softplus -----------------------------------------------------------------------------
+def softplus_np(x):
+    """log(1 + e^x) = logaddexp(0, x): no overflow at large x, exact log1p at small x."""
+    return np.logaddexp(0, x)
+
+
+class softplus(Primitive):
+    r"""softplus(x) = log(1 + e^x);   softplus'(x) = σ(x)."""
+
+    nargs = 1
+    elementwise = True
+    latex_name = r"\operatorname{softplus}"
+    numpy_form = staticmethod(softplus_np)
+
+    def fdiff(self, argindex=1):
+        return sigmoid(self.args[0])
+
+    @staticmethod
+    def elementary(x):
+        return sp.log(1 + sp.exp(x))
+
+    @classmethod
+    def exact(cls, x):
+        return sp.log(2) if x.is_zero else None
+
+
+register(Block(
+    name="softplus", family="activation", function=softplus,
+    formula="softplus(x) = log(1 + exp(x))",
+    latex=r"\operatorname{softplus}(x) = \log(1 + e^{x})",
+    derivative=r"\operatorname{softplus}'(x) = \sigma(x)",
+    example=lambda: Example(softplus(_x), (_x,), {"x": _x}),
+))
+
+
+# --- softmax and log-softmax (vector blocks: entries indexed from 1, as the seeds) -----------
+def _stack_last(values):
+    return np.stack(np.broadcast_arrays(*values), axis=-1)
+
+
+def _take_entry(values, i):
+    i = np.asarray(i)
+    if i.ndim == 0:
+        return values[..., int(i) - 1]
+    i, values = np.broadcast_arrays(i[..., None], values)
+    return np.take_along_axis(values, i[..., :1].astype(np.intp) - 1, axis=-1)[..., 0]
+
+
+def softmax_entry_np(i, *z):
+    """a_i = exp(z_i − max z) / Σ_j exp(z_j − max z): the shifted softmax never overflows."""
+    z = _stack_last(z)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return _take_entry(e, i) / e.sum(axis=-1)
+
+
+def log_softmax_entry_np(i, *z):
+    """log a_i = (z_i − m) − log Σ_j exp(z_j − m) with m = max z."""
+    z = _stack_last(z)
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return _take_entry(shifted, i) - np.log(np.exp(shifted).sum(axis=-1))
+
+
+class SoftmaxEntry(Primitive):
+    r"""a_i = softmax(z)_i = e^{z_i} / Σ_j e^{z_j};   ∂a_i/∂z_j = a_i(δ_ij − a_j).
+
+    Arguments: the (1-based) index i, then z_1, …, z_C."""
+
+    numpy_form = staticmethod(softmax_entry_np)
+
+    def fdiff(self, argindex=1):
+        if argindex == 1:
+            return sp.S.Zero  # the index
+        j = argindex - 1
+        i, z = self.args[0], self.args[1:]
+        return self * (sp.KroneckerDelta(i, j) - SoftmaxEntry(j, *z))
+
+    @staticmethod
+    def elementary(i, *z):
+        terms = [sp.exp(zj) for zj in z]
+        if i.is_Integer:
+            return terms[int(i) - 1] / sp.Add(*terms)
+        return sp.Add(*[sp.KroneckerDelta(i, j + 1) * t for j, t in enumerate(terms)]) / sp.Add(*terms)
+
+    def _latex(self, printer, exp=None):
+        i, z = self.args[0], self.args[1:]
+        tex = (rf"\operatorname{{softmax}}\left({', '.join(printer._print(a) for a in z)}\right)"
+               rf"_{{{printer._print(i)}}}")
+        return tex if exp is None else rf"{tex}^{{{exp}}}"
+
+
+class LogSoftmaxEntry(Primitive):
+    r"""log_softmax(z)_i = z_i − log Σ_j e^{z_j};   ∂/∂z_j = δ_ij − a_j."""
+
+    numpy_form = staticmethod(log_softmax_entry_np)
+
+    def fdiff(self, argindex=1):
+        if argindex == 1:
+            return sp.S.Zero
+        j = argindex - 1
+        i, z = self.args[0], self.args[1:]
+        return sp.KroneckerDelta(i, j) - SoftmaxEntry(j, *z)
+
+    @staticmethod
+    def elementary(i, *z):
+        return sp.log(SoftmaxEntry.elementary(i, *z))
+
+    def _latex(self, printer, exp=None):
+        i, z = self.args[0], self.args[1:]
+        tex = (rf"\operatorname{{log\,softmax}}\left({', '.join(printer._print(a) for a in z)}\right)"
+               rf"_{{{printer._print(i)}}}")
+        return tex if exp is None else rf"{tex}^{{{exp}}}"
+
+
+def softmax(z) -> sp.Matrix:
+    """The vector a = softmax(z), a_i = e^{z_i}/Σ_j e^{z_j} (z: list or Matrix)."""
+    z = as_vector(z, "softmax input")
+    return sp.Matrix([SoftmaxEntry(i, *z) for i in range(1, len(z) + 1)])
+
+
+def log_softmax(z) -> sp.Matrix:
+    """The vector log softmax(z), entries z_i − log Σ_j e^{z_j}."""
+    z = as_vector(z, "log_softmax input")
+    return sp.Matrix([LogSoftmaxEntry(i, *z) for i in range(1, len(z) + 1)])
+
+
+register(Block(
+    name="softmax", family="activation", function=SoftmaxEntry,
+    formula="softmax(z)_i = exp(z_i) / sum_j exp(z_j)",
+    latex=r"a_i = \operatorname{softmax}(\mathbf{z})_i = \frac{e^{z_i}}{\sum_j e^{z_j}}",
+    derivative=r"\frac{\partial a_i}{\partial z_j} = a_i(\delta_{ij} - a_j)",
+    example=lambda: (lambda z: Example(softmax(z), (z,), {"z": z}))(vector("z", 3)),
+))
+
+register(Block(
+    name="log_softmax", family="activation", function=LogSoftmaxEntry,
+    formula="log_softmax(z)_i = z_i - log(sum_j exp(z_j))",
+    latex=r"\log a_i = z_i - \log \sum_j e^{z_j}",
+    derivative=r"\frac{\partial \log a_i}{\partial z_j} = \delta_{ij} - a_j",
+    example=lambda: (lambda z: Example(log_softmax(z), (z,), {"z": z}))(vector("z", 3)),
+))
+
+
+# --- maxout and the max gate's router -------------------------------------------------------
+def route_np(k, *u):
+    """1 where u_k is the (first) largest of u, else 0: the max gate routes the gradient."""
+    u = _stack_last(u)
+    return (np.argmax(u, axis=-1) == int(k) - 1).astype(np.result_type(u.dtype, np.float16))
+
+
+def maxout_np(*u):
+    """max(u_1, …, u_m), elementwise."""
+    out = u[0]
+    for v in u[1:]:
+        out = np.maximum(out, v)
+    return out
+
+
+class route(Primitive):
+    r"""𝟙[k = argmax_j u_j]: the max gate routes its upstream gradient to the largest input
+    (to the first of equal largest inputs, as PyTorch and NumPy's argmax)."""
+
+    numpy_form = staticmethod(route_np)
+
+    def fdiff(self, argindex=1):
+        return sp.S.Zero
+
+    @staticmethod
+    def elementary(k, *u):
+        k = int(k)
+        conds = [u[k - 1] > u[j] for j in range(k - 1)] + [u[k - 1] >= u[j] for j in range(k, len(u))]
+        return sp.Piecewise((1, sp.And(*conds)), (0, True))
+
+    def _latex(self, printer, exp=None):
+        k, u = self.args[0], self.args[1:]
+        tex = (rf"\mathbb{{1}}\left[{printer._print(k)} = \operatorname{{argmax}}"
+               rf"\left({', '.join(printer._print(a) for a in u)}\right)\right]")
+        return tex if exp is None else rf"{tex}^{{{exp}}}"
+
+
+class Maxout(Primitive):
+    r"""maxout(u_1, …, u_m) = max_k u_k;   ∂/∂u_k = 𝟙[k = argmax] (the max gate routes)."""
+
+    latex_name = r"\max"
+    numpy_form = staticmethod(maxout_np)
+
+    def fdiff(self, argindex=1):
+        return route(argindex, *self.args)
+
+    @staticmethod
+    def elementary(*u):
+        return sp.Max(*u)
+
+
+def maxout(*pieces) -> sp.Expr:
+    """max(w_1ᵀx + b_1, …, w_mᵀx + b_m): pass the pieces (scalars) or one list of them."""
+    if len(pieces) == 1 and isinstance(pieces[0], (list, tuple, sp.MatrixBase)):
+        pieces = tuple(as_vector(pieces[0], "maxout pieces"))
+    if len(pieces) < 2:
+        raise ValueError("maxout needs at least two pieces, e.g. maxout(w1.dot(x) + b1, w2.dot(x) + b2)")
+    return Maxout(*[to_sympy(p, "maxout piece") for p in pieces])
+
+
+def _maxout_example() -> Example:
+    x, w1, w2 = vector("x", 2), vector("w", 2), vector("v", 2)
+    b1, b2 = sp.symbols("b c", real=True)
+    expr = maxout(w1.dot(x) + b1, w2.dot(x) + b2)
+    return Example(expr, (w1, b1, w2, b2), {"x": x, "w": w1, "b": b1, "v": w2, "c": b2})
+
+
+register(Block(
+    name="maxout", family="activation", function=Maxout,
+    formula="maxout(x) = max(w^T x + b, v^T x + c)",
+    latex=r"\max(\mathbf{w}^{\top}\mathbf{x} + b,\ \mathbf{v}^{\top}\mathbf{x} + c)",
+    derivative=r"\frac{\partial}{\partial \mathbf{w}} = \mathbb{1}[\text{piece 1 is the max}]\,\mathbf{x}",
+    kink="ties: the gradient goes to the first largest piece (as PyTorch and numpy.argmax)",
+    example=_maxout_example,
+))

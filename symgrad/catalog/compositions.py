@@ -1,0 +1,119 @@
+"""Compositions: logistic regression, softmax regression and multi-layer networks, built
+from the blocks so that their gradients follow from the blocks' identities."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import sympy as sp
+
+from .activations import elu, leaky_relu, relu, sigmoid, softplus
+from .layers import dense
+from .losses import bce, bce_with_logits, softmax_cross_entropy, squared_l2
+from .registry import Block, Example, Simplex, Interval, register
+from .vectors import as_vector, matrix, to_sympy, vector
+
+__all__ = ["logistic_regression", "softmax_regression", "mlp", "ACTIVATIONS", "LOSSES"]
+
+ACTIVATIONS = {"sigmoid": sigmoid, "tanh": sp.tanh, "relu": relu, "softplus": softplus,
+               "leaky_relu": leaky_relu, "elu": elu, "identity": lambda z: z}
+LOSSES = {"squared_l2": squared_l2, "softmax_cross_entropy": softmax_cross_entropy,
+          "bce_with_logits": lambda z, y: bce_with_logits(as_vector(z)[0], y)}
+
+
+def logistic_regression(w, x, b, y) -> sp.Expr:
+    """L = BCE(σ(wᵀx + b), y): the seeds' single neuron with cross-entropy loss."""
+    w, x = as_vector(w, "w"), as_vector(x, "x")
+    if len(w) != len(x):
+        raise ValueError(f"logistic_regression: w has {len(w)} entries but x has {len(x)}")
+    return bce(sigmoid(w.dot(x) + to_sympy(b, "b")), y)
+
+
+def softmax_regression(W, x, b, y) -> sp.Expr:
+    """L = CE(softmax(W x + b), y) for a class index or a one-hot target vector y."""
+    return softmax_cross_entropy(dense(W, x, b), y)
+
+
+def mlp(x, y, widths: Sequence[int], activations: Sequence[str] | str = "sigmoid",
+        loss: str = "squared_l2", bias: bool = True) -> tuple[sp.Expr, dict[str, sp.Matrix]]:
+    """A fully connected network h_l = f_l(W_l h_{l−1} + b_l) with a linear last layer and a loss.
+
+    ``widths`` = (input, hidden…, output); ``activations``: one name for every hidden layer
+    or one per hidden layer (names of :data:`ACTIVATIONS`); ``loss``: a name of :data:`LOSSES`.
+    Returns (L, {"W1": W1, "b1": b1, …}).
+    """
+    widths = tuple(widths)
+    if len(widths) < 2 or any(not isinstance(w, int) or w < 1 for w in widths):
+        raise ValueError("mlp: widths must be at least (input, output) positive integers, e.g. (2, 3, 1)")
+    hidden = len(widths) - 2
+    acts = [activations] * hidden if isinstance(activations, str) else list(activations)
+    if len(acts) != hidden:
+        raise ValueError(f"mlp: {hidden} hidden layers but {len(acts)} activations")
+    for name in acts:
+        if name not in ACTIVATIONS:
+            raise ValueError(f"mlp: unknown activation {name!r}; choose from {', '.join(ACTIVATIONS)}")
+    if loss not in LOSSES:
+        raise ValueError(f"mlp: unknown loss {loss!r}; choose from {', '.join(LOSSES)}")
+    h = as_vector(x, "x")
+    if len(h) != widths[0]:
+        raise ValueError(f"mlp: x has {len(h)} entries but widths[0] = {widths[0]}")
+    params: dict[str, sp.Matrix] = {}
+    for layer, (n_in, n_out) in enumerate(zip(widths, widths[1:]), start=1):
+        W = params[f"W{layer}"] = matrix(f"W{layer}_", n_out, n_in)
+        b = params[f"b{layer}"] = vector(f"b{layer}_", n_out) if bias else None
+        z = dense(W, h, b)
+        h = z.applyfunc(ACTIVATIONS[acts[layer - 1]]) if layer <= hidden else z
+    return LOSSES[loss](h, y), params
+
+
+# --- examples -----------------------------------------------------------------------------------
+def _logistic_example() -> Example:
+    w, x = vector("w", 3), vector("x", 3)
+    b, y = sp.Symbol("b", real=True), sp.Symbol("y", real=True)
+    return Example(logistic_regression(w, x, b, y), (w, b), {"w": w, "x": x, "b": b, "y": y},
+                   domain={y: Interval(0.0, 1.0)})
+
+
+register(Block(
+    name="logistic_regression", family="composition",
+    formula="L = bce(sigmoid(w.x + b), y)",
+    latex=r"z = \mathbf{w}^{\top}\mathbf{x} + b,\quad a = \sigma(z),\quad \mathcal{L} = \operatorname{BCE}(a, y)",
+    derivative=r"\frac{\partial \mathcal{L}}{\partial \mathbf{w}} = (a - y)\,\mathbf{x},\quad"
+               r" \frac{\partial \mathcal{L}}{\partial b} = a - y",
+    example=_logistic_example,
+))
+
+
+def _softmax_reg_example() -> Example:
+    W, x, b, y = matrix("W", 3, 2), vector("x", 2), vector("b", 3), vector("y", 3)
+    return Example(softmax_regression(W, x, b, y), (W, b), {"W": W, "x": x, "b": b, "y": y},
+                   domain={tuple(y): Simplex(onehot=True)})
+
+
+register(Block(
+    name="softmax_regression", family="composition",
+    formula="L = cross_entropy(softmax(W x + b), y)",
+    latex=r"\mathbf{z} = W\mathbf{x} + \mathbf{b},\quad \mathbf{a} = \operatorname{softmax}(\mathbf{z}),"
+          r"\quad \mathcal{L} = -\sum_k y_k \log a_k",
+    derivative=r"\frac{\partial \mathcal{L}}{\partial W} = (\mathbf{a} - \mathbf{y})\,\mathbf{x}^{\top},\quad"
+               r" \frac{\partial \mathcal{L}}{\partial \mathbf{b}} = \mathbf{a} - \mathbf{y}",
+    example=_softmax_reg_example,
+))
+
+
+def _mlp_example() -> Example:
+    x, y = vector("x", 2), vector("y", 2)
+    loss, params = mlp(x, y, (2, 2, 2), "sigmoid", "squared_l2")
+    return Example(loss, tuple(params.values()), {**params, "x": x, "y": y})
+
+
+register(Block(
+    name="mlp", family="composition",
+    formula="L = ||W2 sigmoid(W1 x + b1) + b2 - y||^2   (widths 2-2-2)",
+    latex=r"\mathbf{h} = \sigma(W_1\mathbf{x} + \mathbf{b}_1),\quad \hat{\mathbf{y}} = W_2\mathbf{h} + \mathbf{b}_2,"
+          r"\quad \mathcal{L} = \lVert \hat{\mathbf{y}} - \mathbf{y} \rVert^2",
+    derivative=r"\frac{\partial \mathcal{L}}{\partial W_2} = 2(\hat{\mathbf{y}} - \mathbf{y})\mathbf{h}^{\top},\quad"
+               r" \frac{\partial \mathcal{L}}{\partial W_1} = \bigl(W_2^{\top} 2(\hat{\mathbf{y}} - \mathbf{y})"
+               r" \circ \mathbf{h} \circ (1 - \mathbf{h})\bigr)\mathbf{x}^{\top}",
+    example=_mlp_example,
+))

@@ -1,0 +1,135 @@
+"""Layers: dense, Lp pooling, log-average pooling and ‖Wx‖². Written through SymPy and the
+primitives; pooling takes explicit entries or an ``IndexedBase`` with a symbolic size n."""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from .registry import Block, Example, Interval, register
+from .vectors import as_vector, matrix, to_sympy, vector
+
+__all__ = ["dense", "lp_pool", "log_avg_pool", "sq_norm_linear", "pool_index"]
+
+pool_index = sp.Symbol("i", integer=True, positive=True)  # the summation index of pooled sums
+
+
+def dense(W, x, b=None) -> sp.Matrix:
+    """z = W x + b for a matrix W (m × n), a vector x (n) and a bias vector b (m)."""
+    if not isinstance(W, sp.MatrixBase):
+        raise TypeError("dense: W must be a sympy Matrix, e.g. symgrad.matrix('W', 2, 3)")
+    x = as_vector(x, "dense input x")
+    if W.cols != len(x):
+        raise ValueError(f"dense: W is {W.rows}×{W.cols} but x has {len(x)} entries")
+    z = W * x
+    if b is not None:
+        b = as_vector(b, "dense bias b")
+        if len(b) != W.rows:
+            raise ValueError(f"dense: W has {W.rows} rows but b has {len(b)} entries")
+        z = z + b
+    return z
+
+
+def _pooled_sum(x, term, n, what: str) -> tuple[sp.Expr, sp.Expr]:
+    """(Σ_i term(x_i), n) over explicit entries or over x[i], i = 1..n (IndexedBase)."""
+    if isinstance(x, sp.IndexedBase):
+        if n is None:
+            raise ValueError(f"{what}: an IndexedBase input needs its size, e.g. n=Symbol('n', integer=True, positive=True)")
+        n = to_sympy(n, "n")
+        return sp.Sum(term(x[pool_index]), (pool_index, 1, n)), n
+    entries = as_vector(x, f"{what} input")
+    return sp.Add(*[term(e) for e in entries]), sp.Integer(len(entries))
+
+
+def lp_pool(x, p, n=None) -> sp.Expr:
+    """y = (Σ_i x_i^p)^{1/p} for positive inputs x (entries, or IndexedBase with size n)."""
+    p = to_sympy(p, "p")
+    total, _ = _pooled_sum(x, lambda e: e ** p, n, "lp_pool")
+    return total ** (1 / p)
+
+
+def log_avg_pool(x, beta, n=None) -> sp.Expr:
+    """y = (1/β) log((1/n) Σ_i exp(β x_i)) (entries, or IndexedBase with size n)."""
+    beta = to_sympy(beta, "beta")
+    total, size = _pooled_sum(x, lambda e: sp.exp(beta * e), n, "log_avg_pool")
+    return sp.log(total / size) / beta
+
+
+def sq_norm_linear(W, x) -> sp.Expr:
+    """f(x, W) = ‖W x‖² = Σ_i (W x)_i²: the seeds' vectorized example."""
+    q = dense(W, x)
+    return sp.Add(*[qi ** 2 for qi in q])
+
+
+# --- examples ------------------------------------------------------------------------------------
+def _dense_example() -> Example:
+    W, x, b, g = matrix("W", 2, 3), vector("x", 3), vector("b", 2), vector("g", 2)
+    return Example(dense(W, x, b), (W, x, b), {"W": W, "x": x, "b": b, "g": g}, upstream=g)
+
+
+register(Block(
+    name="dense", family="layer",
+    formula="dense(W, x, b) = W x + b",
+    latex=r"\mathbf{z} = W\mathbf{x} + \mathbf{b}",
+    derivative=r"\frac{\partial L}{\partial W} = \mathbf{g}\,\mathbf{x}^{\top},\quad"
+               r" \frac{\partial L}{\partial \mathbf{x}} = W^{\top}\mathbf{g},\quad"
+               r" \frac{\partial L}{\partial \mathbf{b}} = \mathbf{g}"
+               r" \quad (\mathbf{g} = \partial L / \partial \mathbf{z})",
+    example=_dense_example,
+))
+
+
+def _indexed_pool_symbols():
+    x = sp.IndexedBase("x", positive=True)
+    n = sp.Symbol("n", integer=True, positive=True)
+    k = sp.Symbol("k", integer=True, positive=True)
+    upstream = sp.Symbol("y'", real=True)
+    return x, n, k, upstream
+
+
+def _lp_example() -> Example:
+    x, n, k, up = _indexed_pool_symbols()
+    p = sp.Symbol("p", positive=True)
+    return Example(lp_pool(x, p, n), (x[k],), {"x": x, "p": p, "n": n, "k": k, "y'": up},
+                   domain={x: Interval(0.1, 3.0), p: Interval(1.0, 4.0)}, upstream=up,
+                   sizes={n: 4, k: 2})
+
+
+register(Block(
+    name="lp_pool", family="layer",
+    formula="lp_pool(x, p) = (sum_i x_i^p)^(1/p)",
+    latex=r"y = \Bigl(\sum_{i=1}^{n} x_i^{p}\Bigr)^{1/p}",
+    derivative=r"x_k' = y' \, x_k^{p-1} \Bigl(\sum_{i} x_i^{p}\Bigr)^{\frac{1-p}{p}}",
+    example=_lp_example,
+))
+
+
+def _log_avg_example() -> Example:
+    x, n, k, up = _indexed_pool_symbols()
+    x = sp.IndexedBase("x", real=True)
+    beta = sp.Symbol("beta", positive=True)
+    return Example(log_avg_pool(x, beta, n), (x[k],), {"x": x, "beta": beta, "n": n, "k": k, "y'": up},
+                   domain={beta: Interval(0.2, 3.0)}, upstream=up, sizes={n: 4, k: 3})
+
+
+register(Block(
+    name="log_avg_pool", family="layer",
+    formula="log_avg_pool(x, beta) = (1/beta) log((1/n) sum_i exp(beta x_i))",
+    latex=r"y = \frac{1}{\beta}\log\Bigl(\frac{1}{n}\sum_{i=1}^{n} e^{\beta x_i}\Bigr)",
+    derivative=r"x_k' = y' \, \frac{e^{\beta x_k}}{\sum_{i} e^{\beta x_i}}",
+    example=_log_avg_example,
+))
+
+
+def _sq_norm_example() -> Example:
+    W, x = matrix("W", 2, 2), vector("x", 2)
+    return Example(sq_norm_linear(W, x), (W, x), {"W": W, "x": x})
+
+
+register(Block(
+    name="sq_norm_linear", family="layer",
+    formula="sq_norm_linear(W, x) = ||W x||^2",
+    latex=r"f(\mathbf{x}, W) = \lVert W\mathbf{x} \rVert^2 = \sum_i (W\mathbf{x})_i^2",
+    derivative=r"\frac{\partial f}{\partial W} = 2 W\mathbf{x}\mathbf{x}^{\top},\quad"
+               r" \frac{\partial f}{\partial \mathbf{x}} = 2 W^{\top} W \mathbf{x}",
+    example=_sq_norm_example,
+))
