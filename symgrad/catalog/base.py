@@ -86,6 +86,9 @@ class Primitive(sp.Function):
         tex = rf"{self.latex_name}\left({args}\right)"
         return tex if exp is None else rf"{tex}^{{{exp}}}"
 
+    def _symgrad_numpy(self, printer):
+        return printer.print_block(self)
+
     def latex_args(self) -> tuple:
         return self.args
 

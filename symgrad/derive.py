@@ -1,0 +1,342 @@
+"""Derive: derivatives, gradients and Jacobians in textbook form.
+
+``derive(expr, wrt)`` folds elementary forms into catalog blocks, lets SymPy's chain
+rule call each block's derivative identity (``fdiff``), then brings the product to
+textbook form (``simplify.textbook``). It also keeps the plain-SymPy derivative of the
+elementary expression (``raw``) and the seeds' chain of local gradients (``steps``).
+
+Shapes: the gradient of a scalar has the shape of ``wrt`` (a symbol, or a Matrix of
+symbols); the derivative of a vector expression with respect to a vector is its
+Jacobian (rows: outputs, columns: inputs); with ``upstream=g`` the result is the
+vector–Jacobian product gᵀ ∂expr/∂wrt (the seeds' "local gradient × upstream gradient").
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence, Union
+
+import sympy as sp
+
+from .catalog.base import Primitive, constraints_of
+from .errors import SymgradLimit
+from .simplify import Budget, elementary, fold, textbook
+
+__all__ = ["derive", "Derivation", "Step"]
+
+WrtLike = Union[sp.Symbol, sp.Indexed, sp.MatrixBase, str]
+Result = Union[sp.Expr, sp.MatrixBase]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One line of a derivation: ``lhs = rhs``, with what was done (``kind``)."""
+
+    kind: str  # "goal" | "local" | "chain" | "raw" | "textbook"
+    lhs: sp.Basic
+    rhs: sp.Basic
+    note: str = ""
+
+
+@dataclass
+class Derivation:
+    """The derivative of ``expr`` with respect to ``wrt``, in textbook and plain form.
+
+    ``expr`` is what was differentiated: the user's expression after folding (and, with
+    an ``upstream`` gradient g, the contraction gᵀ·expr).
+
+    ``result``/``raw`` are one expression (or Matrix) for a single ``wrt`` and a tuple,
+    in the order given, for a list. ``assumptions`` lists what the textbook form uses
+    (Σ y = 1 for targets, 1 ≤ k ≤ n for indices); ``notes`` lists bounds that were hit.
+    """
+
+    expr: sp.Basic
+    wrt: tuple[sp.Basic, ...]
+    result: Any
+    raw: Any
+    upstream: sp.Basic | None = None
+    steps: list[Step] = field(default_factory=list)
+    intermediates: dict[sp.Symbol, sp.Expr] = field(default_factory=dict)
+    assumptions: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    single: bool = True
+
+    # -- views ------------------------------------------------------------------------
+    @property
+    def results(self) -> tuple:
+        """The textbook results as a tuple (one per ``wrt``)."""
+        return (self.result,) if self.single else tuple(self.result)
+
+    @property
+    def raws(self) -> tuple:
+        return (self.raw,) if self.single else tuple(self.raw)
+
+    @property
+    def named(self) -> Any:
+        """The result written with the intermediates' names (a = σ(z), …)."""
+        back = {v: k for k, v in self.intermediates.items()}
+        out = tuple(r.xreplace(back) for r in self.results)
+        return out[0] if self.single else out
+
+    def free_symbols(self) -> list[sp.Symbol]:
+        """Every input symbol, sorted by name: the compiled function's keyword arguments."""
+        syms = set(_free(self.expr))
+        for r in self.results:
+            syms |= _free(r)
+        if self.upstream is not None:
+            syms |= _free(self.upstream)
+        return sorted(syms, key=lambda s: s.name)
+
+    # -- the next stages of the pipeline ----------------------------------------------
+    def compile(self, *, stable: bool = True):
+        """A NumPy function of the free symbols (keywords, by name) computing ``result``.
+
+        For a list ``wrt`` it returns a tuple in the same order; matrix results come back
+        as arrays of the matrix's shape (after any broadcast batch axes)."""
+        from .compiler import compile_derivation
+
+        return compile_derivation(self, stable=stable)
+
+    def latex(self, **options) -> str:
+        """An ``align*`` derivation: goal, local gradients, chain rule, plain SymPy, textbook."""
+        from .printing import derivation_latex
+
+        return derivation_latex(self, **options)
+
+    def check(self, **options):
+        """Cross-check ``result`` numerically (finite differences and plain SymPy)."""
+        from .check import cross_check
+
+        return cross_check(self, **options)
+
+    def _repr_latex_(self) -> str:
+        from .printing import latex
+
+        return "$\\displaystyle " + latex(self.named if self.single else sp.Tuple(*self.named)) + "$"
+
+    def __str__(self) -> str:
+        names = ", ".join(_name(w) for w in self.wrt)
+        body = self.result if self.single else tuple(self.result)
+        return f"d/d({names}) {sp.sstr(self.expr)} = {sp.sstr(body)}"
+
+
+# --- the pipeline step ----------------------------------------------------------------------
+def derive(expr: Any, wrt: WrtLike | Sequence[WrtLike], *, upstream: Any = None,
+           timeout: float = 5.0) -> Derivation:
+    r"""Differentiate ``expr`` with respect to ``wrt`` and bring the result to textbook form.
+
+    .. math:: \frac{\partial f}{\partial w} = \prod_k \frac{\partial u_k}{\partial u_{k+1}}
+              \quad\text{e.g.}\quad \frac{d\sigma}{dx} = \sigma(x)\,(1 - \sigma(x))
+
+    ``expr``: a SymPy expression or Matrix (catalog blocks or plain SymPy), or text parsed
+    by symgrad's whitelisting parser. ``wrt``: a symbol, an indexed entry ``x[k]``, a Matrix
+    of symbols, a symbol name, or a list of these. ``upstream``: an upstream gradient of the
+    shape of ``expr`` (gives the vector–Jacobian product). ``timeout``: seconds for the
+    bounded simplification steps (a bound that is hit is listed in ``notes``).
+    """
+    started = time.perf_counter()
+    expr = _as_expression(expr)
+    single = not isinstance(wrt, (list, tuple))
+    wrts = [wrt] if single else list(wrt)
+    if not wrts:
+        raise ValueError("wrt is empty: name at least one variable to differentiate with respect to")
+    wrts = [_resolve_wrt(w, expr) for w in wrts]
+    target = expr if upstream is None else _contract(expr, upstream)
+
+    folded = fold(target)
+    groups = constraints_of(folded)
+    plain = elementary(target)
+    budget = Budget(timeout)
+    index_notes: list[str] = []
+
+    results, raws = [], []
+    for w in wrts:
+        results.append(_entrywise(folded, w, lambda e, v: textbook(sp.diff(e, v), groups, budget, index_notes)))
+        raws.append(_entrywise(plain, w, lambda e, v: sp.diff(e, v)))
+
+    assumptions = [f"{' + '.join(sp.sstr(g) for g in group)} = 1 (targets lie on the simplex)"
+                   for group in groups]
+    assumptions += [f"{note} (the index lies in the summation range)" for note in index_notes]
+    steps, names = _chain_steps(folded, wrts[0], results[0], raws[0]) if single else ([], {})
+    return Derivation(
+        expr=folded, wrt=tuple(wrts), result=results[0] if single else tuple(results),
+        raw=raws[0] if single else tuple(raws), upstream=_as_upstream(upstream),
+        steps=steps, intermediates=names, assumptions=assumptions, notes=list(budget.hits),
+        seconds=time.perf_counter() - started, single=single,
+    )
+
+
+# --- inputs ------------------------------------------------------------------------------------
+def _as_expression(expr: Any) -> sp.Basic:
+    if isinstance(expr, str):
+        from .parse import parse
+
+        return parse(expr)
+    if isinstance(expr, (list, tuple)):
+        from .catalog.vectors import as_vector
+
+        return as_vector(expr, "expression")
+    if isinstance(expr, sp.MatrixBase):
+        return sp.Matrix(expr)
+    if isinstance(expr, sp.MatrixExpr):
+        raise SymgradLimit(
+            "matrix-symbol expressions (MatrixSymbol) are not differentiated yet; "
+            "use explicit entries: symgrad.matrix('W', m, n) and symgrad.vector('x', n)"
+        )
+    if isinstance(expr, sp.Expr):
+        return expr
+    if isinstance(expr, (int, float)):
+        return sp.sympify(expr)  # a number: nothing to parse
+    raise TypeError(f"cannot differentiate a {type(expr).__name__}; pass a SymPy expression, a Matrix or text")
+
+
+def _as_upstream(upstream: Any) -> sp.Basic | None:
+    if upstream is None:
+        return None
+    if isinstance(upstream, (list, tuple, sp.MatrixBase)):
+        from .catalog.vectors import as_vector
+
+        return sp.Matrix(upstream) if isinstance(upstream, sp.MatrixBase) else as_vector(upstream, "upstream")
+    from .catalog.vectors import to_sympy
+
+    return to_sympy(upstream, "upstream")
+
+
+def _contract(expr: sp.Basic, upstream: Any) -> sp.Expr:
+    """gᵀ expr: the scalar whose gradient is the vector–Jacobian product."""
+    g = _as_upstream(upstream)
+    if isinstance(expr, sp.MatrixBase):
+        if not isinstance(g, sp.MatrixBase) or len(g) != len(expr):
+            raise ValueError(f"upstream must have the shape of the expression ({expr.rows}×{expr.cols})")
+        return sp.Add(*[gi * ei for gi, ei in zip(g, expr)])
+    if isinstance(g, sp.MatrixBase):
+        raise ValueError("the expression is a scalar: its upstream gradient must be a scalar too")
+    return g * expr
+
+
+def _free(obj: sp.Basic) -> set:
+    """Free symbols, with IndexedBase names standing for their entries."""
+    out = set()
+    for s in obj.free_symbols:
+        if isinstance(s, sp.Indexed):
+            continue
+        out.add(s)
+    for idx in obj.atoms(sp.Indexed):
+        out.discard(idx.base.label)
+        out.add(idx.base)
+        out.discard(idx.base)
+        out.add(idx.base.label)
+    # bound summation indices are not inputs
+    for s in obj.atoms(sp.Sum):
+        for lim in s.limits:
+            out.discard(lim[0])
+    return out
+
+
+def _name(w: sp.Basic) -> str:
+    return sp.sstr(w) if not isinstance(w, sp.MatrixBase) else f"[{', '.join(sp.sstr(e) for e in w)}]"
+
+
+def _resolve_wrt(w: WrtLike, expr: sp.Basic) -> sp.Basic:
+    symbols = sorted({s for s in expr.free_symbols if isinstance(s, sp.Symbol)}, key=lambda s: s.name)
+    listing = ", ".join(s.name for s in symbols) or "none"
+    if isinstance(w, str):
+        matches = [s for s in symbols if s.name == w]
+        if not matches:
+            raise ValueError(f"cannot differentiate with respect to {w!r}: it is not a symbol of the expression (its symbols: {listing})")
+        return matches[0]
+    if isinstance(w, (list, tuple)):
+        from .catalog.vectors import as_vector
+
+        w = as_vector(w, "wrt")
+    if isinstance(w, sp.MatrixBase):
+        if not all(isinstance(e, (sp.Symbol, sp.Indexed)) for e in w):
+            raise TypeError("a matrix wrt must hold symbols only (e.g. symgrad.matrix('W', 2, 2))")
+        if not any(expr.has(e) for e in w):
+            raise ValueError(f"none of the entries of wrt appear in the expression (its symbols: {listing})")
+        return sp.Matrix(w)
+    if isinstance(w, sp.Indexed):
+        if not expr.has(w.base):
+            raise ValueError(f"cannot differentiate with respect to {w}: {w.base} does not appear in the expression")
+        return w
+    if isinstance(w, sp.Symbol):
+        if not expr.has(w):
+            hint = ""
+            same = [s for s in symbols if s.name == w.name]
+            if same:
+                hint = (f"; the expression has a symbol {w.name!r} with other assumptions "
+                        f"({'real' if same[0].is_real else 'no assumptions'}): use that symbol or its name")
+            raise ValueError(f"cannot differentiate with respect to {w.name!r}: it does not appear in the expression (its symbols: {listing}){hint}")
+        return w
+    raise TypeError(f"wrt must be a symbol, an indexed entry, a Matrix of symbols or a name, got {type(w).__name__}")
+
+
+def _entrywise(expr: sp.Basic, w: sp.Basic, d) -> Result:
+    """∂expr/∂w with the documented shapes (gradient in the shape of w; Jacobian m × n)."""
+    if not isinstance(expr, sp.MatrixBase):
+        if isinstance(w, sp.MatrixBase):
+            return w.applyfunc(lambda v: d(expr, v))
+        return d(expr, w)
+    if not isinstance(w, sp.MatrixBase):
+        return expr.applyfunc(lambda e: d(e, w))
+    if 1 in expr.shape and 1 in w.shape:
+        return sp.Matrix(len(expr), len(w), lambda i, j: d(list(expr)[i], list(w)[j]))
+    raise SymgradLimit(
+        f"the derivative of a {expr.rows}×{expr.cols} matrix with respect to a {w.rows}×{w.cols} "
+        "matrix is a 4-way tensor; pass upstream=G (same shape as the expression) for the "
+        "vector–Jacobian product, as backprop does"
+    )
+
+
+# --- the seeds' chain of local gradients ---------------------------------------------------------
+_NAMES = ("a", "z", "u", "v", "q", "r", "s")
+
+
+def _chain_steps(expr: sp.Basic, w: sp.Basic, result, raw) -> tuple[list[Step], dict]:
+    """Goal, the local gradient of each block on the path to w, their product, the results.
+
+    Intermediates on the path get the seeds' names (L or f at the top, then a, z, …), so
+    ∂L/∂a = −y/a + (1 − y)/(1 − a), ∂a/∂z = a(1 − a), ∂z/∂w = x for BCE(σ(wx + b), y)."""
+    d = lambda top: sp.Derivative(top, w, evaluate=False)  # noqa: E731
+    if isinstance(expr, sp.MatrixBase) or isinstance(w, sp.MatrixBase):
+        goal = sp.Symbol("J")
+        return [Step("raw", goal, raw, "plain SymPy, elementary form"),
+                Step("textbook", goal, result, "textbook form")], {}
+    top = sp.Symbol("L" if _is_loss(expr) else "f")
+    chain: list[tuple[sp.Symbol, sp.Basic]] = [(top, expr)]
+    node = expr
+    while isinstance(node, sp.Function) and len(chain) <= len(_NAMES):
+        moving = [a for a in node.args if a.has(w)]
+        if len(moving) != 1 or moving[0] == w:
+            break
+        node = moving[0]
+        chain.append((sp.Symbol(_NAMES[len(chain) - 1]), node))
+    rename = {value: name for name, value in chain[1:]}
+    steps = [Step("goal", d(top), d(expr), "what we want")]
+    locals_: list[sp.Expr] = []
+    for position, (name, value) in enumerate(chain):
+        inner_name, inner_value = chain[position + 1] if position + 1 < len(chain) else (w, w)
+        local = sp.diff(value, w) if inner_value is w else _local(value, inner_value)
+        local = local.xreplace(rename)
+        locals_.append(local)
+        steps.append(Step("local", sp.Derivative(name, inner_name, evaluate=False), local, "local gradient"))
+    if len(locals_) > 1:
+        steps.append(Step("chain", d(top), sp.Mul(*locals_, evaluate=False),
+                          "chain rule: product of the local gradients"))
+    steps.append(Step("raw", d(top), raw, "plain SymPy, elementary form"))
+    steps.append(Step("textbook", d(top), result.xreplace(rename), "textbook form"))
+    return steps, {name: value for name, value in chain[1:]}
+
+
+def _local(node: sp.Basic, arg: sp.Basic) -> sp.Expr:
+    """∂node/∂arg where arg is one argument of the function node (its fdiff)."""
+    idx = list(node.args).index(arg) + 1
+    return node.fdiff(idx) if isinstance(node, sp.Function) else sp.diff(node, arg)
+
+
+def _is_loss(expr: sp.Basic) -> bool:
+    from .catalog.losses import BCE, BCEWithLogits, CrossEntropy
+
+    return isinstance(expr, (BCE, BCEWithLogits, CrossEntropy))

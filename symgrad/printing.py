@@ -1,0 +1,93 @@
+"""Printing: symgrad's LaTeX printer (a SymPy ``LatexPrinter`` subclass) and derivations.
+
+Blocks print through their own ``_latex`` methods (σ, ReLU, softmax…); this printer adds
+what SymPy lacks: symbol names are escaped (a name can never inject LaTeX commands),
+layer-indexed names print in the seeds' notation (``W1_11`` → ``W^{[1]}_{11}``), and
+``derivation_latex`` writes a derivation as an ``align*``, one step per line.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .derive import Derivation
+
+__all__ = ["SymgradLatexPrinter", "latex", "derivation_latex", "escape_text"]
+
+_PLAIN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*'*$")
+_LAYER_NAME = re.compile(r"^([A-Za-z]+)(\d+)_(\d+)$")
+_TEXT_ESCAPES = {
+    "\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "_": r"\_", "^": r"\textasciicircum{}",
+    "$": r"\$", "&": r"\&", "#": r"\#", "%": r"\%", "~": r"\textasciitilde{}",
+}
+
+
+def escape_text(text: str) -> str:
+    """``text`` made safe inside ``\\text{…}``: no character keeps a LaTeX meaning."""
+    return "".join(_TEXT_ESCAPES.get(ch, ch) if ch.isprintable() else "?" for ch in text)
+
+
+class SymgradLatexPrinter(LatexPrinter):
+    """SymPy's LaTeX printer with safe symbol names and the seeds' notation."""
+
+    def _print_Symbol(self, expr, style="plain"):
+        name = expr.name
+        layer = _LAYER_NAME.match(name)
+        if layer:
+            base, lay, idx = layer.groups()
+            return f"{self._deal_with_super_sub(base)}^{{[{lay}]}}_{{{idx}}}"
+        if _PLAIN_NAME.match(name):
+            return super()._print_Symbol(expr, style=style)
+        return rf"\text{{{escape_text(name)}}}"
+
+    _print_Dummy = _print_Symbol
+
+    def _print_IndexedBase(self, expr):
+        return self._print(expr.label)
+
+
+def latex(expr: sp.Basic, **settings) -> str:
+    r"""The LaTeX of ``expr`` with symgrad's printer: ``latex(sigmoid(x))`` → ``\sigma\left(x\right)``."""
+    return SymgradLatexPrinter(settings).doprint(expr)
+
+
+def _tex(obj: sp.Basic) -> str:
+    if isinstance(obj, sp.Derivative):  # ∂L/∂w: a fraction of names, not SymPy's d/dx form
+        (var, count), = obj.variable_count
+        num = latex(obj.expr) if isinstance(obj.expr, sp.Symbol) else ""
+        if num:
+            return rf"\frac{{\partial {num}}}{{\partial {latex(var)}}}"
+        return rf"\frac{{\partial}}{{\partial {latex(var)}}} {latex(obj.expr)}"
+    return latex(obj)
+
+
+def derivation_latex(derivation: "Derivation", *, numbered: bool = False, raw: bool = True) -> str:
+    """The derivation as an ``align*`` (``align`` when numbered), one step per line."""
+    env = "align" if numbered else "align*"
+    lines: list[str] = []
+    if derivation.steps:
+        previous_lhs = None
+        for step in derivation.steps:
+            if step.kind == "raw" and not raw:
+                continue
+            if step.kind == "goal":
+                continue
+            lhs = _tex(step.lhs)
+            shown = "" if lhs == previous_lhs else lhs
+            lines.append(rf"{shown} &= {_tex(step.rhs)} && \text{{{escape_text(step.note)}}}")
+            previous_lhs = lhs
+    else:
+        for w, r in zip(derivation.wrt, derivation.results):
+            lines.append(rf"\frac{{\partial f}}{{\partial {latex(w)}}} &= {latex(r)}")
+    if derivation.intermediates:
+        where = ",\\ ".join(f"{latex(k)} = {latex(v)}" for k, v in derivation.intermediates.items())
+        lines.append(rf"&\text{{where }} {where}")
+    for assumption in derivation.assumptions:
+        lines.append(rf"&\text{{using {escape_text(assumption)}}}")
+    body = " \\\\\n".join(lines)
+    return f"\\begin{{{env}}}\n{body}\n\\end{{{env}}}"
