@@ -160,6 +160,7 @@ def derive(expr: Any, wrt: WrtLike | Sequence[WrtLike], *, upstream: Any = None,
                    for group in groups]
     assumptions += [f"{note} (the index lies in the summation range)" for note in index_notes]
     steps, names = _chain_steps(folded, wrts[0], results[0], raws[0]) if single else ([], {})
+    names = _name_outputs(results, folded, names)
     return Derivation(
         expr=folded, wrt=tuple(wrts), result=results[0] if single else tuple(results),
         raw=raws[0] if single else tuple(raws), upstream=_as_upstream(upstream),
@@ -328,6 +329,39 @@ def _chain_steps(expr: sp.Basic, w: sp.Basic, result, raw) -> tuple[list[Step], 
     steps.append(Step("raw", d(top), raw, "plain SymPy, elementary form"))
     steps.append(Step("textbook", d(top), result.xreplace(rename), "textbook form"))
     return steps, {name: value for name, value in chain[1:]}
+
+
+def _name_outputs(results: Sequence, expr: sp.Basic, names: dict) -> dict:
+    """Give the block outputs left in the results the seeds' names: softmax entries a_1 … a_C,
+    other activations a (or a1, a2, … when there are several), avoiding the expression's names."""
+    from .catalog.activations import SoftmaxEntry, elu, leaky_relu, relu, sigmoid, softplus
+
+    outputs = (sigmoid, sp.tanh, softplus, relu, elu, leaky_relu)
+    taken = {s.name for s in expr.free_symbols if isinstance(s, sp.Symbol)} | {k.name for k in names}
+    known = set(names.values())
+    groups: dict[tuple, dict[int, sp.Basic]] = {}
+    scalars: list[sp.Basic] = []
+    for r in results:
+        for node in sp.preorder_traversal(r):
+            if isinstance(node, SoftmaxEntry) and node.args[0].is_Integer:
+                groups.setdefault(node.args[1:], {})[int(node.args[0])] = node
+            elif isinstance(node, outputs) and node not in known and node not in scalars:
+                scalars.append(node)
+    letters = (c for c in "ahpquv" if not any(t == c or (t.startswith(c) and t[1:].isdigit()) for t in taken))
+    named = dict(names)
+    for entries in groups.values():
+        letter = next(letters, None)
+        if letter is None:
+            return named
+        named.update({sp.Symbol(f"{letter}{i}"): e for i, e in sorted(entries.items())})
+    if scalars:
+        letter = next(letters, None)
+        if letter is not None:
+            if len(scalars) == 1:
+                named[sp.Symbol(letter)] = scalars[0]
+            else:
+                named.update({sp.Symbol(f"{letter}{k}"): node for k, node in enumerate(scalars, start=1)})
+    return named
 
 
 def _local(node: sp.Basic, arg: sp.Basic) -> sp.Expr:

@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
+from sympy.printing.str import StrPrinter
 
 if TYPE_CHECKING:  # pragma: no cover
     from .derive import Derivation
 
-__all__ = ["SymgradLatexPrinter", "latex", "derivation_latex", "escape_text"]
+__all__ = ["SymgradLatexPrinter", "SymgradStrPrinter", "latex", "text", "derivation_latex", "escape_text"]
 
 _PLAIN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*'*$")
 _LAYER_NAME = re.compile(r"^([A-Za-z]+)(\d+)_(\d+)$")
@@ -32,8 +33,56 @@ def escape_text(text: str) -> str:
     return "".join(_TEXT_ESCAPES.get(ch, ch) if ch.isprintable() else "?" for ch in text)
 
 
+def _textbook_add(printer, expr, parent_print_add, order=None):
+    """Sums with their positive terms first: σ − y rather than −y + σ."""
+    terms = list(printer._as_ordered_terms(expr, order=order))
+    positive = [t for t in terms if not t.could_extract_minus_sign()]
+    if positive and terms[0].could_extract_minus_sign():
+        terms = positive + [t for t in terms if t.could_extract_minus_sign()]
+        return parent_print_add(printer, sp.Add(*terms, evaluate=False), order="none")
+    return parent_print_add(printer, expr, order=order)
+
+
+def _textbook_mul(printer, expr, parent_print_mul):
+    """Products with their sum factors last: σ(x)(1 − σ(x)) rather than (1 − σ(x))σ(x)."""
+    if sp.fraction(expr)[1] != 1:
+        return parent_print_mul(printer, expr)
+    factors = list(expr.as_ordered_factors())
+    is_sum = [isinstance(f, sp.Add) or (isinstance(f, sp.Pow) and isinstance(f.base, sp.Add)) for f in factors]
+    reordered = [f for f, b in zip(factors, is_sum) if not b] + [f for f, b in zip(factors, is_sum) if b]
+    if reordered == factors:
+        return parent_print_mul(printer, expr)
+    saved = printer._settings.get("order")
+    printer._settings["order"] = "none"
+    try:
+        return parent_print_mul(printer, sp.Mul(*reordered, evaluate=False))
+    finally:
+        printer._settings["order"] = saved
+
+
+class SymgradStrPrinter(StrPrinter):
+    """SymPy's text printer with the textbook order of terms and factors."""
+
+    def _print_Add(self, expr, order=None):
+        return _textbook_add(self, expr, StrPrinter._print_Add, order)
+
+    def _print_Mul(self, expr):
+        return _textbook_mul(self, expr, StrPrinter._print_Mul)
+
+
+def text(expr: sp.Basic) -> str:
+    """Plain text of ``expr`` (SymPy syntax, sums positive terms first): ``x*(a - y)``."""
+    return SymgradStrPrinter().doprint(expr)
+
+
 class SymgradLatexPrinter(LatexPrinter):
     """SymPy's LaTeX printer with safe symbol names and the seeds' notation."""
+
+    def _print_Add(self, expr, order=None):
+        return _textbook_add(self, expr, LatexPrinter._print_Add, order)
+
+    def _print_Mul(self, expr):
+        return _textbook_mul(self, expr, LatexPrinter._print_Mul)
 
     def _print_Symbol(self, expr, style="plain"):
         name = expr.name

@@ -244,15 +244,39 @@ def _atomize(expr: sp.Expr) -> tuple[sp.Expr, dict]:
     return walk(expr), {d: n for n, d in mapping.items()}
 
 
+def _leads_negative(add: sp.Add) -> bool:
+    return sp.sstr(add).startswith("-")
+
+
 def _normalise_sign(expr: sp.Expr) -> sp.Expr:
-    """−x(y − σ) → x(σ − y): move a leading minus into the single Add factor."""
-    if isinstance(expr, sp.Mul) and expr.could_extract_minus_sign():
-        adds = [a for a in expr.args if isinstance(a, sp.Add)]
-        if len(adds) == 1:
-            others = [a for a in (-expr).args if a is not adds[0]] if isinstance(-expr, sp.Mul) else []
-            if others or isinstance(-expr, sp.Mul):
-                return sp.Mul(*[a for a in (-expr).args if a != adds[0]], sp.expand(-adds[0]))
-    return expr
+    """Signs the textbook way: −x(y − σ) → x(σ − y), (y − a)/(a(a − 1)) → (a − y)/(a(1 − a)).
+
+    Every sum factor is written with a positive leading term; a leftover minus sign is
+    absorbed by a sum factor (preferring one that then starts with a number, like 1 − a)."""
+    if not isinstance(expr, sp.Mul):
+        return expr
+    sign, factors = 1, []
+    for f in expr.args:
+        if f.is_Number and f.is_negative:
+            sign, f = -sign, -f
+        base, e = (f.base, f.exp) if isinstance(f, sp.Pow) and f.exp.is_Integer else (f, sp.S.One)
+        if isinstance(base, sp.Add) and _leads_negative(base):
+            f = sp.Pow(-base, e)
+            sign = -sign if int(e) % 2 else sign
+        factors.append(f)
+    if sign < 0:
+        odd = [i for i, f in enumerate(factors)
+               if isinstance(f, sp.Add) or (isinstance(f, sp.Pow) and isinstance(f.base, sp.Add)
+                                            and f.exp.is_Integer and int(f.exp) % 2)]
+        if not odd:
+            return sp.Mul(-1, *factors)
+        def flipped(i):
+            f = factors[i]
+            return -f if isinstance(f, sp.Add) else sp.Pow(-f.base, f.exp)
+        starts_with_number = [i for i in odd if (lambda g: (g.base if isinstance(g, sp.Pow) else g).args[0].is_Number)(flipped(i))]
+        pick = (starts_with_number or odd)[0]
+        factors[pick] = flipped(pick)
+    return sp.Mul(*factors)
 
 
 def _tidy_exponents(expr: sp.Expr) -> sp.Expr:
@@ -280,15 +304,16 @@ def textbook(expr: sp.Expr, groups: Sequence[tuple[sp.Expr, ...]] = (), budget: 
     expr = resolve_delta_sums(expr, notes)
     expr = apply_simplex(expr, groups)
     atoms, back = _atomize(expr)
-    candidates = [atoms]
+    candidates = []
     if sp.count_ops(atoms) <= FACTOR_OPS_LIMIT:
-        steps = (("cancel", sp.cancel), ("factor", sp.factor), ("factor_terms", sp.factor_terms))
+        steps = (("factor", sp.factor), ("cancel", sp.cancel), ("factor_terms", sp.factor_terms))
         for name, fn in steps:
             out = budget.run(f"textbook form ({name})", lambda fn=fn: fn(atoms), cap=max(budget.seconds / 4, 0.5))
             if out is not None:
                 candidates.append(out)
     else:
         budget.hits.append(f"textbook form: not factored ({sp.count_ops(atoms)} operations > {FACTOR_OPS_LIMIT})")
+    candidates.append(atoms)  # ties go to the factored forms, listed first
     best = min((_normalise_sign(c) for c in candidates), key=_score)
     # powers of one base always combine (S^{1/p}/S → S^{(1-p)/p}), the textbook way
     best = sp.powsimp(best, combine="exp")

@@ -264,30 +264,30 @@ register(Block(
 
 
 # --- softmax and log-softmax (vector blocks: entries indexed from 1, as the seeds) -----------
-def _stack_last(values):
-    return np.stack(np.broadcast_arrays(*values), axis=-1)
-
-
-def _take_entry(values, i):
-    i = np.asarray(i)
-    if i.ndim == 0:
-        return values[..., int(i) - 1]
-    i, values = np.broadcast_arrays(i[..., None], values)
-    return np.take_along_axis(values, i[..., :1].astype(np.intp) - 1, axis=-1)[..., 0]
-
-
 def softmax_entry_np(i, *z):
     """a_i = exp(z_i − max z) / Σ_j exp(z_j − max z): the shifted softmax never overflows."""
-    z = _stack_last(z)
+    z = np.stack(np.broadcast_arrays(*z), axis=-1)
     e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return _take_entry(e, i) / e.sum(axis=-1)
+    i = np.asarray(i)
+    if i.ndim == 0:
+        picked = e[..., int(i) - 1]
+    else:  # a class index per sample
+        i, e = np.broadcast_arrays(i[..., None], e)
+        picked = np.take_along_axis(e, i[..., :1].astype(np.intp) - 1, axis=-1)[..., 0]
+    return picked / e.sum(axis=-1)
 
 
 def log_softmax_entry_np(i, *z):
     """log a_i = (z_i − m) − log Σ_j exp(z_j − m) with m = max z."""
-    z = _stack_last(z)
+    z = np.stack(np.broadcast_arrays(*z), axis=-1)
     shifted = z - z.max(axis=-1, keepdims=True)
-    return _take_entry(shifted, i) - np.log(np.exp(shifted).sum(axis=-1))
+    i = np.asarray(i)
+    if i.ndim == 0:
+        picked = shifted[..., int(i) - 1]
+    else:  # a class index per sample
+        i, shifted = np.broadcast_arrays(i[..., None], shifted)
+        picked = np.take_along_axis(shifted, i[..., :1].astype(np.intp) - 1, axis=-1)[..., 0]
+    return picked - np.log(np.exp(shifted).sum(axis=-1))
 
 
 class SoftmaxEntry(Primitive):
@@ -373,7 +373,7 @@ register(Block(
 # --- maxout and the max gate's router -------------------------------------------------------
 def route_np(k, *u):
     """1 where u_k is the (first) largest of u, else 0: the max gate routes the gradient."""
-    u = _stack_last(u)
+    u = np.stack(np.broadcast_arrays(*u), axis=-1)
     return (np.argmax(u, axis=-1) == int(k) - 1).astype(np.result_type(u.dtype, np.float16))
 
 

@@ -1,0 +1,199 @@
+"""The ``symgrad`` command: catalog, derive, report.
+
+Bad input gets one line on stderr and exit code 2; a failed cross-check exits 1; nothing
+prints a traceback. User text is parsed by the whitelisting parser (``symgrad.parse``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from typing import Sequence
+
+import sympy as sp
+
+from . import __version__
+from .catalog.registry import blocks, get_block
+from .errors import SymgradError
+
+__all__ = ["main"]
+
+_BARE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="symgrad", description="Derive, verify and compile the gradients of ML math.")
+    parser.add_argument("--version", action="version", version=f"symgrad {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    cat = sub.add_parser("catalog", help="list the catalog's blocks with their formulas")
+    cat.add_argument("--family", choices=["activation", "loss", "layer", "composition"])
+    cat.add_argument("--json", action="store_true", help="print JSON")
+
+    der = sub.add_parser("derive", help="derive a catalog block or an expression in textbook form")
+    der.add_argument("target", metavar="NAME|EXPR", help="a catalog block name or an expression such as 'sigmoid(w*x + b)'")
+    der.add_argument("--wrt", help="comma-separated variables (symbols, or a block's inputs such as W)")
+    fmt = der.add_mutually_exclusive_group()
+    fmt.add_argument("--latex", action="store_true", help="print the align* derivation")
+    fmt.add_argument("--python", action="store_true", help="print a standalone NumPy module")
+    fmt.add_argument("--json", action="store_true", help="print JSON")
+    der.add_argument("--timeout", type=float, default=5.0, help="seconds for the bounded simplification (default 5)")
+
+    rep = sub.add_parser("report", help="the main job: derive, compile and cross-check the whole catalog")
+    rep.add_argument("-o", "--output", default="symgrad-report", help="folder for report.tex and report.json")
+    rep.add_argument("--only", help="comma-separated block names")
+    rep.add_argument("--quiet", action="store_true", help="no progress lines")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``symgrad`` console script; returns the exit code."""
+    parser = _build_parser()
+    args = parser.parse_args(_values_with_minus(list(sys.argv[1:] if argv is None else argv)))
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return {"catalog": _catalog, "derive": _derive, "report": _report}[args.command](args)
+    except (SymgradError, ValueError, TypeError, KeyError, NotImplementedError) as exc:
+        print(f"symgrad: error: {exc}", file=sys.stderr)
+        return 2
+    except RecursionError:
+        print("symgrad: error: the expression is too deeply nested", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("symgrad: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # never a traceback for the user
+        print(f"symgrad: internal error ({type(exc).__name__}: {exc}); please report it", file=sys.stderr)
+        return 70
+
+
+def _values_with_minus(argv: list[str]) -> list[str]:
+    """``--wrt -x`` style values that begin with a minus are values, not options."""
+    out: list[str] = []
+    takes_value = {"--wrt", "--timeout", "-o", "--output", "--only", "--family"}
+    for i, item in enumerate(argv):
+        if out and out[-1] in takes_value and item.startswith("-"):
+            out[-1] = f"{out[-1]}={item}"
+            continue
+        out.append(item)
+    return out
+
+
+# --- commands -----------------------------------------------------------------------------
+def _catalog(args) -> int:
+    chosen = blocks(args.family)
+    if args.json:
+        print(json.dumps([{"name": b.name, "family": b.family, "formula": b.formula, "latex": b.latex,
+                           "derivative": b.derivative, "kink": b.kink, "params": dict(b.params)}
+                          for b in chosen], indent=2))
+        return 0
+    family = None
+    for b in chosen:
+        if b.family != family:
+            family = b.family
+            print(f"{family}s:")
+        print(f"  {b.name:<22} {b.formula}")
+    return 0
+
+
+def _derive(args) -> int:
+    from .catalog.vectors import as_vector
+    from .derive import derive
+    from .parse import parse
+
+    target = args.target.strip()
+    upstream = None
+    if _BARE_NAME.match(target):
+        example = get_block(target).build()
+        expr, inputs, upstream = example.expr, dict(example.inputs), example.upstream
+        wrt = list(example.wrt)
+        if args.wrt:
+            wrt = [_lookup_wrt(name, inputs, expr) for name in _split(args.wrt)]
+    else:
+        expr = parse(target)
+        if args.wrt:
+            wrt = [_lookup_wrt(name, {}, expr) for name in _split(args.wrt)]
+        else:
+            free = sorted(expr.free_symbols, key=lambda s: s.name)
+            if len(free) != 1:
+                names = ", ".join(s.name for s in free) or "none"
+                raise ValueError(f"say which variable to differentiate with respect to: --wrt NAME (symbols: {names})")
+            wrt = free
+    d = derive(expr, wrt if len(wrt) > 1 else wrt[0], upstream=upstream, timeout=args.timeout)
+    if args.latex:
+        print(d.latex())
+    elif args.python:
+        from .compiler import module_source
+
+        print(module_source(d), end="")
+    elif args.json:
+        from .printing import latex, text
+
+        print(json.dumps({
+            "expression": text(d.expr), "wrt": [text(w) for w in d.wrt],
+            "result": [text(r) for r in d.results], "named": text(d.named),
+            "intermediates": {k.name: text(v) for k, v in d.intermediates.items()},
+            "raw": [text(r) for r in d.raws], "latex": [latex(r) for r in d.results],
+            "assumptions": d.assumptions, "notes": d.notes,
+        }, indent=2))
+    else:
+        _print_human(d)
+    return 0
+
+
+def _print_human(d) -> None:
+    from .printing import text
+
+    named = d.named if not d.single else (d.named,)
+    for w, r, n in zip(d.wrt, d.results, named):
+        name = text(w) if not isinstance(w, sp.MatrixBase) else "[" + ", ".join(text(e) for e in w) + "]"
+        print(f"d/d{name} = {text(r)}")
+        if n != r:
+            print(f"  = {text(n)}")
+    if d.intermediates:
+        print("  where " + ", ".join(f"{k} = {text(v)}" for k, v in d.intermediates.items()))
+    for a in d.assumptions:
+        print(f"  using {a}")
+    for n in d.notes:
+        print(f"  note: {n}")
+
+
+def _lookup_wrt(name: str, inputs: dict, expr):
+    if name in inputs:
+        return inputs[name]
+    symbols = {s.name: s for s in expr.free_symbols if isinstance(s, sp.Symbol)}
+    if name in symbols:
+        return symbols[name]
+    known = sorted(set(inputs) | set(symbols))
+    raise ValueError(f"unknown variable {name!r} for --wrt; choose from: {', '.join(known) or 'none'}")
+
+
+def _split(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise ValueError("--wrt is empty")
+    return names
+
+
+def _report(args) -> int:
+    from .report import build_report, format_table, write_latex
+
+    selection = [get_block(n) for n in _split(args.only)] if args.only else None
+
+    def progress(i: int, n: int, name: str) -> None:
+        if not args.quiet:
+            print(f"[{i:>2}/{n}] {name} …", file=sys.stderr, flush=True)
+
+    report = build_report(selection, progress)
+    print(format_table(report))
+    tex = write_latex(report, args.output)
+    print(f"LaTeX of every derivation: {tex}")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
