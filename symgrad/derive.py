@@ -292,7 +292,7 @@ def _entrywise(expr: sp.Basic, w: sp.Basic, d) -> Result:
 
 
 # --- the seeds' chain of local gradients ---------------------------------------------------------
-_NAMES = ("a", "z", "u", "v", "q", "r", "s")
+_NAMES = ("u", "v", "r", "s")
 
 
 def _chain_steps(expr: sp.Basic, w: sp.Basic, result, raw) -> tuple[list[Step], dict]:
@@ -307,13 +307,18 @@ def _chain_steps(expr: sp.Basic, w: sp.Basic, result, raw) -> tuple[list[Step], 
                 Step("textbook", goal, result, "textbook form")], {}
     top = sp.Symbol("L" if _is_loss(expr) else "f")
     chain: list[tuple[sp.Symbol, sp.Basic]] = [(top, expr)]
+    taken = {s.name for s in expr.free_symbols if isinstance(s, sp.Symbol)} | {top.name}
     node = expr
     while isinstance(node, sp.Function) and len(chain) <= len(_NAMES):
         moving = [a for a in node.args if a.has(w)]
         if len(moving) != 1 or moving[0] == w:
             break
         node = moving[0]
-        chain.append((sp.Symbol(_NAMES[len(chain) - 1]), node))
+        name = _role_name(node, taken)
+        if name is None:
+            break
+        taken.add(name)
+        chain.append((sp.Symbol(name), node))
     rename = {value: name for name, value in chain[1:]}
     steps = [Step("goal", d(top), d(expr), "what we want")]
     locals_: list[sp.Expr] = []
@@ -329,6 +334,23 @@ def _chain_steps(expr: sp.Basic, w: sp.Basic, result, raw) -> tuple[list[Step], 
     steps.append(Step("raw", d(top), raw, "plain SymPy, elementary form"))
     steps.append(Step("textbook", d(top), result.xreplace(rename), "textbook form"))
     return steps, {name: value for name, value in chain[1:]}
+
+
+def _role_name(node: sp.Basic, taken: set) -> str | None:
+    """The seeds' name for an intermediate: a for an activation's output, z for a
+    pre-activation, else u, v, …; None when every candidate is taken."""
+    from .catalog.activations import SoftmaxEntry, elu, leaky_relu, relu, sigmoid, softplus
+
+    if isinstance(node, (sigmoid, sp.tanh, softplus, relu, elu, leaky_relu, SoftmaxEntry)):
+        preferred = ("a", "h")
+    elif not isinstance(node, sp.Function):
+        preferred = ("z", "q")
+    else:
+        preferred = ()
+    for name in preferred + _NAMES:
+        if name not in taken:
+            return name
+    return None
 
 
 def _name_outputs(results: Sequence, expr: sp.Basic, names: dict) -> dict:

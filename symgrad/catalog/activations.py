@@ -88,8 +88,10 @@ class step(Primitive):
 
     @classmethod
     def exact(cls, x):
-        if x.is_extended_real:
-            return sp.S.One if x.is_positive else sp.S.Zero
+        if x.is_positive:
+            return sp.S.One
+        if x.is_nonpositive:
+            return sp.S.Zero
         return None
 
     def _eval_rewrite_as_Heaviside(self, x, **kwargs):
@@ -122,8 +124,10 @@ class relu(Primitive):
 
     @classmethod
     def exact(cls, x):
-        if x.is_extended_real:
-            return x if x.is_nonnegative else sp.S.Zero
+        if x.is_nonnegative:
+            return x
+        if x.is_nonpositive:
+            return sp.S.Zero
         return None
 
 
@@ -166,6 +170,14 @@ class leaky_relu(Primitive):
     @staticmethod
     def elementary(x, alpha=LEAKY_ALPHA):
         return sp.Piecewise((x, x > 0), (alpha * x, True))
+
+    @classmethod
+    def exact(cls, x, alpha):
+        if x.is_nonnegative:
+            return x
+        if x.is_nonpositive and x.is_number:
+            return alpha * x
+        return None
 
     def _latex(self, printer, exp=None):
         x, alpha = self.args
@@ -210,6 +222,14 @@ class elu(Primitive):
     @staticmethod
     def elementary(x, alpha=sp.S.One):
         return sp.Piecewise((x, x > 0), (alpha * (sp.exp(x) - 1), True))
+
+    @classmethod
+    def exact(cls, x, alpha):
+        if x.is_nonnegative:
+            return x
+        if x.is_negative and x.is_number:
+            return alpha * (sp.exp(x) - 1)
+        return None
 
     def _latex(self, printer, exp=None):
         x, alpha = self.args

@@ -40,18 +40,17 @@ class Primitive(sp.Function):
                 f"{cls.__name__} takes scalar arguments here; pass a list or Matrix only as "
                 f"its first argument (elementwise) or use the vector helper"
             )
-        if all(a.is_number for a in args):
-            exact = cls.exact(*args)
-            if exact is not None:
-                return exact
-            if any(a.is_Float for a in args):
-                return cls.elementary(*args).evalf()
+        exact = cls.exact(*args)
+        if exact is not None:
+            return exact
+        if all(a.is_number for a in args) and any(a.is_Float for a in args):
+            return cls.elementary(*args).evalf()
         return None
 
     # -- to be declared by each primitive ---------------------------------------------
     @classmethod
     def exact(cls, *args) -> sp.Expr | None:
-        """The exact value at special numeric arguments (e.g. σ(0) = 1/2), or None."""
+        """The exact value where the arguments decide it (σ(0) = 1/2, relu of a known sign), or None."""
         return None
 
     @staticmethod

@@ -1,0 +1,156 @@
+"""The catalog: every block declared once, its identity right, its example cross-checked."""
+
+import math
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import symgrad as sg
+from symgrad.catalog import (LogSoftmaxEntry, SoftmaxEntry, blocks, get_block, register, route,
+                             step, vector)
+from symgrad.catalog.base import Primitive
+from symgrad.errors import UnknownBlockError
+from symgrad.pipeline import run_block
+
+from .conftest import mp_derivative, mp_value
+
+x = sp.Symbol("x", real=True)
+alpha = sp.Symbol("alpha", positive=True)
+
+REQUIRED = {
+    "activation": {"sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus", "softmax", "log_softmax", "maxout"},
+    "loss": {"bce", "bce_with_logits", "cross_entropy", "softmax_cross_entropy", "squared_l2", "hinge",
+             "multiclass_svm", "l2"},
+    "layer": {"dense", "lp_pool", "log_avg_pool", "sq_norm_linear"},
+    "composition": {"logistic_regression", "softmax_regression", "mlp"},
+}
+
+
+@pytest.mark.parametrize("family", sorted(REQUIRED))
+def test_catalog_has_every_required_block(family):
+    assert {b.name for b in blocks(family)} == REQUIRED[family]
+
+
+def test_a_block_is_declared_once():
+    with pytest.raises(ValueError, match="declared twice"):
+        register(get_block("sigmoid"))
+
+
+def test_unknown_block_suggests_close_names():
+    with pytest.raises(UnknownBlockError, match="did you mean sigmoid"):
+        get_block("sigmod")
+
+
+@pytest.mark.parametrize("block", blocks(), ids=lambda b: b.name)
+def test_every_block_derives_compiles_and_cross_checks(block):
+    outcome = run_block(block)
+    assert outcome.check.ok, str(outcome.check)
+    assert outcome.check.max_rel_error < 1e-9
+    assert outcome.latex.startswith("\\begin{align*}")
+
+
+# --- each primitive's derivative identity against SymPy's diff of its elementary form ------------
+SCALAR_PRIMITIVES = [
+    (sg.sigmoid(x), {}), (sg.softplus(x), {}), (sg.relu(x), {}), (sg.leaky_relu(x, alpha), {alpha: 0.2}),
+    (sg.elu(x, alpha), {alpha: 1.7}), (sp.tanh(x), {}),
+]
+
+
+@pytest.mark.parametrize("expr,params", SCALAR_PRIMITIVES, ids=lambda e: str(e))
+@pytest.mark.parametrize("value", [-3.7, -0.4, 0.6, 2.9])
+def test_primitive_identity_matches_numeric_derivative(expr, params, value):
+    identity = expr.diff(x)  # the block's fdiff
+    point = {x: value, **params}
+    assert mp_value(identity, point) == pytest.approx(mp_derivative(expr, x, point), rel=1e-12, abs=1e-15)
+
+
+def test_identities_are_written_through_the_output():
+    assert sg.sigmoid(x).diff(x) == sg.sigmoid(x) * (1 - sg.sigmoid(x))
+    assert sp.tanh(x).diff(x) == 1 - sp.tanh(x) ** 2
+    assert sg.softplus(x).diff(x) == sg.sigmoid(x)
+    assert sg.relu(x).diff(x) == step(x)
+    elu = sg.elu(x, alpha)
+    assert elu.diff(x) == sp.Piecewise((1, x > 0), (elu + alpha, True))
+
+
+def test_kink_conventions_are_the_frameworks_not_sympys():
+    assert sp.Heaviside(0) == sp.S.Half  # what we must not use
+    assert step(0) == 0 and sg.relu(x).diff(x).subs(x, 0) == 0
+    assert sg.leaky_relu(x).diff(x).subs(x, 0) == sp.Float(0.01)
+    assert sg.elu(x, alpha).diff(x).subs(x, 0) == alpha  # the x <= 0 branch, as PyTorch
+    f = sg.derive(sg.relu(x), x).compile()
+    assert f(x=np.array([-1.0, 0.0, 2.0])).tolist() == [0.0, 0.0, 1.0]
+
+
+def test_defaults_follow_pytorch():
+    assert sg.leaky_relu(x).args[1] == sp.Float(0.01)
+    assert sg.elu(x).args[1] == 1
+    assert dict(get_block("leaky_relu").params) == {"alpha": 0.01}
+
+
+def test_softmax_jacobian_entries_are_textbook():
+    z = vector("z", 3)
+    a = sg.softmax(z)
+    for i in range(3):
+        for j in range(3):
+            delta = 1 if i == j else 0
+            assert a[i].diff(z[j]) == a[i] * (delta - a[j])
+            assert sg.log_softmax(z)[i].diff(z[j]) == delta - a[j]
+
+
+def test_softmax_is_numerically_right(rng):
+    z = vector("z", 4)
+    point = {s: float(v) for s, v in zip(z, rng.normal(size=4))}
+    exps = [math.exp(point[s]) for s in z]
+    for i, entry in enumerate(sg.softmax(z)):
+        assert mp_value(entry, point) == pytest.approx(exps[i] / sum(exps), rel=1e-14)
+        assert mp_value(LogSoftmaxEntry(i + 1, *z), point) == pytest.approx(math.log(exps[i] / sum(exps)), rel=1e-13)
+
+
+def test_maxout_routes_to_the_first_largest_piece():
+    u1, u2 = sp.symbols("u1 u2", real=True)
+    m = sg.maxout(u1, u2)
+    assert m.diff(u1) == route(1, u1, u2)
+    assert route(1, 2, 2).rewrite("elementary") == 1 and route(2, 2, 2).rewrite("elementary") == 0
+    assert route(2, 1, 3).rewrite("elementary") == 1
+
+
+def test_elementwise_blocks_map_over_vectors():
+    v = vector("v", 3)
+    assert sg.sigmoid(v) == v.applyfunc(sg.sigmoid)
+    with pytest.raises(TypeError):
+        SoftmaxEntry(1, sp.Matrix([1, 2]), x)
+
+
+def test_exact_values():
+    assert sg.sigmoid(0) == sp.S.Half and sg.softplus(0) == sp.log(2)
+    assert sg.relu(-3) == 0 and sg.relu(sp.Rational(5, 2)) == sp.Rational(5, 2)
+    assert float(sg.sigmoid(sp.Float(1.0))) == pytest.approx(1 / (1 + math.exp(-1)), rel=1e-15)
+
+
+@pytest.mark.parametrize("cls", [c for c in Primitive.__subclasses__()], ids=lambda c: c.__name__)
+def test_every_primitive_declares_a_stable_numpy_form(cls):
+    assert callable(cls.numpy_form)
+    assert cls.numpy_form.__module__.startswith("symgrad.catalog")
+
+
+def test_cross_entropy_class_index_and_errors():
+    z = vector("z", 3)
+    assert sg.cross_entropy(sg.softmax(z), 2) == -sp.log(SoftmaxEntry(2, *z))
+    with pytest.raises(ValueError, match="out of range"):
+        sg.cross_entropy(sg.softmax(z), 4)
+    with pytest.raises(ValueError, match="3 probabilities but 2 targets"):
+        sg.cross_entropy(sg.softmax(z), [1, 0])
+    with pytest.raises(TypeError, match="parse text"):
+        sg.bce("a", 1)
+
+
+def test_mlp_builder_validates_its_arguments():
+    xv, yv = vector("x", 2), vector("y", 1)
+    loss, params = sg.mlp(xv, yv, (2, 3, 1), "tanh")
+    assert set(params) == {"W1", "b1", "W2", "b2"} and params["W1"].shape == (3, 2)
+    with pytest.raises(ValueError, match="unknown activation"):
+        sg.mlp(xv, yv, (2, 3, 1), "swish")
+    with pytest.raises(ValueError, match="widths"):
+        sg.mlp(xv, yv, (2,), "tanh")
