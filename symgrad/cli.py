@@ -23,10 +23,19 @@ __all__ = ["main"]
 _BARE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+class _UsageError(Exception):
+    """argparse's complaint, turned into one line and exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse would print the usage and exit
+        raise _UsageError(f"{message} (see `{self.prog} --help`)")
+
+
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="symgrad", description="Derive, verify and compile the gradients of ML math.")
+    parser = _Parser(prog="symgrad", description="Derive, verify and compile the gradients of ML math.")
     parser.add_argument("--version", action="version", version=f"symgrad {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     cat = sub.add_parser("catalog", help="list the catalog's blocks with their formulas")
     cat.add_argument("--family", choices=["activation", "loss", "layer", "composition"])
@@ -51,7 +60,11 @@ def _build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``symgrad`` console script; returns the exit code."""
     parser = _build_parser()
-    args = parser.parse_args(_values_with_minus(list(sys.argv[1:] if argv is None else argv)))
+    try:
+        args = parser.parse_args(_values_with_minus(list(sys.argv[1:] if argv is None else argv)))
+    except _UsageError as exc:
+        print(f"symgrad: error: {exc}", file=sys.stderr)
+        return 2
     if args.command is None:
         parser.print_help()
         return 2
@@ -71,16 +84,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 70
 
 
+_TAKES_VALUE = {"--wrt", "--timeout", "-o", "--output", "--only", "--family"}
+_FLAGS = {"-h", "--help", "--version", "--latex", "--python", "--json", "--quiet"}
+
+
 def _values_with_minus(argv: list[str]) -> list[str]:
-    """``--wrt -x`` style values that begin with a minus are values, not options."""
+    """Values that begin with a minus are values, not options: ``--claim -t*s`` becomes
+    ``--claim=-t*s``, and a positional ``-x**3`` moves behind ``--``."""
     out: list[str] = []
-    takes_value = {"--wrt", "--timeout", "-o", "--output", "--only", "--family"}
-    for i, item in enumerate(argv):
-        if out and out[-1] in takes_value and item.startswith("-"):
+    trailing: list[str] = []
+    for item in argv:
+        if out and out[-1] in _TAKES_VALUE and item.startswith("-"):
             out[-1] = f"{out[-1]}={item}"
-            continue
-        out.append(item)
-    return out
+        elif item.startswith("-") and item not in _FLAGS | _TAKES_VALUE and item.split("=")[0] not in _TAKES_VALUE:
+            trailing.append(item)
+        else:
+            out.append(item)
+    return out + (["--"] + trailing if trailing else [])
 
 
 # --- commands -----------------------------------------------------------------------------

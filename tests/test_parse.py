@@ -1,0 +1,93 @@
+"""parse: the whitelisting parser builds SymPy objects and refuses everything else."""
+
+import os
+import time
+
+import pytest
+import sympy as sp
+
+import symgrad as sg
+from symgrad.errors import ParseError
+from symgrad.parse import MAX_LENGTH, parse
+
+x, y, t, s = sp.symbols("x y t s", real=True)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("sigmoid(x)*(1-sigmoid(x))", sg.sigmoid(x) * (1 - sg.sigmoid(x))),
+    ("1/(1+exp(-x))", 1 / (1 + sp.exp(-x))),
+    ("x^2 + 3*x", x ** 2 + 3 * x),
+    ("2^3^2", sp.Integer(512)),
+    ("-t*Heaviside(1-t*s)", -t * sp.Heaviside(1 - t * s)),
+    ("leaky_relu(x, alpha=0.2)", sg.leaky_relu(x, 0.2)),
+    ("max(0, x) + abs(y)", sp.Max(0, x) + sp.Abs(y)),
+    ("sum([x, y, 2])", x + y + 2),
+    ("log(E) + pi", 1 + sp.pi),
+])
+def test_parses_math(text, expected):
+    assert parse(text) == expected
+
+
+def test_symbols_are_real_unless_told_otherwise():
+    assert parse("x").is_real
+    a = parse("a", assumptions={"a": {"positive": True}})
+    assert a.is_positive
+    mine = sp.Symbol("w")
+    assert parse("w*2", symbols={"w": mine}) == 2 * mine
+
+
+def test_indexed_entries_and_vectors():
+    e = parse("x[k]**2")
+    assert isinstance(e.base, sp.Indexed) and e.base.indices[0].is_integer
+    sm = parse("softmax([z1, z2])")
+    assert sm.shape == (2, 1)
+
+
+MARKER = "/tmp/symgrad-hostile-marker"
+HOSTILE = [
+    f"__import__('os').system('touch {MARKER}')",
+    "x.__class__.__bases__",
+    "().__class__.__base__.__subclasses__()",
+    "(lambda: 1)()",
+    "[c for c in ().__class__.__base__.__subclasses__()]",
+    "eval('1+1')", "exec('x=1')", "open('/etc/passwd')", "getattr(x, 'y')", "globals()",
+    "import os", "x; y", "x = 1", "'text'", "b'bytes'", "f'{x}'", "x if y else t",
+    "{1: 2}", "{x}", "x[1:2]", "x[y+1]", "x < y", "not x", "x and y", "x @ y", "x // y", "x % y", "~x",
+    "9**9**9", "2**100000", "x**1e300", "10**10**10", "1" * 100, "x" * (MAX_LENGTH + 1),
+    "(" * 200 + "x" + ")" * 200, "-" * 60 + "x", "sigmoid(" * 45 + "x" + ")" * 45,
+    "__builtins__", "_private", "x__y", "sigmoid", "exp(x, y)", "sigmoid(x, **{'a': 1})",
+    "sigmoid(*[x])", "foo(x)", "x +", "", "   ", "1e400", "x.real",
+    "Symbol('x')", "Matrix([1])", "sympify('x')",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=lambda t: t[:30])
+def test_hostile_text_is_refused_and_nothing_runs(text):
+    if os.path.exists(MARKER):
+        os.remove(MARKER)
+    t0 = time.perf_counter()
+    with pytest.raises(ParseError):
+        parse(text)
+    assert time.perf_counter() - t0 < 1.0
+    assert not os.path.exists(MARKER)
+
+
+def test_errors_name_the_offending_part():
+    with pytest.raises(ParseError, match="attribute access: 'x.__class__'"):
+        parse("x.__class__ + 1")
+    with pytest.raises(ParseError, match="did you mean sigmoid"):
+        parse("sigmod(x)")
+    with pytest.raises(ParseError, match="exponent beyond"):
+        parse("9**9**9")
+    with pytest.raises(ParseError, match="column"):
+        parse("x + * y")
+
+
+def test_special_looking_names_are_just_symbols():
+    assert parse("nan") == sp.Symbol("nan", real=True)
+    assert parse("oo + 1") == sp.Symbol("oo", real=True) + 1
+
+
+def test_parse_takes_text_only():
+    with pytest.raises(TypeError):
+        parse(42)
