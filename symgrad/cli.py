@@ -153,11 +153,15 @@ def _derive(args) -> int:
     elif args.json:
         from .printing import latex, text
 
+        def js(obj):  # matrices as nested lists of strings
+            return [[text(e) for e in row] for row in obj.tolist()] if isinstance(obj, sp.MatrixBase) else text(obj)
+
+        named = d.named if not d.single else (d.named,)
         print(json.dumps({
-            "expression": text(d.expr), "wrt": [text(w) for w in d.wrt],
-            "result": [text(r) for r in d.results], "named": text(d.named),
+            "expression": js(d.expr), "wrt": [js(w) for w in d.wrt],
+            "result": [js(r) for r in d.results], "named": [js(r) for r in named],
             "intermediates": {k.name: text(v) for k, v in d.intermediates.items()},
-            "raw": [text(r) for r in d.raws], "latex": [latex(r) for r in d.results],
+            "raw": [js(r) for r in d.raws], "latex": [latex(r) for r in d.results],
             "assumptions": d.assumptions, "notes": d.notes,
         }, indent=2))
     else:
