@@ -13,6 +13,8 @@ vector–Jacobian product gᵀ ∂expr/∂wrt (the seeds' "local gradient × ups
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence, Union
@@ -159,8 +161,16 @@ def derive(expr: Any, wrt: WrtLike | Sequence[WrtLike], *, upstream: Any = None,
     assumptions = [f"{' + '.join(sp.sstr(g) for g in group)} = 1 (targets lie on the simplex)"
                    for group in groups]
     assumptions += [f"{note} (the index lies in the summation range)" for note in index_notes]
-    steps, names = _chain_steps(folded, wrts[0], results[0], raws[0]) if single else ([], {})
-    names = _name_outputs(results, folded, names)
+    steps, chain_names = [], {}
+    for w, result, raw in zip(wrts, results, raws):
+        w_steps, w_names = _chain_steps(folded, w, result, raw)
+        steps += w_steps
+        for name, value in w_names.items():
+            chain_names.setdefault(name, value)
+    names = _name_outputs(results, folded, chain_names)
+    back = {value: name for name, value in names.items()}
+    steps = [dataclasses.replace(st, rhs=st.rhs.xreplace(back)) if st.kind in ("local", "chain", "textbook") else st
+             for st in steps]
     return Derivation(
         expr=folded, wrt=tuple(wrts), result=results[0] if single else tuple(results),
         raw=raws[0] if single else tuple(raws), upstream=_as_upstream(upstream),
@@ -292,6 +302,37 @@ def _entrywise(expr: sp.Basic, w: sp.Basic, d) -> Result:
 
 
 # --- the seeds' chain of local gradients ---------------------------------------------------------
+class VectorName(sp.Symbol):
+    """A vector's name for display: printed bold (\\mathbf{x})."""
+
+    def _latex(self, printer, **kwargs):
+        return rf"\mathbf{{{printer._print(sp.Symbol(self.name))}}}"
+
+
+class MatrixName(sp.Symbol):
+    """A matrix's name for display (W, or W^{[1]} for a layer's W1_ij)."""
+
+    def _latex(self, printer, **kwargs):
+        name = self.name
+        if name[-1:].isdigit() and name.rstrip("0123456789"):
+            base = name.rstrip("0123456789")
+            return rf"{printer._print(sp.Symbol(base))}^{{[{name[len(base):]}]}}"
+        return printer._print(sp.Symbol(name))
+
+
+def variable_name(w: sp.Basic) -> sp.Basic:
+    """What to write under ∂ for w: itself, or the common name of a matrix's entries."""
+    if not isinstance(w, sp.MatrixBase):
+        return w
+    prefix = os.path.commonprefix([getattr(e, "name", "") for e in w]).rstrip("_")
+    prefix = prefix.rstrip("0123456789") if 1 in w.shape and len(w) > 1 else prefix
+    if not prefix or not prefix[0].isalpha():
+        prefix = "w"
+    if 1 in w.shape:
+        return VectorName(prefix.rstrip("_"))
+    return MatrixName(prefix)
+
+
 _NAMES = ("u", "v", "r", "s")
 
 
@@ -300,11 +341,12 @@ def _chain_steps(expr: sp.Basic, w: sp.Basic, result, raw) -> tuple[list[Step], 
 
     Intermediates on the path get the seeds' names (L or f at the top, then a, z, …), so
     ∂L/∂a = −y/a + (1 − y)/(1 − a), ∂a/∂z = a(1 − a), ∂z/∂w = x for BCE(σ(wx + b), y)."""
-    d = lambda top: sp.Derivative(top, w, evaluate=False)  # noqa: E731
+    var = variable_name(w)
+    d = lambda top: sp.Derivative(top, var, evaluate=False)  # noqa: E731
     if isinstance(expr, sp.MatrixBase) or isinstance(w, sp.MatrixBase):
-        goal = sp.Symbol("J")
-        return [Step("raw", goal, raw, "plain SymPy, elementary form"),
-                Step("textbook", goal, result, "textbook form")], {}
+        top = VectorName("f") if isinstance(expr, sp.MatrixBase) else sp.Symbol("L" if _is_loss(expr) else "f")
+        return [Step("raw", d(top), raw, "plain SymPy, elementary form"),
+                Step("textbook", d(top), result, "textbook form")], {}
     top = sp.Symbol("L" if _is_loss(expr) else "f")
     chain: list[tuple[sp.Symbol, sp.Basic]] = [(top, expr)]
     taken = {s.name for s in expr.free_symbols if isinstance(s, sp.Symbol)} | {top.name}
@@ -367,7 +409,8 @@ def _name_outputs(results: Sequence, expr: sp.Basic, names: dict) -> dict:
         for node in sp.preorder_traversal(r):
             if isinstance(node, SoftmaxEntry) and node.args[0].is_Integer:
                 groups.setdefault(node.args[1:], {})[int(node.args[0])] = node
-            elif isinstance(node, outputs) and node not in known and node not in scalars:
+            elif (isinstance(node, outputs) and node not in known and node not in scalars
+                  and not all(a.is_Atom for a in node.args)):  # σ(x) stays σ(x)
                 scalars.append(node)
     letters = (c for c in "ahpquv" if not any(t == c or (t.startswith(c) and t[1:].isdigit()) for t in taken))
     named = dict(names)

@@ -116,25 +116,23 @@ def _tex(obj: sp.Basic) -> str:
 
 
 def derivation_latex(derivation: "Derivation", *, numbered: bool = False, raw: bool = True) -> str:
-    """The derivation as an ``align*`` (``align`` when numbered), one step per line."""
+    """The derivation as an ``align*`` (``align`` when numbered), one step per line:
+    local gradients, their product, the plain SymPy form (``raw=True``) and the textbook
+    form, for each variable; then the intermediates that appear and the assumptions."""
     env = "align" if numbered else "align*"
     lines: list[str] = []
-    if derivation.steps:
-        previous_lhs = None
-        for step in derivation.steps:
-            if step.kind == "raw" and not raw:
-                continue
-            if step.kind == "goal":
-                continue
-            lhs = _tex(step.lhs)
-            shown = "" if lhs == previous_lhs else lhs
-            lines.append(rf"{shown} &= {_tex(step.rhs)} && \text{{{escape_text(step.note)}}}")
-            previous_lhs = lhs
-    else:
-        for w, r in zip(derivation.wrt, derivation.results):
-            lines.append(rf"\frac{{\partial f}}{{\partial {latex(w)}}} &= {latex(r)}")
-    if derivation.intermediates:
-        where = ",\\ ".join(f"{latex(k)} = {latex(v)}" for k, v in derivation.intermediates.items())
+    shown: set = set()
+    previous_lhs = None
+    for step in derivation.steps:
+        if step.kind == "goal" or (step.kind == "raw" and not raw):
+            continue
+        lhs = _tex(step.lhs)
+        lines.append(rf"{'' if lhs == previous_lhs else lhs} &= {_tex(step.rhs)} && \text{{{escape_text(step.note)}}}")
+        previous_lhs = lhs
+        shown |= step.rhs.free_symbols | step.lhs.free_symbols
+    used = {k: v for k, v in derivation.intermediates.items() if k in shown}
+    if used:
+        where = ",\\ ".join(f"{latex(k)} = {latex(v)}" for k, v in used.items())
         lines.append(rf"&\text{{where }} {where}")
     for assumption in derivation.assumptions:
         lines.append(rf"&\text{{using {escape_text(assumption)}}}")

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 import sympy as sp
-from hypothesis import given, settings, strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
 import symgrad as sg
 from symgrad.catalog import SoftmaxEntry, vector
@@ -41,7 +41,7 @@ def test_bce_of_sigmoid_is_a_minus_y_times_x():
     assert d.result == ((a - y) * x, a - y)
     a_sym = sp.Symbol("a")
     assert d.named == ((a_sym - y) * x, a_sym - y)
-    assert d.intermediates == {a_sym: a}
+    assert d.intermediates == {a_sym: a, sp.Symbol("z"): w * x + b}
 
 
 def test_bce_written_out_in_plain_sympy_gives_the_same():
@@ -214,6 +214,9 @@ COMPOSITIONS = [
 @settings(max_examples=25, deadline=None)
 @given(st.sampled_from(COMPOSITIONS), st.floats(-3, 3), st.floats(-3, 3), st.floats(-3, 3), st.floats(0.05, 0.95))
 def test_textbook_result_agrees_with_finite_differences(expr, wv, xv, bv, yv):
+    # away from the kinks of elu/leaky_relu (w x = 0, w x + b = 0): there the derivative is a
+    # convention, tested in test_catalog, and central differences average the two sides
+    assume(abs(wv * xv) > 1e-6 and abs(wv * xv + bv) > 1e-6)
     point = {w: wv, x: xv, b: bv, y: yv}
     d = sg.derive(expr, w)
     got = d.compile()(**{s.name: point[s] for s in d.free_symbols()})

@@ -14,7 +14,7 @@ x, y, w, b = sp.symbols("x y w b", real=True)
     (sg.sigmoid(x) * (1 - sg.sigmoid(x)), r"\sigma\left(x\right) \left(1 - \sigma\left(x\right)\right)"),
     (1 - sp.tanh(x) ** 2, r"1 - \tanh^{2}{\left(x \right)}"),
     (x * (sg.sigmoid(w * x + b) - y), r"x \left(\sigma\left(b + w x\right) - y\right)"),
-    (sg.relu(x).diff(x), r"\mathbb{1}\left[x > 0\right]"),
+    (sg.relu(x).diff(x), r"\mathbf{1}\left[x > 0\right]"),
     (sg.softplus(x), r"\operatorname{softplus}\left(x\right)"),
     (sp.Symbol("W1_11"), r"W^{[1]}_{11}"),
 ])

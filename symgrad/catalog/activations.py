@@ -98,7 +98,7 @@ class step(Primitive):
         return sp.Heaviside(x, 0)
 
     def _latex(self, printer, exp=None):
-        tex = rf"\mathbb{{1}}\left[{printer._print(self.args[0])} > 0\right]"
+        tex = rf"\mathbf{{1}}\left[{printer._print(self.args[0])} > 0\right]"
         return tex if exp is None else rf"{tex}^{{{exp}}}"
 
 
@@ -135,7 +135,7 @@ register(Block(
     name="relu", family="activation", function=relu,
     formula="relu(x) = max(0, x)",
     latex=r"\operatorname{ReLU}(x) = \max(0, x)",
-    derivative=r"\operatorname{ReLU}'(x) = \mathbb{1}[x > 0]",
+    derivative=r"\operatorname{ReLU}'(x) = \mathbf{1}[x > 0]",
     kink="x = 0: derivative 0 (as PyTorch and JAX; SymPy's Heaviside(0) = 1/2 is not used)",
     example=lambda: Example(relu(_x), (_x,), {"x": _x}),
 ))
@@ -422,7 +422,7 @@ class route(Primitive):
 
     def _latex(self, printer, exp=None):
         k, u = self.args[0], self.args[1:]
-        tex = (rf"\mathbb{{1}}\left[{printer._print(k)} = \operatorname{{argmax}}"
+        tex = (rf"\mathbf{{1}}\left[{printer._print(k)} = \operatorname{{argmax}}"
                rf"\left({', '.join(printer._print(a) for a in u)}\right)\right]")
         return tex if exp is None else rf"{tex}^{{{exp}}}"
 
@@ -461,7 +461,7 @@ register(Block(
     name="maxout", family="activation", function=Maxout,
     formula="maxout(x) = max(w^T x + b, v^T x + c)",
     latex=r"\max(\mathbf{w}^{\top}\mathbf{x} + b,\ \mathbf{v}^{\top}\mathbf{x} + c)",
-    derivative=r"\frac{\partial}{\partial \mathbf{w}} = \mathbb{1}[\text{piece 1 is the max}]\,\mathbf{x}",
+    derivative=r"\frac{\partial}{\partial \mathbf{w}} = \mathbf{1}[\text{piece 1 is the max}]\,\mathbf{x}",
     kink="ties: the gradient goes to the first largest piece (as PyTorch and numpy.argmax)",
     example=_maxout_example,
 ))

@@ -233,7 +233,7 @@ register(Block(
     name="hinge", family="loss",
     formula="hinge(s, t) = max(0, 1 - t*s)",
     latex=r"\ell(s, t) = \max(0, 1 - t s)",
-    derivative=r"\frac{\partial \ell}{\partial s} = -t\,\mathbb{1}[1 - t s > 0]",
+    derivative=r"\frac{\partial \ell}{\partial s} = -t\,\mathbf{1}[1 - t s > 0]",
     kink="t*s = 1: derivative 0 (the max gate routes to the constant 0)",
     example=lambda: Example(hinge(_s, _t), (_s,), {"s": _s, "t": _t},
                             domain={_t: Choice((-1, 1))}),
@@ -260,8 +260,8 @@ register(Block(
     name="multiclass_svm", family="loss",
     formula="multiclass_svm(s, y) = sum_{j != y} max(0, s_j - s_y + 1)",
     latex=r"L_i = \sum_{j \ne y_i} \max(0, s_j - s_{y_i} + 1)",
-    derivative=r"\frac{\partial L_i}{\partial s_j} = \mathbb{1}[s_j - s_{y_i} + 1 > 0],\quad"
-               r" \frac{\partial L_i}{\partial s_{y_i}} = -\sum_{j \ne y_i} \mathbb{1}[s_j - s_{y_i} + 1 > 0]",
+    derivative=r"\frac{\partial L_i}{\partial s_j} = \mathbf{1}[s_j - s_{y_i} + 1 > 0],\quad"
+               r" \frac{\partial L_i}{\partial s_{y_i}} = -\sum_{j \ne y_i} \mathbf{1}[s_j - s_{y_i} + 1 > 0]",
     kink="margin exactly 0: derivative 0 (the max gate routes to the constant 0)",
     example=_svm_example,
 ))
