@@ -199,7 +199,9 @@ def _as_expression(expr: Any) -> sp.Basic:
     if isinstance(expr, sp.Expr):
         return expr
     if isinstance(expr, (int, float)):
-        return sp.sympify(expr)  # a number: nothing to parse
+        from .catalog.vectors import to_sympy
+
+        return to_sympy(expr, "expression")
     raise TypeError(f"cannot differentiate a {type(expr).__name__}; pass a SymPy expression, a Matrix or text")
 
 
