@@ -108,7 +108,8 @@ def _catalog(args) -> int:
     chosen = blocks(args.family)
     if args.json:
         print(json.dumps([{"name": b.name, "family": b.family, "formula": b.formula, "latex": b.latex,
-                           "derivative": b.derivative, "kink": b.kink, "params": dict(b.params)}
+                           "derivative": b.derivative, "domain": b.domain, "kink": b.kink,
+                           "params": dict(b.params)}
                           for b in chosen], indent=2))
         return 0
     family = None

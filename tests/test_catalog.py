@@ -32,6 +32,14 @@ def test_catalog_has_every_required_block(family):
     assert {b.name for b in blocks(family)} == REQUIRED[family]
 
 
+@pytest.mark.parametrize("block", blocks(), ids=lambda b: b.name)
+def test_every_block_declares_everything(block):
+    assert block.formula and block.latex and block.derivative and block.domain and block.kink
+    if block.function is not None and issubclass(block.function, Primitive):
+        fn = block.function
+        assert callable(fn.numpy_form) and fn.fdiff is not Primitive.fdiff
+
+
 def test_a_block_is_declared_once():
     with pytest.raises(ValueError, match="declared twice"):
         register(get_block("sigmoid"))

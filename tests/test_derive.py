@@ -107,6 +107,26 @@ def test_sq_norm_linear_reproduces_the_seeds_numbers():
     assert d.result[0] == sp.Matrix(2, 2, lambda i, j: 2 * q[i] * xv[j]).applyfunc(sp.factor)
 
 
+SEED_DERIVATIONS = {
+    "sigmoid": lambda: sg.derive(sg.sigmoid(x), x),
+    "plain sigmoid": lambda: sg.derive(1 / (1 + sp.exp(-x)), x),
+    "tanh": lambda: sg.derive(sp.tanh(x), x),
+    "bce∘σ": lambda: sg.derive(sg.bce(sg.sigmoid(w * x + b), y), [w, b]),
+    "ce∘softmax": lambda: sg.derive(sg.softmax_cross_entropy(vector("z", 3), vector("y", 3)), vector("z", 3)),
+    "circuit": lambda: sg.derive((x + y) * z, [x, y, z]),
+    "||Wx||^2": lambda: sg.derive(sg.sq_norm_linear(sg.matrix("W", 2, 2), vector("x", 2)),
+                                  [sg.matrix("W", 2, 2), vector("x", 2)]),
+}
+
+
+@pytest.mark.parametrize("name", list(SEED_DERIVATIONS))
+def test_seed_results_agree_with_finite_differences_and_plain_sympy(name):
+    d = SEED_DERIVATIONS[name]()
+    domain = {tuple(vector("y", 3)): sg.catalog.Simplex(onehot=True)} if name == "ce∘softmax" else {}
+    r = d.check(points=5, domain=domain)
+    assert r.ok and r.max_rel_error < 1e-12 and r.max_rel_error_raw < 1e-12
+
+
 # --- the seeds' circuits ---------------------------------------------------------------------------
 def test_add_mul_circuit_numbers():
     d = sg.derive((x + y) * z, [x, y, z])

@@ -48,7 +48,7 @@ class sigmoid(Primitive):
 
 
 register(Block(
-    name="sigmoid", family="activation", function=sigmoid,
+    name="sigmoid", domain="x real", family="activation", function=sigmoid,
     formula="σ(x) = 1/(1 + exp(-x))",
     latex=r"\sigma(x) = \frac{1}{1 + e^{-x}}",
     derivative=r"\sigma'(x) = \sigma(x)\,(1 - \sigma(x))",
@@ -56,7 +56,7 @@ register(Block(
 ))
 
 register(Block(
-    name="tanh", family="activation", function=sp.tanh,
+    name="tanh", domain="x real", family="activation", function=sp.tanh,
     formula="tanh(x) = (exp(x) - exp(-x))/(exp(x) + exp(-x))",
     latex=r"\tanh(x) = \frac{e^{x} - e^{-x}}{e^{x} + e^{-x}}",
     derivative=r"\tanh'(x) = 1 - \tanh^{2}(x)",
@@ -132,7 +132,7 @@ class relu(Primitive):
 
 
 register(Block(
-    name="relu", family="activation", function=relu,
+    name="relu", domain="x real", family="activation", function=relu,
     formula="relu(x) = max(0, x)",
     latex=r"\operatorname{ReLU}(x) = \max(0, x)",
     derivative=r"\operatorname{ReLU}'(x) = \mathbf{1}[x > 0]",
@@ -187,7 +187,7 @@ class leaky_relu(Primitive):
 
 _alpha = sp.Symbol("alpha", positive=True)
 register(Block(
-    name="leaky_relu", family="activation", function=leaky_relu, params={"alpha": 0.01},
+    name="leaky_relu", domain="x real, alpha > 0", family="activation", function=leaky_relu, params={"alpha": 0.01},
     formula="leaky_relu(x, alpha=0.01) = x if x > 0 else alpha*x",
     latex=r"\operatorname{LeakyReLU}_{\alpha}(x) = \begin{cases} x & x > 0 \\ \alpha x & x \le 0 \end{cases}",
     derivative=r"\operatorname{LeakyReLU}_{\alpha}'(x) = \begin{cases} 1 & x > 0 \\ \alpha & x \le 0 \end{cases}",
@@ -238,7 +238,7 @@ class elu(Primitive):
 
 
 register(Block(
-    name="elu", family="activation", function=elu, params={"alpha": 1.0},
+    name="elu", domain="x real, alpha > 0", family="activation", function=elu, params={"alpha": 1.0},
     formula="elu(x, alpha=1) = x if x > 0 else alpha*(exp(x) - 1)",
     latex=r"\operatorname{ELU}_{\alpha}(x) = \begin{cases} x & x > 0 \\ \alpha (e^{x} - 1) & x \le 0 \end{cases}",
     derivative=r"\operatorname{ELU}_{\alpha}'(x) = \begin{cases} 1 & x > 0 \\ \operatorname{ELU}_{\alpha}(x) + \alpha & x \le 0 \end{cases}",
@@ -275,7 +275,7 @@ class softplus(Primitive):
 
 
 register(Block(
-    name="softplus", family="activation", function=softplus,
+    name="softplus", domain="x real", family="activation", function=softplus,
     formula="softplus(x) = log(1 + exp(x))",
     latex=r"\operatorname{softplus}(x) = \log(1 + e^{x})",
     derivative=r"\operatorname{softplus}'(x) = \sigma(x)",
@@ -374,7 +374,7 @@ def log_softmax(z) -> sp.Matrix:
 
 
 register(Block(
-    name="softmax", family="activation", function=SoftmaxEntry,
+    name="softmax", domain="z in R^C", family="activation", function=SoftmaxEntry,
     formula="softmax(z)_i = exp(z_i) / sum_j exp(z_j)",
     latex=r"a_i = \operatorname{softmax}(\mathbf{z})_i = \frac{e^{z_i}}{\sum_j e^{z_j}}",
     derivative=r"\frac{\partial a_i}{\partial z_j} = a_i(\delta_{ij} - a_j)",
@@ -382,7 +382,7 @@ register(Block(
 ))
 
 register(Block(
-    name="log_softmax", family="activation", function=LogSoftmaxEntry,
+    name="log_softmax", domain="z in R^C", family="activation", function=LogSoftmaxEntry,
     formula="log_softmax(z)_i = z_i - log(sum_j exp(z_j))",
     latex=r"\log a_i = z_i - \log \sum_j e^{z_j}",
     derivative=r"\frac{\partial \log a_i}{\partial z_j} = \delta_{ij} - a_j",
@@ -458,7 +458,7 @@ def _maxout_example() -> Example:
 
 
 register(Block(
-    name="maxout", family="activation", function=Maxout,
+    name="maxout", domain="pieces real", family="activation", function=Maxout,
     formula="maxout(x) = max(w^T x + b, v^T x + c)",
     latex=r"\max(\mathbf{w}^{\top}\mathbf{x} + b,\ \mathbf{v}^{\top}\mathbf{x} + c)",
     derivative=r"\frac{\partial}{\partial \mathbf{w}} = \mathbf{1}[\text{piece 1 is the max}]\,\mathbf{x}",

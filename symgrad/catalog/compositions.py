@@ -75,7 +75,7 @@ def _logistic_example() -> Example:
 
 
 register(Block(
-    name="logistic_regression", family="composition",
+    name="logistic_regression", domain="w, x in R^p, b real, y in [0, 1]", family="composition",
     formula="L = bce(sigmoid(w.x + b), y)",
     latex=r"z = \mathbf{w}^{\top}\mathbf{x} + b,\quad a = \sigma(z),\quad \mathcal{L} = \operatorname{BCE}(a, y)",
     derivative=r"\frac{\partial \mathcal{L}}{\partial \mathbf{w}} = (a - y)\,\mathbf{x},\quad"
@@ -91,7 +91,7 @@ def _softmax_reg_example() -> Example:
 
 
 register(Block(
-    name="softmax_regression", family="composition",
+    name="softmax_regression", domain="W in R^{C x p}, x in R^p, b in R^C, y one-hot or a class index", family="composition",
     formula="L = cross_entropy(softmax(W x + b), y)",
     latex=r"\mathbf{z} = W\mathbf{x} + \mathbf{b},\quad \mathbf{a} = \operatorname{softmax}(\mathbf{z}),"
           r"\quad \mathcal{L} = -\sum_k y_k \log a_k",
@@ -108,7 +108,7 @@ def _mlp_example() -> Example:
 
 
 register(Block(
-    name="mlp", family="composition",
+    name="mlp", domain="weights and inputs real; y in R^out", family="composition",
     formula="L = ||W2 sigmoid(W1 x + b1) + b2 - y||^2   (widths 2-2-2)",
     latex=r"\mathbf{h} = \sigma(W_1\mathbf{x} + \mathbf{b}_1),\quad \hat{\mathbf{y}} = W_2\mathbf{h} + \mathbf{b}_2,"
           r"\quad \mathcal{L} = \lVert \hat{\mathbf{y}} - \mathbf{y} \rVert^2",

@@ -67,7 +67,7 @@ def _dense_example() -> Example:
 
 
 register(Block(
-    name="dense", family="layer",
+    name="dense", domain="W in R^{m x n}, x in R^n, b in R^m", family="layer",
     formula="dense(W, x, b) = W x + b",
     latex=r"\mathbf{z} = W\mathbf{x} + \mathbf{b}",
     derivative=r"\frac{\partial L}{\partial W} = \mathbf{g}\,\mathbf{x}^{\top},\quad"
@@ -95,7 +95,7 @@ def _lp_example() -> Example:
 
 
 register(Block(
-    name="lp_pool", family="layer",
+    name="lp_pool", domain="x_i > 0, p >= 1, n inputs", family="layer",
     formula="lp_pool(x, p) = (sum_i x_i^p)^(1/p)",
     latex=r"y = \Bigl(\sum_{i=1}^{n} x_i^{p}\Bigr)^{1/p}",
     derivative=r"x_k' = y' \, x_k^{p-1} \Bigl(\sum_{i} x_i^{p}\Bigr)^{\frac{1-p}{p}}",
@@ -112,7 +112,7 @@ def _log_avg_example() -> Example:
 
 
 register(Block(
-    name="log_avg_pool", family="layer",
+    name="log_avg_pool", domain="x_i real, beta > 0, n inputs", family="layer",
     formula="log_avg_pool(x, beta) = (1/beta) log((1/n) sum_i exp(beta x_i))",
     latex=r"y = \frac{1}{\beta}\log\Bigl(\frac{1}{n}\sum_{i=1}^{n} e^{\beta x_i}\Bigr)",
     derivative=r"x_k' = y' \, \frac{e^{\beta x_k}}{\sum_{i} e^{\beta x_i}}",
@@ -126,7 +126,7 @@ def _sq_norm_example() -> Example:
 
 
 register(Block(
-    name="sq_norm_linear", family="layer",
+    name="sq_norm_linear", domain="W in R^{m x n}, x in R^n", family="layer",
     formula="sq_norm_linear(W, x) = ||W x||^2",
     latex=r"f(\mathbf{x}, W) = \lVert W\mathbf{x} \rVert^2 = \sum_i (W\mathbf{x})_i^2",
     derivative=r"\frac{\partial f}{\partial W} = 2 W\mathbf{x}\mathbf{x}^{\top},\quad"

@@ -50,7 +50,7 @@ _a, _z = sp.Symbol("a", real=True), sp.Symbol("z", real=True)
 _y = sp.Symbol("y", real=True)
 
 register(Block(
-    name="bce", family="loss", function=BCE,
+    name="bce", domain="a in (0, 1), y in [0, 1]", family="loss", function=BCE,
     formula="bce(a, y) = -(y*log(a) + (1 - y)*log(1 - a))",
     latex=r"\mathcal{L}_{\mathrm{BCE}}(a, y) = -\bigl(y \log a + (1 - y)\log(1 - a)\bigr)",
     derivative=r"\frac{\partial \mathcal{L}}{\partial a} = -\frac{y}{a} + \frac{1 - y}{1 - a}",
@@ -87,7 +87,7 @@ def bce_with_logits(z, y) -> sp.Expr:
 
 
 register(Block(
-    name="bce_with_logits", family="loss", function=BCEWithLogits,
+    name="bce_with_logits", domain="z real, y in [0, 1]", family="loss", function=BCEWithLogits,
     formula="bce_with_logits(z, y) = bce(sigmoid(z), y) = softplus(z) - y*z",
     latex=r"\mathcal{L}(z, y) = \operatorname{BCE}(\sigma(z), y) = \log(1 + e^{z}) - y z",
     derivative=r"\frac{\partial \mathcal{L}}{\partial z} = \sigma(z) - y",
@@ -174,7 +174,7 @@ def _ce_example() -> Example:
 
 
 register(Block(
-    name="cross_entropy", family="loss", function=CrossEntropy,
+    name="cross_entropy", domain="a_k in (0, 1]; targets y on the simplex (sum y_k = 1) or a class index in 1..C", family="loss", function=CrossEntropy,
     formula="cross_entropy(a, y) = -sum_k y_k*log(a_k)   (or -log(a_y) for a class index y)",
     latex=r"\mathcal{L}_{\mathrm{CE}}(\mathbf{a}, \mathbf{y}) = -\sum_k y_k \log a_k",
     derivative=r"\frac{\partial \mathcal{L}}{\partial a_k} = -\frac{y_k}{a_k}",
@@ -189,7 +189,7 @@ def _softmax_ce_example() -> Example:
 
 
 register(Block(
-    name="softmax_cross_entropy", family="loss", function=None,
+    name="softmax_cross_entropy", domain="z in R^C; targets y on the simplex (sum y_k = 1) or a class index in 1..C", family="loss", function=None,
     formula="softmax_cross_entropy(z, y) = cross_entropy(softmax(z), y)",
     latex=r"\mathcal{L}(\mathbf{z}, \mathbf{y}) = -\sum_k y_k \log \operatorname{softmax}(\mathbf{z})_k",
     derivative=r"\frac{\partial \mathcal{L}}{\partial \mathbf{z}} = \mathbf{a} - \mathbf{y}"
@@ -215,7 +215,7 @@ def _sq_l2_example() -> Example:
 
 
 register(Block(
-    name="squared_l2", family="loss",
+    name="squared_l2", domain="y_hat, y in R^n", family="loss",
     formula="squared_l2(p, y) = sum_i (p_i - y_i)^2",
     latex=r"\mathcal{L}(\hat{\mathbf{y}}, \mathbf{y}) = \lVert \hat{\mathbf{y}} - \mathbf{y} \rVert_2^2",
     derivative=r"\frac{\partial \mathcal{L}}{\partial \hat{\mathbf{y}}} = 2(\hat{\mathbf{y}} - \mathbf{y})",
@@ -230,7 +230,7 @@ def hinge(s, t) -> sp.Expr:
 
 _s, _t = sp.Symbol("s", real=True), sp.Symbol("t", real=True)
 register(Block(
-    name="hinge", family="loss",
+    name="hinge", domain="s real, t in {-1, +1}", family="loss",
     formula="hinge(s, t) = max(0, 1 - t*s)",
     latex=r"\ell(s, t) = \max(0, 1 - t s)",
     derivative=r"\frac{\partial \ell}{\partial s} = -t\,\mathbf{1}[1 - t s > 0]",
@@ -257,7 +257,7 @@ def _svm_example() -> Example:
 
 
 register(Block(
-    name="multiclass_svm", family="loss",
+    name="multiclass_svm", domain="s in R^C, y in 1..C", family="loss",
     formula="multiclass_svm(s, y) = sum_{j != y} max(0, s_j - s_y + 1)",
     latex=r"L_i = \sum_{j \ne y_i} \max(0, s_j - s_{y_i} + 1)",
     derivative=r"\frac{\partial L_i}{\partial s_j} = \mathbf{1}[s_j - s_{y_i} + 1 > 0],\quad"
@@ -280,7 +280,7 @@ def _l2_example() -> Example:
 
 
 register(Block(
-    name="l2", family="loss",
+    name="l2", domain="W real, lambda >= 0", family="loss",
     formula="l2(W, lambda) = lambda * sum_k W_k^2",
     latex=r"R(W) = \lambda \sum_{k} W_k^2",
     derivative=r"\frac{\partial R}{\partial W} = 2\lambda W",

@@ -87,6 +87,7 @@ class Block:
     latex: str  # the forward, in LaTeX
     derivative: str  # the textbook derivative identity, in LaTeX
     example: Callable[[], Example]
+    domain: str = "x real"  # where the forward is defined (plain text)
     kink: str = "smooth: differentiable everywhere"
     function: type | None = None  # the sympy.Function subclass, for primitives
     params: Mapping[str, float] = field(default_factory=dict)  # parameters and defaults
