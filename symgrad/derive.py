@@ -23,6 +23,7 @@ import sympy as sp
 
 from .catalog.base import Primitive, constraints_of
 from .errors import SymgradLimit
+from .matrices import as_scalar, is_matrix_expression, matrix_gradient
 from .simplify import Budget, elementary, fold, textbook
 
 __all__ = ["derive", "Derivation", "Step"]
@@ -76,9 +77,14 @@ class Derivation:
         return (self.raw,) if self.single else tuple(self.raw)
 
     @property
+    def is_matrix(self) -> bool:
+        """Whether this is a matrix-expression derivation (MatrixSymbol inputs)."""
+        return is_matrix_expression(self.expr)
+
+    @property
     def named(self) -> Any:
-        """The result written with the intermediates' names (a = σ(z), …)."""
-        back = {v: k for k, v in self.intermediates.items()}
+        """The result written with the intermediates' names (a = σ(z), h = σ(XW), …)."""
+        back = _renaming(self.intermediates)
         out = tuple(r.xreplace(back) for r in self.results)
         return out[0] if self.single else out
 
@@ -87,6 +93,8 @@ class Derivation:
         syms = set(_free(self.expr))
         for r in self.results:
             syms |= _free(r)
+        if self.is_matrix:  # sizes come from the arrays' shapes
+            syms = {s for s in syms if isinstance(s, sp.MatrixSymbol) or not _is_dimension(s, self.expr)}
         if self.upstream is not None:
             syms |= _free(self.upstream)
         return sorted(syms, key=lambda s: s.name)
@@ -144,6 +152,8 @@ def derive(expr: Any, wrt: WrtLike | Sequence[WrtLike], *, upstream: Any = None,
     wrts = [wrt] if single else list(wrt)
     if not wrts:
         raise ValueError("wrt is empty: name at least one variable to differentiate with respect to")
+    if is_matrix_expression(expr):
+        return _derive_matrices(expr, wrts, single, upstream, started)
     wrts = [_resolve_wrt(w, expr) for w in wrts]
     target = expr if upstream is None else _contract(expr, upstream)
 
@@ -179,6 +189,74 @@ def derive(expr: Any, wrt: WrtLike | Sequence[WrtLike], *, upstream: Any = None,
     )
 
 
+# --- matrix expressions ---------------------------------------------------------------------------
+def _derive_matrices(expr, wrts, single, upstream, started) -> Derivation:
+    """derive() for MatrixSymbol expressions: symgrad's own matrix chain rule (matrices.py)."""
+    expr = fold(expr)
+    matrices = {m.name: m for m in expr.atoms(sp.MatrixSymbol)}
+    resolved = []
+    for w in wrts:
+        if isinstance(w, str):
+            if w not in matrices:
+                raise ValueError(f"cannot differentiate with respect to {w!r}: not a matrix of the expression "
+                                 f"(its matrices: {', '.join(sorted(matrices))})")
+            w = matrices[w]
+        if not isinstance(w, sp.MatrixSymbol):
+            raise TypeError("with matrix expressions, wrt must be a MatrixSymbol of the expression (or its name)")
+        if not expr.has(w):
+            raise ValueError(f"cannot differentiate with respect to {w.name!r}: it does not appear in the "
+                             f"expression (its matrices: {', '.join(sorted(matrices))})")
+        resolved.append(w)
+    if upstream is not None:
+        if not isinstance(expr, sp.MatrixExpr) or getattr(upstream, "shape", None) != expr.shape:
+            raise ValueError("upstream must be a matrix of the expression's shape")
+        expr = sp.Trace(upstream.T * expr)
+    L = as_scalar(expr)
+    results = [matrix_gradient(L, w) for w in resolved]
+    names = _name_matrix_outputs(results, L)
+    back = _renaming(names)
+    var = lambda w: sp.Derivative(sp.Symbol("L"), w, evaluate=False)  # noqa: E731
+    steps = [Step("goal", var(w), sp.Derivative(L, w, evaluate=False), "what we want") for w in resolved]
+    steps += [Step("textbook", var(w), r.xreplace(back), "matrix chain rule") for w, r in zip(resolved, results)]
+    return Derivation(
+        expr=L, wrt=tuple(resolved), result=results[0] if single else tuple(results),
+        raw=None if single else tuple(None for _ in results), upstream=upstream, steps=steps,
+        intermediates=names, seconds=time.perf_counter() - started, single=single,
+        notes=["SymPy's own matrix derivative is not used (it returns 0 for ((W*x).T*(W*x))[0, 0] and a "
+               "wrong term through elementwise functions); raw is None"],
+    )
+
+
+def _name_matrix_outputs(results, L) -> dict:
+    """h, h1, h2, … for the elementwise blocks' outputs σ(XW) left in the results."""
+    from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+
+    taken = {m.name for m in L.atoms(sp.MatrixSymbol)}
+    forward = set(L.atoms(ElementwiseApplyFunction))
+    forward |= {sp.Transpose(n).doit() for n in forward}
+    found: list = []
+    for r in results:
+        for node in sp.preorder_traversal(r):
+            if isinstance(node, ElementwiseApplyFunction) and node in forward:
+                twin = sp.Transpose(node).doit()
+                if node not in found and twin not in found:
+                    found.append(node)
+    letter = next(c for c in ("h", "a", "g", "u") if c not in taken)
+    names = {}
+    for k, node in enumerate(found, start=1):
+        names[sp.MatrixSymbol(letter if len(found) == 1 else f"{letter}{k}", *node.shape)] = node
+    return names
+
+
+def _renaming(intermediates: dict) -> dict:
+    """value → name, with the transposed twins of matrix intermediates (σ(XW)ᵀ → hᵀ)."""
+    back = {v: k for k, v in intermediates.items()}
+    for k, v in intermediates.items():
+        if isinstance(v, sp.MatrixExpr):
+            back[sp.Transpose(v).doit()] = k.T
+    return back
+
+
 # --- inputs ------------------------------------------------------------------------------------
 def _as_expression(expr: Any) -> sp.Basic:
     if isinstance(expr, str):
@@ -191,12 +269,7 @@ def _as_expression(expr: Any) -> sp.Basic:
         return as_vector(expr, "expression")
     if isinstance(expr, sp.MatrixBase):
         return sp.Matrix(expr)
-    if isinstance(expr, sp.MatrixExpr):
-        raise SymgradLimit(
-            "matrix-symbol expressions (MatrixSymbol) are not differentiated yet; "
-            "use explicit entries: symgrad.matrix('W', m, n) and symgrad.vector('x', n)"
-        )
-    if isinstance(expr, sp.Expr):
+    if isinstance(expr, (sp.Expr, sp.MatrixExpr)):
         return expr
     if isinstance(expr, (int, float)):
         from .catalog.vectors import to_sympy
@@ -227,6 +300,10 @@ def _contract(expr: sp.Basic, upstream: Any) -> sp.Expr:
     if isinstance(g, sp.MatrixBase):
         raise ValueError("the expression is a scalar: its upstream gradient must be a scalar too")
     return g * expr
+
+
+def _is_dimension(sym: sp.Basic, expr: sp.Basic) -> bool:
+    return any(sym in m.shape for m in expr.atoms(sp.MatrixSymbol))
 
 
 def _free(obj: sp.Basic) -> set:

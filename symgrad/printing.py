@@ -60,6 +60,36 @@ def _textbook_mul(printer, expr, parent_print_mul):
         printer._settings["order"] = saved
 
 
+def _is_sum(f) -> bool:
+    return isinstance(f, (sp.Add, sp.MatAdd)) or (isinstance(f, sp.Pow) and isinstance(f.base, sp.Add))
+
+
+def _sums_last(args) -> list:
+    return [a for a in args if not _is_sum(a)] + [a for a in args if _is_sum(a)]
+
+
+def _matadd(printer, expr, paren) -> str:
+    """Matrix sums with positive terms first: 1 − h rather than −h + 1."""
+    terms = list(expr.args)
+    terms = [t for t in terms if not t.could_extract_minus_sign()] + [t for t in terms if t.could_extract_minus_sign()]
+    out = printer._print(terms[0])
+    for t in terms[1:]:
+        out += f" - {paren(-t)}" if t.could_extract_minus_sign() else f" + {printer._print(t)}"
+    return out
+
+
+def _applied(expr):
+    """σ(XW) for an elementwise block: its function applied, unevaluated, to the matrix."""
+    from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction  # noqa: F401
+
+    d = sp.Dummy("d")
+    body = expr.function(d)
+    if isinstance(body, sp.Function) and d in body.args and not any(a.has(d) for a in body.args if a != d):
+        args = [expr.expr if a == d else a for a in body.args]
+        return sp.Function.__new__(type(body), *args, evaluate=False)
+    return None
+
+
 class SymgradStrPrinter(StrPrinter):
     """SymPy's text printer with the textbook order of terms and factors."""
 
@@ -68,6 +98,24 @@ class SymgradStrPrinter(StrPrinter):
 
     def _print_Mul(self, expr):
         return _textbook_mul(self, expr, StrPrinter._print_Mul)
+
+    def _print_MatAdd(self, expr):
+        return _matadd(self, expr, lambda t: self.parenthesize(t, 40))
+
+    def _print_OneMatrix(self, expr):
+        return "1"
+
+    def _print_HadamardPower(self, expr):
+        base, e = expr.args
+        b = self.parenthesize(base, 60)
+        return " ∘ ".join([b] * int(e)) if e.is_Integer and 1 < e <= 3 else f"{b}∘^{self._print(e)}"
+
+    def _print_HadamardProduct(self, expr):
+        return " ∘ ".join(self.parenthesize(a, 50) for a in _sums_last(expr.args))
+
+    def _print_ElementwiseApplyFunction(self, expr):
+        applied = _applied(expr)
+        return self._print(applied) if applied is not None else super()._print_ElementwiseApplyFunction(expr)
 
 
 def text(expr: sp.Basic) -> str:
@@ -83,6 +131,22 @@ class SymgradLatexPrinter(LatexPrinter):
 
     def _print_Mul(self, expr):
         return _textbook_mul(self, expr, LatexPrinter._print_Mul)
+
+    def _print_MatAdd(self, expr):
+        return _matadd(self, expr, lambda t: rf"\left({self._print(t)}\right)" if isinstance(t, sp.MatAdd) else self._print(t))
+
+    def _print_HadamardProduct(self, expr):
+        def paren(a):
+            tex = self._print(a)
+            return rf"\left({tex}\right)" if isinstance(a, (sp.MatAdd, sp.MatMul, sp.HadamardProduct)) else tex
+        return r" \circ ".join(paren(a) for a in _sums_last(expr.args))
+
+    def _print_ElementwiseApplyFunction(self, expr):
+        applied = _applied(expr)
+        return self._print(applied) if applied is not None else super()._print_ElementwiseApplyFunction(expr)
+
+    def _print_OneMatrix(self, expr):
+        return "1"
 
     def _print_Symbol(self, expr, style="plain"):
         name = expr.name

@@ -273,7 +273,11 @@ def _normalise_sign(expr: sp.Expr) -> sp.Expr:
         def flipped(i):
             f = factors[i]
             return -f if isinstance(f, sp.Add) else sp.Pow(-f.base, f.exp)
-        starts_with_number = [i for i in odd if (lambda g: (g.base if isinstance(g, sp.Pow) else g).args[0].is_Number)(flipped(i))]
+        def reads_well(i):  # 1 − a, not −a − 1
+            g = flipped(i)
+            g = g.base if isinstance(g, sp.Pow) else g
+            return g.args[0].is_Number and not _leads_negative(g)
+        starts_with_number = [i for i in odd if reads_well(i)]
         pick = (starts_with_number or odd)[0]
         factors[pick] = flipped(pick)
     return sp.Mul(*factors)

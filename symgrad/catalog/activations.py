@@ -16,7 +16,16 @@ __all__ = [
     "SoftmaxEntry", "LogSoftmaxEntry", "Maxout", "route",
 ]
 
-tanh = sp.tanh  # SymPy's own: tanh' = 1 - tanh², printed as \tanh, compiled to np.tanh
+def tanh(x):
+    """SymPy's own tanh (tanh' = 1 − tanh², printed \\tanh, compiled to np.tanh), mapped over
+    explicit matrices and applied elementwise to matrix expressions."""
+    if isinstance(x, sp.MatrixBase):
+        return x.applyfunc(sp.tanh)
+    if isinstance(x, sp.MatrixExpr):
+        from ..matrices import elementwise
+
+        return elementwise(sp.tanh, x)
+    return sp.tanh(to_sympy(x, "tanh argument"))
 _x = sp.Symbol("x", real=True)
 
 

@@ -35,7 +35,12 @@ class Primitive(sp.Function):
         if cls.elementwise and len(args) >= 1 and isinstance(args[0], sp.MatrixBase):
             first, rest = args[0], args[1:]
             return first.applyfunc(lambda entry: cls(entry, *rest))
-        if any(isinstance(a, sp.MatrixBase) for a in args):
+        if cls.elementwise and len(args) >= 1 and isinstance(args[0], sp.MatrixExpr):
+            from ..matrices import elementwise
+
+            first, rest = args[0], args[1:]
+            return elementwise(lambda entry: cls(entry, *rest), first)
+        if any(isinstance(a, (sp.MatrixBase, sp.MatrixExpr)) for a in args):
             raise TypeError(
                 f"{cls.__name__} takes scalar arguments here; pass a list or Matrix only as "
                 f"its first argument (elementwise) or use the vector helper"

@@ -1,0 +1,275 @@
+"""Matrix calculus: symgrad's own reverse-mode chain rule on SymPy matrix expressions.
+
+For a scalar L built from ``MatrixSymbol`` expressions (products, sums, transposes,
+Hadamard products, inverses, elementwise blocks ``sigmoid(X*W)``, traces, determinants
+and 1×1 matrices taken as scalars), :func:`matrix_gradient` returns ∂L/∂W as a matrix
+expression in the shape of W. Each node's adjoint G (∂L/∂node, the node's shape) is
+accumulated over all its uses before it is pushed to the node's arguments — reverse mode
+on the expression DAG, so shared subexpressions are differentiated once:
+
+    Z = A B          G_A = G Bᵀ,  G_B = Aᵀ G
+    Z = Aᵀ           G_A = Gᵀ
+    Z = A ∘ B        G_A = G ∘ B
+    Z = f(A) (elementwise)   G_A = G ∘ f'(A), written through the output: σ' → Z ∘ (1 − Z)
+    Z = A⁻¹          G_A = −A⁻ᵀ G A⁻ᵀ
+    L = c·tr(A)      G_A = c I;   L = c·det(A):  G_A = c det(A) A⁻ᵀ;   L = c·M[0, 0] (1×1): G_M = c
+
+SymPy's own matrix derivative returns 0 for ``((W*x).T*(W*x))[0, 0].diff(W)`` and a wrong
+second term through elementwise functions; this module does not use it.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import sympy as sp
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions.hadamard import HadamardPower, HadamardProduct
+from sympy.matrices.expressions.matexpr import MatrixElement
+
+from .errors import SymgradLimit
+
+__all__ = ["matrix_gradient", "is_matrix_expression", "elementwise", "sq_frobenius",
+           "elementwise_derivative", "as_scalar", "SCALAR_ATOMS"]
+
+SCALAR_ATOMS = (sp.Trace, MatrixElement, sp.Determinant)
+ENTRY = sp.Symbol("_entry", real=True)  # the bound variable of every elementwise function (equal terms stay equal)
+
+
+def is_matrix_expression(expr: sp.Basic) -> bool:
+    """Whether ``expr`` involves symbolic matrices (MatrixSymbol)."""
+    return isinstance(expr, sp.MatrixExpr) or bool(expr.atoms(sp.MatrixSymbol))
+
+
+def elementwise(function: Callable, arg: sp.MatrixExpr) -> sp.MatrixExpr:
+    """f applied to every entry of a matrix expression: σ(X W) as a matrix."""
+    return ElementwiseApplyFunction(sp.Lambda(ENTRY, function(ENTRY)), arg)
+
+
+def sq_frobenius(A: sp.MatrixExpr) -> sp.Expr:
+    """‖A‖² = Σ_ij A_ij² = tr(Aᵀ A) (for a vector: ‖a‖² = aᵀa)."""
+    return sp.Trace(A.T * A)
+
+
+def as_scalar(expr: sp.Basic) -> sp.Expr:
+    """A 1×1 matrix expression is taken as its only entry; a sum over entries that SymPy
+    expanded from ``M[0, 0]`` is written back as matrices (SymPy's array converters)."""
+    if isinstance(expr, sp.MatrixExpr):
+        if expr.shape != (1, 1):
+            raise ValueError(f"the expression is a {expr.shape[0]}×{expr.shape[1]} matrix; a gradient needs a "
+                             "scalar (a 1×1 matrix, a trace, an entry, or sq_frobenius(A))")
+        return MatrixElement(expr, 0, 0)
+    if any(isinstance(s, sp.Sum) for s in sp.preorder_traversal(expr)) and expr.atoms(MatrixElement):
+        from sympy.tensor.array.expressions.from_array_to_matrix import convert_array_to_matrix
+        from sympy.tensor.array.expressions.from_indexed_to_array import convert_indexed_to_array
+
+        try:
+            back = convert_array_to_matrix(convert_indexed_to_array(expr))
+        except Exception as exc:  # SymPy's converters raise many kinds of errors
+            raise SymgradLimit(f"cannot write this sum over matrix entries as matrices ({exc}); "
+                               "write the expression with matrix products instead") from None
+        return as_scalar(back) if isinstance(back, sp.MatrixExpr) else back
+    return expr
+
+
+# --- elementwise derivatives, written through the output --------------------------------------------
+def elementwise_derivative(node: ElementwiseApplyFunction) -> sp.MatrixExpr:
+    """f'(A) as a matrix expression, through the output Z = f(A) when the block's identity
+    allows (σ' = σ(1 − σ) → Z ∘ (1 − Z), tanh' → 1 − Z∘Z), else elementwise f'(A)."""
+    fn = node.function
+    d = ENTRY
+    out = fn(d)
+    deriv = sp.diff(out, d)
+    s = sp.Dummy("s")
+    through_output = deriv.xreplace({out: s})
+    if not through_output.has(d):
+        converted = _polynomial_to_matrix(sp.expand(through_output), s, node)
+        if converted is not None:
+            return converted
+    return ElementwiseApplyFunction(sp.Lambda(d, deriv), node.expr)
+
+
+def _polynomial_to_matrix(poly: sp.Expr, s: sp.Symbol, Z: sp.MatrixExpr) -> sp.MatrixExpr | None:
+    """c0 + c1 s + c2 s² … as c0·1 + c1·Z + c2·Z∘Z, factored the textbook way when it can be."""
+    from .simplify import _normalise_sign
+
+    ones = sp.OneMatrix(*Z.shape)
+    factored = _normalise_sign(sp.factor(poly))
+    if sp.count_ops(poly) < sp.count_ops(factored):  # 1 − s² reads better than (1 − s)(1 + s)
+        factored = poly
+    if isinstance(factored, sp.Add):
+        return _sum_to_matrix(factored, s, Z, ones)
+    coeff, factors = factored.as_coeff_mul()
+    pieces = []
+    for f in factors:
+        base, e = f.as_base_exp()
+        if not (e.is_Integer and e > 0):
+            return None
+        if base == s:
+            piece = Z if e == 1 else HadamardPower(Z, e)
+        elif base.is_polynomial(s) and sp.degree(base, s) == 1:
+            a, c = sp.Poly(base, s).all_coeffs()
+            lin = sp.MatAdd(c * ones, a * Z) if c != 0 else a * Z
+            piece = lin if e == 1 else HadamardPower(lin, e)
+        elif base.is_polynomial(s):
+            piece = _sum_to_matrix(base, s, Z, ones)
+            piece = piece if e == 1 else HadamardPower(piece, e)
+        else:
+            return None
+        pieces.append(piece)
+    if not pieces:
+        return coeff * ones
+    body = pieces[0] if len(pieces) == 1 else HadamardProduct(*pieces)
+    return body if coeff == 1 else coeff * body
+
+
+def _sum_to_matrix(poly: sp.Expr, s: sp.Symbol, Z, ones) -> sp.MatrixExpr:
+    terms = []
+    for (k,), c in sp.Poly(poly, s).terms():
+        terms.append(c * (ones if k == 0 else Z if k == 1 else HadamardPower(Z, k)))
+    return sp.MatAdd(*terms)
+
+
+# --- reverse mode ------------------------------------------------------------------------------
+def matrix_gradient(L: sp.Basic, wrt: sp.MatrixSymbol) -> sp.MatrixExpr:
+    """∂L/∂wrt for a scalar L of matrix expressions (see the module docstring)."""
+    L = as_scalar(L)
+    if not L.has(wrt):
+        return sp.ZeroMatrix(*wrt.shape)
+    order = _topological(L)
+    adjoint: dict[sp.Basic, list] = {}
+
+    def add(node, G):
+        if node.has(wrt):
+            adjoint.setdefault(node, []).append(G)
+
+    _seed_scalar(L, sp.S.One, add, wrt)
+    for node in reversed(order):  # parents before children
+        if node not in adjoint or node == wrt:
+            continue
+        G = _total(adjoint[node], node.shape)
+        _push(node, G, add, wrt)
+    if wrt not in adjoint:
+        return sp.ZeroMatrix(*wrt.shape)
+    return _tidy(_total(adjoint[wrt], wrt.shape))
+
+
+def _total(contributions: list, shape) -> sp.MatrixExpr:
+    total = contributions[0] if len(contributions) == 1 else sp.MatAdd(*contributions)
+    total = total.doit()
+    if isinstance(total, sp.MatrixBase) and total.shape != shape:  # pragma: no cover - guards SymPy
+        raise SymgradLimit("matrix chain rule produced a wrong shape")
+    return total
+
+
+def _topological(root: sp.Basic) -> list:
+    """Matrix-expression nodes below ``root`` in post-order (children first), each once."""
+    seen: set = set()
+    order: list = []
+
+    def visit(node):
+        if node in seen:
+            return
+        seen.add(node)
+        for arg in node.args:
+            if isinstance(arg, sp.Basic) and (isinstance(arg, sp.MatrixExpr) or arg.has(sp.MatrixSymbol)):
+                visit(arg)
+        if isinstance(node, sp.MatrixExpr):
+            order.append(node)
+
+    visit(root)
+    return order
+
+
+def _seed_scalar(expr: sp.Expr, weight: sp.Expr, add, wrt) -> None:
+    """Scalar level: push weight·∂expr/∂atom into every trace, entry and determinant."""
+    atoms = _top_scalar_atoms(expr)
+    dummies = {a: sp.Dummy("m") for a in atoms}
+    plain = expr.xreplace(dummies)
+    for atom, dummy in dummies.items():
+        if not atom.has(wrt):
+            continue
+        c = (weight * sp.diff(plain, dummy)).xreplace({d: a for a, d in dummies.items()})
+        if c == 0:
+            continue
+        if isinstance(atom, sp.Trace):
+            M = atom.arg
+            add(M, c * sp.Identity(M.rows))
+        elif isinstance(atom, sp.Determinant):
+            M = atom.arg
+            add(M, c * atom * sp.Inverse(M).T)
+        elif isinstance(atom, MatrixElement):
+            M, i, j = atom.args
+            if M.shape == (1, 1):
+                add(M, c * sp.Identity(1))
+            elif all(dim.is_Integer for dim in M.shape) and i.is_Integer and j.is_Integer:
+                unit = sp.ImmutableMatrix(*M.shape, lambda r, q: 1 if (r, q) == (i, j) else 0)
+                add(M, c * unit)
+            else:
+                raise SymgradLimit(f"the entry {atom} of a {M.shape[0]}×{M.shape[1]} matrix with symbolic "
+                                   "indices is not supported; write a 1×1 product (aᵀ M b) or a trace")
+
+
+def _top_scalar_atoms(expr: sp.Expr) -> list:
+    out: list = []
+
+    def walk(node):
+        if isinstance(node, SCALAR_ATOMS):
+            if node not in out:
+                out.append(node)
+            return
+        if isinstance(node, sp.MatrixExpr):
+            raise SymgradLimit(f"a matrix {node} inside a scalar expression; take a trace or an entry")
+        for a in node.args:
+            walk(a)
+
+    walk(expr)
+    return out
+
+
+def _push(node: sp.MatrixExpr, G: sp.MatrixExpr, add, wrt) -> None:
+    """Send the adjoint G of ``node`` to its arguments."""
+    if isinstance(node, sp.MatAdd):
+        for a in node.args:
+            add(a, G)
+    elif isinstance(node, sp.MatMul):
+        coeff, mats = node.as_coeff_matrices()
+        if coeff.has(wrt):  # a scalar factor that depends on wrt: ⟨G, M⟩ dc
+            rest = sp.MatMul(*mats)
+            _seed_scalar(coeff, sp.Trace(G.T * rest), add, wrt)
+        for i, A in enumerate(mats):
+            if not A.has(wrt):
+                continue
+            left, right = mats[:i], mats[i + 1:]
+            piece = G
+            if left:
+                piece = sp.MatMul(*left).T * piece
+            if right:
+                piece = piece * sp.MatMul(*right).T
+            add(A, (coeff * piece) if coeff != 1 else piece)
+    elif isinstance(node, sp.Transpose):
+        add(node.arg, G.T)
+    elif isinstance(node, HadamardProduct):
+        for i, a in enumerate(node.args):
+            others = node.args[:i] + node.args[i + 1:]
+            add(a, HadamardProduct(G, *others))
+    elif isinstance(node, HadamardPower):
+        base, e = node.args
+        add(base, e * HadamardProduct(G, HadamardPower(base, e - 1)) if e != 2 else 2 * HadamardProduct(G, base))
+    elif isinstance(node, ElementwiseApplyFunction):
+        add(node.expr, HadamardProduct(G, elementwise_derivative(node)))
+    elif isinstance(node, sp.Inverse):
+        inv_t = sp.Inverse(node.arg).T
+        add(node.arg, -inv_t * G * inv_t)
+    elif isinstance(node, sp.MatPow) and node.exp.is_Integer and node.exp > 0:
+        add(sp.MatMul(*([node.base] * int(node.exp)), evaluate=False), G)
+    elif isinstance(node, (sp.MatrixSymbol, sp.Identity, sp.ZeroMatrix, sp.OneMatrix)):
+        return
+    else:
+        raise SymgradLimit(f"no matrix chain rule for {type(node).__name__} yet")
+
+
+def _tidy(G: sp.MatrixExpr) -> sp.MatrixExpr:
+    """Drop identities, collect equal terms (A + A → 2A)."""
+    G = G.doit()
+    return G.replace(lambda n: isinstance(n, sp.MatMul), lambda n: n.doit())
