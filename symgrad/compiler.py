@@ -22,6 +22,7 @@ from . import runtime
 from .catalog.activations import sigmoid, softplus
 from .catalog.base import Primitive
 from .simplify import Rule
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 __all__ = ["CompiledFunction", "compile_expr", "compile_derivation", "generate_source",
            "module_source", "STABLE_RULES", "stabilise"]
@@ -83,6 +84,76 @@ class SymgradNumPyPrinter(NumPyPrinter):
         self.helpers[fn.__name__] = fn
         return f"{fn.__name__}({', '.join(self._print(a) for a in expr.args)})"
 
+    # -- matrix expressions: arrays with the matrix in the last two axes -------------------------
+    def _print_MatrixSymbol(self, expr):
+        if expr in self.names:
+            return self.names[expr]
+        raise NotImplementedError(f"no input named {expr.name}")
+
+    def _operand(self, m):
+        code = self._print(m)
+        return code if isinstance(m, (sp.MatrixSymbol, sp.Transpose, ElementwiseApplyFunction)) else f"({code})"
+
+    def _print_MatMul(self, expr):
+        coeff, mats = expr.as_coeff_matrices()
+        body = " @ ".join(self._operand(m) for m in mats)
+        if coeff == 1:
+            return body
+        if coeff == -1:
+            return f"-{body}" if len(mats) == 1 else f"-({body})"
+        return f"{self.parenthesize(coeff, 50)}*{body if len(mats) == 1 else f'({body})'}"
+
+    def _print_MatAdd(self, expr):
+        terms = [a for a in expr.args if not a.could_extract_minus_sign()] + \
+                [a for a in expr.args if a.could_extract_minus_sign()]
+        out = self._print(terms[0])
+        for t in terms[1:]:
+            out += f" - {self._operand(-t)}" if t.could_extract_minus_sign() else f" + {self._print(t)}"
+        return out
+
+    def _print_Transpose(self, expr):
+        return f"numpy.swapaxes({self._print(expr.arg)}, -1, -2)"
+
+    def _print_HadamardProduct(self, expr):
+        return " * ".join(self._operand(a) for a in expr.args)
+
+    def _print_HadamardPower(self, expr):
+        return f"({self._print(expr.args[0])})**{self._print(expr.args[1])}"
+
+    def _print_ElementwiseApplyFunction(self, expr):
+        (var,), body = expr.function.variables, expr.function.expr
+        saved = self.names.get(var)
+        self.names[var] = f"({self._print(expr.expr)})"
+        try:
+            return self._print(body)
+        finally:
+            if saved is None:
+                self.names.pop(var)
+            else:
+                self.names[var] = saved
+
+    def _print_OneMatrix(self, expr):
+        return "1.0"
+
+    def _print_ZeroMatrix(self, expr):
+        return "0.0"
+
+    def _print_Identity(self, expr):
+        return f"numpy.eye({self._print(expr.rows)})"
+
+    def _print_Inverse(self, expr):
+        return f"numpy.linalg.inv({self._print(expr.arg)})"
+
+    def _print_Determinant(self, expr):
+        return f"numpy.linalg.det({self._print(expr.arg)})"
+
+    def _print_Trace(self, expr):
+        return f"numpy.trace({self._print(expr.arg)}, axis1=-2, axis2=-1)"
+
+    def _print_MatrixElement(self, expr):
+        parent, i, j = expr.args
+        return f"({self._print(parent)})[..., {self._print(i)}, {self._print(j)}]"
+
     def _print_KroneckerDelta(self, expr):
         a, b = (self._print(x) for x in expr.args)
         return f"numpy.where(numpy.equal({a}, {b}), 1.0, 0.0)"
@@ -129,7 +200,8 @@ def _safe_names(symbols: Sequence[sp.Basic], reserved: set[str]) -> dict[sp.Basi
 
 
 def generate_source(fn_name: str, outputs: Sequence[sp.Basic], args: Sequence[sp.Symbol],
-                    doc: str = "", stable: bool = True, as_tuple: bool = False) -> tuple[str, dict[str, Callable], dict[sp.Basic, str]]:
+                    doc: str = "", stable: bool = True, as_tuple: bool = False,
+                    matrix_names: dict | None = None) -> tuple[str, dict[str, Callable], dict[sp.Basic, str]]:
     """The source of ``def fn_name(args): … return outputs`` and the helpers it calls."""
     helper_names = {type(p).numpy_form.__name__ for out in outputs for p in out.atoms(Primitive)}
     names = _safe_names(args, _RESERVED | helper_names | {fn_name})
@@ -146,12 +218,17 @@ def generate_source(fn_name: str, outputs: Sequence[sp.Basic], args: Sequence[sp
             flat.append(out)
     summation = {lim[0] for e in flat for s in e.atoms(sp.Sum) for lim in s.limits}
     temps = sp.numbered_symbols("_t")
-    replacements, reduced = sp.cse(flat, symbols=temps, ignore=tuple(summation), order="none")
+    if any(isinstance(e, sp.MatrixExpr) or e.atoms(sp.MatrixSymbol) for e in flat):
+        replacements, reduced = matrix_cse(flat, names=matrix_names or {}, taken=set(names.values()))
+    else:
+        replacements, reduced = sp.cse(flat, symbols=temps, ignore=tuple(summation), order="none")
     for temp, _ in replacements:
         names[temp] = temp.name
     lines = [f"def {fn_name}({', '.join(names[a] for a in args)}):"]
     if doc:
         lines.append(f'    r"""{doc}"""')
+    for line in _dimension_lines(args, names, [v for _, v in replacements] + list(reduced)):
+        lines.append(f"    {line}")
     for temp, value in replacements:
         lines.append(f"    {temp.name} = {printer.doprint(value)}")
     returned, pos = [], 0
@@ -167,6 +244,83 @@ def generate_source(fn_name: str, outputs: Sequence[sp.Basic], args: Sequence[sp
     body = returned[0] if len(returned) == 1 and not as_tuple else "(" + ", ".join(returned) + ",)"
     lines.append(f"    return {body}")
     return "\n".join(lines) + "\n", printer.helpers, names
+
+
+_LEAVES = (sp.MatrixSymbol, sp.Identity, sp.ZeroMatrix, sp.OneMatrix)
+
+
+def matrix_cse(outputs: Sequence[sp.Basic], names: dict | None = None,
+               taken: set | None = None) -> tuple[list, list]:
+    """Common subexpressions of matrix expressions, transposed twins included:
+    σ(x W1) and σ(W1ᵀ xᵀ) become one temporary h and hᵀ. ``names`` suggests names
+    (value → name) for some of them (the derivation's intermediates)."""
+    names = dict(names or {})
+    counts: dict = {}
+    order: list = []
+
+    def key(node):
+        twin = sp.Transpose(node).doit()
+        return (twin, True) if twin in counts else (node, False)
+
+    def visit(node):
+        if isinstance(node, sp.MatrixExpr) and not isinstance(node, _LEAVES) and not (
+                isinstance(node, sp.Transpose) and isinstance(node.arg, _LEAVES)):
+            k, _ = key(node)
+            if k in counts:
+                counts[k] += 1
+                return  # its insides were counted the first time
+            counts[k] = 1
+            for a in node.args:
+                visit(a)
+            order.append(k)
+            return
+        for a in getattr(node, "args", ()):
+            if isinstance(a, sp.Basic):
+                visit(a)
+
+    for o in outputs:
+        visit(o)
+    repeated = [n for n in order if counts[n] > 1 or n in names]  # children before parents
+    replacements, mapping, used = [], {}, set(taken or ())
+    for k, node in enumerate(repeated):
+        label = names.get(node)
+        label = label.name if label is not None and label.name not in used else f"_t{k}"
+        used.add(label)
+        temp = sp.MatrixSymbol(label, *node.shape)
+        replacements.append((temp, node.xreplace(mapping)))
+        mapping[node] = temp
+        mapping[sp.Transpose(node).doit()] = temp.T
+    return replacements, [o.xreplace(mapping) for o in outputs]
+
+
+def _code_symbols(expr: sp.Basic) -> set:
+    """Symbols the printed code refers to (not the sizes that only shape a matrix)."""
+    if isinstance(expr, sp.Identity):
+        return set(expr.rows.free_symbols)
+    if isinstance(expr, (sp.MatrixSymbol, sp.OneMatrix, sp.ZeroMatrix)):
+        return set()
+    if isinstance(expr, sp.Symbol):
+        return {expr}
+    out: set = set()
+    for a in getattr(expr, "args", ()):
+        if isinstance(a, sp.Basic):
+            out |= _code_symbols(a)
+    return out
+
+
+def _dimension_lines(args, names, outputs) -> list[str]:
+    """``n = numpy.shape(A)[-2]`` for every symbolic size the printed code uses."""
+    used = set().union(*(_code_symbols(o) for o in outputs)) if outputs else set()
+    lines, bound = [], set()
+    for a in args:
+        if not isinstance(a, sp.MatrixSymbol):
+            continue
+        for axis, dim in ((-2, a.shape[0]), (-1, a.shape[1])):
+            if isinstance(dim, sp.Symbol) and dim in used and dim not in bound and dim not in names:
+                names[dim] = dim.name if _IDENT.match(dim.name) else f"dim{len(bound)}"
+                lines.append(f"{names[dim]} = numpy.shape({names[a]})[{axis}]")
+                bound.add(dim)
+    return lines
 
 
 class CompiledFunction:
@@ -220,7 +374,8 @@ _COUNTER = [0]
 
 
 def compile_expr(outputs: sp.Basic | Sequence[sp.Basic], args: Sequence[sp.Basic] | None = None, *,
-                 name: str = "f", stable: bool = True, formula: str = "") -> CompiledFunction:
+                 name: str = "f", stable: bool = True, formula: str = "",
+                 matrix_names: dict | None = None) -> CompiledFunction:
     """Compile one expression/Matrix (or a tuple of them) to a :class:`CompiledFunction`."""
     from .derive import _free
 
@@ -234,7 +389,7 @@ def compile_expr(outputs: sp.Basic | Sequence[sp.Basic], args: Sequence[sp.Basic
     args = list(args)
     formula = formula.replace('"', "'").rstrip("\\")  # safe inside a raw docstring
     source, helpers, names = generate_source(name, outs, args, doc=formula, stable=stable,
-                                             as_tuple=not single)
+                                             as_tuple=not single, matrix_names=matrix_names)
     _COUNTER[0] += 1
     filename = f"<symgrad-generated-{_COUNTER[0]}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
@@ -263,9 +418,14 @@ def compile_derivation(derivation, *, stable: bool = True) -> CompiledFunction:
     from .printing import latex
 
     args = derivation.free_symbols()
-    formula = "; ".join(f"d/d{_wrt_name(w)} = {latex(r)}" for w, r in zip(derivation.wrt, derivation.results))
+    formula = _formula(derivation)
     outputs = derivation.result if derivation.single else tuple(derivation.result)
-    return compile_expr(outputs, args, name="gradient", stable=stable, formula=formula)
+    return compile_expr(outputs, args, name="gradient", stable=stable, formula=formula,
+                        matrix_names=_matrix_names(derivation))
+
+
+def _matrix_names(derivation) -> dict:
+    return {v: k for k, v in derivation.intermediates.items() if isinstance(v, sp.MatrixExpr)}
 
 
 def module_source(derivation, *, name: str = "gradient", stable: bool = True) -> str:
@@ -274,10 +434,10 @@ def module_source(derivation, *, name: str = "gradient", stable: bool = True) ->
 
     args = derivation.free_symbols()
     outputs = [derivation.result] if derivation.single else list(derivation.result)
-    formula = "; ".join(f"d/d{_wrt_name(w)} = {latex(r)}" for w, r in zip(derivation.wrt, derivation.results))
-    formula = formula.replace('"', "'").rstrip("\\")
+    formula = _formula(derivation).replace('"', "'").rstrip("\\")
     source, helpers, names = generate_source(name, outputs, args, doc=formula, stable=stable,
-                                             as_tuple=not derivation.single)
+                                             as_tuple=not derivation.single,
+                                             matrix_names=_matrix_names(derivation))
     parts = ['"""Generated by symgrad: the derivative of\n\n    ' + sp.sstr(derivation.expr).replace('"', "'")
              + '\n\nwith respect to ' + ", ".join(_wrt_name(w) for w in derivation.wrt) + '.\n"""',
              "import numpy\nimport numpy as np\n"]
@@ -286,6 +446,17 @@ def module_source(derivation, *, name: str = "gradient", stable: bool = True) ->
         parts.append(inspect.getsource(runtime.assemble))
     parts.append(source)
     return "\n\n".join(p.rstrip("\n") for p in parts) + "\n"
+
+
+def _formula(derivation) -> str:
+    """The docstring formula: each result with the intermediates' names, then where they stand."""
+    from .printing import latex
+
+    named = (derivation.named,) if derivation.single else derivation.named
+    text = "; ".join(f"d/d{_wrt_name(w)} = {latex(r)}" for w, r in zip(derivation.wrt, named))
+    shown = set().union(*(getattr(r, "free_symbols", set()) for r in named))
+    where = [f"{latex(k)} = {latex(v)}" for k, v in derivation.intermediates.items() if k in shown]
+    return text + (f", where {', '.join(where)}" if where else "")
 
 
 def _wrt_name(w) -> str:
