@@ -112,7 +112,7 @@ def cross_check(derivation, *, points: int = 4, seed: int = 0, tolerance: float 
     rng = np.random.default_rng(seed)
     compiled = compiled or derivation.compile()
     if derivation.is_matrix:
-        return _cross_check_matrices(derivation, compiled, points, rng, tolerance, sizes)
+        return _cross_check_matrices(derivation, compiled, points, rng, tolerance, sizes, domain)
     inputs = derivation.free_symbols()
     arrays = {idx.base.label: idx.base for idx in derivation.expr.atoms(sp.Indexed)}
     length = next((int(v) for k, v in sizes.items() if any(
@@ -187,7 +187,7 @@ def _finite_difference(out: sp.Expr, var: sp.Basic, subs: Mapping) -> float:
 
 
 # --- matrix expressions: differentiate the explicit entries at a small size ------------------------
-def _cross_check_matrices(derivation, compiled, points, rng, tolerance, sizes) -> CheckResult:
+def _cross_check_matrices(derivation, compiled, points, rng, tolerance, sizes, domain) -> CheckResult:
     """Every MatrixSymbol becomes a small matrix of entry symbols (sizes 2, 3, 4, … so that a
     transposition shows); SymPy's plain diff of the explicit, elementary scalar is the reference."""
     L = derivation.expr
@@ -199,7 +199,8 @@ def _cross_check_matrices(derivation, compiled, points, rng, tolerance, sizes) -
                for m, c in concrete.items()}
     explicit = L.xreplace(sizes).xreplace({concrete[m]: entries[m] for m in matrices})
     explicit = elementary(_explicit(explicit))
-    symbols = [e for m in matrices for e in entries[m]]
+    scalars = sorted((x for x in explicit.free_symbols if x.name in compiled.params), key=lambda x: x.name)
+    symbols = [e for m in matrices for e in entries[m]] + scalars
     refs = []
     for w in derivation.wrt:
         grads = [sp.diff(explicit, e) for e in entries[w]]
@@ -212,9 +213,11 @@ def _cross_check_matrices(derivation, compiled, points, rng, tolerance, sizes) -
             r, c = concrete[m].shape
             noise = rng.normal(size=(r, c))
             arrays[m] = np.eye(r) * 2 + 0.3 * noise if m in square else noise  # well-conditioned squares
-        got = compiled(**{m.name: arrays[m] for m in matrices if m.name in compiled.params})
+        scalar_values = {x: _draw(domain.get(x) or _default_domain(x), rng) for x in scalars}
+        got = compiled(**{m.name: arrays[m] for m in matrices if m.name in compiled.params},
+                       **{x.name: v for x, v in scalar_values.items()})
         got = (got,) if derivation.single else got
-        values = [float(v) for m in matrices for v in arrays[m].ravel()]
+        values = [float(v) for m in matrices for v in arrays[m].ravel()] + [float(scalar_values[x]) for x in scalars]
         for w, ref_fn, value in zip(derivation.wrt, refs, got):
             ref = np.asarray(ref_fn(*values), dtype=float)
             val = np.broadcast_to(np.asarray(value, dtype=float), concrete[w].shape).ravel()

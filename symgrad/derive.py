@@ -213,7 +213,7 @@ def _derive_matrices(expr, wrts, single, upstream, started) -> Derivation:
         expr = sp.Trace(upstream.T * expr)
     L = as_scalar(expr)
     results = [matrix_gradient(L, w) for w in resolved]
-    names = _name_matrix_outputs(results, L)
+    names = _name_outputs(results, L, _name_matrix_outputs(results, L))
     back = _renaming(names)
     var = lambda w: sp.Derivative(sp.Symbol("L"), w, evaluate=False)  # noqa: E731
     steps = [Step("goal", var(w), sp.Derivative(L, w, evaluate=False), "what we want") for w in resolved]
@@ -480,7 +480,7 @@ def _name_outputs(results: Sequence, expr: sp.Basic, names: dict) -> dict:
     from .catalog.activations import SoftmaxEntry, elu, leaky_relu, relu, sigmoid, softplus
 
     outputs = (sigmoid, sp.tanh, softplus, relu, elu, leaky_relu)
-    taken = {s.name for s in expr.free_symbols if isinstance(s, sp.Symbol)} | {k.name for k in names}
+    taken = {s.name for s in expr.free_symbols if hasattr(s, "name")} | {k.name for k in names}
     known = set(names.values())
     groups: dict[tuple, dict[int, sp.Basic]] = {}
     scalars: list[sp.Basic] = []

@@ -59,17 +59,20 @@ def as_scalar(expr: sp.Basic) -> sp.Expr:
             raise ValueError(f"the expression is a {expr.shape[0]}×{expr.shape[1]} matrix; a gradient needs a "
                              "scalar (a 1×1 matrix, a trace, an entry, or sq_frobenius(A))")
         return MatrixElement(expr, 0, 0)
-    if any(isinstance(s, sp.Sum) for s in sp.preorder_traversal(expr)) and expr.atoms(MatrixElement):
-        from sympy.tensor.array.expressions.from_array_to_matrix import convert_array_to_matrix
-        from sympy.tensor.array.expressions.from_indexed_to_array import convert_indexed_to_array
+    return expr.replace(lambda node: isinstance(node, sp.Sum) and bool(node.atoms(MatrixElement)), _rematricize)
 
-        try:
-            back = convert_array_to_matrix(convert_indexed_to_array(expr))
-        except Exception as exc:  # SymPy's converters raise many kinds of errors
-            raise SymgradLimit(f"cannot write this sum over matrix entries as matrices ({exc}); "
-                               "write the expression with matrix products instead") from None
-        return as_scalar(back) if isinstance(back, sp.MatrixExpr) else back
-    return expr
+
+def _rematricize(sum_node: sp.Sum) -> sp.Expr:
+    """Σ_i w[i, 0] x[i, 0] (SymPy's expansion of (wᵀx)[0, 0]) → (wᵀx)[0, 0]."""
+    from sympy.tensor.array.expressions.from_array_to_matrix import convert_array_to_matrix
+    from sympy.tensor.array.expressions.from_indexed_to_array import convert_indexed_to_array
+
+    try:
+        back = convert_array_to_matrix(convert_indexed_to_array(sum_node))
+    except Exception as exc:  # SymPy's converters raise many kinds of errors
+        raise SymgradLimit(f"cannot write the sum over matrix entries {sum_node} as matrices ({exc}); "
+                           "write it with matrix products instead") from None
+    return MatrixElement(back, 0, 0) if isinstance(back, sp.MatrixExpr) else back
 
 
 # --- elementwise derivatives, written through the output --------------------------------------------
@@ -154,9 +157,27 @@ def matrix_gradient(L: sp.Basic, wrt: sp.MatrixSymbol) -> sp.MatrixExpr:
     return _tidy(_total(adjoint[wrt], wrt.shape))
 
 
+def _mul(*factors) -> sp.MatrixExpr:
+    """A product built without ``MatrixExpr.__mul__``'s deep ``doit`` (which would expand
+    scalar atoms like (wᵀx)[0, 0] into index sums); ``_doit`` canonicalises later."""
+    factors = [f for f in factors if f != 1]
+    return factors[0] if len(factors) == 1 else sp.MatMul(*factors)
+
+
+def _T(A: sp.MatrixExpr) -> sp.MatrixExpr:
+    """Aᵀ without SymPy's deep ``doit`` (see ``_mul``)."""
+    return sp.Transpose(A)
+
+
+def _doit(expr: sp.Basic) -> sp.Basic:
+    """``doit`` that leaves scalar atoms alone ((wᵀx)[0, 0] must not become an index sum)."""
+    shield = {a: sp.Dummy("s") for a in expr.atoms(MatrixElement, sp.Trace, sp.Determinant)}
+    return expr.xreplace(shield).doit().xreplace({d: a for a, d in shield.items()})
+
+
 def _total(contributions: list, shape) -> sp.MatrixExpr:
     total = contributions[0] if len(contributions) == 1 else sp.MatAdd(*contributions)
-    total = total.doit()
+    total = _doit(total)
     if isinstance(total, sp.MatrixBase) and total.shape != shape:  # pragma: no cover - guards SymPy
         raise SymgradLimit("matrix chain rule produced a wrong shape")
     return total
@@ -194,17 +215,17 @@ def _seed_scalar(expr: sp.Expr, weight: sp.Expr, add, wrt) -> None:
             continue
         if isinstance(atom, sp.Trace):
             M = atom.arg
-            add(M, c * sp.Identity(M.rows))
+            add(M, _mul(c, sp.Identity(M.rows)))
         elif isinstance(atom, sp.Determinant):
             M = atom.arg
-            add(M, c * atom * sp.Inverse(M).T)
+            add(M, _mul(c, atom, _T(sp.Inverse(M))))
         elif isinstance(atom, MatrixElement):
             M, i, j = atom.args
             if M.shape == (1, 1):
-                add(M, c * sp.Identity(1))
+                add(M, _mul(c, sp.Identity(1)))
             elif all(dim.is_Integer for dim in M.shape) and i.is_Integer and j.is_Integer:
                 unit = sp.ImmutableMatrix(*M.shape, lambda r, q: 1 if (r, q) == (i, j) else 0)
-                add(M, c * unit)
+                add(M, _mul(c, unit))
             else:
                 raise SymgradLimit(f"the entry {atom} of a {M.shape[0]}×{M.shape[1]} matrix with symbolic "
                                    "indices is not supported; write a 1×1 product (aᵀ M b) or a trace")
@@ -236,31 +257,27 @@ def _push(node: sp.MatrixExpr, G: sp.MatrixExpr, add, wrt) -> None:
         coeff, mats = node.as_coeff_matrices()
         if coeff.has(wrt):  # a scalar factor that depends on wrt: ⟨G, M⟩ dc
             rest = sp.MatMul(*mats)
-            _seed_scalar(coeff, sp.Trace(G.T * rest), add, wrt)
+            _seed_scalar(coeff, sp.Trace(_mul(_T(G), rest)), add, wrt)
         for i, A in enumerate(mats):
             if not A.has(wrt):
                 continue
             left, right = mats[:i], mats[i + 1:]
-            piece = G
-            if left:
-                piece = sp.MatMul(*left).T * piece
-            if right:
-                piece = piece * sp.MatMul(*right).T
-            add(A, (coeff * piece) if coeff != 1 else piece)
+            factors = ([_T(sp.MatMul(*left))] if left else []) + [G] + ([_T(sp.MatMul(*right))] if right else [])
+            add(A, _mul(coeff, *factors))
     elif isinstance(node, sp.Transpose):
-        add(node.arg, G.T)
+        add(node.arg, _T(G))
     elif isinstance(node, HadamardProduct):
         for i, a in enumerate(node.args):
             others = node.args[:i] + node.args[i + 1:]
             add(a, HadamardProduct(G, *others))
     elif isinstance(node, HadamardPower):
         base, e = node.args
-        add(base, e * HadamardProduct(G, HadamardPower(base, e - 1)) if e != 2 else 2 * HadamardProduct(G, base))
+        add(base, _mul(e, HadamardProduct(G, HadamardPower(base, e - 1) if e != 2 else base)))
     elif isinstance(node, ElementwiseApplyFunction):
         add(node.expr, HadamardProduct(G, elementwise_derivative(node)))
     elif isinstance(node, sp.Inverse):
-        inv_t = sp.Inverse(node.arg).T
-        add(node.arg, -inv_t * G * inv_t)
+        inv_t = _T(sp.Inverse(node.arg))
+        add(node.arg, _mul(-1, inv_t, G, inv_t))
     elif isinstance(node, sp.MatPow) and node.exp.is_Integer and node.exp > 0:
         add(sp.MatMul(*([node.base] * int(node.exp)), evaluate=False), G)
     elif isinstance(node, (sp.MatrixSymbol, sp.Identity, sp.ZeroMatrix, sp.OneMatrix)):
@@ -270,6 +287,16 @@ def _push(node: sp.MatrixExpr, G: sp.MatrixExpr, add, wrt) -> None:
 
 
 def _tidy(G: sp.MatrixExpr) -> sp.MatrixExpr:
-    """Drop identities, collect equal terms (A + A → 2A)."""
-    G = G.doit()
-    return G.replace(lambda n: isinstance(n, sp.MatMul), lambda n: n.doit())
+    """Drop identities, collect equal terms (A + A → 2A), scalar factors in textbook form."""
+    from .simplify import textbook
+
+    G = _doit(G)
+
+    def coefficient_textbook(node):
+        coeff, mats = node.as_coeff_mmul()
+        if coeff.is_number:
+            return node
+        return sp.MatMul(textbook(coeff), *mats.args) if isinstance(mats, sp.MatMul) else textbook(coeff) * mats
+
+    G = G.replace(lambda n: isinstance(n, sp.MatMul), coefficient_textbook)
+    return G if isinstance(G, sp.MatrixBase) else _doit(G)

@@ -232,8 +232,12 @@ def _atomize(expr: sp.Expr) -> tuple[sp.Expr, dict]:
     """Replace block outputs, sums and other function applications by dummy symbols."""
     mapping: dict[sp.Basic, sp.Dummy] = {}
 
-    def walk(node):  # top-down: an atom's insides are left alone
-        if isinstance(node, (sp.Function, sp.Sum, sp.Piecewise)) and not node.is_number:
+    from sympy.matrices.expressions.matexpr import MatrixElement
+
+    atom_types = (sp.Function, sp.Sum, sp.Piecewise, MatrixElement, sp.Trace, sp.Determinant)
+
+    def walk(node):  # top-down: an atom's insides are left alone (and never rebuilt)
+        if isinstance(node, atom_types) and not node.is_number:
             if node not in mapping:
                 mapping[node] = sp.Dummy("u")
             return mapping[node]
