@@ -128,15 +128,18 @@ def cross_check(derivation, *, points: int = 4, seed: int = 0, tolerance: float 
         for w, result, raw, value in zip(derivation.wrt, derivation.results, derivation.raws, got):
             w_c = _concrete(w, sizes)
             pairs = _pairs(forward, w_c)
-            raw_entries = _entries(_concrete(raw, sizes))
+            raw_entries = _entries(_concrete(raw, sizes)) if raw is not None else [None] * len(pairs)
             values = np.asarray(value, dtype=float).reshape(-1)
             refs = [_finite_difference(out, var, subs) for out, var in pairs]
             scale = max([abs(r) for r in refs] + [1e-300])
             for index, ((out, var), ref, raw_e, val) in enumerate(zip(pairs, refs, raw_entries, values)):
                 floor = max(abs(ref), 1e-6 * scale, 1e-300)
                 rel = abs(val - ref) / floor
-                raw_val = float(sp.N(raw_e.xreplace(subs), DIGITS)) if raw_e.free_symbols else float(raw_e)
-                rel_raw = abs(raw_val - ref) / floor
+                if raw_e is None:
+                    raw_val, rel_raw = float("nan"), 0.0
+                else:
+                    raw_val = float(sp.N(raw_e.xreplace(subs), DIGITS)) if raw_e.free_symbols else float(raw_e)
+                    rel_raw = abs(raw_val - ref) / floor
                 if rel > worst_rel or not worst:
                     worst = {"wrt": sp.sstr(var), "compiled": float(val), "reference": float(ref),
                              "plain_sympy": raw_val,

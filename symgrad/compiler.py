@@ -463,3 +463,58 @@ def _wrt_name(w) -> str:
     if isinstance(w, sp.MatrixBase):
         return "[" + ", ".join(sp.sstr(e) for e in w) + "]"
     return sp.sstr(w)
+
+
+def compile_backprop(bp, wrt, *, stable: bool = True) -> CompiledFunction:
+    """A graph's reverse pass as a program: the forward nodes, then one line per gradient
+    (local gradient × upstream gradient, summed over uses), each with its formula as a comment."""
+    from .printing import text
+
+    graph = bp.graph
+    inputs = sorted(graph.inputs, key=lambda s: s.name)
+    names = _safe_names(inputs, _RESERVED | {"backward"})
+    taken = set(names.values())
+
+    def name_for(sym):
+        candidate = sym.name if _IDENT.match(sym.name) and "__" not in sym.name else f"v{len(taken)}"
+        while candidate in taken:
+            candidate += "_"
+        taken.add(candidate)
+        return candidate
+
+    for node in graph.names:
+        names[node] = name_for(node)
+    for node, g in bp.upstream_names.items():
+        names[g] = name_for(g)
+    printer = SymgradNumPyPrinter(names)
+    body: list[str] = []
+    exprs = [graph.exprs[n] for n in graph.names] + list(bp.gradients.values())
+    body += _dimension_lines(inputs, names, exprs)
+    body.append("# forward")
+    order = graph.names[: graph.names.index(bp.output) + 1]
+    for node in order:
+        expr = stabilise(graph.exprs[node]) if stable else graph.exprs[node]
+        body.append(f"{names[node]} = {printer.doprint(expr)}  # {text(node)} = {text(graph.exprs[node])}")
+    body.append("# backward: each gradient is the sum over uses of local gradient × upstream gradient")
+    for node in reversed(order):
+        if node in bp.upstream_names and node in bp.gradients:
+            g = bp.upstream_names[node]
+            value = stabilise(bp.gradients[node]) if stable else bp.gradients[node]
+            body.append(f"{names[g]} = {printer.doprint(value)}  # d{text(bp.output)}/d{text(node)}")
+    returned = []
+    for w in wrt:
+        value = bp.gradients.get(w, sp.S.Zero)
+        value = stabilise(value) if stable else value
+        returned.append(printer.doprint(value))
+    doc = "Gradient of " + text(bp.output) + " with respect to " + ", ".join(text(w) for w in wrt) + \
+        " by reverse mode over the graph " + "; ".join(f"{text(n)} = {text(graph.exprs[n])}" for n in order)
+    doc = doc.replace('"', "'").replace("\\", "/")
+    ret = returned[0] if len(returned) == 1 else "(" + ", ".join(returned) + ",)"
+    source = "\n".join([f"def backward({', '.join(names[a] for a in inputs)}):", f'    """{doc}"""']
+                       + [f"    {line}" for line in body] + [f"    return {ret}"]) + "\n"
+    _COUNTER[0] += 1
+    filename = f"<symgrad-generated-{_COUNTER[0]}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace: dict[str, Any] = {"numpy": np, "assemble": runtime.assemble, **printer.helpers}
+    exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - generated from SymPy trees, generated names
+    return CompiledFunction(namespace["backward"], source, [a.name for a in inputs], {}, doc)

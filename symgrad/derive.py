@@ -65,6 +65,7 @@ class Derivation:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     single: bool = True
+    backprop: Any = None  # the graph's reverse pass, when derived from a Graph
 
     # -- views ------------------------------------------------------------------------
     @property
@@ -84,6 +85,9 @@ class Derivation:
     @property
     def named(self) -> Any:
         """The result written with the intermediates' names (a = σ(z), h = σ(XW), …)."""
+        if self.backprop is not None:
+            out = tuple(self.backprop.expanded(w) for w in self.wrt)
+            return out[0] if self.single else out
         back = _renaming(self.intermediates)
         out = tuple(r.xreplace(back) for r in self.results)
         return out[0] if self.single else out
@@ -105,8 +109,10 @@ class Derivation:
 
         For a list ``wrt`` it returns a tuple in the same order; matrix results come back
         as arrays of the matrix's shape (after any broadcast batch axes)."""
-        from .compiler import compile_derivation
+        from .compiler import compile_backprop, compile_derivation
 
+        if self.backprop is not None:
+            return compile_backprop(self.backprop, self.wrt, stable=stable)
         return compile_derivation(self, stable=stable)
 
     def latex(self, **options) -> str:
@@ -146,12 +152,16 @@ def derive(expr: Any, wrt: WrtLike | Sequence[WrtLike], *, upstream: Any = None,
     shape of ``expr`` (gives the vector–Jacobian product). ``timeout``: seconds for the
     bounded simplification steps (a bound that is hit is listed in ``notes``).
     """
+    from .graph import Graph
+
     started = time.perf_counter()
-    expr = _as_expression(expr)
     single = not isinstance(wrt, (list, tuple))
     wrts = [wrt] if single else list(wrt)
     if not wrts:
         raise ValueError("wrt is empty: name at least one variable to differentiate with respect to")
+    if isinstance(expr, Graph):
+        return _derive_graph(expr, wrts, single, started)
+    expr = _as_expression(expr)
     if is_matrix_expression(expr):
         return _derive_matrices(expr, wrts, single, upstream, started)
     wrts = [_resolve_wrt(w, expr) for w in wrts]
@@ -225,6 +235,41 @@ def _derive_matrices(expr, wrts, single, upstream, started) -> Derivation:
         notes=["SymPy's own matrix derivative is not used (it returns 0 for ((W*x).T*(W*x))[0, 0] and a "
                "wrong term through elementwise functions); raw is None"],
     )
+
+
+def _derive_graph(graph, wrts, single, started) -> Derivation:
+    """derive() on a computational graph: reverse mode over its named intermediates."""
+    by_name = {getattr(v, "name", str(v)): v for v in graph.inputs}
+    resolved = []
+    for w in wrts:
+        key = by_name.get(w) if isinstance(w, str) else w
+        if key not in graph.inputs:
+            raise ValueError(f"{w!r} is not an input of the graph (inputs: {', '.join(sorted(by_name))})")
+        resolved.append(key)
+    bp = graph.backprop()
+    top = graph.output
+    d = lambda v: sp.Derivative(top, v, evaluate=False)  # noqa: E731
+    steps = []
+    for e in bp.edges:
+        steps.append(Step("edge", sp.Derivative(e.node, e.input, evaluate=False),
+                          e.local if e.local is not None else e.product, e.gate))
+    for node, g in bp.upstream_names.items():
+        if node in bp.gradients:
+            steps.append(Step("upstream", g, bp.gradients[node], f"upstream gradient of {node}: sum over its uses"))
+    results = []
+    for w in resolved:
+        if w not in bp.gradients:
+            results.append(sp.ZeroMatrix(*w.shape) if isinstance(w, sp.MatrixSymbol) else sp.S.Zero)
+            continue
+        steps.append(Step("chain", d(w), bp.gradients[w], "local gradient × upstream gradient"))
+        results.append(bp.global_gradient(w))
+        steps.append(Step("textbook", d(w), results[-1], "in the inputs"))
+    expr = graph.expression()
+    raws = [None if is_matrix_expression(expr) else sp.diff(elementary(expr), w) for w in resolved]
+    return Derivation(expr=expr, wrt=tuple(resolved), result=results[0] if single else tuple(results),
+                      raw=raws[0] if single else tuple(raws), steps=steps,
+                      intermediates=dict(graph.exprs), seconds=time.perf_counter() - started,
+                      single=single, backprop=bp)
 
 
 def _name_matrix_outputs(results, L) -> dict:

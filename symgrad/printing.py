@@ -172,7 +172,7 @@ def latex(expr: sp.Basic, **settings) -> str:
 def _tex(obj: sp.Basic) -> str:
     if isinstance(obj, sp.Derivative):  # ∂L/∂w: a fraction of names, not SymPy's d/dx form
         (var, count), = obj.variable_count
-        num = latex(obj.expr) if isinstance(obj.expr, sp.Symbol) else ""
+        num = latex(obj.expr) if isinstance(obj.expr, (sp.Symbol, sp.MatrixSymbol)) else ""
         if num:
             return rf"\frac{{\partial {num}}}{{\partial {latex(var)}}}"
         return rf"\frac{{\partial}}{{\partial {latex(var)}}} {latex(obj.expr)}"

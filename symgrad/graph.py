@@ -1,0 +1,298 @@
+"""Computational graphs: named intermediates differentiated in reverse mode, step by step.
+
+A :class:`Graph` is an ordered list of named nodes (``q = x + y``, ``f = q·z``); later
+expressions refer to earlier nodes by name. :meth:`Graph.backprop` walks it backwards the
+way the seeds do: every node receives its **upstream** gradient ∂out/∂node (named
+``grad_<node>``), multiplies it by each **local** gradient ∂node/∂input (written through the
+node's own output where a block declares an identity: σ' = a(1 − a)), and passes the
+product on; **gradients add at branches**. Each edge is an :class:`Edge` with the gate's
+pattern named (add distributes, mul swaps, max routes). With values, every local, upstream
+and global gradient gets its number — the seeds' forward/backward tables.
+
+Matrix nodes (MatrixSymbol expressions) use the matrix chain rule on the node alone, with
+the upstream gradient as a named matrix: grad_h = grad_y W2ᵀ, grad_W1 = xᵀ(grad_z) … — so
+each step stays small and the whole derivation grows linearly with depth.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import sympy as sp
+
+from .catalog.activations import Maxout, relu
+from .catalog.base import Primitive
+from .matrices import is_matrix_expression, matrix_gradient
+from .simplify import textbook
+
+__all__ = ["Graph", "Edge", "Backprop"]
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One backward step: ``node`` sends upstream × local to one of its ``input``s."""
+
+    node: sp.Basic
+    input: sp.Basic
+    local: sp.Basic | None  # ∂node/∂input (scalar nodes), written through the node's name
+    upstream: sp.Basic  # ∂out/∂node: 1 at the output, else the name grad_<node>
+    product: sp.Basic  # this edge's contribution to ∂out/∂input
+    gate: str  # "add gate: distributes", …
+
+
+@dataclass
+class Backprop:
+    """The reverse pass over a graph (see the module docstring)."""
+
+    graph: "Graph"
+    output: sp.Basic
+    edges: list[Edge]
+    gradients: dict  # variable → ∂out/∂variable in terms of grad_<node> names (sums at branches)
+    upstream_names: dict  # node → its grad_<node> symbol
+    values: dict = field(default_factory=dict)  # forward values (when given)
+    gradient_values: dict = field(default_factory=dict)  # variable → number or array
+    seconds: float = 0.0
+
+    def expanded(self, variable: sp.Basic) -> sp.Basic:
+        """∂out/∂variable with every grad_<node> replaced by its definition (in node names)."""
+        expr = self.gradients[variable]
+        defs = {g: self.gradients[n] for n, g in self.upstream_names.items() if n in self.gradients}
+        for _ in range(len(defs) + 1):
+            new = expr.xreplace(defs)
+            if new == expr:
+                break
+            expr = new
+        return _doit(expr)
+
+    def global_gradient(self, variable: sp.Basic) -> sp.Basic:
+        """∂out/∂variable in the graph's inputs only (every name substituted), textbook form."""
+        expr = self.graph.substitute(self.expanded(variable))
+        return expr if isinstance(expr, sp.MatrixExpr) else textbook(expr)
+
+    def value(self, obj: sp.Basic):
+        """The number (or array) of a local/upstream/product expression at the given values."""
+        return _evaluate(obj, {**self.values, **{self.upstream_names[n]: v for n, v in self.gradient_values.items()
+                                                  if n in self.upstream_names}})
+
+    def table(self, digits: int = 4) -> str:
+        """The seeds' table: forward values, then each edge's local × upstream = product, then
+        the global gradients (numbers when values were given)."""
+        fmt = lambda v: _fmt(v, digits)  # noqa: E731
+        from .printing import text
+
+        lines = ["forward:"]
+        for name in self.graph.names:
+            val = f" = {fmt(self.values[name])}" if name in self.values else ""
+            lines.append(f"  {text(name)} = {text(self.graph.exprs[name])}{val}")
+        lines.append("backward (local gradient × upstream gradient):")
+        for e in self.edges:
+            local = text(e.local) if e.local is not None else "(matrix rule)"
+            nums = ""
+            if self.values:
+                lv = fmt(self.value(e.local)) if e.local is not None else ""
+                uv = fmt(self.value(e.upstream))
+                pv = fmt(self.value(e.product))
+                nums = f"   [{lv + ' × ' if lv else ''}{uv} = {pv}]"
+            lines.append(f"  d{text(self.output)}/d{text(e.input)} += ∂{text(e.node)}/∂{text(e.input)} × "
+                         f"d{text(self.output)}/d{text(e.node)} = {local} × {text(e.upstream)}{nums}   ({e.gate})")
+        lines.append("global gradients:")
+        for v in self.graph.inputs:
+            if v in self.gradients:
+                val = f" = {fmt(self.gradient_values[v])}" if v in self.gradient_values else ""
+                lines.append(f"  d{text(self.output)}/d{text(v)} = {text(self.expanded(v))}{val}")
+        return "\n".join(lines)
+
+
+class Graph:
+    r"""Named intermediates in evaluation order: ``Graph({"q": x + y, "f": q*z})``.
+
+    .. math:: \frac{\partial f}{\partial x} = \sum_{\text{paths}} \prod \frac{\partial\,\text{node}}{\partial\,\text{input}}
+
+    Keys are names (text) or symbols; values are SymPy expressions or text (parsed safely).
+    Expressions refer to earlier nodes by their names. The last node is the output.
+    """
+
+    def __init__(self, nodes: Mapping[Any, Any] | Sequence[tuple[Any, Any]], *, output: Any = None):
+        from .parse import parse
+
+        items = list(nodes.items()) if isinstance(nodes, Mapping) else list(nodes)
+        if not items:
+            raise ValueError("a graph needs at least one node, e.g. Graph({'f': 'x*y'})")
+        self.names: list[sp.Basic] = []
+        self.exprs: dict[sp.Basic, sp.Basic] = {}
+        by_name: dict[str, sp.Basic] = {}
+        for key, expr in items:
+            if isinstance(expr, str):
+                expr = parse(expr, symbols=dict(by_name))
+            expr = expr.xreplace({s: by_name[s.name] for s in expr.free_symbols
+                                  if getattr(s, "name", None) in by_name and s != by_name[s.name]})
+            name = key if isinstance(key, str) else getattr(key, "name", None)
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"node names must be text or symbols, got {key!r}")
+            if name in by_name:
+                raise ValueError(f"node {name!r} is defined twice; every node is defined once")
+            if any(getattr(s, "name", None) == name for s in expr.free_symbols):
+                raise ValueError(f"node {name!r} refers to itself")
+            symbol = (sp.MatrixSymbol(name, *expr.shape) if isinstance(expr, sp.MatrixExpr)
+                      else key if isinstance(key, sp.Symbol) else sp.Symbol(name, real=True))
+            by_name[name] = symbol
+            self.names.append(symbol)
+            self.exprs[symbol] = expr
+        self.output = self.names[-1] if output is None else by_name[getattr(output, "name", output)]
+        seen: list = []
+        for n in self.names:
+            for s in sorted(self.exprs[n].free_symbols, key=lambda s: getattr(s, "name", "")):
+                if s not in self.exprs and s not in seen:
+                    seen.append(s)
+        self.inputs: list[sp.Basic] = seen
+
+    # -- forward ------------------------------------------------------------------------
+    def substitute(self, expr: sp.Basic) -> sp.Basic:
+        """``expr`` with every node name replaced by its definition (down to the inputs)."""
+        for name in reversed(self.names):
+            expr = expr.xreplace({name: self.exprs[name]})
+        return _doit(expr) if isinstance(expr, sp.MatrixExpr) else expr
+
+    def expression(self, name: Any = None) -> sp.Basic:
+        """A node (default: the output) written in the inputs only."""
+        node = self.output if name is None else self._node(name)
+        return self.substitute(node)
+
+    def forward(self, values: Mapping) -> dict:
+        """Every node's value for input values given by symbol or name."""
+        vals = self._values(values)
+        for name in self.names:
+            vals[name] = _evaluate(self.exprs[name], vals)
+        return vals
+
+    def _values(self, values: Mapping) -> dict:
+        by_name = {getattr(s, "name", str(s)): s for s in self.inputs}
+        out = {}
+        for k, v in values.items():
+            key = by_name.get(k, k) if isinstance(k, str) else k
+            if key not in self.inputs:
+                raise ValueError(f"{k!r} is not an input of the graph (inputs: {', '.join(map(str, self.inputs))})")
+            out[key] = v
+        missing = [s for s in self.inputs if s not in out]
+        if missing:
+            raise ValueError(f"missing values for {', '.join(map(str, missing))}")
+        return out
+
+    def _node(self, name):
+        for n in self.names:
+            if n == name or n.name == getattr(name, "name", name):
+                return n
+        raise ValueError(f"no node {name!r} in the graph")
+
+    # -- backward -----------------------------------------------------------------------
+    def backprop(self, values: Mapping | None = None) -> Backprop:
+        """Reverse mode over the graph (symbolic; numbers too when ``values`` are given)."""
+        started = time.perf_counter()
+        out = self.output
+        order = self.names[: self.names.index(out) + 1]
+        grad_names = {n: (sp.MatrixSymbol(f"grad_{n.name}", *n.shape) if isinstance(n, sp.MatrixSymbol)
+                          else sp.Symbol(f"grad_{n.name}", real=True)) for n in order if n != out}
+        contributions: dict = {}
+        edges: list[Edge] = []
+        for node in reversed(order):
+            if node != out and node not in contributions:
+                continue  # does not reach the output
+            upstream = sp.S.One if node == out else grad_names[node]
+            expr = self.exprs[node]
+            for s in _inputs_of(expr, self):
+                if isinstance(s, sp.MatrixSymbol) or is_matrix_expression(expr):
+                    local = None
+                    target = expr if node == out else sp.Trace(upstream.T * expr) if isinstance(expr, sp.MatrixExpr) \
+                        else upstream * expr
+                    product = matrix_gradient(target, s)
+                    if isinstance(expr, sp.MatrixExpr):  # written through the node's own name (h, hᵀ)
+                        product = _doit(product.xreplace({expr: node, sp.Transpose(expr).doit(): node.T}))
+                else:
+                    local = textbook(sp.diff(expr, s)).xreplace({expr: node})
+                    product = local if upstream == 1 else upstream * local
+                edges.append(Edge(node, s, local, upstream, product, _gate(expr, s)))
+                contributions.setdefault(s, []).append(product)
+        gradients = {v: _total(terms) for v, terms in contributions.items()}
+        bp = Backprop(self, out, edges, gradients, grad_names, seconds=time.perf_counter() - started)
+        if values is not None:
+            bp.values = self.forward(values)
+            env = dict(bp.values)
+            for node in reversed(order):
+                if node in gradients:
+                    if node != out:
+                        bp.gradient_values[node] = _evaluate(gradients[node], env)
+                        env[grad_names[node]] = bp.gradient_values[node]
+            for v in self.inputs:
+                if v in gradients:
+                    bp.gradient_values[v] = _evaluate(gradients[v], env)
+        return bp
+
+
+# --- helpers ------------------------------------------------------------------------------------
+def _inputs_of(expr: sp.Basic, graph: Graph) -> list:
+    syms = [s for s in expr.free_symbols if s in graph.exprs or s in graph.inputs]
+    return sorted(syms, key=lambda s: getattr(s, "name", ""))
+
+
+def _gate(expr: sp.Basic, s: sp.Basic) -> str:
+    """The seeds' names for the gate patterns."""
+    if isinstance(expr, (sp.Add, sp.MatAdd)) and all(a.is_Symbol or isinstance(a, sp.MatrixSymbol)
+                                                     or (a.could_extract_minus_sign() and (-a).is_Symbol)
+                                                     for a in expr.args):
+        return "add gate: distributes the upstream gradient"
+    if isinstance(expr, sp.Mul) and len(expr.args) == 2 and all(a.is_Symbol for a in expr.args):
+        return "mul gate: swaps the inputs"
+    if isinstance(expr, (sp.Max, relu, Maxout)):
+        return "max gate: routes the gradient to the larger input"
+    if isinstance(expr, sp.MatMul):
+        return "matrix product: multiplies by the other factor, transposed"
+    if isinstance(expr, Primitive) or isinstance(expr, sp.Function):
+        return f"{type(expr).__name__} gate: local gradient"
+    return "local gradient"
+
+
+def _total(terms: list) -> sp.Basic:
+    if len(terms) == 1:
+        return terms[0]
+    if isinstance(terms[0], sp.MatrixExpr):
+        return _doit(sp.MatAdd(*terms))
+    return sp.Add(*terms)
+
+
+def _doit(expr):
+    from .matrices import _doit as matrix_doit
+
+    return matrix_doit(expr)
+
+
+def _evaluate(expr: sp.Basic, env: Mapping):
+    """The value of ``expr`` for the values in ``env`` (float for scalars, arrays for matrices)."""
+    if expr is None:
+        return None
+    if is_matrix_expression(expr) or any(isinstance(v, np.ndarray) for v in env.values()):
+        from .compiler import compile_expr
+
+        dims = {d for m in expr.atoms(sp.MatrixSymbol) for d in m.shape}
+        args = sorted((a for a in expr.free_symbols if a not in dims), key=lambda s: getattr(s, "name", ""))
+        missing = [a for a in args if a not in env]
+        if missing:
+            raise ValueError(f"no value for {', '.join(map(str, missing))}")
+        fn = compile_expr(expr, args)
+        return fn(**{a.name: env[a] for a in args})
+    subs = {k: sp.Float(v, 30) if not isinstance(v, (int, np.integer)) else sp.Integer(int(v))
+            for k, v in env.items() if not isinstance(v, np.ndarray)}
+    value = sp.N(expr.xreplace(subs), 30)
+    if value.free_symbols:
+        raise ValueError(f"no value for {', '.join(map(str, value.free_symbols))}")
+    return float(value)
+
+
+def _fmt(v, digits: int) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, np.ndarray):
+        return np.array2string(v, precision=digits, suppress_small=True)
+    return f"{v:.{digits}g}"
