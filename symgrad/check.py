@@ -209,13 +209,19 @@ def _cross_check_matrices(derivation, compiled, points, rng, tolerance, sizes, d
         grads = [sp.diff(explicit, e) for e in entries[w]]
         refs.append(sp.lambdify(symbols, grads, modules="numpy"))
     worst_rel, worst = 0.0, {}
+    from .matrices import row_simplex_targets
+
     square = {m for m in matrices if concrete[m].shape[0] == concrete[m].shape[1]}
+    simplex_rows = set(row_simplex_targets(L))
     for _ in range(points):
         arrays = {}
         for m in matrices:
             r, c = concrete[m].shape
             noise = rng.normal(size=(r, c))
-            arrays[m] = np.eye(r) * 2 + 0.3 * noise if m in square else noise  # well-conditioned squares
+            if m in simplex_rows:  # one-hot rows: the targets of a cross-entropy
+                arrays[m] = np.eye(c)[rng.integers(c, size=r)]
+            else:
+                arrays[m] = np.eye(r) * 2 + 0.3 * noise if m in square else noise  # well-conditioned squares
         scalar_values = {x: _draw(domain.get(x) or _default_domain(x), rng) for x in scalars}
         got = compiled(**{m.name: arrays[m] for m in matrices if m.name in compiled.params},
                        **{x.name: v for x, v in scalar_values.items()})
@@ -247,6 +253,11 @@ def _explicit(expr):
         if isinstance(node, ElementwiseApplyFunction):
             return sp.ImmutableMatrix(args[1]).applyfunc(node.function)
         rebuilt = node.func(*args) if args != list(node.args) else node
-        return rebuilt.doit() if isinstance(rebuilt, (sp.MatrixExpr, sp.Trace, sp.Determinant)) else rebuilt
+        if isinstance(rebuilt, sp.MatrixExpr) and not isinstance(rebuilt, sp.MatrixBase):
+            rebuilt = rebuilt.doit()
+            if not isinstance(rebuilt, sp.MatrixBase) and all(d.is_Integer for d in rebuilt.shape):
+                rebuilt = rebuilt.as_explicit()
+            return rebuilt
+        return rebuilt.doit() if isinstance(rebuilt, (sp.Trace, sp.Determinant)) else rebuilt
     out = walk(expr)
     return out[0, 0] if isinstance(out, sp.MatrixBase) else out

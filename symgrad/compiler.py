@@ -81,6 +81,9 @@ class SymgradNumPyPrinter(NumPyPrinter):
 
     def print_block(self, expr):
         fn = type(expr).numpy_form
+        if isinstance(expr, sp.MatrixExpr) or not hasattr(fn, "__name__"):
+            fn = type(expr).__dict__.get("numpy_form", fn)
+            fn = getattr(fn, "__func__", fn)
         self.helpers[fn.__name__] = fn
         return f"{fn.__name__}({', '.join(self._print(a) for a in expr.args)})"
 
@@ -103,19 +106,23 @@ class SymgradNumPyPrinter(NumPyPrinter):
             return f"-{body}" if len(mats) == 1 else f"-({body})"
         return f"{self.parenthesize(coeff, 50)}*{body if len(mats) == 1 else f'({body})'}"
 
+    def _broadcast(self, m):
+        """An operand of an entrywise operation: an all-ones matrix is the number 1."""
+        return "1.0" if isinstance(m, sp.OneMatrix) else self._operand(m)
+
     def _print_MatAdd(self, expr):
         terms = [a for a in expr.args if not a.could_extract_minus_sign()] + \
                 [a for a in expr.args if a.could_extract_minus_sign()]
-        out = self._print(terms[0])
+        out = "1.0" if isinstance(terms[0], sp.OneMatrix) else self._print(terms[0])
         for t in terms[1:]:
-            out += f" - {self._operand(-t)}" if t.could_extract_minus_sign() else f" + {self._print(t)}"
+            out += f" - {self._broadcast(-t)}" if t.could_extract_minus_sign() else f" + {self._broadcast(t)}"
         return out
 
     def _print_Transpose(self, expr):
         return f"numpy.swapaxes({self._print(expr.arg)}, -1, -2)"
 
     def _print_HadamardProduct(self, expr):
-        return " * ".join(self._operand(a) for a in expr.args)
+        return " * ".join(self._broadcast(a) for a in expr.args)
 
     def _print_HadamardPower(self, expr):
         return f"({self._print(expr.args[0])})**{self._print(expr.args[1])}"
@@ -133,7 +140,7 @@ class SymgradNumPyPrinter(NumPyPrinter):
                 self.names[var] = saved
 
     def _print_OneMatrix(self, expr):
-        return "1.0"
+        return f"numpy.ones(({self._print(expr.rows)}, {self._print(expr.cols)}))"
 
     def _print_ZeroMatrix(self, expr):
         return "0.0"
@@ -295,9 +302,9 @@ def matrix_cse(outputs: Sequence[sp.Basic], names: dict | None = None,
 
 def _code_symbols(expr: sp.Basic) -> set:
     """Symbols the printed code refers to (not the sizes that only shape a matrix)."""
-    if isinstance(expr, sp.Identity):
-        return set(expr.rows.free_symbols)
-    if isinstance(expr, (sp.MatrixSymbol, sp.OneMatrix, sp.ZeroMatrix)):
+    if isinstance(expr, (sp.Identity, sp.OneMatrix)):
+        return set(expr.rows.free_symbols) | set(expr.cols.free_symbols)
+    if isinstance(expr, (sp.MatrixSymbol, sp.ZeroMatrix)):
         return set()
     if isinstance(expr, sp.Symbol):
         return {expr}

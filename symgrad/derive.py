@@ -228,10 +228,13 @@ def _derive_matrices(expr, wrts, single, upstream, started) -> Derivation:
     var = lambda w: sp.Derivative(sp.Symbol("L"), w, evaluate=False)  # noqa: E731
     steps = [Step("goal", var(w), sp.Derivative(L, w, evaluate=False), "what we want") for w in resolved]
     steps += [Step("textbook", var(w), r.xreplace(back), "matrix chain rule") for w, r in zip(resolved, results)]
+    from .matrices import row_simplex_targets
+
+    assumptions = [f"the rows of {Y} sum to 1 (targets lie on the simplex)" for Y in row_simplex_targets(L)]
     return Derivation(
         expr=L, wrt=tuple(resolved), result=results[0] if single else tuple(results),
         raw=None if single else tuple(None for _ in results), upstream=upstream, steps=steps,
-        intermediates=names, seconds=time.perf_counter() - started, single=single,
+        intermediates=names, seconds=time.perf_counter() - started, single=single, assumptions=assumptions,
         notes=["SymPy's own matrix derivative is not used (it returns 0 for ((W*x).T*(W*x))[0, 0] and a "
                "wrong term through elementwise functions); raw is None"],
     )

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.hadamard import HadamardPower, HadamardProduct
@@ -30,9 +31,10 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 from .errors import SymgradLimit
 
 __all__ = ["matrix_gradient", "is_matrix_expression", "elementwise", "sq_frobenius",
-           "elementwise_derivative", "as_scalar", "SCALAR_ATOMS"]
+           "elementwise_derivative", "as_scalar", "SCALAR_ATOMS", "RowSoftmax", "SoftmaxCrossEntropy",
+           "row_softmax", "row_simplex_targets"]
 
-SCALAR_ATOMS = (sp.Trace, MatrixElement, sp.Determinant)
+SCALAR_ATOMS = (sp.Trace, MatrixElement, sp.Determinant)  # + SoftmaxCrossEntropy (defined below)
 ENTRY = sp.Symbol("_entry", real=True)  # the bound variable of every elementwise function (equal terms stay equal)
 
 
@@ -171,7 +173,7 @@ def _T(A: sp.MatrixExpr) -> sp.MatrixExpr:
 
 def _doit(expr: sp.Basic) -> sp.Basic:
     """``doit`` that leaves scalar atoms alone ((wᵀx)[0, 0] must not become an index sum)."""
-    shield = {a: sp.Dummy("s") for a in expr.atoms(MatrixElement, sp.Trace, sp.Determinant)}
+    shield = {a: sp.Dummy("s") for a in expr.atoms(MatrixElement, sp.Trace, sp.Determinant, SoftmaxCrossEntropy)}
     return expr.xreplace(shield).doit().xreplace({d: a for a, d in shield.items()})
 
 
@@ -216,6 +218,10 @@ def _seed_scalar(expr: sp.Expr, weight: sp.Expr, add, wrt) -> None:
         if isinstance(atom, sp.Trace):
             M = atom.arg
             add(M, _mul(c, sp.Identity(M.rows)))
+        elif isinstance(atom, SoftmaxCrossEntropy):
+            add(atom.args[0], _mul(c, atom.gradient(0)))
+            if atom.args[1].has(wrt):
+                atom.gradient(1)
         elif isinstance(atom, sp.Determinant):
             M = atom.arg
             add(M, _mul(c, atom, _T(sp.Inverse(M))))
@@ -235,7 +241,7 @@ def _top_scalar_atoms(expr: sp.Expr) -> list:
     out: list = []
 
     def walk(node):
-        if isinstance(node, SCALAR_ATOMS):
+        if isinstance(node, SCALAR_ATOMS + (SoftmaxCrossEntropy,)):
             if node not in out:
                 out.append(node)
             return
@@ -275,6 +281,8 @@ def _push(node: sp.MatrixExpr, G: sp.MatrixExpr, add, wrt) -> None:
         add(base, _mul(e, HadamardProduct(G, HadamardPower(base, e - 1) if e != 2 else base)))
     elif isinstance(node, ElementwiseApplyFunction):
         add(node.expr, HadamardProduct(G, elementwise_derivative(node)))
+    elif isinstance(node, RowSoftmax):
+        add(node.arg, node.adjoint(G))
     elif isinstance(node, sp.Inverse):
         inv_t = _T(sp.Inverse(node.arg))
         add(node.arg, _mul(-1, inv_t, G, inv_t))
@@ -300,3 +308,95 @@ def _tidy(G: sp.MatrixExpr) -> sp.MatrixExpr:
 
     G = G.replace(lambda n: isinstance(n, sp.MatMul), coefficient_textbook)
     return G if isinstance(G, sp.MatrixBase) else _doit(G)
+
+
+# --- row-wise softmax and its cross-entropy (matrix blocks) --------------------------------------
+def row_softmax_np(Z):
+    """softmax over the last axis, shifted by the row maximum (never overflows)."""
+    e = np.exp(Z - Z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def softmax_cross_entropy_np(Z, Y):
+    """−Σ_ij Y_ij log softmax(Z)_ij with the log-sum-exp shift."""
+    shifted = Z - Z.max(axis=-1, keepdims=True)
+    log_a = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return -(Y * log_a).sum(axis=(-2, -1))
+
+
+class RowSoftmax(sp.MatrixExpr):
+    r"""A = softmax(Z) row by row (Z: N × C);  G_Z = A ∘ (G − (G ∘ A) 1_{C×C})."""
+
+    numpy_form = staticmethod(row_softmax_np)
+
+    def __new__(cls, arg):
+        return super().__new__(cls, arg)
+
+    @property
+    def arg(self):
+        return self.args[0]
+
+    @property
+    def shape(self):
+        return self.arg.shape
+
+    def adjoint(self, G):
+        C = self.shape[1]
+        return HadamardProduct(self, sp.MatAdd(G, sp.MatMul(-1, HadamardProduct(G, self), sp.OneMatrix(C, C))))
+
+    def doit(self, **hints):
+        arg = self.arg.doit(**hints) if hints.get("deep", True) else self.arg
+        if isinstance(arg, sp.MatrixBase):
+            rows = []
+            for i in range(arg.rows):
+                e = [sp.exp(v) for v in arg.row(i)]
+                rows.append([v / sp.Add(*e) for v in e])
+            return sp.ImmutableMatrix(rows)
+        return RowSoftmax(arg)
+
+    def _latex(self, printer, **kwargs):
+        return rf"\operatorname{{softmax}}\left({printer._print(self.arg)}\right)"
+
+    def _sympystr(self, printer):
+        return f"softmax({printer._print(self.arg)})"
+
+    def _symgrad_numpy(self, printer):
+        return printer.print_block(self)
+
+
+class SoftmaxCrossEntropy(sp.Function):
+    r"""L = −Σ_ij Y_ij log softmax(Z)_ij (rows of Y one-hot or probabilities);
+    ∂L/∂Z = softmax(Z) − Y, the textbook identity (it uses Σ_j Y_ij = 1)."""
+
+    nargs = 2
+    numpy_form = staticmethod(softmax_cross_entropy_np)
+
+    @classmethod
+    def eval(cls, Z, Y):
+        if isinstance(Z, sp.MatrixBase) and isinstance(Y, sp.MatrixBase):
+            A = RowSoftmax(Z).doit()
+            return -sp.Add(*[Y[i, j] * sp.log(A[i, j]) for i in range(Z.rows) for j in range(Z.cols)])
+        return None
+
+    def gradient(self, wrt_index: int):
+        Z, Y = self.args
+        if wrt_index == 0:
+            return sp.MatAdd(RowSoftmax(Z), sp.MatMul(-1, Y))
+        raise SymgradLimit("the gradient of a cross-entropy with respect to its targets is not supported")
+
+    def _latex(self, printer, exp=None):
+        Z, Y = self.args
+        return rf"\operatorname{{CE}}\left(\operatorname{{softmax}}\left({printer._print(Z)}\right), {printer._print(Y)}\right)"
+
+    def _symgrad_numpy(self, printer):
+        return printer.print_block(self)
+
+
+def row_softmax(Z: sp.MatrixExpr) -> sp.MatrixExpr:
+    """softmax over the rows of a matrix expression."""
+    return RowSoftmax(Z)
+
+
+def row_simplex_targets(expr: sp.Basic) -> list:
+    """Target matrices whose rows the blocks in ``expr`` take to lie on the simplex."""
+    return [atom.args[1] for atom in expr.atoms(SoftmaxCrossEntropy)]

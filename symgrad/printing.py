@@ -103,6 +103,8 @@ class SymgradStrPrinter(StrPrinter):
         return _matadd(self, expr, lambda t: self.parenthesize(t, 40))
 
     def _print_OneMatrix(self, expr):
+        if expr.rows == 1 and expr.cols != 1:
+            return "1ᵀ"
         return "1"
 
     def _print_HadamardPower(self, expr):
@@ -146,7 +148,9 @@ class SymgradLatexPrinter(LatexPrinter):
         return self._print(applied) if applied is not None else super()._print_ElementwiseApplyFunction(expr)
 
     def _print_OneMatrix(self, expr):
-        return "1"
+        if expr.rows == 1 and expr.cols != 1:
+            return r"\mathbf{1}^{T}"
+        return r"\mathbf{1}" if expr.cols == 1 and expr.rows != 1 else "1"
 
     def _print_Symbol(self, expr, style="plain"):
         name = expr.name

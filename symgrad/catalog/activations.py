@@ -13,7 +13,7 @@ from .vectors import as_vector, to_sympy, vector
 __all__ = [
     "sigmoid", "tanh", "relu", "step", "leaky_relu", "elu", "softplus",
     "softmax", "log_softmax", "maxout",
-    "SoftmaxEntry", "LogSoftmaxEntry", "Maxout", "route",
+    "SoftmaxEntry", "IndexedSoftmax", "LogSoftmaxEntry", "Maxout", "route",
 ]
 
 def tanh(x):
@@ -370,8 +370,50 @@ class LogSoftmaxEntry(Primitive):
         return tex if exp is None else rf"{tex}^{{{exp}}}"
 
 
-def softmax(z) -> sp.Matrix:
-    """The vector a = softmax(z), a_i = e^{z_i}/Σ_j e^{z_j} (z: list or Matrix)."""
+def indexed_softmax_np(k, z, n=None):
+    """a_k of the shifted softmax over the last axis of z (its first n entries)."""
+    z = np.asarray(z)[..., : (z.shape[-1] if n is None else int(n))]
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e[..., int(k) - 1] / e.sum(axis=-1)
+
+
+class IndexedSoftmax(Primitive):
+    r"""a_k = e^{z_k} / Σ_{i=1}^{C} e^{z_i} for an IndexedBase z and a symbolic size C;
+    ∂a_k/∂z_j = a_k(δ_kj − a_j) — derived in constant time, whatever C."""
+
+    numpy_form = staticmethod(indexed_softmax_np)
+
+    def _eval_derivative(self, s):
+        k, z, n = self.args
+        if isinstance(s, sp.Indexed) and s.base == z:
+            (j,) = s.indices
+            return self * (sp.KroneckerDelta(k, j) - IndexedSoftmax(j, z, n))
+        if self.has(s):
+            raise NotImplementedError("an indexed softmax is differentiated with respect to its entries z[j]")
+        return sp.S.Zero
+
+    @staticmethod
+    def elementary(k, z, n):
+        i = sp.Dummy("i", integer=True, positive=True)
+        return sp.exp(z[k]) / sp.Sum(sp.exp(z[i]), (i, 1, n))
+
+    def _latex(self, printer, exp=None):
+        k, z, n = self.args
+        tex = rf"\operatorname{{softmax}}\left(\mathbf{{{printer._print(z)}}}\right)_{{{printer._print(k)}}}"
+        return tex if exp is None else rf"{tex}^{{{exp}}}"
+
+
+def softmax(z, k=None, n=None):
+    """The vector a = softmax(z), a_i = e^{z_i}/Σ_j e^{z_j} (z: list or Matrix); for an
+    ``IndexedBase`` z with a symbolic size ``n``, the entry a_k: ``softmax(z, k, n)``."""
+    if isinstance(z, sp.IndexedBase):
+        if k is None or n is None:
+            raise ValueError("an indexed softmax needs its entry and size: softmax(z, k, C)")
+        return IndexedSoftmax(to_sympy(k, "k"), z, to_sympy(n, "n"))
+    if isinstance(z, sp.MatrixExpr) and not isinstance(z, sp.MatrixBase):
+        from ..matrices import row_softmax
+
+        return row_softmax(z)
     z = as_vector(z, "softmax input")
     return sp.Matrix([SoftmaxEntry(i, *z) for i in range(1, len(z) + 1)])
 

@@ -163,7 +163,14 @@ def cross_entropy(a, y) -> sp.Expr:
 
 
 def softmax_cross_entropy(z, y) -> sp.Expr:
-    """Cross-entropy of softmax(z) (z: logits) against a class index or target vector."""
+    """Cross-entropy of softmax(z) (z: logits) against a class index or target vector; for
+    matrix expressions Z (N × C) and Y (rows one-hot), the summed loss over the rows."""
+    if isinstance(z, sp.MatrixExpr) and not isinstance(z, sp.MatrixBase):
+        from ..matrices import SoftmaxCrossEntropy
+
+        if getattr(y, "shape", None) != z.shape:
+            raise ValueError(f"softmax_cross_entropy: targets must have the logits' shape {z.shape}")
+        return SoftmaxCrossEntropy(z, y)
     return cross_entropy(softmax(z), y)
 
 
