@@ -115,8 +115,8 @@ def cross_check(derivation, *, points: int = 4, seed: int = 0, tolerance: float 
         return _cross_check_matrices(derivation, compiled, points, rng, tolerance, sizes, domain)
     inputs = derivation.free_symbols()
     arrays = {idx.base.label: idx.base for idx in derivation.expr.atoms(sp.Indexed)}
-    length = next((int(v) for k, v in sizes.items() if any(
-        k in s.limits[0] for s in derivation.expr.atoms(sp.Sum))), 4)
+    arrays.update({b.label: b for b in derivation.expr.atoms(sp.IndexedBase)})
+    length = max((int(v) for v in sizes.values()), default=4)  # indices never exceed the size
     forward = _concrete(elementary(derivation.expr), sizes)  # already weighted by any upstream
     worst_rel, worst_raw, worst = 0.0, 0.0, {}
     for _ in range(points):

@@ -525,7 +525,7 @@ def _role_name(node: sp.Basic, taken: set) -> str | None:
 def _name_outputs(results: Sequence, expr: sp.Basic, names: dict) -> dict:
     """Give the block outputs left in the results the seeds' names: softmax entries a_1 … a_C,
     other activations a (or a1, a2, … when there are several), avoiding the expression's names."""
-    from .catalog.activations import SoftmaxEntry, elu, leaky_relu, relu, sigmoid, softplus
+    from .catalog.activations import IndexedSoftmax, SoftmaxEntry, elu, leaky_relu, relu, sigmoid, softplus
 
     outputs = (sigmoid, sp.tanh, softplus, relu, elu, leaky_relu)
     taken = {s.name for s in expr.free_symbols if hasattr(s, "name")} | {k.name for k in names}
@@ -541,6 +541,12 @@ def _name_outputs(results: Sequence, expr: sp.Basic, names: dict) -> dict:
                 scalars.append(node)
     letters = (c for c in "ahpquv" if not any(t == c or (t.startswith(c) and t[1:].isdigit()) for t in taken))
     named = dict(names)
+    indexed = [n for r in results for n in sp.preorder_traversal(r) if isinstance(n, IndexedSoftmax)]
+    if indexed:
+        letter = next(letters, None)
+        if letter is not None:
+            base = sp.IndexedBase(letter)
+            named.update({base[n.args[0]]: n for n in dict.fromkeys(indexed)})
     for entries in groups.values():
         letter = next(letters, None)
         if letter is None:

@@ -251,3 +251,40 @@ def test_textbook_form_is_never_slower_than_its_bound():
                   sg.matrix("W1_", 3, 2), timeout=0.5)
     assert d.seconds < 10
     assert d.check().ok
+
+
+# --- indexed forms with a symbolic size ----------------------------------------------------------
+def test_indexed_softmax_derivative_with_symbolic_C_is_textbook_and_constant_time():
+    import time
+
+    z = sp.IndexedBase("z", real=True)
+    C = sp.Symbol("C", integer=True, positive=True)
+    k, j = sp.symbols("k j", integer=True, positive=True)
+    t0 = time.perf_counter()
+    d = sg.derive(sg.softmax(z, k, C), z[j])
+    assert time.perf_counter() - t0 < 0.5  # the goal is < 0.1 s; CI machines vary
+    a = sp.IndexedBase("a")
+    assert d.named == a[k] * (sp.KroneckerDelta(j, k) - a[j])
+    assert sg.latex(d.named) == r"{a}_{k} \left(\delta_{j k} - {a}_{j}\right)"
+    for sizes in ({C: 4, k: 2, j: 3}, {C: 4, k: 2, j: 2}, {C: 7, k: 7, j: 1}):
+        assert d.check(sizes=sizes).ok
+
+
+def test_cross_entropy_with_symbolic_classes_is_a_minus_onehot():
+    z = sp.IndexedBase("z", real=True)
+    C = sp.Symbol("C", integer=True, positive=True)
+    y, j = sp.symbols("y j", integer=True, positive=True)
+    d = sg.derive(-sp.log(sg.softmax(z, y, C)), z[j])
+    assert d.named == sp.IndexedBase("a")[j] - sp.KroneckerDelta(j, y)
+    assert d.check(sizes={C: 5, y: 2, j: 2}).ok and d.check(sizes={C: 5, y: 2, j: 4}).ok
+
+
+@pytest.mark.parametrize("block", ["lp_pool", "log_avg_pool"])
+def test_pooling_derivations_do_not_grow_with_n(block):
+    import time
+
+    ex = sg.get_block(block).build()
+    t0 = time.perf_counter()
+    d = sg.derive(ex.expr, ex.wrt[0], upstream=ex.upstream)
+    assert time.perf_counter() - t0 < 0.5
+    assert not d.result.has(sp.Piecewise) and not d.result.has(sp.KroneckerDelta)
