@@ -204,10 +204,15 @@ def _cross_check_matrices(derivation, compiled, points, rng, tolerance, sizes, d
     explicit = elementary(_explicit(explicit))
     scalars = sorted((x for x in explicit.free_symbols if x.name in compiled.params), key=lambda x: x.name)
     symbols = [e for m in matrices for e in entries[m]] + scalars
-    refs = []
+    refs, shapes = [], []
     for w in derivation.wrt:
-        grads = [sp.diff(explicit, e) for e in entries[w]]
-        refs.append(sp.lambdify(symbols, grads, modules="numpy"))
+        if isinstance(explicit, sp.MatrixBase):  # a vector: its Jacobian, rows = outputs
+            J = explicit.jacobian(list(entries[w]))
+            refs.append(sp.lambdify(symbols, list(J), modules="numpy"))
+            shapes.append(J.shape)
+        else:
+            refs.append(sp.lambdify(symbols, [sp.diff(explicit, e) for e in entries[w]], modules="numpy"))
+            shapes.append(concrete[w].shape)
     worst_rel, worst = 0.0, {}
     from .matrices import row_simplex_targets
 
@@ -227,14 +232,14 @@ def _cross_check_matrices(derivation, compiled, points, rng, tolerance, sizes, d
                        **{x.name: v for x, v in scalar_values.items()})
         got = (got,) if derivation.single else got
         values = [float(v) for m in matrices for v in arrays[m].ravel()] + [float(scalar_values[x]) for x in scalars]
-        for w, ref_fn, value in zip(derivation.wrt, refs, got):
+        for w, ref_fn, value, shape in zip(derivation.wrt, refs, got, shapes):
             ref = np.asarray(ref_fn(*values), dtype=float)
-            val = np.broadcast_to(np.asarray(value, dtype=float), concrete[w].shape).ravel()
+            val = np.broadcast_to(np.asarray(value, dtype=float), shape).ravel()
             scale = max(np.abs(ref).max(), 1e-300)
             rel = np.abs(val - ref) / np.maximum(np.abs(ref), 1e-6 * scale)
             k = int(np.argmax(rel))
             if rel[k] > worst_rel or not worst:
-                worst = {"wrt": w.name, "entry": list(np.unravel_index(k, concrete[w].shape)),
+                worst = {"wrt": w.name, "entry": [int(i) for i in np.unravel_index(k, shape)],
                          "compiled": float(val[k]), "reference": float(ref[k]),
                          "sizes": {d.name: v for d, v in sizes.items()}}
             worst_rel = max(worst_rel, float(rel[k]))
@@ -260,4 +265,4 @@ def _explicit(expr):
             return rebuilt
         return rebuilt.doit() if isinstance(rebuilt, (sp.Trace, sp.Determinant)) else rebuilt
     out = walk(expr)
-    return out[0, 0] if isinstance(out, sp.MatrixBase) else out
+    return out[0, 0] if isinstance(out, sp.MatrixBase) and out.shape == (1, 1) else out

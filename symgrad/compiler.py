@@ -148,6 +148,10 @@ class SymgradNumPyPrinter(NumPyPrinter):
     def _print_Identity(self, expr):
         return f"numpy.eye({self._print(expr.rows)})"
 
+    def _print_DiagMatrix(self, expr):
+        n = expr.shape[0]
+        return f"({self._print(expr.args[0])}) * numpy.eye({self._print(n)})"
+
     def _print_Inverse(self, expr):
         return f"numpy.linalg.inv({self._print(expr.arg)})"
 
@@ -304,6 +308,8 @@ def _code_symbols(expr: sp.Basic) -> set:
     """Symbols the printed code refers to (not the sizes that only shape a matrix)."""
     if isinstance(expr, (sp.Identity, sp.OneMatrix)):
         return set(expr.rows.free_symbols) | set(expr.cols.free_symbols)
+    if isinstance(expr, sp.DiagMatrix):
+        return set(expr.shape[0].free_symbols) | _code_symbols(expr.args[0])
     if isinstance(expr, (sp.MatrixSymbol, sp.ZeroMatrix)):
         return set()
     if isinstance(expr, sp.Symbol):

@@ -221,6 +221,18 @@ def _derive_matrices(expr, wrts, single, upstream, started) -> Derivation:
         if not isinstance(expr, sp.MatrixExpr) or getattr(upstream, "shape", None) != expr.shape:
             raise ValueError("upstream must be a matrix of the expression's shape")
         expr = sp.Trace(upstream.T * expr)
+    if isinstance(expr, sp.MatrixExpr) and expr.shape[1] == 1 and expr.shape[0] != 1 \
+            and all(w.shape[1] == 1 for w in resolved):
+        from .matrices import vector_jacobian
+
+        jacobians = [vector_jacobian(expr, w) for w in resolved]
+        names = _name_vector_outputs(expr)
+        back = _renaming(names)
+        steps = [Step("textbook", sp.Derivative(VectorName("f"), w, evaluate=False), J.xreplace(back),
+                      "Jacobian (rows: outputs)") for w, J in zip(resolved, jacobians)]
+        return Derivation(expr=expr, wrt=tuple(resolved), result=jacobians[0] if single else tuple(jacobians),
+                          raw=None if single else tuple(None for _ in jacobians), steps=steps, intermediates=names,
+                          seconds=time.perf_counter() - started, single=single)
     L = as_scalar(expr)
     results = [matrix_gradient(L, w) for w in resolved]
     names = _name_outputs(results, L, _name_matrix_outputs(results, L))
@@ -275,6 +287,27 @@ def _derive_graph(graph, wrts, single, started) -> Derivation:
                       single=single, backprop=bp)
 
 
+def _name_vector_outputs(F) -> dict:
+    """a for a vector block's output (softmax(z), σ(Wx)), written back through the name."""
+    from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+
+    from .matrices import RowLogSoftmax, RowSoftmax
+
+    names: dict = {}
+    taken = {m.name for m in F.atoms(sp.MatrixSymbol)}
+    letters = (c for c in ("a", "h", "p", "q") if c not in taken)
+    for node in sp.preorder_traversal(F):
+        is_vector_block = isinstance(node, sp.Transpose) and isinstance(node.arg, (RowSoftmax, RowLogSoftmax))
+        if (is_vector_block or isinstance(node, ElementwiseApplyFunction)) and node not in names.values():
+            if isinstance(node, sp.Transpose) and isinstance(node.arg, RowLogSoftmax):
+                node = sp.Transpose(RowSoftmax(node.arg.arg))  # name the probabilities a
+            letter = next(letters, None)
+            if letter is None:
+                break
+            names[sp.MatrixSymbol(letter, *node.shape)] = node
+    return names
+
+
 def _name_matrix_outputs(results, L) -> dict:
     """h, h1, h2, … for the elementwise blocks' outputs σ(XW) left in the results."""
     from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
@@ -302,6 +335,8 @@ def _renaming(intermediates: dict) -> dict:
     for k, v in intermediates.items():
         if isinstance(v, sp.MatrixExpr):
             back[sp.Transpose(v).doit()] = k.T
+            if isinstance(v, sp.Transpose):
+                back[v.arg] = k.T
     return back
 
 

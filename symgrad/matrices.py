@@ -32,7 +32,7 @@ from .errors import SymgradLimit
 
 __all__ = ["matrix_gradient", "is_matrix_expression", "elementwise", "sq_frobenius",
            "elementwise_derivative", "as_scalar", "SCALAR_ATOMS", "RowSoftmax", "SoftmaxCrossEntropy",
-           "row_softmax", "row_simplex_targets"]
+           "row_softmax", "row_simplex_targets", "RowLogSoftmax", "vector_softmax", "vector_jacobian"]
 
 SCALAR_ATOMS = (sp.Trace, MatrixElement, sp.Determinant)  # + SoftmaxCrossEntropy (defined below)
 ENTRY = sp.Symbol("_entry", real=True)  # the bound variable of every elementwise function (equal terms stay equal)
@@ -281,7 +281,7 @@ def _push(node: sp.MatrixExpr, G: sp.MatrixExpr, add, wrt) -> None:
         add(base, _mul(e, HadamardProduct(G, HadamardPower(base, e - 1) if e != 2 else base)))
     elif isinstance(node, ElementwiseApplyFunction):
         add(node.expr, HadamardProduct(G, elementwise_derivative(node)))
-    elif isinstance(node, RowSoftmax):
+    elif isinstance(node, (RowSoftmax, RowLogSoftmax)):
         add(node.arg, node.adjoint(G))
     elif isinstance(node, sp.Inverse):
         inv_t = _T(sp.Inverse(node.arg))
@@ -392,11 +392,95 @@ class SoftmaxCrossEntropy(sp.Function):
         return printer.print_block(self)
 
 
-def row_softmax(Z: sp.MatrixExpr) -> sp.MatrixExpr:
-    """softmax over the rows of a matrix expression."""
-    return RowSoftmax(Z)
+def row_softmax(Z: sp.MatrixExpr, log: bool = False) -> sp.MatrixExpr:
+    """softmax (or log softmax) over the rows of a matrix expression; a column vector
+    (C × 1) is one vector of C entries."""
+    if Z.shape[1] == 1 and Z.shape[0] != 1:
+        return vector_softmax(Z, log=log)
+    return RowLogSoftmax(Z) if log else RowSoftmax(Z)
 
 
 def row_simplex_targets(expr: sp.Basic) -> list:
     """Target matrices whose rows the blocks in ``expr`` take to lie on the simplex."""
     return [atom.args[1] for atom in expr.atoms(SoftmaxCrossEntropy)]
+
+
+def row_log_softmax_np(Z):
+    """log softmax over the last axis: (Z − m) − log Σ exp(Z − m)."""
+    shifted = Z - Z.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+class RowLogSoftmax(sp.MatrixExpr):
+    r"""log softmax(Z) row by row;  G_Z = G − softmax(Z) ∘ (G 1_{C×C})."""
+
+    numpy_form = staticmethod(row_log_softmax_np)
+
+    def __new__(cls, arg):
+        return super().__new__(cls, arg)
+
+    @property
+    def arg(self):
+        return self.args[0]
+
+    @property
+    def shape(self):
+        return self.arg.shape
+
+    def adjoint(self, G):
+        C = self.shape[1]
+        return sp.MatAdd(G, sp.MatMul(-1, HadamardProduct(RowSoftmax(self.arg), sp.MatMul(G, sp.OneMatrix(C, C)))))
+
+    def doit(self, **hints):
+        arg = self.arg.doit(**hints) if hints.get("deep", True) else self.arg
+        if isinstance(arg, sp.MatrixBase):
+            return RowSoftmax(arg).doit().applyfunc(sp.log)
+        return RowLogSoftmax(arg)
+
+    def _latex(self, printer, **kwargs):
+        return rf"\log\operatorname{{softmax}}\left({printer._print(self.arg)}\right)"
+
+    def _sympystr(self, printer):
+        return f"log_softmax({printer._print(self.arg)})"
+
+    def _symgrad_numpy(self, printer):
+        return printer.print_block(self)
+
+
+def vector_softmax(z: sp.MatrixExpr, log: bool = False) -> sp.MatrixExpr:
+    """softmax (or log softmax) of a column vector z (C × 1): the row block on zᵀ, transposed."""
+    block = RowLogSoftmax if log else RowSoftmax
+    return sp.Transpose(block(sp.Transpose(z)))
+
+
+# --- Jacobians of vector blocks, in compact form -------------------------------------------------
+def vector_jacobian(F: sp.MatrixExpr, z: sp.MatrixSymbol) -> sp.MatrixExpr:
+    """∂F/∂z for a column vector F (m × 1) of a column vector z (n × 1), rows = outputs:
+
+    softmax: diag(a) − a aᵀ;  log softmax: I − 1 aᵀ;  elementwise f: diag(f'(z));
+    products and sums by the chain rule (W z → W; F(G(z)) → J_F J_G)."""
+    m, n = F.shape[0], z.shape[0]
+    if F == z:
+        return sp.Identity(n)
+    if not F.has(z):
+        return sp.ZeroMatrix(m, n)
+    if isinstance(F, sp.MatAdd):
+        return _doit(sp.MatAdd(*[vector_jacobian(a, z) for a in F.args if a.has(z)]))
+    if isinstance(F, sp.MatMul):
+        coeff, mats = F.as_coeff_matrices()
+        if coeff.has(z) or any(A.has(z) for A in mats[:-1]):
+            raise SymgradLimit("a Jacobian through a product with z in more than its last factor is not supported")
+        return _doit(_mul(coeff, *mats[:-1], vector_jacobian(mats[-1], z)))
+    if isinstance(F, sp.Transpose) and isinstance(F.arg, (RowSoftmax, RowLogSoftmax)) \
+            and isinstance(F.arg.arg, sp.Transpose):
+        inner = F.arg.arg.arg  # F = block(Gᵀ)ᵀ for the column vector G
+        a = F if isinstance(F.arg, RowSoftmax) else sp.Transpose(RowSoftmax(F.arg.arg))
+        if isinstance(F.arg, RowSoftmax):
+            local = sp.MatAdd(sp.DiagMatrix(a), sp.MatMul(-1, a, sp.Transpose(a)))
+        else:
+            local = sp.MatAdd(sp.Identity(m), sp.MatMul(-1, sp.OneMatrix(m, 1), sp.Transpose(a)))
+        return _doit(_mul(local, vector_jacobian(inner, z)))
+    if isinstance(F, ElementwiseApplyFunction):
+        local = sp.DiagMatrix(elementwise_derivative(F))
+        return _doit(_mul(local, vector_jacobian(F.expr, z)))
+    raise SymgradLimit(f"no Jacobian rule for {type(F).__name__}; use a scalar loss (gradient) instead")

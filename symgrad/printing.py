@@ -102,6 +102,10 @@ class SymgradStrPrinter(StrPrinter):
     def _print_MatAdd(self, expr):
         return _matadd(self, expr, lambda t: self.parenthesize(t, 40))
 
+    def _print_DiagMatrix(self, expr):
+        v = expr.args[0]
+        return f"diag({self._print(v.arg if isinstance(v, sp.Transpose) else v)})"
+
     def _print_OneMatrix(self, expr):
         if expr.rows == 1 and expr.cols != 1:
             return "1ᵀ"
@@ -146,6 +150,11 @@ class SymgradLatexPrinter(LatexPrinter):
     def _print_ElementwiseApplyFunction(self, expr):
         applied = _applied(expr)
         return self._print(applied) if applied is not None else super()._print_ElementwiseApplyFunction(expr)
+
+    def _print_DiagMatrix(self, expr):
+        v = expr.args[0]
+        v = v.arg if isinstance(v, sp.Transpose) else v
+        return rf"\operatorname{{diag}}\left({self._print(v)}\right)"
 
     def _print_OneMatrix(self, expr):
         if expr.rows == 1 and expr.cols != 1:

@@ -129,3 +129,53 @@ def test_errors():
     i = sp.Symbol("i", integer=True)
     with pytest.raises(SymgradLimit, match="symbolic"):
         sg.derive(X[i, i], X)
+
+
+# --- compact Jacobians of vector blocks ------------------------------------------------------------
+Cn, Pn = sp.symbols("C P", integer=True, positive=True)
+zv, Wv, xv, bv = (sp.MatrixSymbol("z", Cn, 1), sp.MatrixSymbol("W", Cn, Pn), sp.MatrixSymbol("x", Pn, 1),
+                  sp.MatrixSymbol("b", Cn, 1))
+JACOBIANS = [
+    ("softmax", lambda: sg.softmax(zv), zv, r"\operatorname{diag}\left(a\right) - a a^{T}"),
+    ("log_softmax", lambda: sg.log_softmax(zv), zv, r"\mathbb{I} - \mathbf{1} a^{T}"),
+    ("sigmoid", lambda: sg.sigmoid(zv), zv, r"\operatorname{diag}\left(a \circ \left(\mathbf{1} - a\right)\right)"),
+    ("softmax∘dense", lambda: sg.softmax(Wv * xv + bv), xv,
+     r"\left(\operatorname{diag}\left(a\right) - a a^{T}\right) W"),
+    ("tanh∘dense", lambda: sg.tanh(Wv * xv), xv, r"\operatorname{diag}\left(\mathbf{1} - a^{\circ {2}}\right) W"),
+]
+
+
+@pytest.mark.parametrize("name,build,wrt,tex", JACOBIANS, ids=[j[0] for j in JACOBIANS])
+def test_vector_block_jacobians_are_compact_and_right(name, build, wrt, tex):
+    d = sg.derive(build(), wrt)
+    assert d.result.shape == (Cn, wrt.shape[0])
+    assert sg.latex(d.named) == tex
+    check = d.check()
+    assert check.ok and check.max_rel_error < 1e-10
+
+
+def test_softmax_regression_in_matrix_form_is_a_minus_y():
+    N = sp.Symbol("N", integer=True, positive=True)
+    Xm, Wm, Ym, bm = (sp.MatrixSymbol("X", N, Pn), sp.MatrixSymbol("W", Pn, Cn), sp.MatrixSymbol("Y", N, Cn),
+                      sp.MatrixSymbol("b", 1, Cn))
+    logits = Xm * Wm + sp.OneMatrix(N, 1) * bm
+    d = sg.derive(sg.softmax_cross_entropy(logits, Ym), [Wm, bm])
+    A = sg.softmax(logits)
+    assert d.result[0] == Xm.T * (A - Ym)
+    assert d.result[1] == sp.OneMatrix(1, N) * (A - Ym)
+    assert "rows of Y sum to 1" in d.assumptions[0]
+    assert d.check().ok
+
+
+def test_row_softmax_inside_a_trace_uses_the_general_adjoint():
+    N = sp.Symbol("N", integer=True, positive=True)
+    Xm, Wm, Ym = sp.MatrixSymbol("X", N, Pn), sp.MatrixSymbol("W", Pn, Cn), sp.MatrixSymbol("Y", N, Cn)
+    assert sg.derive(sp.Trace(Ym.T * sg.softmax(Xm * Wm)), Wm).check().ok
+    assert sg.derive(sp.Trace(Ym.T * sg.log_softmax(Xm * Wm)), Wm).check().ok
+
+
+def test_dense_layer_vjp_in_matrix_form():
+    g = sp.MatrixSymbol("g", Cn, 1)
+    d = sg.derive(Wv * xv + bv, [Wv, xv, bv], upstream=g)
+    assert d.result == (g * xv.T, Wv.T * g, g)
+    assert d.check().ok

@@ -419,7 +419,11 @@ def softmax(z, k=None, n=None):
 
 
 def log_softmax(z) -> sp.Matrix:
-    """The vector log softmax(z), entries z_i − log Σ_j e^{z_j}."""
+    """The vector log softmax(z), entries z_i − log Σ_j e^{z_j} (rows of a matrix expression)."""
+    if isinstance(z, sp.MatrixExpr) and not isinstance(z, sp.MatrixBase):
+        from ..matrices import row_softmax
+
+        return row_softmax(z, log=True)
     z = as_vector(z, "log_softmax input")
     return sp.Matrix([LogSoftmaxEntry(i, *z) for i in range(1, len(z) + 1)])
 
