@@ -42,6 +42,8 @@ from .catalog import (
 from .check import CheckResult as CheckResult, cross_check as cross_check
 from .compiler import CompiledFunction as CompiledFunction, compile_expr as compile_expr
 from .derive import Derivation as Derivation, Step as Step, derive as derive
+from .graph import Backprop as Backprop, Edge as Edge, Graph as Graph
+from .matrices import elementwise as elementwise, sq_frobenius as sq_frobenius
 from .errors import (
     ParseError as ParseError,
     SymgradError as SymgradError,
@@ -53,7 +55,8 @@ from .pipeline import Outcome as Outcome, run as run
 from .printing import latex as latex
 
 __all__ = [
-    "Block", "CheckResult", "CompiledFunction", "Derivation", "Outcome", "ParseError", "Step",
+    "Backprop", "Block", "CheckResult", "CompiledFunction", "Derivation", "Edge", "Graph", "Outcome",
+    "ParseError", "Step", "elementwise", "sq_frobenius",
     "SymgradError", "SymgradLimit", "UnknownBlockError",
     "bce", "bce_with_logits", "blocks", "compile_expr", "cross_check", "cross_entropy", "dense",
     "derive", "elu", "get_block", "hinge", "l2", "latex", "leaky_relu", "log_avg_pool",

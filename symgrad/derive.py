@@ -316,12 +316,17 @@ def _name_matrix_outputs(results, L) -> dict:
     forward = set(L.atoms(ElementwiseApplyFunction))
     forward |= {sp.Transpose(n).doit() for n in forward}
     found: list = []
+
+    def transposes(node):
+        return sum(isinstance(n, sp.Transpose) for n in sp.preorder_traversal(node.expr))
+
     for r in results:
         for node in sp.preorder_traversal(r):
             if isinstance(node, ElementwiseApplyFunction) and node in forward:
                 twin = sp.Transpose(node).doit()
                 if node not in found and twin not in found:
-                    found.append(node)
+                    # name the orientation the user wrote: σ(x W1), not σ(W1ᵀ xᵀ)
+                    found.append(node if transposes(node) <= transposes(twin) else twin)
     letter = next(c for c in ("h", "a", "g", "u") if c not in taken)
     names = {}
     for k, node in enumerate(found, start=1):

@@ -14,7 +14,10 @@ pool_index = sp.Symbol("i", integer=True, positive=True)  # the summation index 
 
 
 def dense(W, x, b=None) -> sp.Matrix:
-    """z = W x + b for a matrix W (m × n), a vector x (n) and a bias vector b (m)."""
+    """z = W x + b for a matrix W (m × n), a vector x (n) and a bias vector b (m) — explicit
+    matrices, or MatrixSymbol expressions."""
+    if isinstance(W, sp.MatrixExpr) and not isinstance(W, sp.MatrixBase):
+        return W * x if b is None else W * x + b
     if not isinstance(W, sp.MatrixBase):
         raise TypeError("dense: W must be a sympy Matrix, e.g. symgrad.matrix('W', 2, 3)")
     x = as_vector(x, "dense input x")
@@ -55,7 +58,11 @@ def log_avg_pool(x, beta, n=None) -> sp.Expr:
 
 
 def sq_norm_linear(W, x) -> sp.Expr:
-    """f(x, W) = ‖W x‖² = Σ_i (W x)_i²: the seeds' vectorized example."""
+    """f(x, W) = ‖W x‖² = Σ_i (W x)_i²: the seeds' vectorized example (explicit or MatrixSymbol)."""
+    if isinstance(W, sp.MatrixExpr) and not isinstance(W, sp.MatrixBase):
+        from ..matrices import sq_frobenius
+
+        return sq_frobenius(W * x)
     q = dense(W, x)
     return sp.Add(*[qi ** 2 for qi in q])
 

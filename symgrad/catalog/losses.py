@@ -207,7 +207,11 @@ register(Block(
 
 # --- squared L2, hinge, multi-class SVM, L2 regularisation -------------------------------------
 def squared_l2(y_hat, y) -> sp.Expr:
-    """‖ŷ − y‖² = Σ_i (ŷ_i − y_i)² (scalars or vectors)."""
+    """‖ŷ − y‖² = Σ_i (ŷ_i − y_i)² (scalars, vectors, or matrix expressions: tr((ŷ − y)ᵀ(ŷ − y)))."""
+    if isinstance(y_hat, sp.MatrixExpr) and not isinstance(y_hat, sp.MatrixBase):
+        from ..matrices import sq_frobenius
+
+        return sq_frobenius(y_hat - y)
     if isinstance(y_hat, (list, tuple, sp.MatrixBase)):
         y_hat, y = as_vector(y_hat, "y_hat"), as_vector(y, "y")
         if y_hat.shape != y.shape:
@@ -277,6 +281,10 @@ register(Block(
 def l2(w, lam=1) -> sp.Expr:
     """L2 regularisation λ Σ_k w_k² over every entry of ``w`` (scalar, vector or matrix)."""
     lam = to_sympy(lam, "lambda")
+    if isinstance(w, sp.MatrixExpr) and not isinstance(w, sp.MatrixBase):
+        from ..matrices import sq_frobenius
+
+        return lam * sq_frobenius(w)
     entries = list(w) if isinstance(w, (list, tuple, sp.MatrixBase)) else [to_sympy(w, "w")]
     return lam * sp.Add(*[to_sympy(e, "w entry") ** 2 for e in entries])
 
