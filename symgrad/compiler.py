@@ -505,7 +505,10 @@ def compile_backprop(bp, wrt, *, stable: bool = True) -> CompiledFunction:
     body += _dimension_lines(inputs, names, exprs)
     body.append("# forward")
     order = graph.names[: graph.names.index(bp.output) + 1]
+    needed = set().union(*(g.free_symbols for g in bp.gradients.values())) if bp.gradients else set()
     for node in order:
+        if node == bp.output and node not in needed:
+            continue  # the loss itself is not needed for its gradient
         expr = stabilise(graph.exprs[node]) if stable else graph.exprs[node]
         body.append(f"{names[node]} = {printer.doprint(expr)}  # {text(node)} = {text(graph.exprs[node])}")
     body.append("# backward: each gradient is the sum over uses of local gradient × upstream gradient")
