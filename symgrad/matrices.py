@@ -324,10 +324,11 @@ def softmax_cross_entropy_np(Z, Y):
     return -(Y * log_a).sum(axis=(-2, -1))
 
 
-class RowSoftmax(sp.MatrixExpr):
-    r"""A = softmax(Z) row by row (Z: N × C);  G_Z = A ∘ (G − (G ∘ A) 1_{C×C})."""
+class _RowBlock(sp.MatrixExpr):
+    """A block applied to each row of a matrix expression (shape kept)."""
 
-    numpy_form = staticmethod(row_softmax_np)
+    numpy_form = None
+    name = ""
 
     def __new__(cls, arg):
         return super().__new__(cls, arg)
@@ -339,6 +340,19 @@ class RowSoftmax(sp.MatrixExpr):
     @property
     def shape(self):
         return self.arg.shape
+
+    def _sympystr(self, printer):
+        return f"{self.name}({printer._print(self.arg)})"
+
+    def _symgrad_numpy(self, printer):
+        return printer.print_block(self)
+
+
+class RowSoftmax(_RowBlock):
+    r"""A = softmax(Z) row by row (Z: N × C);  G_Z = A ∘ (G − (G ∘ A) 1_{C×C})."""
+
+    numpy_form = staticmethod(row_softmax_np)
+    name = "softmax"
 
     def adjoint(self, G):
         C = self.shape[1]
@@ -356,12 +370,6 @@ class RowSoftmax(sp.MatrixExpr):
 
     def _latex(self, printer, **kwargs):
         return rf"\operatorname{{softmax}}\left({printer._print(self.arg)}\right)"
-
-    def _sympystr(self, printer):
-        return f"softmax({printer._print(self.arg)})"
-
-    def _symgrad_numpy(self, printer):
-        return printer.print_block(self)
 
 
 class SoftmaxCrossEntropy(sp.Function):
@@ -411,21 +419,11 @@ def row_log_softmax_np(Z):
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-class RowLogSoftmax(sp.MatrixExpr):
+class RowLogSoftmax(_RowBlock):
     r"""log softmax(Z) row by row;  G_Z = G − softmax(Z) ∘ (G 1_{C×C})."""
 
     numpy_form = staticmethod(row_log_softmax_np)
-
-    def __new__(cls, arg):
-        return super().__new__(cls, arg)
-
-    @property
-    def arg(self):
-        return self.args[0]
-
-    @property
-    def shape(self):
-        return self.arg.shape
+    name = "log_softmax"
 
     def adjoint(self, G):
         C = self.shape[1]
@@ -439,12 +437,6 @@ class RowLogSoftmax(sp.MatrixExpr):
 
     def _latex(self, printer, **kwargs):
         return rf"\log\operatorname{{softmax}}\left({printer._print(self.arg)}\right)"
-
-    def _sympystr(self, printer):
-        return f"log_softmax({printer._print(self.arg)})"
-
-    def _symgrad_numpy(self, printer):
-        return printer.print_block(self)
 
 
 def vector_softmax(z: sp.MatrixExpr, log: bool = False) -> sp.MatrixExpr:
