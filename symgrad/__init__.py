@@ -42,6 +42,7 @@ from .catalog import (
 from .check import CheckResult as CheckResult, cross_check as cross_check
 from .compiler import CompiledFunction as CompiledFunction, compile_expr as compile_expr
 from .derive import Derivation as Derivation, Step as Step, derive as derive
+from .gradcheck import GradReport as GradReport, check_grad as check_grad
 from .graph import Backprop as Backprop, Edge as Edge, Graph as Graph
 from .matrices import elementwise as elementwise, sq_frobenius as sq_frobenius
 from .errors import (
@@ -55,7 +56,7 @@ from .pipeline import Outcome as Outcome, run as run
 from .printing import latex as latex
 
 __all__ = [
-    "Backprop", "Block", "CheckResult", "CompiledFunction", "Derivation", "Edge", "Graph", "Outcome",
+    "Backprop", "Block", "CheckResult", "GradReport", "check_grad", "CompiledFunction", "Derivation", "Edge", "Graph", "Outcome",
     "ParseError", "Step", "elementwise", "sq_frobenius",
     "SymgradError", "SymgradLimit", "UnknownBlockError",
     "bce", "bce_with_logits", "blocks", "compile_expr", "cross_check", "cross_entropy", "dense",
