@@ -50,6 +50,17 @@ def _build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", action="store_true", help="print JSON")
     der.add_argument("--timeout", type=float, default=5.0, help="seconds for the bounded simplification (default 5)")
 
+    ver = sub.add_parser("verify", help="judge a hand-derived derivative: proven, refuted (with a "
+                         "counterexample), numerically consistent or undecided")
+    ver.add_argument("target", metavar="NAME|EXPR", help="a catalog block name or an expression")
+    ver.add_argument("--wrt", required=True, help="the variable")
+    ver.add_argument("--claim", required=True, help="the claimed derivative (Python syntax or LaTeX)")
+    ver.add_argument("--positive", help="comma-separated symbols that are positive")
+    ver.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
+    vfmt = ver.add_mutually_exclusive_group()
+    vfmt.add_argument("--latex", action="store_true", help="print the verdict as LaTeX")
+    vfmt.add_argument("--json", action="store_true", help="print JSON")
+
     rep = sub.add_parser("report", help="the main job: derive, compile and cross-check the whole catalog")
     rep.add_argument("-o", "--output", default="symgrad-report", help="folder for report.tex and report.json")
     rep.add_argument("--only", help="comma-separated block names")
@@ -69,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return {"catalog": _catalog, "derive": _derive, "report": _report}[args.command](args)
+        return {"catalog": _catalog, "derive": _derive, "report": _report, "verify": _verify}[args.command](args)
     except (SymgradError, ValueError, TypeError, KeyError, NotImplementedError) as exc:
         print(f"symgrad: error: {exc}", file=sys.stderr)
         return 2
@@ -84,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 70
 
 
-_TAKES_VALUE = {"--wrt", "--timeout", "-o", "--output", "--only", "--family"}
+_TAKES_VALUE = {"--wrt", "--timeout", "-o", "--output", "--only", "--family", "--claim", "--positive"}
 _FLAGS = {"-h", "--help", "--version", "--latex", "--python", "--json", "--quiet"}
 
 
@@ -202,6 +213,29 @@ def _split(text: str) -> list[str]:
     if not names:
         raise ValueError("--wrt is empty")
     return names
+
+
+def _verify(args) -> int:
+    from .parse import parse
+    from .verify import verify
+
+    target = args.target.strip()
+    positive = _split(args.positive) if args.positive else []
+    if _BARE_NAME.match(target):
+        expr = get_block(target).build().expr
+    else:
+        expr = parse(target, assumptions={n: {"positive": True} for n in positive})
+    wrt = _split(args.wrt)
+    if len(wrt) != 1:
+        raise ValueError("verify takes one variable: --wrt NAME")
+    verdict = verify(expr, wrt[0], args.claim, timeout=args.timeout, positive=positive)
+    if args.json:
+        print(json.dumps(verdict.to_json(), indent=2, default=str))
+    elif args.latex:
+        print(verdict._repr_latex_().strip("$"))
+    else:
+        print(verdict)
+    return {"proven": 0, "numerically-consistent": 0, "refuted": 1}.get(verdict.status, 3)
 
 
 def _report(args) -> int:
