@@ -142,6 +142,9 @@ class _Evaluator:
         # numerical derivatives in float64 (float32 code given float64 arrays computes in float64)
         self.xs = [x.astype(np.float64) for x in xs]
         self.calls = 0
+        # the step follows the precision f actually computes in (float32 code may cast back)
+        out = np.asarray(f(*[x.copy() for x in self.xs]))
+        self.eps = float(np.finfo(out.dtype if np.issubdtype(out.dtype, np.floating) else np.float64).eps)
         self.complex_ok = self._complex_works() if complex_step is None else complex_step
 
     def value(self, xs) -> float:
@@ -169,13 +172,14 @@ class _Evaluator:
 
     def derivative(self, i, index, analytic) -> Coordinate:
         x0 = float(self.xs[i][index])
-        eps = np.finfo(self.xs[i].dtype).eps
+        eps = self.eps
         h = eps ** (1 / 3) * max(1.0, abs(x0))
         central = lambda step: (self.value(self.shifted(i, index, step)) - self.value(self.shifted(i, index, -step))) / (2 * step)  # noqa: E731
         d1, d2 = central(h), central(h / 2)
         rich = (4 * d2 - d1) / 3
-        err = abs(d2 - d1) + 4 * eps * abs(rich)
         f0 = self.value(self.xs)
+        rounding = 4 * eps * max(abs(f0), 1e-300) / (h / 2)  # what f's own rounding does to a difference
+        err = abs(d2 - d1) + rounding + 4 * eps * abs(rich)
 
         def sides(step):
             return ((self.value(self.shifted(i, index, step)) - f0) / step,
@@ -205,7 +209,7 @@ class _Evaluator:
     def directional(self, direction: list[np.ndarray]) -> tuple[float, float]:
         """(⟨∇f, v⟩ by a Richardson central difference, its error estimate)."""
         norm = np.sqrt(sum(float((d ** 2).sum()) for d in direction)) or 1.0
-        eps = max(np.finfo(x.dtype).eps for x in self.xs)
+        eps = self.eps
         scale = max(1.0, max(float(np.abs(x).max()) if x.size else 0.0 for x in self.xs))
         h = eps ** (1 / 3) * scale / norm
 

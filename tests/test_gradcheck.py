@@ -100,6 +100,17 @@ def test_float32_gradients_of_correct_code_pass():
     assert report.rtol == 1e-3
 
 
+def test_functions_that_compute_in_float32_internally_pass():
+    x32 = X.astype(np.float32)
+    f = lambda w: np.float32(np.square(np.tanh(x32 @ w.astype(np.float32))).sum())  # noqa: E731
+    g = lambda w: (x32.T @ (2 * np.tanh(x32 @ w) * (1 - np.tanh(x32 @ w) ** 2))).astype(np.float32)  # noqa: E731
+    w0 = (W1 * 0.5).astype(np.float32)
+    report = check_grad(f, g, w0)
+    assert report.ok, str(report)
+    wrong = lambda w: g(w) * np.float32(1.1)  # noqa: E731
+    assert not check_grad(f, wrong, w0).ok
+
+
 def test_fast_mode_locates_a_single_wrong_entry_in_a_large_input():
     big = RNG.normal(size=(60, 80))
     c = RNG.uniform(0.5, 2.0, size=big.shape)
