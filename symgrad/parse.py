@@ -50,6 +50,7 @@ FUNCTIONS: dict[str, tuple[Callable, int, int, frozenset]] = {
     "max": (sp.Max, 2, 16, frozenset()), "Max": (sp.Max, 2, 16, frozenset()),
     "min": (sp.Min, 2, 16, frozenset()), "Min": (sp.Min, 2, 16, frozenset()),
     "Heaviside": (sp.Heaviside, 1, 2, frozenset()), "sum": (_sum, 1, 64, frozenset()),
+    "Piecewise": (sp.Piecewise, 1, 16, frozenset()),  # built by _Builder.piecewise (conditions allowed there only)
     "sigmoid": (C.sigmoid, 1, 1, frozenset()), "relu": (C.relu, 1, 1, frozenset()),
     "step": (C.step, 1, 1, frozenset()), "softplus": (C.softplus, 1, 1, frozenset()),
     "leaky_relu": (C.leaky_relu, 1, 2, frozenset({"alpha"})), "elu": (C.elu, 1, 2, frozenset({"alpha"})),
@@ -226,10 +227,34 @@ class _Builder:
             self.symbols[base_name] = base
         return base[index]
 
+    _COMPARE = {ast.Lt: sp.StrictLessThan, ast.LtE: sp.LessThan, ast.Gt: sp.StrictGreaterThan,
+                ast.GtE: sp.GreaterThan}
+
+    def piecewise(self, node: ast.Call) -> sp.Basic:
+        """Piecewise((value, condition), …, (value, True)): comparisons are allowed only here."""
+        if node.keywords or not 1 <= len(node.args) <= 16:
+            raise self.refuse(node, "a Piecewise that is not Piecewise((value, condition), ..., (value, True))")
+        pieces = []
+        for arg in node.args:
+            if not (isinstance(arg, ast.Tuple) and len(arg.elts) == 2):
+                raise self.refuse(arg, "a Piecewise piece that is not (value, condition)")
+            value, cond = arg.elts
+            pieces.append((self.build(value), self.condition(cond)))
+        return sp.Piecewise(*pieces)
+
+    def condition(self, node: ast.AST) -> sp.Basic:
+        if isinstance(node, ast.Constant) and node.value is True:
+            return sp.true
+        if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in self._COMPARE:
+            return self._COMPARE[type(node.ops[0])](self.build(node.left), self.build(node.comparators[0]))
+        raise self.refuse(node, "a condition other than one comparison (<, <=, >, >=) or True")
+
     def call(self, node: ast.Call) -> sp.Basic:
         if not isinstance(node.func, ast.Name):
             raise self.refuse(node, "a call of something other than a whitelisted function name")
         fname = node.func.id
+        if fname == "Piecewise":
+            return self.piecewise(node)
         if fname not in FUNCTIONS:
             close = ", ".join(difflib.get_close_matches(fname, list(FUNCTIONS), n=3))
             hint = f"; did you mean {close}?" if close else ""

@@ -83,6 +83,15 @@ def test_errors_name_the_offending_part():
         parse("x + * y")
 
 
+def test_piecewise_with_conditions_only_inside_it():
+    pw = parse("Piecewise((1, x > 0), (0.01, True))")
+    assert pw == sp.Piecewise((1, x > 0), (sp.Float(0.01), True))
+    assert sg.verify(sg.leaky_relu(x), x, "Piecewise((1, x > 0), (0.01, True))").status == "proven"
+    for bad in ("x > 0", "Piecewise(x, 1)", "Piecewise((1, x > 0 > y), (0, True))", "Piecewise((1, f(x)), (0, True))"):
+        with pytest.raises(ParseError):
+            parse(bad)
+
+
 def test_special_looking_names_are_just_symbols():
     assert parse("nan") == sp.Symbol("nan", real=True)
     assert parse("oo + 1") == sp.Symbol("oo", real=True) + 1
