@@ -130,7 +130,21 @@ def text(expr: sp.Basic) -> str:
 
 
 class SymgradLatexPrinter(LatexPrinter):
-    """SymPy's LaTeX printer with safe symbol names and the seeds' notation."""
+    """SymPy's LaTeX printer with safe symbol names and the seeds' notation.
+
+    Settings beyond SymPy's: ``bold_vectors`` (column-vector MatrixSymbols as \\mathbf{x}),
+    ``upright_matrices`` (matrices as \\mathrm{W})."""
+
+    _default_settings = {**LatexPrinter._default_settings, "bold_vectors": True, "upright_matrices": False}
+
+    def _print_MatrixSymbol(self, expr, style="plain"):
+        name = self._print(sp.Symbol(expr.name))
+        rows, cols = expr.shape
+        if self._settings["bold_vectors"] and cols == 1 and rows != 1:
+            return rf"\mathbf{{{name}}}"
+        if self._settings["upright_matrices"] and cols != 1 and rows != 1 and "{" not in name:
+            return rf"\mathrm{{{name}}}"
+        return name
 
     def _print_Add(self, expr, order=None):
         return _textbook_add(self, expr, LatexPrinter._print_Add, order)
@@ -182,34 +196,47 @@ def latex(expr: sp.Basic, **settings) -> str:
     return SymgradLatexPrinter(settings).doprint(expr)
 
 
-def _tex(obj: sp.Basic) -> str:
+def _tex(obj: sp.Basic, d: str = r"\partial", **settings) -> str:
     if isinstance(obj, sp.Derivative):  # ∂L/∂w: a fraction of names, not SymPy's d/dx form
         (var, count), = obj.variable_count
-        num = latex(obj.expr) if isinstance(obj.expr, (sp.Symbol, sp.MatrixSymbol)) else ""
+        num = latex(obj.expr, **settings) if isinstance(obj.expr, (sp.Symbol, sp.MatrixSymbol)) else ""
         if num:
-            return rf"\frac{{\partial {num}}}{{\partial {latex(var)}}}"
-        return rf"\frac{{\partial}}{{\partial {latex(var)}}} {latex(obj.expr)}"
-    return latex(obj)
+            return rf"\frac{{{d} {num}}}{{{d} {latex(var, **settings)}}}"
+        return rf"\frac{{{d}}}{{{d} {latex(var, **settings)}}} {latex(obj.expr, **settings)}"
+    return latex(obj, **settings)
 
 
-def derivation_latex(derivation: "Derivation", *, numbered: bool = False, raw: bool = True) -> str:
-    """The derivation as an ``align*`` (``align`` when numbered), one step per line:
+def derivation_latex(derivation: "Derivation", *, numbered: bool = False, raw: bool = True,
+                     form: str = "textbook", partial: bool = True, bold_vectors: bool = True,
+                     upright_matrices: bool = False) -> str:
+    r"""The derivation as an ``align*`` (``align`` when numbered), one step per line:
     local gradients, their product, the plain SymPy form (``raw=True``) and the textbook
-    form, for each variable; then the intermediates that appear and the assumptions."""
+    form, for each variable; then the intermediates that appear and the assumptions.
+
+    ``form="expanded"`` writes the blocks out (σ(z) → 1/(1 + e^{−z})); ``partial=False`` uses
+    d instead of ∂; ``bold_vectors`` and ``upright_matrices`` style matrix symbols."""
+    from .simplify import elementary
+
+    if form not in ("textbook", "expanded"):
+        raise ValueError("form must be 'textbook' or 'expanded'")
     env = "align" if numbered else "align*"
+    settings = {"bold_vectors": bold_vectors, "upright_matrices": upright_matrices}
+    d = r"\partial" if partial else "d"
+    show = (lambda e: elementary(e)) if form == "expanded" else (lambda e: e)  # noqa: E731
     lines: list[str] = []
     shown: set = set()
     previous_lhs = None
     for step in derivation.steps:
         if step.kind == "goal" or (step.kind == "raw" and not raw):
             continue
-        lhs = _tex(step.lhs)
-        lines.append(rf"{'' if lhs == previous_lhs else lhs} &= {_tex(step.rhs)} && \text{{{escape_text(step.note)}}}")
+        lhs = _tex(step.lhs, d, **settings)
+        lines.append(rf"{'' if lhs == previous_lhs else lhs} &= {_tex(show(step.rhs), d, **settings)} && "
+                     rf"\text{{{escape_text(step.note)}}}")
         previous_lhs = lhs
         shown |= step.rhs.free_symbols | step.lhs.free_symbols
     used = {k: v for k, v in derivation.intermediates.items() if k in shown}
     if used:
-        where = ",\\ ".join(f"{latex(k)} = {latex(v)}" for k, v in used.items())
+        where = ",\\ ".join(f"{latex(k, **settings)} = {latex(show(v), **settings)}" for k, v in used.items())
         lines.append(rf"&\text{{where }} {where}")
     for assumption in derivation.assumptions:
         lines.append(rf"&\text{{using {escape_text(assumption)}}}")

@@ -136,12 +136,14 @@ Cn, Pn = sp.symbols("C P", integer=True, positive=True)
 zv, Wv, xv, bv = (sp.MatrixSymbol("z", Cn, 1), sp.MatrixSymbol("W", Cn, Pn), sp.MatrixSymbol("x", Pn, 1),
                   sp.MatrixSymbol("b", Cn, 1))
 JACOBIANS = [
-    ("softmax", lambda: sg.softmax(zv), zv, r"\operatorname{diag}\left(a\right) - a a^{T}"),
-    ("log_softmax", lambda: sg.log_softmax(zv), zv, r"\mathbb{I} - \mathbf{1} a^{T}"),
-    ("sigmoid", lambda: sg.sigmoid(zv), zv, r"\operatorname{diag}\left(a \circ \left(\mathbf{1} - a\right)\right)"),
+    ("softmax", lambda: sg.softmax(zv), zv, r"\operatorname{diag}\left(\mathbf{a}\right) - \mathbf{a} \mathbf{a}^{T}"),
+    ("log_softmax", lambda: sg.log_softmax(zv), zv, r"\mathbb{I} - \mathbf{1} \mathbf{a}^{T}"),
+    ("sigmoid", lambda: sg.sigmoid(zv), zv,
+     r"\operatorname{diag}\left(\mathbf{a} \circ \left(\mathbf{1} - \mathbf{a}\right)\right)"),
     ("softmax∘dense", lambda: sg.softmax(Wv * xv + bv), xv,
-     r"\left(\operatorname{diag}\left(a\right) - a a^{T}\right) W"),
-    ("tanh∘dense", lambda: sg.tanh(Wv * xv), xv, r"\operatorname{diag}\left(\mathbf{1} - a^{\circ {2}}\right) W"),
+     r"\left(\operatorname{diag}\left(\mathbf{a}\right) - \mathbf{a} \mathbf{a}^{T}\right) W"),
+    ("tanh∘dense", lambda: sg.tanh(Wv * xv), xv,
+     r"\operatorname{diag}\left(\mathbf{1} - \mathbf{a}^{\circ {2}}\right) W"),
 ]
 
 

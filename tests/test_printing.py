@@ -54,3 +54,17 @@ def test_derivation_latex_has_the_seeds_chain():
     assert r" &= x \left(a - y\right) && \text{textbook form}" in tex
     assert r"a = \sigma\left(b + w x\right)" in tex
     assert "\\begin{align}" in d.latex(numbered=True)
+
+
+def test_display_options():
+    d = sg.derive(sg.sigmoid(x), x)
+    expanded = d.latex(form="expanded", raw=False)
+    assert r"\sigma" not in expanded and "e^{- x}" in expanded
+    assert r"\frac{d f}{d x}" in d.latex(partial=False)
+    assert d.latex(numbered=True).startswith("\\begin{align}")
+    W, v = sp.MatrixSymbol("W", 3, 3), sp.MatrixSymbol("v", 3, 1)
+    m = sg.derive((W * v).T * (W * v), W)
+    assert r"2 \mathrm{W} \mathbf{v} \mathbf{v}^{T}" in m.latex(upright_matrices=True)
+    assert r"2 W v v^{T}" in m.latex(bold_vectors=False)
+    with pytest.raises(ValueError):
+        d.latex(form="fancy")
