@@ -77,6 +77,15 @@ class Backprop:
         return _evaluate(obj, {**self.values, **{self.upstream_names[n]: v for n, v in self.gradient_values.items()
                                                   if n in self.upstream_names}})
 
+    def latex(self, digits: int = 4) -> str:
+        """The table as an ``align*`` (forward values, edges, global gradients)."""
+        from .printing import backprop_latex
+
+        return backprop_latex(self, digits=digits)
+
+    def _repr_latex_(self) -> str:
+        return "$$" + self.latex().replace("align*", "aligned") + "$$"
+
     def table(self, digits: int = 4) -> str:
         """The seeds' table: forward values, then each edge's local × upstream = product, then
         the global gradients (numbers when values were given)."""

@@ -242,3 +242,59 @@ def derivation_latex(derivation: "Derivation", *, numbered: bool = False, raw: b
         lines.append(rf"&\text{{using {escape_text(assumption)}}}")
     body = " \\\\\n".join(lines)
     return f"\\begin{{{env}}}\n{body}\n\\end{{{env}}}"
+
+
+class _Shown(sp.Symbol):
+    """A display-only symbol whose name is already safe LaTeX (built by this module)."""
+
+    def _latex(self, printer, **kwargs):
+        return self.name
+
+
+class _ShownMatrix(sp.MatrixSymbol):
+    def _latex(self, printer, **kwargs):
+        return self.name
+
+
+def backprop_latex(bp, *, digits: int = 4) -> str:
+    """A graph's reverse pass as an ``align*``: the forward values, then each edge's local
+    gradient × upstream gradient (= its number, when values were given) with the gate's
+    pattern, then the global gradients — the seeds' backward tables."""
+    import numpy as np
+
+    def num(v) -> str:
+        if v is None:
+            return ""
+        if isinstance(v, np.ndarray):
+            return rf"\text{{({'×'.join(map(str, v.shape))} array)}}" if v.ndim else f"{float(v):.{digits}g}"
+        return f"{v:.{digits}g}"
+
+    out = bp.output
+    shown = {}
+    for node, g in bp.upstream_names.items():
+        tex = rf"\frac{{\partial {latex(out)}}}{{\partial {latex(node)}}}"
+        shown[g] = _ShownMatrix(tex, *g.shape) if isinstance(g, sp.MatrixSymbol) else _Shown(tex)
+
+    def show(e):
+        return e.xreplace(shown)
+
+    lines = [r"&\text{forward}"]
+    for name in bp.graph.names:
+        value = f" &&= {num(bp.values[name])}" if name in bp.values else ""
+        lines.append(rf"{latex(name)} &= {latex(bp.graph.exprs[name])}{value}")
+    lines.append(r"&\text{backward: local gradient} \times \text{upstream gradient}")
+    for e in bp.edges:
+        lhs = rf"\frac{{\partial {latex(out)}}}{{\partial {latex(e.input)}}}"
+        local = rf"\frac{{\partial {latex(e.node)}}}{{\partial {latex(e.input)}}}"
+        body = rf"{local} \cdot {latex(show(e.upstream))} = {latex(show(e.product))}" if e.local is None else \
+            rf"{latex(e.local)} \cdot {latex(show(e.upstream))}"
+        value = ""
+        if bp.values:
+            value = rf" = {num(bp.value(e.product))}"
+        lines.append(rf"{lhs} &\mathrel{{+}}= {body}{value} && \text{{{escape_text(e.gate)}}}")
+    lines.append(r"&\text{global gradients}")
+    for v in bp.graph.inputs:
+        if v in bp.gradients:
+            value = rf" = {num(bp.gradient_values[v])}" if v in bp.gradient_values else ""
+            lines.append(rf"\frac{{\partial {latex(out)}}}{{\partial {latex(v)}}} &= {latex(bp.expanded(v))}{value}")
+    return "\\begin{align*}\n" + " \\\\\n".join(lines) + "\n\\end{align*}"
