@@ -65,6 +65,8 @@ def _build_parser() -> argparse.ArgumentParser:
     rep.add_argument("-o", "--output", default="symgrad-report", help="folder for report.tex and report.json")
     rep.add_argument("--only", help="comma-separated block names")
     rep.add_argument("--quiet", action="store_true", help="no progress lines")
+    rep.add_argument("--format", choices=["tex", "md"], default="tex", help="LaTeX (default) or Markdown")
+    rep.add_argument("--pdf", action="store_true", help="also compile report.tex with pdflatex (safely)")
     return parser
 
 
@@ -72,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``symgrad`` console script; returns the exit code."""
     parser = _build_parser()
     try:
-        args = parser.parse_args(_values_with_minus(list(sys.argv[1:] if argv is None else argv)))
+        args = parser.parse_args(_values_with_minus(list(sys.argv[1:] if argv is None else argv), parser))
     except _UsageError as exc:
         print(f"symgrad: error: {exc}", file=sys.stderr)
         return 2
@@ -95,19 +97,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 70
 
 
-_TAKES_VALUE = {"--wrt", "--timeout", "-o", "--output", "--only", "--family", "--claim", "--positive"}
-_FLAGS = {"-h", "--help", "--version", "--latex", "--python", "--json", "--quiet"}
+def _options(parser: argparse.ArgumentParser) -> tuple[set, set]:
+    """(every option string, the options that take a value), read from the parser itself."""
+    parsers = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            parsers += list(action.choices.values())
+    flags, takes_value = set(), set()
+    for p in parsers:
+        for option, action in p._option_string_actions.items():
+            (flags if action.nargs == 0 else takes_value).add(option)
+    return flags, takes_value
 
 
-def _values_with_minus(argv: list[str]) -> list[str]:
+def _values_with_minus(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
     """Values that begin with a minus are values, not options: ``--claim -t*s`` becomes
     ``--claim=-t*s``, and a positional ``-x**3`` moves behind ``--``."""
+    flags, takes_value = _options(parser)
     out: list[str] = []
     trailing: list[str] = []
     for item in argv:
-        if out and out[-1] in _TAKES_VALUE and item.startswith("-"):
+        if out and out[-1] in takes_value and item.startswith("-"):
             out[-1] = f"{out[-1]}={item}"
-        elif item.startswith("-") and item not in _FLAGS | _TAKES_VALUE and item.split("=")[0] not in _TAKES_VALUE:
+        elif item.startswith("-") and item not in flags | takes_value and item.split("=")[0] not in takes_value:
             trailing.append(item)
         else:
             out.append(item)
@@ -239,7 +251,7 @@ def _verify(args) -> int:
 
 
 def _report(args) -> int:
-    from .report import build_report, format_table, write_latex
+    from .report import build_report, format_table, write_latex, write_markdown
 
     selection = [get_block(n) for n in _split(args.only)] if args.only else None
 
@@ -249,8 +261,15 @@ def _report(args) -> int:
 
     report = build_report(selection, progress)
     print(format_table(report))
-    tex = write_latex(report, args.output)
-    print(f"LaTeX of every derivation: {tex}")
+    if args.format == "md":
+        print(f"Markdown of every derivation: {write_markdown(report, args.output)}")
+    else:
+        tex = write_latex(report, args.output)
+        print(f"LaTeX of every derivation: {tex}")
+        if args.pdf:
+            from .document import compile_pdf
+
+            print(f"PDF: {compile_pdf(tex)}")
     return 0 if report.ok else 1
 
 

@@ -25,6 +25,7 @@ _LAYER_NAME = re.compile(r"^([A-Za-z]+)(\d+)_(\d+)$")
 _TEXT_ESCAPES = {
     "\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "_": r"\_", "^": r"\textasciicircum{}",
     "$": r"\$", "&": r"\&", "#": r"\#", "%": r"\%", "~": r"\textasciitilde{}",
+    "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
 }
 
 

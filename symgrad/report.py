@@ -15,7 +15,7 @@ from .catalog.registry import Block, blocks
 from .pipeline import Outcome, run_block
 from .printing import escape_text, text
 
-__all__ = ["Row", "Report", "build_report", "format_table", "write_latex"]
+__all__ = ["Row", "Report", "build_report", "format_table", "write_latex", "write_markdown"]
 
 
 @dataclass
@@ -123,6 +123,12 @@ def write_latex(report: Report, out_dir: str | Path) -> Path:
             parts.append(rf"Cross-check: \texttt{{{row.status}}}, maximum relative error {err}.")
         else:
             parts.append(rf"\textbf{{Error}}: \texttt{{{escape_text(row.detail)}}}")
+    from .document import worked_examples
+
+    parts.append(r"\section*{The lecture notes' worked examples}")
+    for title, body in worked_examples():
+        parts.append(rf"\subsection*{{{escape_text(title)}}}")
+        parts.append(r"{\small" + "\n" + body + "\n}")
     parts.append(r"\end{document}")
     tex = out / "report.tex"
     tex.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
@@ -130,3 +136,15 @@ def write_latex(report: Report, out_dir: str | Path) -> Path:
         {"ok": report.ok, "seconds": report.seconds, "rows": [asdict(r) for r in report.rows]},
         indent=2), encoding="utf-8")
     return tex
+
+
+def write_markdown(report: Report, out_dir: str | Path) -> Path:
+    """``report.md``: the same derivations as Markdown with $$…$$ math."""
+    from .document import latex_to_markdown, worked_examples
+
+    blocks = [(row.block, report.outcomes[row.block].latex) for row in report.rows if row.block in report.outcomes]
+    blocks += worked_examples()
+    path = Path(out_dir) / "report.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(latex_to_markdown("symgrad: the catalog's derivatives", blocks), encoding="utf-8")
+    return path

@@ -37,6 +37,7 @@ def test_symbol_names_cannot_inject_latex(name):
 
 def test_escape_text_neutralises_every_special_character():
     assert escape_text("\\{}$&#^_%~") == r"\textbackslash{}\{\}\$\&\#\textasciicircum{}\_\%\textasciitilde{}"
+    assert escape_text("1 <= k | n") == r"1 \textless{}= k \textbar{} n"
 
 
 def test_text_writes_positive_terms_first():
