@@ -53,12 +53,13 @@ from .errors import (
 )
 from .parse import parse as parse
 from .pipeline import Outcome as Outcome, run as run
+from .plot import plot_block as plot_block
 from .verify import Verdict as Verdict, verify as verify
 from .latex_input import parse_latex as parse_latex
 from .printing import latex as latex
 
 __all__ = [
-    "Backprop", "Block", "CheckResult", "GradReport", "check_grad", "Verdict", "verify", "parse_latex", "CompiledFunction", "Derivation", "Edge", "Graph", "Outcome",
+    "Backprop", "Block", "CheckResult", "GradReport", "check_grad", "Verdict", "verify", "parse_latex", "plot_block", "CompiledFunction", "Derivation", "Edge", "Graph", "Outcome",
     "ParseError", "Step", "elementwise", "sq_frobenius",
     "SymgradError", "SymgradLimit", "UnknownBlockError",
     "bce", "bce_with_logits", "blocks", "compile_expr", "cross_check", "cross_entropy", "dense",

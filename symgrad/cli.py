@@ -61,6 +61,10 @@ def _build_parser() -> argparse.ArgumentParser:
     vfmt.add_argument("--latex", action="store_true", help="print the verdict as LaTeX")
     vfmt.add_argument("--json", action="store_true", help="print JSON")
 
+    plo = sub.add_parser("plot", help="draw a block and its derivative (needs the plot extra)")
+    plo.add_argument("name", metavar="NAME", help="a catalog block of one scalar input")
+    plo.add_argument("-o", "--output", help="the PNG to write (default NAME.png)")
+
     rep = sub.add_parser("report", help="the main job: derive, compile and cross-check the whole catalog")
     rep.add_argument("-o", "--output", default="symgrad-report", help="folder for report.tex and report.json")
     rep.add_argument("--only", help="comma-separated block names")
@@ -82,7 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return {"catalog": _catalog, "derive": _derive, "report": _report, "verify": _verify}[args.command](args)
+        return {"catalog": _catalog, "derive": _derive, "report": _report, "verify": _verify,
+                "plot": _plot}[args.command](args)
     except (SymgradError, ValueError, TypeError, KeyError, NotImplementedError) as exc:
         print(f"symgrad: error: {exc}", file=sys.stderr)
         return 2
@@ -225,6 +230,16 @@ def _split(text: str) -> list[str]:
     if not names:
         raise ValueError("--wrt is empty")
     return names
+
+
+def _plot(args) -> int:
+    from .plot import plot_block
+
+    get_block(args.name)  # unknown names fail before matplotlib is loaded
+    path = args.output or f"{args.name}.png"
+    plot_block(args.name, path)
+    print(f"wrote {path}")
+    return 0
 
 
 def _verify(args) -> int:
