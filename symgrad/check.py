@@ -40,6 +40,9 @@ class CheckResult:
     worst: dict[str, Any] = field(default_factory=dict)
     method: str = "40-digit finite differences"
 
+    def _repr_markdown_(self) -> str:
+        return "```\n" + str(self) + "\n```"
+
     def __str__(self) -> str:
         status = "ok" if self.ok else "FAILED"
         raw = "" if self.max_rel_error_raw != self.max_rel_error_raw else \

@@ -373,6 +373,15 @@ class CompiledFunction:
     def __repr__(self) -> str:
         return f"<symgrad compiled function ({', '.join(self.params)}): {self.formula}>"
 
+    def latex(self, **options) -> str:
+        """The generated code as LaTeX, by latexify-py (σ for the sigmoid, Greek names)."""
+        from .latexify_bridge import function_latex
+
+        return function_latex(self, **options)
+
+    def _repr_latex_(self) -> str:
+        return "$" + self.latex() + "$"
+
 
 def _cast(out, dtype):
     if isinstance(out, tuple):

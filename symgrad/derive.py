@@ -127,6 +127,9 @@ class Derivation:
 
         return cross_check(self, **options)
 
+    def _repr_markdown_(self) -> str:
+        return "$$\n" + self.latex().replace("align*", "aligned") + "\n$$"
+
     def _repr_latex_(self) -> str:
         from .printing import latex
 
@@ -530,6 +533,10 @@ def _chain_steps(expr: sp.Basic, w: sp.Basic, result, raw) -> tuple[list[Step], 
         chain.append((sp.Symbol(name), node))
     rename = {value: name for name, value in chain[1:]}
     steps = [Step("goal", d(top), d(expr), "what we want")]
+    if len(chain) > 1:  # ∂L/∂w = ∂L/∂a · ∂a/∂z · ∂z/∂w
+        names_in_order = [name for name, _ in chain] + [w]
+        factors = sp.Tuple(*[sp.Derivative(a, b, evaluate=False) for a, b in zip(names_in_order, names_in_order[1:])])
+        steps.append(Step("factorisation", d(top), factors, "chain rule"))
     locals_: list[sp.Expr] = []
     for position, (name, value) in enumerate(chain):
         inner_name, inner_value = chain[position + 1] if position + 1 < len(chain) else (w, w)

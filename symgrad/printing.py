@@ -231,8 +231,9 @@ def derivation_latex(derivation: "Derivation", *, numbered: bool = False, raw: b
         if step.kind == "goal" or (step.kind == "raw" and not raw):
             continue
         lhs = _tex(step.lhs, d, **settings)
-        lines.append(rf"{'' if lhs == previous_lhs else lhs} &= {_tex(show(step.rhs), d, **settings)} && "
-                     rf"\text{{{escape_text(step.note)}}}")
+        rhs = (r" \cdot ".join(_tex(f, d, **settings) for f in step.rhs) if step.kind == "factorisation"
+               else _tex(show(step.rhs), d, **settings))
+        lines.append(rf"{'' if lhs == previous_lhs else lhs} &= {rhs} && \text{{{escape_text(step.note)}}}")
         previous_lhs = lhs
         shown |= step.rhs.free_symbols | step.lhs.free_symbols
     used = {k: v for k, v in derivation.intermediates.items() if k in shown}

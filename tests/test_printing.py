@@ -49,6 +49,8 @@ def test_derivation_latex_has_the_seeds_chain():
     d = sg.derive(sg.bce(sg.sigmoid(w * x + b), y), w)
     tex = d.latex()
     assert tex.startswith("\\begin{align*}") and tex.endswith("\\end{align*}")
+    assert (r"\frac{\partial L}{\partial w} &= \frac{\partial L}{\partial a} \cdot \frac{\partial a}{\partial z} "
+            r"\cdot \frac{\partial z}{\partial w} && \text{chain rule}") in tex
     assert r"\frac{\partial L}{\partial a} &= \frac{1 - y}{1 - a} - \frac{y}{a}" in tex
     assert r"\frac{\partial a}{\partial z} &= a \left(1 - a\right)" in tex
     assert r"\frac{\partial z}{\partial w} &= x" in tex
