@@ -19,7 +19,8 @@ import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
 from . import runtime
-from .catalog.activations import sigmoid, softplus
+from .catalog.activations import elu, sigmoid, softplus
+from .catalog.stable import sech2, sigmoid_grad, sigmoid_shift
 from .catalog.base import Primitive
 from .simplify import Rule
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
@@ -37,6 +38,67 @@ def _one_minus_sigmoid(node) -> sp.Expr | None:
     return None
 
 
+def _sigmoid_pair(node) -> tuple | None:
+    """(σ(u), σ(−u)) when both are factors of the product ``node``."""
+    if not isinstance(node, sp.Mul):
+        return None
+    sigs = [f for f in node.args if isinstance(f, sigmoid)]
+    for a in sigs:
+        for b in sigs:
+            if a is not b and sp.expand(a.args[0] + b.args[0]) == 0:
+                return a, b
+    return None
+
+
+def _fuse_sigmoid_pair(node):
+    a, b = _sigmoid_pair(node)
+    u = a.args[0] if not a.args[0].could_extract_minus_sign() else b.args[0]
+    rest = list(node.args)
+    rest.remove(a)
+    rest.remove(b)
+    return sp.Mul(sigmoid_grad(u), *rest)
+
+
+def _sigmoid_plus_constant(node) -> tuple | None:
+    """(u, c) when node = σ(u) + c with c free of sigmoids (and not 1 − σ, handled above)."""
+    if not isinstance(node, sp.Add):
+        return None
+    sigs = [t for t in node.args if isinstance(t, sigmoid)]
+    if len(sigs) != 1:
+        return None
+    rest = sp.Add(*[t for t in node.args if t is not sigs[0]])
+    if rest.has(sigmoid) or rest == 0:
+        return None
+    return sigs[0].args[0], rest
+
+
+def _one_minus_tanh_squared(node) -> sp.Expr | None:
+    if isinstance(node, sp.Add) and len(node.args) == 2 and sp.S.One in node.args:
+        other = node.args[0] if node.args[1] == 1 else node.args[1]
+        if other.could_extract_minus_sign():
+            sq = -other
+            if isinstance(sq, sp.Pow) and sq.exp == 2 and isinstance(sq.base, sp.tanh):
+                return sq.base.args[0]
+    return None
+
+
+def _elu_left_branch(node) -> bool:
+    """Piecewise((…, u > 0), (ELU(u, α) + α, True)): the x ≤ 0 branch of ELU'."""
+    if not isinstance(node, sp.Piecewise) or len(node.args) != 2:
+        return False
+    (_, cond), (value, last) = node.args
+    if last is not sp.true or not isinstance(cond, sp.StrictGreaterThan) or cond.rhs != 0:
+        return False
+    elus = [t for t in sp.Add.make_args(value) if isinstance(t, elu)]
+    return len(elus) == 1 and elus[0].args[0] == cond.lhs and sp.simplify(value - elus[0] - elus[0].args[1]) == 0
+
+
+def _fix_elu_left_branch(node):
+    (first, cond), (value, _) = node.args
+    u, alpha = next(t for t in sp.Add.make_args(value) if isinstance(t, elu)).args
+    return sp.Piecewise((first, cond), (alpha * sp.exp(sp.Min(u, 0)), True))
+
+
 STABLE_RULES: tuple[Rule, ...] = (
     # 1 − σ(u) loses every digit once σ(u) rounds to 1 (u > 37); σ(−u) keeps them all
     Rule("1 - sigmoid(u) -> sigmoid(-u)", lambda n: _one_minus_sigmoid(n) is not None,
@@ -46,9 +108,23 @@ STABLE_RULES: tuple[Rule, ...] = (
          lambda n: -softplus(-n.args[0].args[0])),
 )
 
+FUSION_RULES: tuple[Rule, ...] = (
+    # σ(u)σ(−u) = e/(1 + e)²: one exp instead of two
+    Rule("sigmoid(u)*sigmoid(-u) -> sigmoid_grad(u)", lambda n: _sigmoid_pair(n) is not None, _fuse_sigmoid_pair),
+    # σ(u) − y loses every digit when σ(u) ≈ y = 1: (1 − y)σ(u) − y σ(−u) keeps them
+    Rule("sigmoid(u) + c -> sigmoid_shift(u, c)", lambda n: _sigmoid_plus_constant(n) is not None,
+         lambda n: sigmoid_shift(*_sigmoid_plus_constant(n))),
+    # 1 − tanh²(u) is 0 in float64 beyond |u| ≈ 19; 4e/(1 + e)² is not
+    Rule("1 - tanh(u)**2 -> sech2(u)", lambda n: _one_minus_tanh_squared(n) is not None,
+         lambda n: sech2(_one_minus_tanh_squared(n))),
+    # ELU'(u) = ELU(u) + α = α e^u for u ≤ 0 (no cancellation; min keeps exp from overflowing)
+    Rule("ELU(u) + alpha -> alpha*exp(min(u, 0))", _elu_left_branch, _fix_elu_left_branch),
+)
 
-def stabilise(expr: sp.Basic) -> sp.Basic:
-    for rule in STABLE_RULES:
+
+def stabilise(expr: sp.Basic, fuse: bool = True) -> sp.Basic:
+    """The stability rules, then (``fuse``) the fused one-exp forms."""
+    for rule in STABLE_RULES + (FUSION_RULES if fuse else ()):
         expr = rule(expr)
     return expr
 
@@ -165,6 +241,18 @@ class SymgradNumPyPrinter(NumPyPrinter):
         parent, i, j = expr.args
         return f"({self._print(parent)})[..., {self._print(i)}, {self._print(j)}]"
 
+    def _print_Min(self, expr):
+        return self._fold("numpy.minimum", expr.args)
+
+    def _print_Max(self, expr):
+        return self._fold("numpy.maximum", expr.args)
+
+    def _fold(self, fn, args):
+        code = self._print(args[0])
+        for a in args[1:]:
+            code = f"{fn}({code}, {self._print(a)})"
+        return code
+
     def _print_KroneckerDelta(self, expr):
         a, b = (self._print(x) for x in expr.args)
         return f"numpy.where(numpy.equal({a}, {b}), 1.0, 0.0)"
@@ -212,15 +300,15 @@ def _safe_names(symbols: Sequence[sp.Basic], reserved: set[str]) -> dict[sp.Basi
 
 def generate_source(fn_name: str, outputs: Sequence[sp.Basic], args: Sequence[sp.Symbol],
                     doc: str = "", stable: bool = True, as_tuple: bool = False,
-                    matrix_names: dict | None = None) -> tuple[str, dict[str, Callable], dict[sp.Basic, str]]:
+                    matrix_names: dict | None = None, fuse: bool = True) -> tuple[str, dict[str, Callable], dict[sp.Basic, str]]:
     """The source of ``def fn_name(args): … return outputs`` and the helpers it calls."""
+    outputs = [stabilise(o, fuse) if stable else o for o in outputs]
     helper_names = {type(p).numpy_form.__name__ for out in outputs for p in out.atoms(Primitive)}
     names = _safe_names(args, _RESERVED | helper_names | {fn_name})
     printer = SymgradNumPyPrinter(names)
     flat: list[sp.Expr] = []
     shapes: list[tuple[int, int] | None] = []
     for out in outputs:
-        out = stabilise(out) if stable else out
         if isinstance(out, sp.MatrixBase):
             shapes.append(out.shape)
             flat.extend(list(out))
@@ -344,8 +432,9 @@ class CompiledFunction:
     have the floating dtype of the inputs (float32 in, float32 out)."""
 
     def __init__(self, fn: Callable, source: str, params: Sequence[str], defaults: dict[str, Callable],
-                 formula: str = ""):
+                 formula: str = "", unfused: Callable[[], "CompiledFunction"] | None = None):
         self._fn = fn
+        self._unfused = unfused
         self.source = source
         self.params = tuple(params)
         self._defaults = defaults
@@ -366,18 +455,21 @@ class CompiledFunction:
             raise TypeError(f"missing input(s) {', '.join(missing)}; this function takes {', '.join(self.params)}")
         values = [kwargs[p] for p in self.params]
         dtype = runtime.result_dtype([v for v in values if not isinstance(v, (int, np.integer))])
-        with np.errstate(all="ignore"):
-            out = self._fn(*values)
+        out = self._fn(*values)  # stable forms: no floating-point warning is hidden here
         return _cast(out, dtype)
 
     def __repr__(self) -> str:
         return f"<symgrad compiled function ({', '.join(self.params)}): {self.formula}>"
 
-    def latex(self, **options) -> str:
-        """The generated code as LaTeX, by latexify-py (σ for the sigmoid, Greek names)."""
+    def latex(self, exact: bool = False, **options) -> str:
+        """The generated code as LaTeX, by latexify-py (σ for the sigmoid, Greek names).
+
+        By default the code is rendered with its fused one-exp helpers written out (σ(x)·σ(−x)
+        for σ'(x)), which is the formula it implements; ``exact=True`` renders the executed code."""
         from .latexify_bridge import function_latex
 
-        return function_latex(self, **options)
+        target = self if exact or self._unfused is None else self._unfused()
+        return function_latex(target, **options)
 
     def _repr_latex_(self) -> str:
         return "$" + self.latex() + "$"
@@ -397,7 +489,7 @@ _COUNTER = [0]
 
 def compile_expr(outputs: sp.Basic | Sequence[sp.Basic], args: Sequence[sp.Basic] | None = None, *,
                  name: str = "f", stable: bool = True, formula: str = "",
-                 matrix_names: dict | None = None) -> CompiledFunction:
+                 matrix_names: dict | None = None, fuse: bool = True) -> CompiledFunction:
     """Compile one expression/Matrix (or a tuple of them) to a :class:`CompiledFunction`."""
     from .derive import _free
 
@@ -411,14 +503,18 @@ def compile_expr(outputs: sp.Basic | Sequence[sp.Basic], args: Sequence[sp.Basic
     args = list(args)
     formula = formula.replace('"', "'").rstrip("\\")  # safe inside a raw docstring
     source, helpers, names = generate_source(name, outs, args, doc=formula, stable=stable,
-                                             as_tuple=not single, matrix_names=matrix_names)
+                                             as_tuple=not single, matrix_names=matrix_names, fuse=fuse)
     _COUNTER[0] += 1
     filename = f"<symgrad-generated-{_COUNTER[0]}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace: dict[str, Any] = {"numpy": np, "assemble": runtime.assemble, **helpers}
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - source built from SymPy trees with generated names only
     params = [a.name for a in args]
-    return CompiledFunction(namespace[name], source, params, _size_defaults(outs, args), formula)
+    unfused = None
+    if fuse and stable:
+        unfused = lambda: compile_expr(outputs, args, name=name, stable=stable, formula=formula,  # noqa: E731
+                                       matrix_names=matrix_names, fuse=False)
+    return CompiledFunction(namespace[name], source, params, _size_defaults(outs, args), formula, unfused)
 
 
 def _size_defaults(outs, args) -> dict[str, Callable]:

@@ -1,0 +1,78 @@
+"""Fused stable forms the compiler rewrites to (never shown in derivations, never registered as
+blocks): each is a Primitive with its elementary form (for checks) and a NumPy form that computes
+with one exp and no cancellation, so compiled code is accurate over the whole float64 range."""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy as sp
+
+from .activations import sigmoid
+from .base import Primitive
+
+__all__ = ["sigmoid_grad", "sigmoid_shift", "sech2"]
+
+
+def sigmoid_grad_np(u):
+    """σ(u)σ(−u) = e/(1 + e)² with e = exp(−|u|): one exp, no 1 − σ cancellation."""
+    e = np.exp(-np.abs(u))
+    return e / (1.0 + e) ** 2
+
+
+def sigmoid_shift_np(u, c):
+    """σ(u) + c = ((1 + c)σ(u) + c σ(−u)): exact at c = −1 (−σ(−u)) and c = 0, one exp."""
+    e = np.exp(-np.abs(u))
+    pos = u >= 0
+    return ((1 + c) * np.where(pos, 1.0, e) + c * np.where(pos, e, 1.0)) / (1.0 + e)
+
+
+def sech2_np(u):
+    """1 − tanh²(u) = 4e/(1 + e)² with e = exp(−2|u|): accurate in the tails."""
+    e = np.exp(-2.0 * np.abs(u))
+    return 4.0 * e / (1.0 + e) ** 2
+
+
+class sigmoid_grad(Primitive):
+    """σ(u)σ(−u) = σ'(u)."""
+
+    nargs = 1
+    latex_name = r"\sigma'"
+    numpy_form = staticmethod(sigmoid_grad_np)
+
+    def fdiff(self, argindex=1):
+        u = self.args[0]
+        return sigmoid(u) * sigmoid(-u) * (sigmoid(-u) - sigmoid(u))
+
+    @staticmethod
+    def elementary(u):
+        return sp.exp(-u) / (1 + sp.exp(-u)) ** 2
+
+
+class sigmoid_shift(Primitive):
+    """σ(u) + c."""
+
+    nargs = 2
+    numpy_form = staticmethod(sigmoid_shift_np)
+
+    def fdiff(self, argindex=1):
+        u = self.args[0]
+        return sigmoid_grad(u) if argindex == 1 else sp.S.One
+
+    @staticmethod
+    def elementary(u, c):
+        return 1 / (1 + sp.exp(-u)) + c
+
+
+class sech2(Primitive):
+    """1 − tanh²(u)."""
+
+    nargs = 1
+    numpy_form = staticmethod(sech2_np)
+
+    def fdiff(self, argindex=1):
+        u = self.args[0]
+        return -2 * sp.tanh(u) * sech2(u)
+
+    @staticmethod
+    def elementary(u):
+        return 1 - sp.tanh(u) ** 2
