@@ -187,6 +187,12 @@ class SymgradNumPyPrinter(NumPyPrinter):
         return "1.0" if isinstance(m, sp.OneMatrix) else self._operand(m)
 
     def _print_MatAdd(self, expr):
+        coeffs = [t.as_coeff_mmul()[0] if isinstance(t, sp.MatMul) else sp.S.One for t in expr.args]
+        common = abs(coeffs[0])
+        if common not in (0, 1) and all(abs(c) == common for c in coeffs):  # 2*a - 2*b → 2*(a - b)
+            inner = sp.MatAdd(*[sp.MatMul(sp.sign(c), *t.as_coeff_mmul()[1].args).doit() if isinstance(t, sp.MatMul) else t
+                                for c, t in zip(coeffs, expr.args)], evaluate=False)
+            return f"{self._print(common)}*({self._print_MatAdd(inner)})"
         terms = [a for a in expr.args if not a.could_extract_minus_sign()] + \
                 [a for a in expr.args if a.could_extract_minus_sign()]
         out = "1.0" if isinstance(terms[0], sp.OneMatrix) else self._print(terms[0])
@@ -437,6 +443,7 @@ class CompiledFunction:
         self._unfused = unfused
         self.source = source
         self.params = tuple(params)
+        self._keys = set(self.params)
         self._defaults = defaults
         self.formula = formula
         self.__doc__ = fn.__doc__
@@ -444,6 +451,9 @@ class CompiledFunction:
     def __call__(self, *args, **kwargs):
         if args:
             raise TypeError(f"pass the inputs by name, e.g. f({', '.join(p + '=…' for p in self.params)})")
+        if kwargs.keys() == self._keys:  # the common call: every input, nothing else
+            values = [kwargs[p] for p in self.params]
+            return _cast(self._fn(*values), runtime.result_dtype([v for v in values if not isinstance(v, (int, np.integer))]))
         unknown = sorted(set(kwargs) - set(self.params))
         if unknown:
             raise TypeError(f"unexpected input(s) {', '.join(unknown)}; this function takes {', '.join(self.params) or 'no inputs'}")
@@ -478,6 +488,8 @@ class CompiledFunction:
 def _cast(out, dtype):
     if isinstance(out, tuple):
         return tuple(_cast(o, dtype) for o in out)
+    if isinstance(out, np.ndarray) and out.ndim and out.dtype == dtype:
+        return out
     arr = np.asarray(out)
     if arr.dtype != dtype and np.issubdtype(arr.dtype, np.number):
         arr = arr.astype(dtype)
@@ -606,11 +618,11 @@ def compile_backprop(bp, wrt, *, stable: bool = True) -> CompiledFunction:
         names[g] = name_for(g)
     printer = SymgradNumPyPrinter(names)
     body: list[str] = []
-    exprs = [graph.exprs[n] for n in graph.names] + list(bp.gradients.values())
-    body += _dimension_lines(inputs, names, exprs)
-    body.append("# forward")
     order = graph.names[: graph.names.index(bp.output) + 1]
     needed = set().union(*(g.free_symbols for g in bp.gradients.values())) if bp.gradients else set()
+    printed = [graph.exprs[n] for n in order if n != bp.output or n in needed] + list(bp.gradients.values())
+    body += _dimension_lines(inputs, names, printed)
+    body.append("# forward")
     for node in order:
         if node == bp.output and node not in needed:
             continue  # the loss itself is not needed for its gradient

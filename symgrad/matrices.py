@@ -313,8 +313,10 @@ def _tidy(G: sp.MatrixExpr) -> sp.MatrixExpr:
 # --- row-wise softmax and its cross-entropy (matrix blocks) --------------------------------------
 def row_softmax_np(Z):
     """softmax over the last axis, shifted by the row maximum (never overflows)."""
-    e = np.exp(Z - Z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    e = Z - Z.max(axis=-1, keepdims=True)
+    np.exp(e, out=e)
+    e /= e.sum(axis=-1, keepdims=True)
+    return e
 
 
 def softmax_cross_entropy_np(Z, Y):

@@ -33,7 +33,12 @@ _x = sp.Symbol("x", real=True)
 def sigmoid_np(x):
     """σ(x) = 1/(1 + e^{-x}) without overflow: with e = exp(-|x|), σ = 1/(1+e) or e/(1+e)."""
     e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0, e) / (1.0 + e)
+    num = np.where(x >= 0, 1.0, e)
+    if isinstance(num, np.ndarray) and num.ndim:
+        e += 1.0
+        num /= e
+        return num
+    return num / (1.0 + e)
 
 
 class sigmoid(Primitive):

@@ -16,7 +16,12 @@ __all__ = ["sigmoid_grad", "sigmoid_shift", "sech2"]
 def sigmoid_grad_np(u):
     """σ(u)σ(−u) = e/(1 + e)² with e = exp(−|u|): one exp, no 1 − σ cancellation."""
     e = np.exp(-np.abs(u))
-    return e / (1.0 + e) ** 2
+    t = 1.0 + e
+    if isinstance(e, np.ndarray) and e.ndim:  # in place: fewer temporaries than hand NumPy
+        t *= t
+        e /= t
+        return e
+    return e / (t * t)
 
 
 def sigmoid_shift_np(u, c):
@@ -29,7 +34,13 @@ def sigmoid_shift_np(u, c):
 def sech2_np(u):
     """1 − tanh²(u) = 4e/(1 + e)² with e = exp(−2|u|): accurate in the tails."""
     e = np.exp(-2.0 * np.abs(u))
-    return 4.0 * e / (1.0 + e) ** 2
+    t = 1.0 + e
+    if isinstance(e, np.ndarray) and e.ndim:
+        t *= t
+        e *= 4.0
+        e /= t
+        return e
+    return 4.0 * e / (t * t)
 
 
 class sigmoid_grad(Primitive):
