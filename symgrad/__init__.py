@@ -40,7 +40,7 @@ from .catalog import (
     vector as vector,
 )
 from .check import CheckResult as CheckResult, cross_check as cross_check
-from .compiler import CompiledFunction as CompiledFunction, compile_expr as compile_expr
+from .compiler import CompiledFunction as CompiledFunction, compile_expr as compile_expr, export_module as export_module
 from .derive import Derivation as Derivation, Step as Step, derive as derive
 from .gradcheck import GradReport as GradReport, check_grad as check_grad
 from .graph import Backprop as Backprop, Edge as Edge, Graph as Graph
@@ -59,7 +59,7 @@ from .latex_input import parse_latex as parse_latex
 from .printing import latex as latex
 
 __all__ = [
-    "Backprop", "Block", "CheckResult", "GradReport", "check_grad", "Verdict", "verify", "parse_latex", "plot_block", "CompiledFunction", "Derivation", "Edge", "Graph", "Outcome",
+    "Backprop", "Block", "CheckResult", "GradReport", "check_grad", "Verdict", "verify", "parse_latex", "plot_block", "export_module", "CompiledFunction", "Derivation", "Edge", "Graph", "Outcome",
     "ParseError", "Step", "elementwise", "sq_frobenius",
     "SymgradError", "SymgradLimit", "UnknownBlockError",
     "bce", "bce_with_logits", "blocks", "compile_expr", "cross_check", "cross_entropy", "dense",

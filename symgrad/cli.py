@@ -62,6 +62,12 @@ def _build_parser() -> argparse.ArgumentParser:
     vfmt.add_argument("--latex", action="store_true", help="print the verdict as LaTeX")
     vfmt.add_argument("--json", action="store_true", help="print JSON")
 
+    exp = sub.add_parser("export", help="write a derivative as a standalone NumPy module (no SymPy import)")
+    exp.add_argument("target", metavar="NAME|EXPR", help="a catalog block name or an expression")
+    exp.add_argument("--wrt", help="comma-separated variables (default: the block's inputs)")
+    exp.add_argument("-o", "--output", help="the .py file to write (default gradient_NAME.py or gradient.py)")
+    exp.add_argument("--name", default="gradient", help="the function's name (default gradient)")
+
     plo = sub.add_parser("plot", help="draw a block and its derivative (needs the plot extra)")
     plo.add_argument("name", metavar="NAME", help="a catalog block of one scalar input")
     plo.add_argument("-o", "--output", help="the PNG to write (default NAME.png)")
@@ -88,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return {"catalog": _catalog, "derive": _derive, "report": _report, "verify": _verify,
-                "plot": _plot}[args.command](args)
+                "plot": _plot, "export": _export}[args.command](args)
     except (SymgradError, ValueError, TypeError, KeyError, NotImplementedError) as exc:
         print(f"symgrad: error: {exc}", file=sys.stderr)
         return 2
@@ -168,8 +174,8 @@ def catalog_markdown(chosen=None) -> str:
     return "\n".join(lines)
 
 
-def _derive(args) -> int:
-    from .catalog.vectors import as_vector
+def _derivation_for(args):
+    """The Derivation named on the command line: a catalog block's example or an expression."""
     from .derive import derive
     from .parse import parse
 
@@ -191,7 +197,22 @@ def _derive(args) -> int:
                 names = ", ".join(s.name for s in free) or "none"
                 raise ValueError(f"say which variable to differentiate with respect to: --wrt NAME (symbols: {names})")
             wrt = free
-    d = derive(expr, wrt if len(wrt) > 1 else wrt[0], upstream=upstream, timeout=args.timeout)
+    return derive(expr, wrt if len(wrt) > 1 else wrt[0], upstream=upstream, timeout=getattr(args, "timeout", 5.0))
+
+
+def _export(args) -> int:
+    from .compiler import export_module
+
+    d = _derivation_for(args)
+    target = args.target.strip()
+    path = args.output or (f"gradient_{target}.py" if _BARE_NAME.match(target) else "gradient.py")
+    export_module(d, path, name=args.name)
+    print(f"wrote {path}: {args.name}({', '.join(s.name for s in d.free_symbols())})")
+    return 0
+
+
+def _derive(args) -> int:
+    d = _derivation_for(args)
     if args.latex:
         print(d.latex())
     elif args.python:

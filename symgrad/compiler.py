@@ -26,7 +26,7 @@ from .simplify import Rule
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 __all__ = ["CompiledFunction", "compile_expr", "compile_derivation", "generate_source",
-           "module_source", "STABLE_RULES", "stabilise"]
+           "module_source", "export_module", "STABLE_RULES", "stabilise"]
 
 
 # --- stability rewrites (applied to what is compiled, not to what is shown) ------------------------
@@ -558,8 +558,30 @@ def _matrix_names(derivation) -> dict:
     return {v: k for k, v in derivation.intermediates.items() if isinstance(v, sp.MatrixExpr)}
 
 
+def _shape_checks(args, names) -> list[str]:
+    """Lines that check every matrix input's trailing shape (and that equal sizes agree)."""
+    lines, seen = [], {}
+    for a in args:
+        if not isinstance(a, sp.MatrixSymbol):
+            continue
+        for axis, dim in ((-2, a.shape[0]), (-1, a.shape[1])):
+            got = f"numpy.shape({names[a]})[{axis}]"
+            if dim.is_Integer:
+                want, what = str(int(dim)), str(int(dim))
+            elif dim in seen:
+                want, what = seen[dim], f"{dim} (from {seen[dim]})"
+            else:
+                seen[dim] = got
+                continue
+            lines.append(f"if numpy.ndim({names[a]}) < 2 or {got} != {want}:")
+            lines.append(f"    raise ValueError(f\"{a.name}: axis {axis} has length {{{got}}}, expected {what} "
+                         f"(shape {tuple(map(str, a.shape))})\")")
+    return lines
+
+
 def module_source(derivation, *, name: str = "gradient", stable: bool = True) -> str:
-    """A standalone Python module (NumPy only) computing the derivation's textbook result."""
+    """A standalone Python module (NumPy only) computing the derivation's textbook result, with
+    the formula in its docstrings and shape checks for matrix inputs."""
     from .printing import latex
 
     args = derivation.free_symbols()
@@ -574,8 +596,26 @@ def module_source(derivation, *, name: str = "gradient", stable: bool = True) ->
     parts += [inspect.getsource(fn) for fn in helpers.values()]
     if "assemble(" in source:
         parts.append(inspect.getsource(runtime.assemble))
+    checks = _shape_checks(args, names)
+    if checks:  # the checks go first in the function body, after its docstring
+        lines = source.splitlines()
+        doc_end = next(i for i, line in enumerate(lines) if i > 0 and line.rstrip().endswith('"""'))
+        lines[doc_end + 1:doc_end + 1] = [f"    {c}" for c in checks]
+        source = "\n".join(lines) + "\n"
     parts.append(source)
     return "\n\n".join(p.rstrip("\n") for p in parts) + "\n"
+
+
+def export_module(derivation, path, *, name: str = "gradient") -> "Path":
+    r"""Write ``derivation`` as a standalone, importable ``.py`` module (NumPy only, no SymPy):
+    readable code, the formula in LaTeX in its docstring, shape checks on matrix inputs."""
+    from pathlib import Path
+
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise ValueError(f"the function name {name!r} is not a Python identifier")
+    path = Path(path)
+    path.write_text(module_source(derivation, name=name), encoding="utf-8")
+    return path
 
 
 def _formula(derivation) -> str:

@@ -150,3 +150,32 @@ def test_indexed_sums_compile_with_a_default_size():
     f = compile_expr(sp.Sum(xs[i] ** 2, (i, 1, n)))
     assert f(x=np.array([1.0, 2.0, 3.0])) == 14.0
     assert f(x=np.array([1.0, 2.0, 3.0]), n=2) == 5.0
+
+
+def test_export_module_writes_an_importable_checked_module(tmp_path):
+    N, D, H, O = sp.symbols("N D H O", integer=True, positive=True)
+    X, W1, W2, Y = (sp.MatrixSymbol("x", N, D), sp.MatrixSymbol("W1", D, H), sp.MatrixSymbol("W2", H, O),
+                    sp.MatrixSymbol("y", N, O))
+    d = sg.derive(sg.squared_l2(sg.sigmoid(X * W1) * W2, Y), [W1, W2])
+    path = sg.export_module(d, tmp_path / "net_grad.py", name="net_gradient")
+    code = ("import sys, numpy as np, importlib.util; spec = importlib.util.spec_from_file_location('m', sys.argv[1]); "
+            "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
+            "r = np.random.default_rng(0); x, y = r.normal(size=(4, 5)), r.normal(size=(4, 3)); "
+            "w1, w2 = r.normal(size=(5, 6)), r.normal(size=(6, 3)); g1, g2 = m.net_gradient(w1, w2, x, y); "
+            "print(g1.shape, g2.shape, 'sympy' in sys.modules, m.net_gradient.__doc__[:8])\n"
+            "try:\n    m.net_gradient(w1, w2, x, np.ones((4, 2)))\nexcept ValueError as e:\n    print('ValueError:', e)")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    first, second = out.stdout.strip().splitlines()
+    assert first.rstrip() == "(5, 6) (6, 3) False d/dW1 ="
+    assert second.startswith("ValueError: y: axis -1 has length 2, expected O")
+
+
+def test_cli_export(tmp_path, capsys):
+    from symgrad.cli import main
+
+    out = tmp_path / "g.py"
+    assert main(["export", "softplus", "-o", str(out)]) == 0
+    namespace: dict = {}
+    exec(compile(out.read_text(), str(out), "exec"), namespace)  # noqa: S102 - our own generated module
+    assert namespace["gradient"](0.0) == 0.5
+    assert main(["export", "x**2", "-o", str(out), "--name", "class"]) == 2
