@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import keyword
 import linecache
+from pathlib import Path
 import re
 from typing import Any, Callable, Sequence
 
@@ -545,7 +546,6 @@ def _size_defaults(outs, args) -> dict[str, Callable]:
 
 def compile_derivation(derivation, *, stable: bool = True) -> CompiledFunction:
     """The derivation's textbook result as a NumPy function (a tuple for a list ``wrt``)."""
-    from .printing import latex
 
     args = derivation.free_symbols()
     formula = _formula(derivation)
@@ -582,7 +582,6 @@ def _shape_checks(args, names) -> list[str]:
 def module_source(derivation, *, name: str = "gradient", stable: bool = True) -> str:
     """A standalone Python module (NumPy only) computing the derivation's textbook result, with
     the formula in its docstrings and shape checks for matrix inputs."""
-    from .printing import latex
 
     args = derivation.free_symbols()
     outputs = [derivation.result] if derivation.single else list(derivation.result)
@@ -606,11 +605,9 @@ def module_source(derivation, *, name: str = "gradient", stable: bool = True) ->
     return "\n\n".join(p.rstrip("\n") for p in parts) + "\n"
 
 
-def export_module(derivation, path, *, name: str = "gradient") -> "Path":
+def export_module(derivation, path, *, name: str = "gradient") -> Path:
     r"""Write ``derivation`` as a standalone, importable ``.py`` module (NumPy only, no SymPy):
     readable code, the formula in LaTeX in its docstring, shape checks on matrix inputs."""
-    from pathlib import Path
-
     if not name.isidentifier() or keyword.iskeyword(name):
         raise ValueError(f"the function name {name!r} is not a Python identifier")
     path = Path(path)

@@ -21,7 +21,7 @@ from typing import Any, Sequence, Union
 
 import sympy as sp
 
-from .catalog.base import Primitive, constraints_of
+from .catalog.base import constraints_of
 from .errors import SymgradLimit
 from .matrices import as_scalar, is_matrix_expression, matrix_gradient
 from .simplify import Budget, elementary, fold, textbook

@@ -349,6 +349,21 @@ class _RowBlock(sp.MatrixExpr):
     def _symgrad_numpy(self, printer):
         return printer.print_block(self)
 
+    @staticmethod
+    def explicit_row(row: list) -> list:  # pragma: no cover - every row block declares it
+        raise NotImplementedError
+
+    def doit(self, **hints):
+        arg = self.arg.doit(**hints) if hints.get("deep", True) else self.arg
+        if isinstance(arg, sp.MatrixBase):
+            return sp.ImmutableMatrix([self.explicit_row(list(arg.row(i))) for i in range(arg.rows)])
+        return type(self)(arg)
+
+
+def _softmax_row(row: list) -> list:
+    e = [sp.exp(v) for v in row]
+    return [v / sp.Add(*e) for v in e]
+
 
 class RowSoftmax(_RowBlock):
     r"""A = softmax(Z) row by row (Z: N × C);  G_Z = A ∘ (G − (G ∘ A) 1_{C×C})."""
@@ -360,15 +375,7 @@ class RowSoftmax(_RowBlock):
         C = self.shape[1]
         return HadamardProduct(self, sp.MatAdd(G, sp.MatMul(-1, HadamardProduct(G, self), sp.OneMatrix(C, C))))
 
-    def doit(self, **hints):
-        arg = self.arg.doit(**hints) if hints.get("deep", True) else self.arg
-        if isinstance(arg, sp.MatrixBase):
-            rows = []
-            for i in range(arg.rows):
-                e = [sp.exp(v) for v in arg.row(i)]
-                rows.append([v / sp.Add(*e) for v in e])
-            return sp.ImmutableMatrix(rows)
-        return RowSoftmax(arg)
+    explicit_row = staticmethod(_softmax_row)
 
     def _latex(self, printer, **kwargs):
         return rf"\operatorname{{softmax}}\left({printer._print(self.arg)}\right)"
@@ -431,11 +438,7 @@ class RowLogSoftmax(_RowBlock):
         C = self.shape[1]
         return sp.MatAdd(G, sp.MatMul(-1, HadamardProduct(RowSoftmax(self.arg), sp.MatMul(G, sp.OneMatrix(C, C)))))
 
-    def doit(self, **hints):
-        arg = self.arg.doit(**hints) if hints.get("deep", True) else self.arg
-        if isinstance(arg, sp.MatrixBase):
-            return RowSoftmax(arg).doit().applyfunc(sp.log)
-        return RowLogSoftmax(arg)
+    explicit_row = staticmethod(lambda row: [sp.log(v) for v in _softmax_row(row)])
 
     def _latex(self, printer, **kwargs):
         return rf"\log\operatorname{{softmax}}\left({printer._print(self.arg)}\right)"

@@ -9,7 +9,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-import sympy as sp
 
 from .catalog.registry import Block, blocks
 from .pipeline import Outcome, run_block

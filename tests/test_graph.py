@@ -79,6 +79,7 @@ def test_matrix_graph_is_the_seeds_backward_pass():
     g_y = bp.upstream_names[y_pred]
     assert bp.gradients[W2] == h.T * g_y
     assert bp.gradients[h] == g_y * W2.T
+    assert bp.gradients[W1].has(g_h) and not bp.gradients[W1].has(g_y)  # grad_W1 uses grad_h only
     assert sg.printing.text(bp.gradients[W1]) == "x.T*(grad_h ∘ h ∘ (1 - h))"
 
 

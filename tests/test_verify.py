@@ -7,7 +7,7 @@ import pytest
 import sympy as sp
 
 import symgrad as sg
-from symgrad.catalog import SoftmaxEntry, vector
+from symgrad.catalog import vector
 from symgrad.cli import main
 from symgrad.errors import ParseError
 from symgrad.latex_input import parse_latex
