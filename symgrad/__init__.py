@@ -5,66 +5,98 @@ The data flow, one module each: ``catalog`` (define) → ``derive`` → ``simpli
 shows the whole path in one function.
 """
 
+import sys
+import types
+
 __version__ = "0.1.0"
 
-from .catalog import (
-    Block as Block,
-    bce as bce,
-    bce_with_logits as bce_with_logits,
-    blocks as blocks,
-    cross_entropy as cross_entropy,
-    dense as dense,
-    elu as elu,
-    get_block as get_block,
-    hinge as hinge,
-    l2 as l2,
-    leaky_relu as leaky_relu,
-    log_avg_pool as log_avg_pool,
-    log_softmax as log_softmax,
-    logistic_regression as logistic_regression,
-    lp_pool as lp_pool,
-    matrix as matrix,
-    maxout as maxout,
-    mlp as mlp,
-    multiclass_svm as multiclass_svm,
-    relu as relu,
-    sigmoid as sigmoid,
-    softmax as softmax,
-    softmax_cross_entropy as softmax_cross_entropy,
-    softmax_regression as softmax_regression,
-    softplus as softplus,
-    sq_norm_linear as sq_norm_linear,
-    squared_l2 as squared_l2,
-    step as step,
-    tanh as tanh,
-    vector as vector,
-)
-from .check import CheckResult as CheckResult, cross_check as cross_check
-from .compiler import CompiledFunction as CompiledFunction, compile_expr as compile_expr, export_module as export_module
-from .derive import Derivation as Derivation, Step as Step, derive as derive
-from .gradcheck import GradReport as GradReport, check_grad as check_grad
-from .graph import Backprop as Backprop, Edge as Edge, Graph as Graph
-from .matrices import elementwise as elementwise, sq_frobenius as sq_frobenius
-from .errors import (
-    ParseError as ParseError,
-    SymgradError as SymgradError,
-    SymgradLimit as SymgradLimit,
-    UnknownBlockError as UnknownBlockError,
-)
-from .parse import parse as parse
-from .pipeline import Outcome as Outcome, run as run
-from .plot import plot_block as plot_block
-from .verify import Verdict as Verdict, verify as verify
-from .latex_input import parse_latex as parse_latex
-from .printing import latex as latex
+# name → the module that defines it. The names load on first use (PEP 562), so that
+# ``import symgrad.nn`` (the pre-compiled catalog) never imports SymPy.
+_EXPORTS = {
+    "Backprop": "graph",
+    "Block": "catalog",
+    "CheckResult": "check",
+    "CompiledFunction": "compiler",
+    "Derivation": "derive",
+    "Edge": "graph",
+    "GradReport": "gradcheck",
+    "Graph": "graph",
+    "Outcome": "pipeline",
+    "ParseError": "errors",
+    "Step": "derive",
+    "SymgradError": "errors",
+    "SymgradLimit": "errors",
+    "UnknownBlockError": "errors",
+    "Verdict": "verify",
+    "bce": "catalog",
+    "bce_with_logits": "catalog",
+    "blocks": "catalog",
+    "check_grad": "gradcheck",
+    "compile_expr": "compiler",
+    "cross_check": "check",
+    "cross_entropy": "catalog",
+    "dense": "catalog",
+    "derive": "derive",
+    "elementwise": "matrices",
+    "elu": "catalog",
+    "export_module": "compiler",
+    "get_block": "catalog",
+    "hinge": "catalog",
+    "l2": "catalog",
+    "latex": "printing",
+    "leaky_relu": "catalog",
+    "log_avg_pool": "catalog",
+    "log_softmax": "catalog",
+    "logistic_regression": "catalog",
+    "lp_pool": "catalog",
+    "matrix": "catalog",
+    "maxout": "catalog",
+    "mlp": "catalog",
+    "multiclass_svm": "catalog",
+    "parse": "parse",
+    "parse_latex": "latex_input",
+    "plot_block": "plot",
+    "relu": "catalog",
+    "run": "pipeline",
+    "sigmoid": "catalog",
+    "softmax": "catalog",
+    "softmax_cross_entropy": "catalog",
+    "softmax_regression": "catalog",
+    "softplus": "catalog",
+    "sq_frobenius": "matrices",
+    "sq_norm_linear": "catalog",
+    "squared_l2": "catalog",
+    "step": "catalog",
+    "tanh": "catalog",
+    "vector": "catalog",
+    "verify": "verify",
+}
 
-__all__ = [
-    "Backprop", "Block", "CheckResult", "GradReport", "check_grad", "Verdict", "verify", "parse_latex", "plot_block", "export_module", "CompiledFunction", "Derivation", "Edge", "Graph", "Outcome",
-    "ParseError", "Step", "elementwise", "sq_frobenius",
-    "SymgradError", "SymgradLimit", "UnknownBlockError",
-    "bce", "bce_with_logits", "blocks", "compile_expr", "cross_check", "cross_entropy", "dense",
-    "derive", "elu", "get_block", "hinge", "l2", "latex", "leaky_relu", "log_avg_pool",
-    "log_softmax", "logistic_regression", "lp_pool", "matrix", "maxout", "mlp", "multiclass_svm",
-    "parse", "relu", "run", "sigmoid", "softmax", "softmax_cross_entropy", "softmax_regression",
-    "softplus", "sq_norm_linear", "squared_l2", "step", "tanh", "vector",
-]
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'symgrad' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+class _Package(types.ModuleType):
+    """``symgrad.derive`` stays the function when the module ``symgrad/derive.py`` loads (the import
+    system would otherwise set the package attribute to the submodule)."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if isinstance(value, types.ModuleType) and _EXPORTS.get(name) == name:
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
