@@ -156,6 +156,9 @@ class SymgradNumPyPrinter(NumPyPrinter):
 
     _print_Dummy = _print_Symbol
 
+    def shape_of(self, code: str) -> str:
+        return f"{self._module}.shape({code})"
+
     def print_block(self, expr):
         fn = type(expr).numpy_form
         if isinstance(expr, sp.MatrixExpr) or not hasattr(fn, "__name__"):
@@ -174,18 +177,64 @@ class SymgradNumPyPrinter(NumPyPrinter):
         code = self._print(m)
         return code if isinstance(m, (sp.MatrixSymbol, sp.Transpose, ElementwiseApplyFunction)) else f"({code})"
 
+    def _sum(self, mats, axis: int) -> str:
+        inner = mats[0] if len(mats) == 1 else sp.MatMul(*mats)
+        return f"{self._module}.sum({self._print(inner)}, axis={axis}, keepdims=True)"
+
     def _print_MatMul(self, expr):
         coeff, mats = expr.as_coeff_matrices()
-        body = " @ ".join(self._operand(m) for m in mats)
+        mats = list(mats)
+        if len(mats) > 1 and isinstance(mats[-1], sp.OneMatrix) and mats[-1].cols == 1:
+            body = self._sum(mats[:-1], -1)  # M 1_C: the row sums
+        elif len(mats) > 1 and isinstance(mats[0], sp.OneMatrix) and mats[0].rows == 1:
+            body = self._sum(mats[1:], -2)  # 1ᵀ_N M: the column sums
+        else:
+            body = " @ ".join(self._operand(m) for m in mats)
         if coeff == 1:
             return body
         if coeff == -1:
             return f"-{body}" if len(mats) == 1 else f"-({body})"
         return f"{self.parenthesize(coeff, 50)}*{body if len(mats) == 1 else f'({body})'}"
 
+    @staticmethod
+    def _spread(m) -> tuple | None:
+        """(kind, rest, coefficient) when m only spreads a smaller array over its shape: M 1ᵀ
+        (a column repeated), 1 M (a row repeated), M 1_{C×K} (row sums repeated), the all-ones
+        matrix; None for a full-shape operand."""
+        if isinstance(m, sp.OneMatrix):
+            return ("ones", [], sp.S.One)
+        if not isinstance(m, sp.MatMul):
+            return None
+        coeff, mats = m.as_coeff_matrices()
+        mats = list(mats)
+        if len(mats) == 1 and isinstance(mats[0], sp.OneMatrix):
+            return ("ones", [], coeff)
+        if len(mats) > 1 and isinstance(mats[-1], sp.OneMatrix) and mats[-1].rows == 1:
+            return ("column", mats[:-1], coeff)
+        if len(mats) > 1 and isinstance(mats[0], sp.OneMatrix) and mats[0].cols == 1:
+            return ("row", mats[1:], coeff)
+        if len(mats) > 1 and isinstance(mats[-1], sp.OneMatrix):
+            return ("sums", mats[:-1], coeff)
+        return None
+
     def _broadcast(self, m):
-        """An operand of an entrywise operation: an all-ones matrix is the number 1."""
-        return "1.0" if isinstance(m, sp.OneMatrix) else self._operand(m)
+        """An operand of an entrywise operation whose other operands have the full shape:
+        what only spreads a smaller array is printed as that array (NumPy broadcasts it)."""
+        spread = self._spread(m)
+        if spread is None:
+            return self._operand(m)
+        kind, rest, coeff = spread
+        if kind == "ones":
+            return self._print(sp.Float(coeff) if coeff.is_Integer else coeff) if coeff.is_number else f"({self._print(coeff)})"
+        if kind == "sums":
+            code = self._sum(rest, -1)
+        else:
+            code = self._operand(rest[0] if len(rest) == 1 else sp.MatMul(*rest))
+        if coeff == 1:
+            return code
+        if coeff == -1:
+            return f"(-{code})"
+        return f"({self.parenthesize(coeff, 50)}*{code})"
 
     def _print_MatAdd(self, expr):
         coeffs = [t.as_coeff_mmul()[0] if isinstance(t, sp.MatMul) else sp.S.One for t in expr.args]
@@ -196,7 +245,12 @@ class SymgradNumPyPrinter(NumPyPrinter):
             return f"{self._print(common)}*({self._print_MatAdd(inner)})"
         terms = [a for a in expr.args if not a.could_extract_minus_sign()] + \
                 [a for a in expr.args if a.could_extract_minus_sign()]
-        out = "1.0" if isinstance(terms[0], sp.OneMatrix) else self._print(terms[0])
+        if not any(self._spread(t) is None for t in terms):  # nothing to broadcast against: full shapes
+            out = self._print(terms[0])
+            for t in terms[1:]:
+                out += f" - {self._operand(-t)}" if t.could_extract_minus_sign() else f" + {self._operand(t)}"
+            return out
+        out = self._print(terms[0]) if self._spread(terms[0]) is None else self._broadcast(terms[0])
         for t in terms[1:]:
             out += f" - {self._broadcast(-t)}" if t.could_extract_minus_sign() else f" + {self._broadcast(t)}"
         return out
@@ -205,10 +259,16 @@ class SymgradNumPyPrinter(NumPyPrinter):
         return f"numpy.swapaxes({self._print(expr.arg)}, -1, -2)"
 
     def _print_HadamardProduct(self, expr):
+        if all(self._spread(a) is not None for a in expr.args):
+            return " * ".join(self._operand(a) for a in expr.args)
         return " * ".join(self._broadcast(a) for a in expr.args)
 
     def _print_HadamardPower(self, expr):
-        return f"({self._print(expr.args[0])})**{self._print(expr.args[1])}"
+        base, exp = expr.args
+        power = self._print(exp)
+        if not (exp.is_Symbol or (exp.is_Integer and exp >= 0)):
+            power = f"({power})"
+        return f"{self._operand(base)}**{power}"
 
     def _print_ElementwiseApplyFunction(self, expr):
         (var,), body = expr.function.variables, expr.function.expr
@@ -223,23 +283,23 @@ class SymgradNumPyPrinter(NumPyPrinter):
                 self.names[var] = saved
 
     def _print_OneMatrix(self, expr):
-        return f"numpy.ones(({self._print(expr.rows)}, {self._print(expr.cols)}))"
+        return f"{self._module}.ones(({self._print(expr.rows)}, {self._print(expr.cols)}))"
 
     def _print_ZeroMatrix(self, expr):
         return "0.0"
 
     def _print_Identity(self, expr):
-        return f"numpy.eye({self._print(expr.rows)})"
+        return f"{self._module}.eye({self._print(expr.rows)})"
 
     def _print_DiagMatrix(self, expr):
         n = expr.shape[0]
-        return f"({self._print(expr.args[0])}) * numpy.eye({self._print(n)})"
+        return f"({self._print(expr.args[0])}) * {self._module}.eye({self._print(n)})"
 
     def _print_Inverse(self, expr):
-        return f"numpy.linalg.inv({self._print(expr.arg)})"
+        return f"{self._module}.linalg.inv({self._print(expr.arg)})"
 
     def _print_Determinant(self, expr):
-        return f"numpy.linalg.det({self._print(expr.arg)})"
+        return f"{self._module}.linalg.det({self._print(expr.arg)})"
 
     def _print_Trace(self, expr):
         return f"numpy.trace({self._print(expr.arg)}, axis1=-2, axis2=-1)"
@@ -249,10 +309,10 @@ class SymgradNumPyPrinter(NumPyPrinter):
         return f"({self._print(parent)})[..., {self._print(i)}, {self._print(j)}]"
 
     def _print_Min(self, expr):
-        return self._fold("numpy.minimum", expr.args)
+        return self._fold(f"{self._module}.minimum", expr.args)
 
     def _print_Max(self, expr):
-        return self._fold("numpy.maximum", expr.args)
+        return self._fold(f"{self._module}.maximum", expr.args)
 
     def _fold(self, fn, args):
         code = self._print(args[0])
@@ -262,7 +322,7 @@ class SymgradNumPyPrinter(NumPyPrinter):
 
     def _print_KroneckerDelta(self, expr):
         a, b = (self._print(x) for x in expr.args)
-        return f"numpy.where(numpy.equal({a}, {b}), 1.0, 0.0)"
+        return f"{self._module}.where({self._module}.equal({a}, {b}), 1.0, 0.0)"
 
     def _print_Indexed(self, expr):
         base = self._print(expr.base.label)
@@ -284,7 +344,58 @@ class SymgradNumPyPrinter(NumPyPrinter):
             body = self._print(expr.function)
         finally:
             self._sums.pop()
-        return f"numpy.sum({body}, axis=-1)"
+        return f"{self._module}.sum({body}, axis=-1)"
+
+
+    def _print_Pow(self, expr, rational=False):
+        if expr.exp == -1:
+            return f"1/{self.parenthesize(expr.base, 60)}"
+        return super()._print_Pow(expr, rational=rational)
+
+
+_ARRAY_API_RENAMED = {"arccos": "acos", "arccosh": "acosh", "arcsin": "asin", "arcsinh": "asinh",
+                      "arctan": "atan", "arctan2": "atan2", "arctanh": "atanh", "power": "pow"}
+
+
+class ArrayAPIPrinter(SymgradNumPyPrinter):
+    """Prints for the namespace ``xp`` of the inputs (the Array API standard: NumPy, PyTorch, CuPy,
+    JAX, Dask through array-api-compat): ``xp.exp``, comparisons as operators, ``Piecewise`` as
+    nested ``xp.where``, blocks as their stable forms called with ``xp=xp``. Matrices are 2-D
+    (``symgrad.nn`` flattens the batch axes first)."""
+
+    _module = "xp"
+    _kf = {k: "xp." + _ARRAY_API_RENAMED.get(v[len("numpy."):], v[len("numpy."):])
+           for k, v in NumPyPrinter._kf.items() if v.startswith("numpy.")}
+    _kc = {"Exp1": "math.e", "Pi": "math.pi", "NaN": "math.nan", "Infinity": "math.inf"}
+
+    def shape_of(self, code: str) -> str:
+        return f"{code}.shape"
+
+    def print_block(self, expr):
+        call = super().print_block(expr)
+        return call[:-1] + ", xp=xp)"
+
+    def _print_Transpose(self, expr):
+        return f"{self._operand(expr.arg)}.T"
+
+    def _print_Relational(self, expr):
+        if expr.rel_op in ("==", "!=", "<", "<=", ">", ">="):
+            return f"({self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)})"
+        return super()._print_Relational(expr)
+
+    def _print_Piecewise(self, expr):
+        pieces = list(expr.args)
+        if pieces[-1].cond is not sp.true:
+            raise NotImplementedError("a Piecewise without a default branch cannot be compiled")
+        code = self._print(pieces[-1].expr)
+        for value, cond in reversed(pieces[:-1]):
+            code = f"xp.where({self._print(cond)}, {self._print(value)}, {code})"
+        return code
+
+    def _print_log(self, expr):
+        if expr.args[0].is_integer:  # the log of a size (log C): a Python number
+            return f"math.log({self._print(expr.args[0])})"
+        return f"xp.log({self._print(expr.args[0])})"
 
 
 # --- code generation ----------------------------------------------------------------------------
@@ -313,6 +424,21 @@ def generate_source(fn_name: str, outputs: Sequence[sp.Basic], args: Sequence[sp
     helper_names = {type(p).numpy_form.__name__ for out in outputs for p in out.atoms(Primitive)}
     names = _safe_names(args, _RESERVED | helper_names | {fn_name})
     printer = SymgradNumPyPrinter(names)
+    body, returned = program(outputs, args, names, printer, matrix_names=matrix_names)
+    lines = [f"def {fn_name}({', '.join(names[a] for a in args)}):"]
+    if doc:
+        lines.append(f'    r"""{doc}"""')
+    lines += [f"    {line}" for line in body]
+    ret = returned[0] if len(returned) == 1 and not as_tuple else "(" + ", ".join(returned) + ",)"
+    lines.append(f"    return {ret}")
+    return "\n".join(lines) + "\n", printer.helpers, names
+
+
+def program(outputs: Sequence[sp.Basic], args: Sequence[sp.Basic], names: dict, printer,
+            matrix_names: dict | None = None) -> tuple[list[str], list[str]]:
+    """The body that computes ``outputs`` (already stabilised): one line per common
+    subexpression (matrix CSE for matrix expressions), then the printed outputs. Sizes the
+    code uses (``C = numpy.shape(z)[-1]``) are bound first. Returns (lines, output codes)."""
     flat: list[sp.Expr] = []
     shapes: list[tuple[int, int] | None] = []
     for out in outputs:
@@ -330,13 +456,8 @@ def generate_source(fn_name: str, outputs: Sequence[sp.Basic], args: Sequence[sp
         replacements, reduced = sp.cse(flat, symbols=temps, ignore=tuple(summation), order="none")
     for temp, _ in replacements:
         names[temp] = temp.name
-    lines = [f"def {fn_name}({', '.join(names[a] for a in args)}):"]
-    if doc:
-        lines.append(f'    r"""{doc}"""')
-    for line in _dimension_lines(args, names, [v for _, v in replacements] + list(reduced)):
-        lines.append(f"    {line}")
-    for temp, value in replacements:
-        lines.append(f"    {temp.name} = {printer.doprint(value)}")
+    dims = _dimension_lines(args, names, [v for _, v in replacements] + list(reduced), printer)
+    lines = [f"{temp.name} = {printer.doprint(value)}" for temp, value in replacements]
     returned, pos = [], 0
     for shape in shapes:
         if shape is None:
@@ -347,12 +468,22 @@ def generate_source(fn_name: str, outputs: Sequence[sp.Basic], args: Sequence[sp
             entries = ", ".join(printer.doprint(e) for e in reduced[pos:pos + size])
             returned.append(f"assemble({shape}, [{entries}])")
             pos += size
-    body = returned[0] if len(returned) == 1 and not as_tuple else "(" + ", ".join(returned) + ",)"
-    lines.append(f"    return {body}")
-    return "\n".join(lines) + "\n", printer.helpers, names
+    code = "\n".join(lines + returned)
+    used = [line for line in dims if re.search(rf"\b{re.escape(line.split(' = ')[0])}\b", code)]
+    return used + lines, returned
 
 
 _LEAVES = (sp.MatrixSymbol, sp.Identity, sp.ZeroMatrix, sp.OneMatrix)
+
+
+def _spreads_leaf(node) -> bool:
+    """1 gᵀ, g 1ᵀ, 1 b: an input spread over a shape, printed as the input itself (broadcast)."""
+    if not isinstance(node, sp.MatMul):
+        return False
+    mats = node.as_coeff_matrices()[1]
+    others = [m for m in mats if not isinstance(m, sp.OneMatrix)]
+    return len(mats) == 2 and len(others) == 1 and (
+        isinstance(others[0], _LEAVES) or (isinstance(others[0], sp.Transpose) and isinstance(others[0].arg, _LEAVES)))
 
 
 def matrix_cse(outputs: Sequence[sp.Basic], names: dict | None = None,
@@ -370,7 +501,7 @@ def matrix_cse(outputs: Sequence[sp.Basic], names: dict | None = None,
 
     def visit(node):
         if isinstance(node, sp.MatrixExpr) and not isinstance(node, _LEAVES) and not (
-                isinstance(node, sp.Transpose) and isinstance(node.arg, _LEAVES)):
+                isinstance(node, sp.Transpose) and isinstance(node.arg, _LEAVES)) and not _spreads_leaf(node):
             k, _ = key(node)
             if k in counts:
                 counts[k] += 1
@@ -416,8 +547,8 @@ def _code_symbols(expr: sp.Basic) -> set:
     return out
 
 
-def _dimension_lines(args, names, outputs) -> list[str]:
-    """``n = numpy.shape(A)[-2]`` for every symbolic size the printed code uses."""
+def _dimension_lines(args, names, outputs, printer=None) -> list[str]:
+    """``n = numpy.shape(A)[-2]`` for every symbolic size the printed code may use."""
     used = set().union(*(_code_symbols(o) for o in outputs)) if outputs else set()
     lines, bound = [], set()
     for a in args:
@@ -426,7 +557,8 @@ def _dimension_lines(args, names, outputs) -> list[str]:
         for axis, dim in ((-2, a.shape[0]), (-1, a.shape[1])):
             if isinstance(dim, sp.Symbol) and dim in used and dim not in bound and dim not in names:
                 names[dim] = dim.name if _IDENT.match(dim.name) else f"dim{len(bound)}"
-                lines.append(f"{names[dim]} = numpy.shape({names[a]})[{axis}]")
+                shape = printer.shape_of(names[a]) if printer is not None else f"numpy.shape({names[a]})"
+                lines.append(f"{names[dim]} = {shape}[{axis}]")
                 bound.add(dim)
     return lines
 

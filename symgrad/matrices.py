@@ -32,7 +32,8 @@ from .errors import SymgradLimit
 
 __all__ = ["matrix_gradient", "is_matrix_expression", "elementwise", "sq_frobenius",
            "elementwise_derivative", "as_scalar", "SCALAR_ATOMS", "RowSoftmax", "SoftmaxCrossEntropy",
-           "row_softmax", "row_simplex_targets", "RowLogSoftmax", "vector_softmax", "vector_jacobian"]
+           "row_softmax", "row_simplex_targets", "RowLogSoftmax", "vector_softmax", "vector_jacobian",
+           "RowLogSumExp", "RowSoftmaxCrossEntropy"]
 
 SCALAR_ATOMS = (sp.Trace, MatrixElement, sp.Determinant)  # + SoftmaxCrossEntropy (defined below)
 ENTRY = sp.Symbol("_entry", real=True)  # the bound variable of every elementwise function (equal terms stay equal)
@@ -281,8 +282,9 @@ def _push(node: sp.MatrixExpr, G: sp.MatrixExpr, add, wrt) -> None:
         add(base, _mul(e, HadamardProduct(G, HadamardPower(base, e - 1) if e != 2 else base)))
     elif isinstance(node, ElementwiseApplyFunction):
         add(node.expr, HadamardProduct(G, elementwise_derivative(node)))
-    elif isinstance(node, (RowSoftmax, RowLogSoftmax)):
-        add(node.arg, node.adjoint(G))
+    elif isinstance(node, _RowBlock):
+        for arg, G_arg in node.adjoints(G):
+            add(arg, G_arg)
     elif isinstance(node, sp.Inverse):
         inv_t = _T(sp.Inverse(node.arg))
         add(node.arg, _mul(-1, inv_t, G, inv_t))
@@ -306,16 +308,32 @@ def _tidy(G: sp.MatrixExpr) -> sp.MatrixExpr:
             return node
         return sp.MatMul(textbook(coeff), *mats.args) if isinstance(mats, sp.MatMul) else textbook(coeff) * mats
 
+    def pull_coefficients(node):  # (c A) ∘ B → c (A ∘ B), so that p · ((1/p) A) ∘ B cancels
+        coeffs, rest = [], []
+        for a in node.args:
+            c, m = a.as_coeff_mmul() if isinstance(a, sp.MatMul) else (sp.S.One, a)
+            coeffs.append(c)
+            rest.append(m if not isinstance(m, sp.MatMul) or len(m.args) > 1 else m.args[0])
+        total = sp.Mul(*coeffs)
+        return node if total == 1 else sp.MatMul(total, HadamardProduct(*rest))
+
     G = G.replace(lambda n: isinstance(n, sp.MatMul), coefficient_textbook)
+    if not isinstance(G, sp.MatrixBase):
+        G = G.replace(lambda n: isinstance(n, HadamardProduct)
+                      and any(isinstance(a, sp.MatMul) and a.as_coeff_mmul()[0] != 1 for a in n.args),
+                      pull_coefficients)
     return G if isinstance(G, sp.MatrixBase) else _doit(G)
 
 
 # --- row-wise softmax and its cross-entropy (matrix blocks) --------------------------------------
-def row_softmax_np(Z):
+def row_softmax_np(Z, xp=np):
     """softmax over the last axis, shifted by the row maximum (never overflows)."""
-    e = Z - Z.max(axis=-1, keepdims=True)
-    np.exp(e, out=e)
-    e /= e.sum(axis=-1, keepdims=True)
+    e = Z - xp.max(Z, axis=-1, keepdims=True)
+    if isinstance(e, np.ndarray):
+        np.exp(e, out=e)
+    else:
+        e = xp.exp(e)
+    e /= xp.sum(e, axis=-1, keepdims=True)
     return e
 
 
@@ -352,6 +370,13 @@ class _RowBlock(sp.MatrixExpr):
     @staticmethod
     def explicit_row(row: list) -> list:  # pragma: no cover - every row block declares it
         raise NotImplementedError
+
+    def adjoint(self, G):  # pragma: no cover - every row block declares it
+        raise NotImplementedError
+
+    def adjoints(self, G) -> list:
+        """(argument, its adjoint) for each argument the block is differentiable in."""
+        return [(self.arg, self.adjoint(G))]
 
     def doit(self, **hints):
         arg = self.arg.doit(**hints) if hints.get("deep", True) else self.arg
@@ -419,13 +444,13 @@ def row_softmax(Z: sp.MatrixExpr, log: bool = False) -> sp.MatrixExpr:
 
 def row_simplex_targets(expr: sp.Basic) -> list:
     """Target matrices whose rows the blocks in ``expr`` take to lie on the simplex."""
-    return [atom.args[1] for atom in expr.atoms(SoftmaxCrossEntropy)]
+    return [atom.args[1] for atom in expr.atoms(SoftmaxCrossEntropy, RowSoftmaxCrossEntropy)]
 
 
-def row_log_softmax_np(Z):
+def row_log_softmax_np(Z, xp=np):
     """log softmax over the last axis: (Z − m) − log Σ exp(Z − m)."""
-    shifted = Z - Z.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    shifted = Z - xp.max(Z, axis=-1, keepdims=True)
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
 
 
 class RowLogSoftmax(_RowBlock):
@@ -442,6 +467,74 @@ class RowLogSoftmax(_RowBlock):
 
     def _latex(self, printer, **kwargs):
         return rf"\log\operatorname{{softmax}}\left({printer._print(self.arg)}\right)"
+
+
+# --- per-row reductions (N × C → N × 1): the per-sample losses of symgrad.nn ---------------------
+def row_logsumexp_np(Z, xp=np):
+    """log Σ_j exp(Z_ij) over the last axis (keeping it), shifted by the row maximum."""
+    m = xp.max(Z, axis=-1, keepdims=True)
+    return m + xp.log(xp.sum(xp.exp(Z - m), axis=-1, keepdims=True))
+
+
+class RowLogSumExp(_RowBlock):
+    r"""log Σ_j exp(Z_ij) for each row (N × C → N × 1);  G_Z = softmax(Z) ∘ (G 1ᵀ_C)."""
+
+    numpy_form = staticmethod(row_logsumexp_np)
+    name = "logsumexp"
+
+    @property
+    def shape(self):
+        return (self.arg.shape[0], sp.S.One)
+
+    def adjoint(self, G):
+        return HadamardProduct(RowSoftmax(self.arg), sp.MatMul(G, sp.OneMatrix(1, self.arg.shape[1])))
+
+    explicit_row = staticmethod(lambda row: [sp.log(sp.Add(*[sp.exp(v) for v in row]))])
+
+    def _latex(self, printer, **kwargs):
+        return rf"\operatorname{{logsumexp}}\left({printer._print(self.arg)}\right)"
+
+
+def row_softmax_cross_entropy_np(Z, Y, xp=np):
+    """−Σ_j Y_ij log softmax(Z)_ij for each row (keeping the last axis), with the shift."""
+    return -xp.sum(Y * row_log_softmax_np(Z, xp=xp), axis=-1, keepdims=True)
+
+
+class RowSoftmaxCrossEntropy(_RowBlock):
+    r"""L_i = −Σ_j Y_ij log softmax(Z)_ij for each row (N × C → N × 1), rows of Y one-hot or
+    probabilities;  G_Z = (softmax(Z) − Y) ∘ (G 1ᵀ_C), the textbook identity (it uses Σ_j Y_ij = 1)."""
+
+    numpy_form = staticmethod(row_softmax_cross_entropy_np)
+    name = "softmax_cross_entropy"
+
+    def __new__(cls, Z, Y):
+        return sp.MatrixExpr.__new__(cls, Z, Y)
+
+    @property
+    def shape(self):
+        return (self.arg.shape[0], sp.S.One)
+
+    def _sympystr(self, printer):
+        return f"{self.name}({printer._print(self.args[0])}, {printer._print(self.args[1])})"
+
+    def adjoint(self, G):
+        Z, Y = self.args
+        return HadamardProduct(sp.MatAdd(RowSoftmax(Z), sp.MatMul(-1, Y)), sp.MatMul(G, sp.OneMatrix(1, Z.shape[1])))
+
+    def adjoints(self, G) -> list:
+        return [(self.args[0], self.adjoint(G))]  # targets are data, not differentiated
+
+    def doit(self, **hints):
+        Z, Y = (a.doit(**hints) for a in self.args)
+        if isinstance(Z, sp.MatrixBase) and isinstance(Y, sp.MatrixBase):
+            rows = [[-sp.Add(*[y * sp.log(a) for y, a in zip(Y.row(i), _softmax_row(list(Z.row(i))))])]
+                    for i in range(Z.rows)]
+            return sp.ImmutableMatrix(rows)
+        return type(self)(Z, Y)
+
+    def _latex(self, printer, **kwargs):
+        Z, Y = self.args
+        return rf"\operatorname{{CE}}\left(\operatorname{{softmax}}\left({printer._print(Z)}\right), {printer._print(Y)}\right)"
 
 
 def vector_softmax(z: sp.MatrixExpr, log: bool = False) -> sp.MatrixExpr:

@@ -4,7 +4,40 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["assemble", "result_dtype"]
+__all__ = ["assemble", "result_dtype", "namespace", "labels"]
+
+
+def namespace(*arrays):
+    """The array namespace of the inputs: NumPy itself for NumPy arrays, Python numbers and
+    lists (no wrapper on the fast path); otherwise array-api-compat's namespace of the arrays
+    (PyTorch, CuPy, JAX, Dask, array-api-strict)."""
+    others = [a for a in arrays if not isinstance(a, (np.ndarray, np.generic, int, float, list, tuple))]
+    if not others:
+        return np
+    try:
+        import array_api_compat
+    except ImportError:
+        raise TypeError(f"{type(others[0]).__module__}.{type(others[0]).__name__} inputs need array-api-compat: "
+                        "pip install 'symgrad[array]' (or pass NumPy arrays)") from None
+    return array_api_compat.array_namespace(*others)
+
+
+def labels(y, classes: int, dtype, xp=np):
+    """Targets as an (N, C) matrix: 0-based class indices (...,) become one-hot rows; target rows
+    (..., C) (one-hot or probabilities) are flattened to (N, C)."""
+    y = xp.asarray(y)
+    if xp.isdtype(y.dtype, "integral") if hasattr(xp, "isdtype") else np.issubdtype(y.dtype, np.integer):
+        flat = xp.reshape(y, (-1, 1))
+        if flat.shape[0] and (int(xp.min(flat)) < 0 or int(xp.max(flat)) >= classes):
+            raise ValueError(f"class indices must lie in 0 … {classes - 1} (0-based), got "
+                             f"{int(xp.min(flat))} … {int(xp.max(flat))}")
+        classes_row = xp.arange(classes) if xp is np else xp.arange(classes, device=y.device)
+        onehot = flat == xp.reshape(classes_row, (1, -1))
+        return onehot.astype(dtype) if xp is np else xp.astype(onehot, dtype)
+    if y.ndim == 0 or y.shape[-1] != classes:
+        raise ValueError(f"targets must be class indices (an integer array) or rows of {classes} "
+                         f"probabilities, got shape {tuple(y.shape)} and dtype {y.dtype}")
+    return xp.reshape(y, (-1, classes))
 
 
 def assemble(shape, entries):

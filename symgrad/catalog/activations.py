@@ -7,7 +7,7 @@ import numpy as np
 import sympy as sp
 
 from .base import Primitive
-from .registry import Block, Example, Interval, register
+from .registry import Arg, Batched, Block, Example, Interval, N, ones, register, size
 from .vectors import as_vector, to_sympy, vector
 
 __all__ = [
@@ -30,10 +30,10 @@ _x = sp.Symbol("x", real=True)
 
 
 # --- sigmoid ----------------------------------------------------------------------------
-def sigmoid_np(x):
+def sigmoid_np(x, xp=np):
     """σ(x) = 1/(1 + e^{-x}) without overflow: with e = exp(-|x|), σ = 1/(1+e) or e/(1+e)."""
-    e = np.exp(-np.abs(x))
-    num = np.where(x >= 0, 1.0, e)
+    e = xp.exp(-xp.abs(x))
+    num = xp.where(x >= 0, 1.0, e)
     if isinstance(num, np.ndarray) and num.ndim:
         e += 1.0
         num /= e
@@ -79,9 +79,9 @@ register(Block(
 
 
 # --- relu and its derivative, the step ----------------------------------------------------
-def step_np(x):
+def step_np(x, xp=np):
     """1 where x > 0, else 0 (the ReLU derivative; 0 at the kink)."""
-    return np.heaviside(x, 0.0)
+    return xp.where(x > 0, 1.0, xp.zeros_like(x))
 
 
 class step(Primitive):
@@ -116,9 +116,9 @@ class step(Primitive):
         return tex if exp is None else rf"{tex}^{{{exp}}}"
 
 
-def relu_np(x):
+def relu_np(x, xp=np):
     """max(x, 0)."""
-    return np.maximum(x, 0)
+    return xp.maximum(x, 0)
 
 
 class relu(Primitive):
@@ -159,9 +159,9 @@ register(Block(
 LEAKY_ALPHA = sp.Float(0.01)
 
 
-def leaky_relu_np(x, alpha=0.01):
+def leaky_relu_np(x, alpha=0.01, xp=np):
     """x for x > 0, alpha·x otherwise."""
-    return np.where(x > 0, x, alpha * x)
+    return xp.where(x > 0, x, alpha * x)
 
 
 class leaky_relu(Primitive):
@@ -212,9 +212,9 @@ register(Block(
 
 
 # --- elu ----------------------------------------------------------------------------------
-def elu_np(x, alpha=1.0):
+def elu_np(x, alpha=1.0, xp=np):
     """x for x > 0, alpha·(e^x − 1) otherwise (expm1, no overflow for large x)."""
-    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+    return xp.where(x > 0, x, alpha * xp.expm1(xp.minimum(x, 0)))
 
 
 class elu(Primitive):
@@ -263,9 +263,9 @@ register(Block(
 
 
 # --- softplus -----------------------------------------------------------------------------
-def softplus_np(x):
+def softplus_np(x, xp=np):
     """log(1 + e^x) = logaddexp(0, x): no overflow at large x, exact log1p at small x."""
-    return np.logaddexp(0, x)
+    return xp.logaddexp(0.0, x)
 
 
 class softplus(Primitive):
@@ -433,12 +433,21 @@ def log_softmax(z) -> sp.Matrix:
     return sp.Matrix([LogSoftmaxEntry(i, *z) for i in range(1, len(z) + 1)])
 
 
+def _row_block_batched(log: bool) -> Batched:
+    """softmax / log softmax of each row z (N × C)."""
+    from ..matrices import RowLogSoftmax, RowSoftmax
+
+    z = sp.MatrixSymbol("z", N, size("C"))
+    return Batched((RowLogSoftmax if log else RowSoftmax)(z), (Arg("z", z, "rows"),), ("z",))
+
+
 register(Block(
     name="softmax", domain="z in R^C", family="activation", function=SoftmaxEntry,
     formula="softmax(z)_i = exp(z_i) / sum_j exp(z_j)",
     latex=r"a_i = \operatorname{softmax}(\mathbf{z})_i = \frac{e^{z_i}}{\sum_j e^{z_j}}",
     derivative=r"\frac{\partial a_i}{\partial z_j} = a_i(\delta_{ij} - a_j)",
     example=lambda: (lambda z: Example(softmax(z), (z,), {"z": z}))(vector("z", 3)),
+    batched=lambda: _row_block_batched(log=False),
 ))
 
 register(Block(
@@ -447,6 +456,7 @@ register(Block(
     latex=r"\log a_i = z_i - \log \sum_j e^{z_j}",
     derivative=r"\frac{\partial \log a_i}{\partial z_j} = \delta_{ij} - a_j",
     example=lambda: (lambda z: Example(log_softmax(z), (z,), {"z": z}))(vector("z", 3)),
+    batched=lambda: _row_block_batched(log=True),
 ))
 
 
@@ -517,6 +527,19 @@ def _maxout_example() -> Example:
     return Example(expr, (w1, b1, w2, b2), {"x": x, "w": w1, "b": b1, "v": w2, "c": b2})
 
 
+def _maxout_batched() -> Batched:
+    """max(u, v) = u + ReLU(v − u) per sample, u = x w + b, v = x v + c: at a tie ReLU'(0) = 0
+    sends the gradient to the first piece, the catalog's convention."""
+    from ..matrices import elementwise
+
+    D = size("D")
+    x, w, v = sp.MatrixSymbol("x", N, D), sp.MatrixSymbol("w", D, 1), sp.MatrixSymbol("v", D, 1)
+    b, c = sp.MatrixSymbol("b", 1, 1), sp.MatrixSymbol("c", 1, 1)
+    u1, u2 = x * w + ones(N, 1) * b, x * v + ones(N, 1) * c
+    args = (Arg("x", x, "rows"), Arg("w", w, "column"), Arg("b", b, "scalar"), Arg("v", v, "column"), Arg("c", c, "scalar"))
+    return Batched(u1 + elementwise(relu, u2 - u1), args, ("x", "w", "b", "v", "c"))
+
+
 register(Block(
     name="maxout", domain="pieces real", family="activation", function=Maxout,
     formula="maxout(x) = max(w^T x + b, v^T x + c)",
@@ -524,4 +547,5 @@ register(Block(
     derivative=r"\frac{\partial}{\partial \mathbf{w}} = \mathbf{1}[\text{piece 1 is the max}]\,\mathbf{x}",
     kink="ties: the gradient goes to the first largest piece (as PyTorch and numpy.argmax)",
     example=_maxout_example,
+    batched=_maxout_batched,
 ))

@@ -10,7 +10,7 @@ import sympy as sp
 from .activations import elu, leaky_relu, relu, sigmoid, softplus
 from .layers import dense
 from .losses import bce, bce_with_logits, softmax_cross_entropy, squared_l2
-from .registry import Block, Example, Simplex, Interval, register
+from .registry import Arg, Batched, Block, Example, Simplex, Interval, N, ones, register, size
 from .vectors import as_vector, matrix, to_sympy, vector
 
 __all__ = ["logistic_regression", "softmax_regression", "mlp", "ACTIVATIONS", "LOSSES"]
@@ -66,6 +66,43 @@ def mlp(x, y, widths: Sequence[int], activations: Sequence[str] | str = "sigmoid
     return LOSSES[loss](h, y), params
 
 
+# --- batched forms (rows = samples) for symgrad.nn: the loss per sample ---------------------------
+def _logistic_batched() -> Batched:
+    """BCE(σ(z), y) = softplus(z) − y z per sample, z = x·w + b (the stable logits form)."""
+    from ..matrices import elementwise
+    from .activations import softplus as softplus_fn
+
+    D = size("D")
+    w, X, b, y = sp.MatrixSymbol("w", D, 1), sp.MatrixSymbol("x", N, D), sp.MatrixSymbol("b", 1, 1), sp.MatrixSymbol("y", N, 1)
+    z = X * w + ones(N, 1) * b
+    args = (Arg("w", w, "column"), Arg("x", X, "rows"), Arg("b", b, "scalar"), Arg("y", y, "samples"))
+    return Batched(elementwise(softplus_fn, z) - sp.HadamardProduct(y, z), args, ("w", "b"))
+
+
+def _softmax_reg_batched() -> Batched:
+    """CE(softmax(W x + b), y) per sample; y as 0-based class indices or target rows."""
+    from ..matrices import RowSoftmaxCrossEntropy
+
+    D, C = size("D"), size("C")
+    W, X, b, Y = sp.MatrixSymbol("W", C, D), sp.MatrixSymbol("x", N, D), sp.MatrixSymbol("b", 1, C), sp.MatrixSymbol("y", N, C)
+    args = (Arg("W", W, "weight"), Arg("x", X, "rows"), Arg("b", b, "row"), Arg("y", Y, "labels"))
+    return Batched(RowSoftmaxCrossEntropy(X * W.T + ones(N, 1) * b, Y), args, ("W", "b"))
+
+
+def _mlp_batched() -> Batched:
+    """‖W2 σ(W1 x + b1) + b2 − y‖² per sample (any widths)."""
+    from ..matrices import elementwise
+
+    D, H, O = size("D"), size("H"), size("O")
+    W1, b1, W2, b2 = sp.MatrixSymbol("W1", H, D), sp.MatrixSymbol("b1", 1, H), sp.MatrixSymbol("W2", O, H), sp.MatrixSymbol("b2", 1, O)
+    X, Y = sp.MatrixSymbol("x", N, D), sp.MatrixSymbol("y", N, O)
+    hidden = elementwise(sigmoid, X * W1.T + ones(N, 1) * b1)
+    err = hidden * W2.T + ones(N, 1) * b2 - Y
+    args = (Arg("W1", W1, "weight"), Arg("b1", b1, "row"), Arg("W2", W2, "weight"), Arg("b2", b2, "row"),
+            Arg("x", X, "rows"), Arg("y", Y, "rows"))
+    return Batched(sp.HadamardProduct(err, err) * ones(O, 1), args, ("W1", "b1", "W2", "b2"))
+
+
 # --- examples -----------------------------------------------------------------------------------
 def _logistic_example() -> Example:
     w, x = vector("w", 3), vector("x", 3)
@@ -81,6 +118,7 @@ register(Block(
     derivative=r"\frac{\partial \mathcal{L}}{\partial \mathbf{w}} = (a - y)\,\mathbf{x},\quad"
                r" \frac{\partial \mathcal{L}}{\partial b} = a - y",
     example=_logistic_example,
+    batched=_logistic_batched,
 ))
 
 
@@ -98,6 +136,7 @@ register(Block(
     derivative=r"\frac{\partial \mathcal{L}}{\partial W} = (\mathbf{a} - \mathbf{y})\,\mathbf{x}^{\top},\quad"
                r" \frac{\partial \mathcal{L}}{\partial \mathbf{b}} = \mathbf{a} - \mathbf{y}",
     example=_softmax_reg_example,
+    batched=_softmax_reg_batched,
 ))
 
 
@@ -116,4 +155,5 @@ register(Block(
                r" \frac{\partial \mathcal{L}}{\partial W_1} = \bigl(W_2^{\top} 2(\hat{\mathbf{y}} - \mathbf{y})"
                r" \circ \mathbf{h} \circ (1 - \mathbf{h})\bigr)\mathbf{x}^{\top}",
     example=_mlp_example,
+    batched=_mlp_batched,
 ))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .registry import Block, Example, Interval, register
+from .registry import Arg, Batched, Block, Example, Interval, N, ones, register, size
 from .vectors import as_vector, matrix, to_sympy, vector
 
 __all__ = ["dense", "lp_pool", "log_avg_pool", "sq_norm_linear", "pool_index"]
@@ -67,6 +67,38 @@ def sq_norm_linear(W, x) -> sp.Expr:
     return sp.Add(*[qi ** 2 for qi in q])
 
 
+# --- batched forms (rows = samples) for symgrad.nn ------------------------------------------------
+def _dense_batched() -> Batched:
+    """z = W x + b for each sample x (a row of X, N × D): Z = X Wᵀ + 1 bᵀ."""
+    D, H = size("D"), size("H")
+    W, X, b = sp.MatrixSymbol("W", H, D), sp.MatrixSymbol("x", N, D), sp.MatrixSymbol("b", 1, H)
+    return Batched(X * W.T + ones(N, 1) * b, (Arg("W", W, "weight"), Arg("x", X, "rows"), Arg("b", b, "row")),
+                   ("W", "x", "b"))
+
+
+def _pool_batched(kind: str) -> Batched:
+    """(Σ_i x_i^p)^{1/p}, or (1/β) log((1/C) Σ_i e^{β x_i}) = (logsumexp(β x) − log C)/β, per row."""
+    from ..matrices import RowLogSumExp
+
+    C = size("C")
+    X = sp.MatrixSymbol("x", N, C)
+    if kind == "lp":
+        p = sp.Symbol("p", positive=True)
+        forward = sp.HadamardPower(sp.HadamardPower(X, p) * ones(C, 1), 1 / p)
+        return Batched(forward, (Arg("x", X, "rows"), Arg("p", p, "param")), ("x",))
+    beta = sp.Symbol("beta", positive=True)
+    forward = (RowLogSumExp(beta * X) - sp.log(C) * ones(N, 1)) / beta
+    return Batched(forward, (Arg("x", X, "rows"), Arg("beta", beta, "param")), ("x",))
+
+
+def _sq_norm_batched() -> Batched:
+    """‖W x‖² for each sample x (a row of X): the row sums of (X Wᵀ) ∘ (X Wᵀ)."""
+    D, H = size("D"), size("H")
+    W, X = sp.MatrixSymbol("W", H, D), sp.MatrixSymbol("x", N, D)
+    Q = X * W.T
+    return Batched(sp.HadamardProduct(Q, Q) * ones(H, 1), (Arg("W", W, "weight"), Arg("x", X, "rows")), ("W", "x"))
+
+
 # --- examples ------------------------------------------------------------------------------------
 def _dense_example() -> Example:
     W, x, b, g = matrix("W", 2, 3), vector("x", 3), vector("b", 2), vector("g", 2)
@@ -82,6 +114,7 @@ register(Block(
                r" \frac{\partial L}{\partial \mathbf{b}} = \mathbf{g}"
                r" \quad (\mathbf{g} = \partial L / \partial \mathbf{z})",
     example=_dense_example,
+    batched=lambda: _dense_batched(),
 ))
 
 
@@ -107,6 +140,7 @@ register(Block(
     latex=r"y = \Bigl(\sum_{i=1}^{n} x_i^{p}\Bigr)^{1/p}",
     derivative=r"x_k' = y' \, x_k^{p-1} \Bigl(\sum_{i} x_i^{p}\Bigr)^{\frac{1-p}{p}}",
     example=_lp_example,
+    batched=lambda: _pool_batched("lp"),
 ))
 
 
@@ -124,6 +158,7 @@ register(Block(
     latex=r"y = \frac{1}{\beta}\log\Bigl(\frac{1}{n}\sum_{i=1}^{n} e^{\beta x_i}\Bigr)",
     derivative=r"x_k' = y' \, \frac{e^{\beta x_k}}{\sum_{i} e^{\beta x_i}}",
     example=_log_avg_example,
+    batched=lambda: _pool_batched("log_avg"),
 ))
 
 
@@ -139,4 +174,5 @@ register(Block(
     derivative=r"\frac{\partial f}{\partial W} = 2 W\mathbf{x}\mathbf{x}^{\top},\quad"
                r" \frac{\partial f}{\partial \mathbf{x}} = 2 W^{\top} W \mathbf{x}",
     example=_sq_norm_example,
+    batched=_sq_norm_batched,
 ))

@@ -8,7 +8,7 @@ import sympy as sp
 
 from .activations import SoftmaxEntry, relu, sigmoid, softmax, softplus
 from .base import Primitive
-from .registry import Block, Choice, Example, Interval, Simplex, register
+from .registry import Arg, Batched, Block, Choice, Example, Interval, N, Simplex, ones, register, size
 from .vectors import as_vector, matrix, to_sympy, vector
 
 __all__ = [
@@ -18,9 +18,9 @@ __all__ = [
 
 
 # --- binary cross-entropy on probabilities ----------------------------------------------------
-def bce_np(a, y):
+def bce_np(a, y, xp=np):
     """−(y log a + (1 − y) log(1 − a)), with log1p for the second term."""
-    return -(y * np.log(a) + (1 - y) * np.log1p(-a))
+    return -(y * xp.log(a) + (1 - y) * xp.log1p(-a))
 
 
 class BCE(Primitive):
@@ -60,9 +60,9 @@ register(Block(
 
 
 # --- binary cross-entropy on logits -------------------------------------------------------------
-def bce_with_logits_np(z, y):
+def bce_with_logits_np(z, y, xp=np):
     """BCE(σ(z), y) = max(z, 0) − z·y + log1p(e^{−|z|}): finite for every z."""
-    return np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+    return xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
 
 
 class BCEWithLogits(Primitive):
@@ -180,12 +180,31 @@ def _ce_example() -> Example:
                    domain={**{s: Interval(0.05, 1.0) for s in a}, tuple(y): Simplex()})
 
 
+def _class_loss_batched(name: str) -> Batched:
+    """Per-sample losses over C classes: scores / probabilities (N × C) against targets Y (N × C:
+    one-hot rows made from 0-based class indices, or probability rows)."""
+    from ..matrices import RowSoftmaxCrossEntropy, elementwise
+
+    C = size("C")
+    first = "a" if name == "cross_entropy" else ("z" if name == "softmax_cross_entropy" else "s")
+    Z, Y = sp.MatrixSymbol(first, N, C), sp.MatrixSymbol("y", N, C)
+    if name == "cross_entropy":  # −Σ_j y_j log a_j
+        forward = -sp.HadamardProduct(Y, elementwise(sp.log, Z)) * ones(C, 1)
+    elif name == "softmax_cross_entropy":
+        forward = RowSoftmaxCrossEntropy(Z, Y)
+    else:  # Σ_{j ≠ y} max(0, s_j − s_y + 1): the margins, with the true class masked out
+        margins = Z - sp.HadamardProduct(Z, Y) * ones(C, C) + ones(N, C)
+        forward = sp.HadamardProduct(elementwise(relu, margins), ones(N, C) - Y) * ones(C, 1)
+    return Batched(forward, (Arg(first, Z, "rows"), Arg("y", Y, "labels")), (first,))
+
+
 register(Block(
     name="cross_entropy", domain="a_k in (0, 1]; targets y on the simplex (sum y_k = 1) or a class index in 1..C", family="loss", function=CrossEntropy,
     formula="cross_entropy(a, y) = -sum_k y_k*log(a_k)   (or -log(a_y) for a class index y)",
     latex=r"\mathcal{L}_{\mathrm{CE}}(\mathbf{a}, \mathbf{y}) = -\sum_k y_k \log a_k",
     derivative=r"\frac{\partial \mathcal{L}}{\partial a_k} = -\frac{y_k}{a_k}",
     example=_ce_example,
+    batched=lambda: _class_loss_batched("cross_entropy"),
 ))
 
 
@@ -202,6 +221,7 @@ register(Block(
     derivative=r"\frac{\partial \mathcal{L}}{\partial \mathbf{z}} = \mathbf{a} - \mathbf{y}"
                r" \quad (\textstyle\sum_k y_k = 1)",
     example=_softmax_ce_example,
+    batched=lambda: _class_loss_batched("softmax_cross_entropy"),
 ))
 
 
@@ -225,12 +245,20 @@ def _sq_l2_example() -> Example:
     return Example(squared_l2(p, t), (p,), {"p": p, "y": t})
 
 
+def _sq_l2_batched() -> Batched:
+    """Σ_j (p_j − y_j)² for each row p of a batch (N × K)."""
+    K = size("K")
+    P, Y = sp.MatrixSymbol("p", N, K), sp.MatrixSymbol("y", N, K)
+    return Batched(sp.HadamardPower(P - Y, 2) * ones(K, 1), (Arg("p", P, "rows"), Arg("y", Y, "rows")), ("p",))
+
+
 register(Block(
     name="squared_l2", domain="y_hat, y in R^n", family="loss",
     formula="squared_l2(p, y) = sum_i (p_i - y_i)^2",
     latex=r"\mathcal{L}(\hat{\mathbf{y}}, \mathbf{y}) = \lVert \hat{\mathbf{y}} - \mathbf{y} \rVert_2^2",
     derivative=r"\frac{\partial \mathcal{L}}{\partial \hat{\mathbf{y}}} = 2(\hat{\mathbf{y}} - \mathbf{y})",
     example=_sq_l2_example,
+    batched=_sq_l2_batched,
 ))
 
 
@@ -275,6 +303,7 @@ register(Block(
                r" \frac{\partial L_i}{\partial s_{y_i}} = -\sum_{j \ne y_i} \mathbf{1}[s_j - s_{y_i} + 1 > 0]",
     kink="margin exactly 0: derivative 0 (the max gate routes to the constant 0)",
     example=_svm_example,
+    batched=lambda: _class_loss_batched("multiclass_svm"),
 ))
 
 
@@ -294,10 +323,18 @@ def _l2_example() -> Example:
     return Example(l2(w, lam), (w,), {"W": w, "lambda": lam})
 
 
+def _l2_batched() -> Batched:
+    """λ Σ_k W_k² over the last axis of W (sum the result for a whole weight matrix)."""
+    K = size("K")
+    W, lam = sp.MatrixSymbol("W", N, K), sp.Symbol("lam", real=True)
+    return Batched(lam * sp.HadamardPower(W, 2) * ones(K, 1), (Arg("W", W, "rows"), Arg("lam", lam, "param")), ("W",))
+
+
 register(Block(
     name="l2", domain="W real, lambda >= 0", family="loss",
     formula="l2(W, lambda) = lambda * sum_k W_k^2",
     latex=r"R(W) = \lambda \sum_{k} W_k^2",
     derivative=r"\frac{\partial R}{\partial W} = 2\lambda W",
     example=_l2_example,
+    batched=_l2_batched,
 ))

@@ -19,6 +19,11 @@ import sympy as sp
 from ..errors import UnknownBlockError
 
 __all__ = [
+    "Arg",
+    "Batched",
+    "N",
+    "size",
+    "ones",
     "Interval",
     "Simplex",
     "Choice",
@@ -77,6 +82,59 @@ class Example:
     sizes: Mapping[sp.Symbol, int] = field(default_factory=dict)
 
 
+ARG_KINDS = {
+    "rows": "an array (..., K): a batch of vectors along the last axis",
+    "samples": "an array (...,): one number per sample",
+    "labels": "class indices (...,), 0-based, or target rows (..., C) (one-hot or probabilities)",
+    "weight": "a matrix, shared by the whole batch",
+    "row": "a vector (K,) added to every sample (a bias)",
+    "column": "a vector (K,) that multiplies every sample (a weight vector)",
+    "scalar": "a number shared by the whole batch (a scalar bias)",
+    "param": "a number: a hyper-parameter, not differentiated",
+}
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One input of a block's batched form: its Python name, its symbol in the batched
+    expression (a MatrixSymbol with N rows = samples, or a Symbol for a parameter) and its
+    kind (one of ``ARG_KINDS``); ``default`` is a parameter's default value."""
+
+    name: str
+    symbol: sp.Basic
+    kind: str
+    default: float | None = None
+
+    def __post_init__(self):
+        if self.kind not in ARG_KINDS:
+            raise ValueError(f"argument {self.name!r}: kind must be one of {', '.join(ARG_KINDS)}")
+
+
+@dataclass(frozen=True)
+class Batched:
+    """A block on a batch, for ``symgrad.nn``: rows are samples (the leading axes flattened),
+    the last axis is the block's vector axis. ``forward`` is a matrix expression with N rows
+    (N × 1 for one number per sample); ``wrt`` names the differentiable inputs, in the order
+    the backward returns their gradients."""
+
+    forward: sp.MatrixExpr
+    args: tuple[Arg, ...]
+    wrt: tuple[str, ...]
+
+
+N = sp.Symbol("N", integer=True, positive=True)  # the number of samples (rows) in a batched form
+
+
+def size(name: str) -> sp.Symbol:
+    """A symbolic size (C classes, D inputs, H units) of a batched form."""
+    return sp.Symbol(name, integer=True, positive=True)
+
+
+def ones(rows, cols) -> sp.OneMatrix:
+    """The all-ones matrix: ``M ones(C, 1)`` sums the rows of M, ``ones(N, 1) b`` repeats a row b."""
+    return sp.OneMatrix(rows, cols)
+
+
 @dataclass(frozen=True)
 class Block:
     """One catalog entry, declared once with :func:`register`."""
@@ -91,6 +149,7 @@ class Block:
     kink: str = "smooth: differentiable everywhere"
     function: type | None = None  # the sympy.Function subclass, for primitives
     params: Mapping[str, float] = field(default_factory=dict)  # parameters and defaults
+    batched: Callable[[], Batched] | None = None  # the batch form for symgrad.nn (vector blocks)
 
     def build(self) -> Example:
         """The block's worked example (built fresh each time)."""

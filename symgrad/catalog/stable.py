@@ -13,9 +13,9 @@ from .base import Primitive
 __all__ = ["sigmoid_grad", "sigmoid_shift", "sech2"]
 
 
-def sigmoid_grad_np(u):
+def sigmoid_grad_np(u, xp=np):
     """σ(u)σ(−u) = e/(1 + e)² with e = exp(−|u|): one exp, no 1 − σ cancellation."""
-    e = np.exp(-np.abs(u))
+    e = xp.exp(-xp.abs(u))
     t = 1.0 + e
     if isinstance(e, np.ndarray) and e.ndim:  # in place: fewer temporaries than hand NumPy
         t *= t
@@ -24,16 +24,16 @@ def sigmoid_grad_np(u):
     return e / (t * t)
 
 
-def sigmoid_shift_np(u, c):
+def sigmoid_shift_np(u, c, xp=np):
     """σ(u) + c = ((1 + c)σ(u) + c σ(−u)): exact at c = −1 (−σ(−u)) and c = 0, one exp."""
-    e = np.exp(-np.abs(u))
+    e = xp.exp(-xp.abs(u))
     pos = u >= 0
-    return ((1 + c) * np.where(pos, 1.0, e) + c * np.where(pos, e, 1.0)) / (1.0 + e)
+    return ((1 + c) * xp.where(pos, 1.0, e) + c * xp.where(pos, e, 1.0)) / (1.0 + e)
 
 
-def sech2_np(u):
+def sech2_np(u, xp=np):
     """1 − tanh²(u) = 4e/(1 + e)² with e = exp(−2|u|): accurate in the tails."""
-    e = np.exp(-2.0 * np.abs(u))
+    e = xp.exp(-2.0 * xp.abs(u))
     t = 1.0 + e
     if isinstance(e, np.ndarray) and e.ndim:
         t *= t

@@ -1,0 +1,276 @@
+"""symgrad.nn, the pre-compiled catalog: regenerated file identical, no SymPy at import, every
+block's backward against central finite differences of its forward, forward and backward
+against torch.autograd (where installed), batch axes, dtypes, labels, the Array API, stability."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+import zlib
+
+import mpmath
+import numpy as np
+import pytest
+
+import symgrad.nn as nn
+from symgrad.catalog import blocks
+from symgrad.nnbuild import NN_PATH, build_source
+
+RNG = np.random.default_rng(7)
+N, C, D, H = 5, 4, 3, 6
+
+
+def _spec(name: str, rng: np.random.Generator, dtype=np.float64):
+    """(positional inputs, keyword params, indices of the differentiable inputs) for one block."""
+    r = lambda *shape: rng.normal(size=shape).astype(dtype)  # noqa: E731
+    idx = rng.integers(0, C, size=N)
+    probs = lambda *shape: (lambda e: e / e.sum(-1, keepdims=True))(np.exp(r(*shape)))  # noqa: E731
+    table = {
+        "sigmoid": ((r(N, C),), {}), "tanh": ((r(N, C),), {}), "relu": ((r(N, C),), {}),
+        "leaky_relu": ((r(N, C),), {"alpha": 0.2}), "elu": ((r(N, C),), {"alpha": 0.7}),
+        "softplus": ((r(N, C),), {}), "softmax": ((r(N, C),), {}), "log_softmax": ((r(N, C),), {}),
+        "maxout": ((r(N, D), r(D), r(), r(D), r()), {}),
+        "bce": ((rng.uniform(0.05, 0.95, (N, C)).astype(dtype), rng.uniform(0, 1, (N, C)).astype(dtype)), {}),
+        "bce_with_logits": ((r(N, C), rng.uniform(0, 1, (N, C)).astype(dtype)), {}),
+        "cross_entropy": ((probs(N, C), idx), {}),
+        "softmax_cross_entropy": ((r(N, C), idx), {}),
+        "squared_l2": ((r(N, C), r(N, C)), {}),
+        "hinge": ((r(N, C), rng.choice([-1.0, 1.0], (N, C)).astype(dtype)), {}),
+        "multiclass_svm": ((r(N, C), idx), {}),
+        "l2": ((r(N, C),), {"lam": 0.3}),
+        "dense": ((r(H, D), r(N, D), r(H)), {}),
+        "lp_pool": ((rng.uniform(0.2, 2.0, (N, C)).astype(dtype),), {"p": 3.0}),
+        "log_avg_pool": ((r(N, C),), {"beta": 1.7}),
+        "sq_norm_linear": ((r(H, D), r(N, D)), {}),
+        "logistic_regression": ((r(D), r(N, D), r(), rng.uniform(0, 1, N).astype(dtype)), {}),
+        "softmax_regression": ((r(C, D), r(N, D), r(C), idx), {}),
+        "mlp": ((r(H, D), r(H), r(C, H), r(C), r(N, D), r(N, C)), {}),
+    }
+    wrt = {"maxout": (0, 1, 2, 3, 4), "dense": (0, 1, 2), "sq_norm_linear": (0, 1),
+           "logistic_regression": (0, 2), "softmax_regression": (0, 2), "mlp": (0, 1, 2, 3)}
+    args, params = table[name]
+    return list(args), params, wrt.get(name, (0,))
+
+
+NAMES = [b.name for b in blocks()]
+
+
+def test_every_catalog_block_is_in_nn():
+    assert sorted(NAMES) == sorted(n for n in nn.__all__ if not n.endswith("_backward"))
+    for name in NAMES:
+        assert callable(getattr(nn, name)) and callable(getattr(nn, f"{name}_backward"))
+
+
+def test_regenerating_gives_the_committed_file():
+    assert build_source() == NN_PATH.read_text(encoding="utf-8"), \
+        "symgrad/nn.py is stale: run `python -m symgrad.nnbuild`"
+
+
+def test_import_does_not_import_sympy():
+    code = ("import sys, numpy as np; import symgrad.nn as nn; "
+            "nn.softmax_cross_entropy_backward(np.zeros((2, 3)), np.array([0, 2]), np.ones(2)); "
+            "assert 'sympy' not in sys.modules, 'sympy imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _as_tuple(out):
+    return out if isinstance(out, tuple) else (out,)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_backward_matches_finite_differences(name):
+    """⟨grad, ∂f/∂x_k⟩ by 4th-order central differences of the forward, every coordinate."""
+    args, params, wrt = _spec(name, np.random.default_rng(zlib.crc32(name.encode())))
+    f = getattr(nn, name)
+    out = f(*args, **params)
+    grad = np.random.default_rng(1).normal(size=np.shape(out))
+    got = _as_tuple(getattr(nn, f"{name}_backward")(*args, grad, **params))
+    assert len(got) == len(wrt)
+    for g, i in zip(got, wrt):
+        x = np.array(args[i], dtype=float)
+        assert np.shape(g) == x.shape, (name, i)
+        fd = np.zeros(x.shape)
+        for k in np.ndindex(*x.shape):
+            def at(delta):
+                moved = x.copy()
+                moved[k] += delta
+                return float(np.sum(grad * f(*args[:i], moved, *args[i + 1:], **params)))
+            h = 1e-3 * max(1.0, abs(x[k]))
+            fd[k] = (8 * (at(h) - at(-h)) - (at(2 * h) - at(-2 * h))) / (12 * h)
+        np.testing.assert_allclose(g, fd, rtol=1e-7, atol=1e-8 * max(1.0, np.abs(fd).max()), err_msg=name)
+
+
+# --- torch.autograd as the oracle ---------------------------------------------------------------
+def _torch_reference(name, torch, F):
+    C_ = float(C)
+    return {
+        "sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": F.relu,
+        "leaky_relu": lambda x, alpha: F.leaky_relu(x, alpha),
+        "elu": lambda x, alpha: F.elu(x, alpha),
+        "softplus": lambda x: F.softplus(x, beta=1.0, threshold=1e6),
+        "softmax": lambda z: torch.softmax(z, -1), "log_softmax": lambda z: torch.log_softmax(z, -1),
+        "maxout": lambda x, w, b, v, c: torch.maximum(x @ w + b, x @ v + c),
+        "bce": lambda a, y: F.binary_cross_entropy(a, y, reduction="none"),
+        "bce_with_logits": lambda z, y: F.binary_cross_entropy_with_logits(z, y, reduction="none"),
+        "cross_entropy": lambda a, y: F.nll_loss(torch.log(a), y, reduction="none"),
+        "softmax_cross_entropy": lambda z, y: F.cross_entropy(z, y, reduction="none"),
+        "squared_l2": lambda p, y: ((p - y) ** 2).sum(-1),
+        "hinge": lambda s, t: torch.clamp(1 - t * s, min=0),
+        "multiclass_svm": lambda s, y: F.multi_margin_loss(s, y, reduction="none") * C_,  # torch divides by C
+        "l2": lambda W, lam: lam * (W ** 2).sum(-1),
+        "dense": lambda W, x, b: F.linear(x, W, b),
+        "lp_pool": lambda x, p: F.lp_pool1d(x.unsqueeze(0), p, kernel_size=x.shape[-1]).reshape(-1),
+        "log_avg_pool": lambda x, beta: (torch.logsumexp(beta * x, -1) - np.log(x.shape[-1])) / beta,
+        "sq_norm_linear": lambda W, x: ((x @ W.T) ** 2).sum(-1),
+        "logistic_regression": lambda w, x, b, y: F.binary_cross_entropy_with_logits(x @ w + b, y, reduction="none"),
+        "softmax_regression": lambda W, x, b, y: F.cross_entropy(F.linear(x, W, b), y, reduction="none"),
+        "mlp": lambda W1, b1, W2, b2, x, y: ((F.linear(torch.sigmoid(F.linear(x, W1, b1)), W2, b2) - y) ** 2).sum(-1),
+    }[name]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_forward_and_backward_match_torch_autograd(name):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    args, params, wrt = _spec(name, np.random.default_rng(zlib.crc32(name.encode()) + 1))
+    t_args = [torch.tensor(a, requires_grad=(i in wrt)) if np.issubdtype(np.asarray(a).dtype, np.floating)
+              else torch.tensor(a) for i, a in enumerate(args)]
+    ref = _torch_reference(name, torch, F)(*t_args, **params)
+    out = getattr(nn, name)(*args, **params)
+    np.testing.assert_allclose(out, ref.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=name)
+    grad = np.random.default_rng(2).normal(size=np.shape(out))
+    expected = torch.autograd.grad(ref, [t_args[i] for i in wrt], grad_outputs=torch.tensor(grad))
+    got = _as_tuple(getattr(nn, f"{name}_backward")(*args, grad, **params))
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e.numpy(), rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+# --- shapes, dtypes, labels ----------------------------------------------------------------------
+@pytest.mark.parametrize("name", NAMES)
+def test_leading_batch_axes_and_float32(name):
+    args, params, wrt = _spec(name, np.random.default_rng(3))
+    out = getattr(nn, name)(*args, **params)
+    grad = np.random.default_rng(4).normal(size=np.shape(out))
+    back = _as_tuple(getattr(nn, f"{name}_backward")(*args, grad, **params))
+    # float32 in, float32 out (forward and every gradient), and close to the float64 result
+    args32 = [a.astype(np.float32) if np.asarray(a).dtype == np.float64 else a for a in args]
+    out32 = getattr(nn, name)(*args32, **params)
+    back32 = _as_tuple(getattr(nn, f"{name}_backward")(*args32, grad.astype(np.float32), **params))
+    assert np.asarray(out32).dtype == np.float32, name
+    np.testing.assert_allclose(out32, out, rtol=2e-4, atol=2e-4)
+    for g32, g in zip(back32, back):
+        assert np.asarray(g32).dtype == np.float32, name
+        np.testing.assert_allclose(g32, g, rtol=2e-3, atol=2e-3)
+    # samples split over two leading axes (N = 5 → (1, 5)): the same numbers, shapes kept
+    batched = [np.asarray(a)[None] if _is_batched(name, i) else a for i, a in enumerate(args)]
+    out_b = getattr(nn, name)(*batched, **params)
+    assert np.shape(out_b) == (1,) + np.shape(out)
+    np.testing.assert_allclose(np.asarray(out_b)[0], out, rtol=1e-14)
+    back_b = _as_tuple(getattr(nn, f"{name}_backward")(*batched, np.asarray(grad)[None], **params))
+    for gb, g, i in zip(back_b, back, wrt):
+        assert np.shape(gb) == np.shape(batched[i])
+        np.testing.assert_allclose(gb, np.asarray(g)[None] if _is_batched(name, i) else g, rtol=1e-12, atol=1e-14)
+
+
+def _is_batched(name, i):
+    """Whether input i carries the samples (the others are parameters shared by the batch)."""
+    shared = {"maxout": {1, 2, 3, 4}, "dense": {0, 2}, "sq_norm_linear": {0},
+              "logistic_regression": {0, 2}, "softmax_regression": {0, 2}, "mlp": {0, 1, 2, 3}}
+    return i not in shared.get(name, set())
+
+
+def test_class_indices_are_zero_based_and_match_one_hot_rows():
+    z = RNG.normal(size=(N, C))
+    idx = np.array([0, 3, 1, 2, 3])
+    onehot = np.eye(C)[idx]
+    for name in ("softmax_cross_entropy", "multiclass_svm"):
+        np.testing.assert_allclose(getattr(nn, name)(z, idx), getattr(nn, name)(z, onehot), rtol=1e-15)
+    a = nn.softmax(z)
+    np.testing.assert_allclose(nn.cross_entropy(a, idx), -np.log(a[np.arange(N), idx]), rtol=1e-14)
+    np.testing.assert_allclose(nn.softmax_cross_entropy_backward(z, idx, np.ones(N)), a - onehot, atol=1e-15)
+    with pytest.raises(ValueError, match="0-based"):
+        nn.softmax_cross_entropy(z, np.array([0, 1, 2, 3, 4]))
+    with pytest.raises(ValueError, match="class indices .* or rows of 4"):
+        nn.softmax_cross_entropy(z, np.ones((N, 3)))
+
+
+def test_pytorch_defaults_and_kinks():
+    x = np.array([-2.0, 0.0, 3.0])
+    np.testing.assert_allclose(nn.leaky_relu(x), [-0.02, 0.0, 3.0])
+    np.testing.assert_allclose(nn.elu(x), [np.expm1(-2.0), 0.0, 3.0])
+    np.testing.assert_array_equal(nn.relu_backward(x, np.ones(3)), [0.0, 0.0, 1.0])  # ReLU'(0) = 0
+    np.testing.assert_allclose(nn.leaky_relu_backward(x, np.ones(3)), [0.01, 0.01, 1.0])
+    np.testing.assert_allclose(nn.elu_backward(x, np.ones(3)), [np.exp(-2.0), 1.0, 1.0])
+
+
+# --- stability over the float64 range -------------------------------------------------------------
+GRID = np.array([-1000.0, -745.0, -710.0, -40.0, -1.0, -1e-8, 0.0, 1e-8, 1.0, 40.0, 710.0, 745.0, 1000.0])
+
+
+def _mp(fn, v):
+    with mpmath.workdps(60 + int(abs(v) / 2.3)):
+        return float(fn(mpmath.mpf(v)))
+
+
+MP = {
+    "sigmoid": (lambda v: 1 / (1 + mpmath.exp(-v)), lambda v: mpmath.exp(-abs(v)) / (1 + mpmath.exp(-abs(v))) ** 2),
+    "tanh": (mpmath.tanh, lambda v: 1 / mpmath.cosh(v) ** 2),
+    "softplus": (lambda v: mpmath.log(1 + mpmath.exp(v)), lambda v: 1 / (1 + mpmath.exp(-v))),
+    "elu": (lambda v: v if v > 0 else mpmath.expm1(v), lambda v: 1 if v > 0 else mpmath.exp(v)),
+}
+
+
+@pytest.mark.parametrize("name", list(MP))
+def test_elementwise_blocks_are_accurate_over_the_float64_range(name):
+    forward, derivative = MP[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(over="raise", divide="raise", invalid="raise"):
+            out = getattr(nn, name)(GRID)
+            back = getattr(nn, f"{name}_backward")(GRID, np.ones_like(GRID))
+    for got, ref_fn in ((out, forward), (back, derivative)):
+        for v, g in zip(GRID, got):
+            r = _mp(ref_fn, v)
+            assert (g == 0) if abs(r) < 5e-324 else abs(g - r) <= 1e-13 * abs(r), (name, v, g, r)
+
+
+def test_losses_on_logits_stay_finite_at_extreme_logits():
+    with np.errstate(over="raise", divide="raise", invalid="raise"):
+        z = np.array([[1000.0, 0.0, -1000.0]])
+        assert nn.softmax_cross_entropy(z, np.array([1]))[0] == pytest.approx(1000.0)
+        np.testing.assert_allclose(nn.softmax_cross_entropy_backward(z, np.array([1]), np.ones(1)), [[1.0, -1.0, 0.0]])
+        np.testing.assert_allclose(nn.log_softmax(z), [[0.0, -1000.0, -2000.0]])
+        assert nn.log_avg_pool(z, beta=1.0)[0] == pytest.approx(1000.0 - np.log(3.0), rel=1e-15)
+        out = nn.bce_with_logits(GRID, np.ones_like(GRID))
+        assert np.all(np.isfinite(out)) and out[0] == pytest.approx(1000.0)
+        g = nn.bce_with_logits_backward(GRID, np.ones_like(GRID), np.ones_like(GRID))
+        assert g[0] == -1.0 and g[-1] == 0.0 and g[9] == pytest.approx(-np.exp(-40.0) / (1 + np.exp(-40.0)), rel=1e-14)
+
+
+# --- the Array API ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", NAMES)
+def test_array_api_strict_inputs_give_the_numpy_results(name):
+    xp = pytest.importorskip("array_api_strict")
+    pytest.importorskip("array_api_compat")
+    args, params, wrt = _spec(name, np.random.default_rng(5))
+    out = getattr(nn, name)(*args, **params)
+    grad = np.random.default_rng(6).normal(size=np.shape(out))
+    back = _as_tuple(getattr(nn, f"{name}_backward")(*args, grad, **params))
+    x_args = [xp.asarray(np.asarray(a)) for a in args]
+    x_out = getattr(nn, name)(*x_args, **params)
+    x_back = _as_tuple(getattr(nn, f"{name}_backward")(*x_args, xp.asarray(grad), **params))
+    assert type(x_out).__module__.startswith("array_api_strict")
+    np.testing.assert_allclose(np.asarray(x_out), out, rtol=1e-14, atol=1e-15)
+    for xg, g in zip(x_back, back):
+        assert type(xg).__module__.startswith("array_api_strict")
+        np.testing.assert_allclose(np.asarray(xg), g, rtol=1e-14, atol=1e-15)
+
+
+def test_torch_tensors_run_through_the_same_functions():
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("array_api_compat")
+    z = torch.tensor(RNG.normal(size=(N, C)))
+    out = nn.softmax_cross_entropy_backward(z, torch.tensor([0, 1, 2, 3, 0]), torch.ones(N))
+    assert isinstance(out, torch.Tensor)
+    np.testing.assert_allclose(out.numpy(), nn.softmax_cross_entropy_backward(z.numpy(), np.array([0, 1, 2, 3, 0]), np.ones(N)))
