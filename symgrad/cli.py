@@ -154,7 +154,7 @@ def _catalog(args) -> int:
     for b in chosen:
         if b.family != family:
             family = b.family
-            print(f"{family}s:")
+            print(f"{family}{'es' if family.endswith('s') else 's'}:")
         print(f"  {b.name:<22} {b.formula}")
     return 0
 

@@ -368,6 +368,10 @@ class ArrayAPIPrinter(SymgradNumPyPrinter):
            for k, v in NumPyPrinter._kf.items() if v.startswith("numpy.")}
     _kc = {"Exp1": "math.e", "Pi": "math.pi", "NaN": "math.nan", "Infinity": "math.inf"}
 
+    def __init__(self, names: dict[sp.Basic, str], stacks: bool = False, settings: dict | None = None):
+        super().__init__(names, settings)
+        self.stacks = stacks  # matrices may carry leading batch axes: transpose the last two (.mT)
+
     def shape_of(self, code: str) -> str:
         return f"{code}.shape"
 
@@ -376,7 +380,7 @@ class ArrayAPIPrinter(SymgradNumPyPrinter):
         return call[:-1] + ", xp=xp)"
 
     def _print_Transpose(self, expr):
-        return f"{self._operand(expr.arg)}.T"
+        return f"{self._operand(expr.arg)}.{'mT' if self.stacks else 'T'}"
 
     def _print_Relational(self, expr):
         if expr.rel_op in ("==", "!=", "<", "<=", ">", ">="):
@@ -388,6 +392,10 @@ class ArrayAPIPrinter(SymgradNumPyPrinter):
         if pieces[-1].cond is not sp.true:
             raise NotImplementedError("a Piecewise without a default branch cannot be compiled")
         code = self._print(pieces[-1].expr)
+        if all(p.expr.is_number for p in pieces):  # where() needs one array operand: shape it like the input
+            inputs = sorted(set().union(*(p.cond.free_symbols for p in pieces)) & set(self.names), key=str)
+            if inputs:
+                code = f"xp.full_like({self._print(inputs[0])}, {code})"
         for value, cond in reversed(pieces[:-1]):
             code = f"xp.where({self._print(cond)}, {self._print(value)}, {code})"
         return code
@@ -466,7 +474,8 @@ def program(outputs: Sequence[sp.Basic], args: Sequence[sp.Basic], names: dict, 
         else:
             size = shape[0] * shape[1]
             entries = ", ".join(printer.doprint(e) for e in reduced[pos:pos + size])
-            returned.append(f"assemble({shape}, [{entries}])")
+            xp = ", xp=xp" if isinstance(printer, ArrayAPIPrinter) else ""
+            returned.append(f"assemble({shape}, [{entries}]{xp})")
             pos += size
     code = "\n".join(lines + returned)
     used = [line for line in dims if re.search(rf"\b{re.escape(line.split(' = ')[0])}\b", code)]
@@ -690,14 +699,32 @@ def _matrix_names(derivation) -> dict:
     return {v: k for k, v in derivation.intermediates.items() if isinstance(v, sp.MatrixExpr)}
 
 
-def _shape_checks(args, names) -> list[str]:
+def helper_closure(helpers: dict[str, Callable]) -> dict[str, Callable]:
+    """The helpers and every symgrad function they call (``softmax_entry_np`` → ``_pick``), by
+    name, so that a standalone module copies them all."""
+    out: dict[str, Callable] = {}
+    todo = list(helpers.values())
+    while todo:
+        fn = todo.pop()
+        if fn.__name__ in out:
+            continue
+        out[fn.__name__] = fn
+        for name in fn.__code__.co_names:
+            used = fn.__globals__.get(name)
+            if inspect.isfunction(used) and used.__module__.startswith("symgrad.") and used.__name__ not in out:
+                todo.append(used)
+    return dict(sorted(out.items()))
+
+
+def _shape_checks(args, names, printer) -> list[str]:
     """Lines that check every matrix input's trailing shape (and that equal sizes agree)."""
     lines, seen = [], {}
     for a in args:
         if not isinstance(a, sp.MatrixSymbol):
             continue
+        shape = printer.shape_of(names[a])
         for axis, dim in ((-2, a.shape[0]), (-1, a.shape[1])):
-            got = f"numpy.shape({names[a]})[{axis}]"
+            got = f"{shape}[{axis}]"
             if dim.is_Integer:
                 want, what = str(int(dim)), str(int(dim))
             elif dim in seen:
@@ -705,34 +732,42 @@ def _shape_checks(args, names) -> list[str]:
             else:
                 seen[dim] = got
                 continue
-            lines.append(f"if numpy.ndim({names[a]}) < 2 or {got} != {want}:")
+            lines.append(f"if len({shape}) < 2 or {got} != {want}:")
             lines.append(f"    raise ValueError(f\"{a.name}: axis {axis} has length {{{got}}}, expected {what} "
                          f"(shape {tuple(map(str, a.shape))})\")")
     return lines
 
 
 def module_source(derivation, *, name: str = "gradient", stable: bool = True) -> str:
-    """A standalone Python module (NumPy only) computing the derivation's textbook result, with
-    the formula in its docstrings and shape checks for matrix inputs."""
+    """A standalone Python module computing the derivation's textbook result: the formula in its
+    docstrings, shape checks for matrix inputs, and code for the array namespace of its inputs
+    (NumPy arrays directly; PyTorch, CuPy, JAX, Dask, array-api-strict through array-api-compat).
+    It imports NumPy (and array-api-compat for other arrays), never SymPy or symgrad."""
 
     args = derivation.free_symbols()
     outputs = [derivation.result] if derivation.single else list(derivation.result)
+    outputs = [stabilise(o) if stable else o for o in outputs]
     formula = _formula(derivation).replace('"', "'").rstrip("\\")
-    source, helpers, names = generate_source(name, outputs, args, doc=formula, stable=stable,
-                                             as_tuple=not derivation.single,
-                                             matrix_names=_matrix_names(derivation))
+    helper_names = {type(p).numpy_form.__name__ for out in outputs for p in out.atoms(Primitive)}
+    names = _safe_names(args, _RESERVED | helper_names | {name, "xp", "namespace", "math", "np"})
+    printer = ArrayAPIPrinter(names, stacks=True)
+    body, returned = program(outputs, args, names, printer, matrix_names=_matrix_names(derivation))
+    arrays = [names[a] for a in args]
+    lines = [f"def {name}({', '.join(arrays)}):", f'    r"""{formula}"""']
+    if arrays:
+        lines.append(f"    xp = namespace({', '.join(arrays)})")
+        lines += [f"    {a} = xp.asarray({a})" for a in arrays]
+    lines += [f"    {c}" for c in _shape_checks(args, names, printer)]
+    lines += [f"    {line}" for line in body]
+    ret = returned[0] if derivation.single else "(" + ", ".join(returned) + ",)"
+    lines.append(f"    return {ret}")
+    source = "\n".join(lines) + "\n"
     parts = ['"""Generated by symgrad: the derivative of\n\n    ' + sp.sstr(derivation.expr).replace('"', "'")
              + '\n\nwith respect to ' + ", ".join(_wrt_name(w) for w in derivation.wrt) + '.\n"""',
-             "import numpy\nimport numpy as np\n"]
-    parts += [inspect.getsource(fn) for fn in helpers.values()]
+             "import math\n\nimport numpy as np\n", inspect.getsource(runtime.namespace)]
+    parts += [inspect.getsource(fn) for fn in helper_closure(printer.helpers).values()]
     if "assemble(" in source:
         parts.append(inspect.getsource(runtime.assemble))
-    checks = _shape_checks(args, names)
-    if checks:  # the checks go first in the function body, after its docstring
-        lines = source.splitlines()
-        doc_end = next(i for i, line in enumerate(lines) if i > 0 and line.rstrip().endswith('"""'))
-        lines[doc_end + 1:doc_end + 1] = [f"    {c}" for c in checks]
-        source = "\n".join(lines) + "\n"
     parts.append(source)
     return "\n\n".join(p.rstrip("\n") for p in parts) + "\n"
 

@@ -4,6 +4,10 @@ imports and the formula it implements can be shown side by side."""
 
 from __future__ import annotations
 
+import ast
+import inspect
+import linecache
+import textwrap
 from typing import Any, Callable
 
 __all__ = ["function_latex"]
@@ -23,6 +27,38 @@ def _identifiers() -> dict[str, str]:
     return names
 
 
+class _DropNamespace(ast.NodeTransformer):
+    """Removes the array-namespace plumbing of generated code (``xp = namespace(x)``,
+    ``x = xp.asarray(x)``, ``xp=xp``): it is not part of the formula."""
+
+    def visit_Assign(self, node):
+        value = node.value
+        if isinstance(value, ast.Call) and (
+                (isinstance(value.func, ast.Name) and value.func.id == "namespace")
+                or (isinstance(value.func, ast.Attribute) and value.func.attr == "asarray")):
+            return None
+        return self.generic_visit(node)
+
+    def visit_Call(self, node):
+        node.keywords = [k for k in node.keywords if k.arg != "xp"]
+        return self.generic_visit(node)
+
+
+def _without_namespace(target: Callable[..., Any]) -> Callable[..., Any]:
+    """The function rebuilt from its source without the namespace plumbing (its own generated
+    code; the rebuilt source is registered with linecache so that latexify can read it)."""
+    source = textwrap.dedent(inspect.getsource(target))
+    if "namespace(" not in source:
+        return target
+    tree = ast.fix_missing_locations(_DropNamespace().visit(ast.parse(source)))
+    text = ast.unparse(tree) + "\n"
+    filename = f"<symgrad-latex-{target.__name__}-{abs(hash(text))}>"
+    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+    scope = dict(target.__globals__)
+    exec(compile(text, filename, "exec"), scope)  # noqa: S102 - symgrad's generated code, names as generated
+    return scope[target.__name__]
+
+
 def function_latex(fn: Callable[..., Any] | Any, **options: Any) -> str:
     r"""The LaTeX of a compiled or exported function, by latexify-py:
     ``\mathrm{gradient}(x) = \sigma(x) \cdot \sigma(-x)``."""
@@ -31,6 +67,10 @@ def function_latex(fn: Callable[..., Any] | Any, **options: Any) -> str:
     from .compiler import CompiledFunction
 
     target = fn._fn if isinstance(fn, CompiledFunction) else fn
+    try:
+        target = _without_namespace(target)
+    except (OSError, TypeError):
+        pass  # no source: latexify says so below
     settings = {"use_math_symbols": True, "reduce_assignments": True, "identifiers": _identifiers()}
     settings.update(options)
     try:

@@ -14,7 +14,6 @@ checked against finite differences and (where installed) torch.autograd in symgr
 
 import math
 
-import numpy
 import numpy as np
 
 from symgrad.runtime import labels, namespace

@@ -26,7 +26,7 @@ from pathlib import Path
 import sympy as sp
 
 from .catalog.registry import ARG_KINDS, Arg, Batched, Block, blocks
-from .compiler import ArrayAPIPrinter, program, stabilise
+from .compiler import ArrayAPIPrinter, helper_closure, program, stabilise
 from .matrices import matrix_gradient
 
 __all__ = ["build_source", "write", "NN_PATH"]
@@ -49,7 +49,6 @@ checked against finite differences and (where installed) torch.autograd in symgr
 
 import math
 
-import numpy
 import numpy as np
 
 from symgrad.runtime import labels, namespace
@@ -235,7 +234,7 @@ def build_source(progress: bool = False) -> str:
         names += [block.name, f"{block.name}_backward"]
     parts = [_HEADER.rstrip("\n"), "__all__ = [\n" + "".join(f'    "{n}",\n' for n in names) + "]"]
     parts.append("# --- stable forms, copied from the catalog " + "-" * 56)
-    parts += [inspect.getsource(fn).rstrip("\n") for _, fn in sorted(helpers.items())]
+    parts += [inspect.getsource(fn).rstrip("\n") for fn in helper_closure(helpers).values()]
     parts += [f.rstrip("\n") for f in functions]
     return "\n\n\n".join(parts) + "\n"
 

@@ -40,11 +40,18 @@ def labels(y, classes: int, dtype, xp=np):
     return xp.reshape(y, (-1, classes))
 
 
-def assemble(shape, entries):
+def assemble(shape, entries, xp=np):
     """Stack scalar-or-array ``entries`` (row-major) into an array of shape batch + ``shape``.
 
     Entries broadcast together (leading batch axes); Python numbers stay weak, so float32
-    inputs give a float32 matrix."""
+    inputs give a float32 matrix. ``xp``: the array namespace (NumPy by default)."""
+    if xp is not np:
+        arrays = [e for e in entries if not isinstance(e, (int, float))]
+        dtype = xp.result_type(*arrays) if arrays else xp.float64
+        parts = [xp.asarray(e, dtype=dtype) for e in entries]
+        parts = xp.broadcast_arrays(*parts)
+        stacked = xp.stack(parts, axis=-1)
+        return xp.reshape(stacked, tuple(stacked.shape[:-1]) + tuple(shape))
     dtype = np.result_type(*entries, 0.0)
     batch = np.broadcast_shapes(*(np.shape(e) for e in entries))
     out = np.empty(batch + tuple(shape), dtype=dtype)

@@ -298,30 +298,27 @@ register(Block(
 
 
 # --- softmax and log-softmax (vector blocks: entries indexed from 1, as the seeds) -----------
-def softmax_entry_np(i, *z):
+def _pick(values, i, xp=np):
+    """values[..., i − 1] for a 1-based class index i (a number, or one index per sample)."""
+    i = xp.asarray(i)
+    if i.ndim == 0:
+        return values[..., int(i) - 1]
+    index = xp.broadcast_to(xp.astype(i[..., None], xp.int64) - 1, values.shape[:-1] + (1,))
+    return xp.take_along_axis(values, index, axis=-1)[..., 0]
+
+
+def softmax_entry_np(i, *z, xp=np):
     """a_i = exp(z_i − max z) / Σ_j exp(z_j − max z): the shifted softmax never overflows."""
-    z = np.stack(np.broadcast_arrays(*z), axis=-1)
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    i = np.asarray(i)
-    if i.ndim == 0:
-        picked = e[..., int(i) - 1]
-    else:  # a class index per sample
-        i, e = np.broadcast_arrays(i[..., None], e)
-        picked = np.take_along_axis(e, i[..., :1].astype(np.intp) - 1, axis=-1)[..., 0]
-    return picked / e.sum(axis=-1)
+    z = xp.stack(xp.broadcast_arrays(*[xp.asarray(v) for v in z]), axis=-1)
+    e = xp.exp(z - xp.max(z, axis=-1, keepdims=True))
+    return _pick(e, i, xp=xp) / xp.sum(e, axis=-1)
 
 
-def log_softmax_entry_np(i, *z):
+def log_softmax_entry_np(i, *z, xp=np):
     """log a_i = (z_i − m) − log Σ_j exp(z_j − m) with m = max z."""
-    z = np.stack(np.broadcast_arrays(*z), axis=-1)
-    shifted = z - z.max(axis=-1, keepdims=True)
-    i = np.asarray(i)
-    if i.ndim == 0:
-        picked = shifted[..., int(i) - 1]
-    else:  # a class index per sample
-        i, shifted = np.broadcast_arrays(i[..., None], shifted)
-        picked = np.take_along_axis(shifted, i[..., :1].astype(np.intp) - 1, axis=-1)[..., 0]
-    return picked - np.log(np.exp(shifted).sum(axis=-1))
+    z = xp.stack(xp.broadcast_arrays(*[xp.asarray(v) for v in z]), axis=-1)
+    shifted = z - xp.max(z, axis=-1, keepdims=True)
+    return _pick(shifted, i, xp=xp) - xp.log(xp.sum(xp.exp(shifted), axis=-1))
 
 
 class SoftmaxEntry(Primitive):
@@ -375,11 +372,11 @@ class LogSoftmaxEntry(Primitive):
         return tex if exp is None else rf"{tex}^{{{exp}}}"
 
 
-def indexed_softmax_np(k, z, n=None):
+def indexed_softmax_np(k, z, n=None, xp=np):
     """a_k of the shifted softmax over the last axis of z (its first n entries)."""
-    z = np.asarray(z)[..., : (z.shape[-1] if n is None else int(n))]
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e[..., int(k) - 1] / e.sum(axis=-1)
+    z = xp.asarray(z)[..., : (z.shape[-1] if n is None else int(n))]
+    e = xp.exp(z - xp.max(z, axis=-1, keepdims=True))
+    return e[..., int(k) - 1] / xp.sum(e, axis=-1)
 
 
 class IndexedSoftmax(Primitive):
@@ -461,17 +458,18 @@ register(Block(
 
 
 # --- maxout and the max gate's router -------------------------------------------------------
-def route_np(k, *u):
+def route_np(k, *u, xp=np):
     """1 where u_k is the (first) largest of u, else 0: the max gate routes the gradient."""
-    u = np.stack(np.broadcast_arrays(*u), axis=-1)
-    return (np.argmax(u, axis=-1) == int(k) - 1).astype(np.result_type(u.dtype, np.float16))
+    u = xp.stack(xp.broadcast_arrays(*[xp.asarray(v) for v in u]), axis=-1)
+    dtype = u.dtype if xp.isdtype(u.dtype, "real floating") else xp.float64
+    return xp.astype(xp.argmax(u, axis=-1) == int(k) - 1, dtype)
 
 
-def maxout_np(*u):
+def maxout_np(*u, xp=np):
     """max(u_1, …, u_m), elementwise."""
     out = u[0]
     for v in u[1:]:
-        out = np.maximum(out, v)
+        out = xp.maximum(out, v)
     return out
 
 

@@ -97,10 +97,10 @@ register(Block(
 
 
 # --- multi-class cross-entropy -------------------------------------------------------------
-def cross_entropy_np(*args):
+def cross_entropy_np(*args, xp=np):
     """−Σ_k y_k log a_k for a = args[:C], y = args[C:]."""
     c = len(args) // 2
-    return -sum(y * np.log(a) for a, y in zip(args[:c], args[c:]))
+    return -sum(y * xp.log(a) for a, y in zip(args[:c], args[c:]))
 
 
 class CrossEntropy(Primitive):
