@@ -8,6 +8,7 @@ taken from user text) → a :class:`CompiledFunction` that takes the inputs by n
 
 from __future__ import annotations
 
+import dis
 import inspect
 import keyword
 import linecache
@@ -709,7 +710,7 @@ def helper_closure(helpers: dict[str, Callable]) -> dict[str, Callable]:
         if fn.__name__ in out:
             continue
         out[fn.__name__] = fn
-        for name in fn.__code__.co_names:
+        for name in {i.argval for i in dis.get_instructions(fn) if i.opname == "LOAD_GLOBAL"}:
             used = fn.__globals__.get(name)
             if inspect.isfunction(used) and used.__module__.startswith("symgrad.") and used.__name__ not in out:
                 todo.append(used)
