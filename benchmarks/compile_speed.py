@@ -28,8 +28,12 @@ import symgrad.nn as nn  # noqa: E402
 
 
 def best(fn, repeat: int) -> float:
-    fn()  # warm up
-    return min(timeit.repeat(fn, number=1, repeat=repeat))
+    """The best, over ``repeat`` runs, of the mean time per call of a run lasting ~20 ms or more."""
+    t0 = timeit.default_timer()
+    fn()  # warm up (and JIT compile)
+    once = max(timeit.default_timer() - t0, 1e-6)
+    number = max(1, int(0.02 / once))
+    return min(timeit.repeat(fn, number=number, repeat=repeat)) / number
 
 
 def _torch():

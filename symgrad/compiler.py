@@ -26,6 +26,7 @@ from .catalog.stable import sech2, sigmoid_grad, sigmoid_shift
 from .catalog.base import Primitive
 from .simplify import Rule
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions.hadamard import HadamardProduct
 
 __all__ = ["CompiledFunction", "compile_expr", "compile_derivation", "generate_source",
            "module_source", "export_module", "STABLE_RULES", "stabilise"]
@@ -443,11 +444,51 @@ def generate_source(fn_name: str, outputs: Sequence[sp.Basic], args: Sequence[sp
     return "\n".join(lines) + "\n", printer.helpers, names
 
 
+def _fresh(node) -> bool:
+    """Whether the printed ``node`` is a new array (so it may be updated in place): not an input,
+    a temporary used elsewhere, a view (a transpose), or an input spread by broadcasting."""
+    if isinstance(node, (sp.MatrixSymbol, sp.Transpose, sp.OneMatrix, sp.ZeroMatrix, sp.Identity)):
+        return False
+    return SymgradNumPyPrinter._spread(node) is None
+
+
+def accumulate(expr: sp.Basic, name: str, printer) -> list[str] | None:
+    """Lines that compute a matrix expression into a new array ``name`` with in-place operators
+    (``name = softmax(z)``, ``name -= y``, ``name *= grad``): one allocation instead of one per
+    operation (each new large array costs page faults). None when no operand is a new array."""
+    if isinstance(expr, sp.MatMul):
+        coeff, mats = expr.as_coeff_matrices()
+        if coeff == 1 or len(mats) != 1 or not _fresh(mats[0]):
+            return None
+        return (accumulate(mats[0], name, printer) or [f"{name} = {printer._print(mats[0])}"]) + \
+            [f"{name} *= {printer._print(coeff)}"]
+    if isinstance(expr, HadamardProduct):
+        first = next((a for a in expr.args if _fresh(a)), None)
+        if first is None:
+            return None
+        lines = accumulate(first, name, printer) or [f"{name} = {printer._print(first)}"]
+        return lines + [f"{name} *= {printer._broadcast(a)}" for a in expr.args if a is not first]
+    if isinstance(expr, sp.MatAdd):
+        first = next((a for a in expr.args if _fresh(a) and not a.could_extract_minus_sign()), None)
+        if first is None:
+            return None
+        lines = accumulate(first, name, printer) or [f"{name} = {printer._print(first)}"]
+        for t in expr.args:
+            if t is not first:
+                lines.append(f"{name} -= {printer._broadcast(-t)}" if t.could_extract_minus_sign()
+                             else f"{name} += {printer._broadcast(t)}")
+        return lines
+    return None
+
+
 def program(outputs: Sequence[sp.Basic], args: Sequence[sp.Basic], names: dict, printer,
-            matrix_names: dict | None = None) -> tuple[list[str], list[str]]:
+            matrix_names: dict | None = None, out_names: Sequence[str] | None = None) -> tuple[list[str], list[str]]:
     """The body that computes ``outputs`` (already stabilised): one line per common
     subexpression (matrix CSE for matrix expressions), then the printed outputs. Sizes the
-    code uses (``C = numpy.shape(z)[-1]``) are bound first. Returns (lines, output codes)."""
+    code uses (``C = numpy.shape(z)[-1]``) are bound first. With ``out_names`` (2-D matrices
+    only: symgrad.nn, whose batch is flattened), matrix temporaries and outputs are computed in
+    place where an operand is a new array (:func:`accumulate`); with leading batch axes an
+    in-place update could not broadcast, so other callers leave it off. Returns (lines, output codes)."""
     flat: list[sp.Expr] = []
     shapes: list[tuple[int, int] | None] = []
     for out in outputs:
@@ -466,11 +507,20 @@ def program(outputs: Sequence[sp.Basic], args: Sequence[sp.Basic], names: dict, 
     for temp, _ in replacements:
         names[temp] = temp.name
     dims = _dimension_lines(args, names, [v for _, v in replacements] + list(reduced), printer)
-    lines = [f"{temp.name} = {printer.doprint(value)}" for temp, value in replacements]
+    lines = []
+    for temp, value in replacements:
+        lines += (accumulate(value, temp.name, printer) if out_names and isinstance(value, sp.MatrixExpr) else None) \
+            or [f"{temp.name} = {printer.doprint(value)}"]
     returned, pos = [], 0
-    for shape in shapes:
+    for k, shape in enumerate(shapes):
         if shape is None:
-            returned.append(printer.doprint(reduced[pos]))
+            steps = accumulate(reduced[pos], out_names[k], printer) \
+                if out_names and isinstance(reduced[pos], sp.MatrixExpr) else None
+            if steps:
+                lines += steps
+                returned.append(out_names[k])
+            else:
+                returned.append(printer.doprint(reduced[pos]))
             pos += 1
         else:
             size = shape[0] * shape[1]

@@ -433,7 +433,8 @@ def softmax_backward(z, grad):
     z = xp.reshape(z, (-1, z.shape[-1]))
     grad = xp.reshape(grad, (-1, grad.shape[-1]))
     _t0 = row_softmax_np(z, xp=xp)
-    grad_z = (grad - xp.sum(_t0 * grad, axis=-1, keepdims=True)) * _t0
+    grad_z = grad - xp.sum(_t0 * grad, axis=-1, keepdims=True)
+    grad_z *= _t0
     return xp.reshape(grad_z, z_shape)
 
 
@@ -506,7 +507,9 @@ def maxout(x, w, b, v, c):
     b = xp.reshape(b, (1, 1))
     v = xp.reshape(v, (-1, 1))
     c = xp.reshape(c, (1, 1))
-    out = x @ w + b + relu_np((x @ v + c - (x @ w) - b), xp=xp)
+    out = x @ w
+    out += b
+    out += relu_np((x @ v + c - (x @ w) - b), xp=xp)
     return xp.reshape(out, batch)
 
 
@@ -543,10 +546,15 @@ def maxout_backward(x, w, b, v, c, grad):
     v = xp.reshape(v, (-1, 1))
     c = xp.reshape(c, (1, 1))
     grad = xp.reshape(grad, (-1, 1))
-    _t0 = step_np((x @ v + c - (x @ w) - b), xp=xp) * grad
-    grad_x = _t0 @ v.T + (grad @ w.T) - (_t0 @ w.T)
-    grad_w = x.T @ grad - (x.T @ _t0)
-    grad_b = xp.sum(grad, axis=-2, keepdims=True) - (xp.sum(_t0, axis=-2, keepdims=True))
+    _t0 = step_np((x @ v + c - (x @ w) - b), xp=xp)
+    _t0 *= grad
+    grad_x = _t0 @ v.T
+    grad_x += (grad @ w.T)
+    grad_x -= (_t0 @ w.T)
+    grad_w = x.T @ grad
+    grad_w -= (x.T @ _t0)
+    grad_b = xp.sum(grad, axis=-2, keepdims=True)
+    grad_b -= (xp.sum(_t0, axis=-2, keepdims=True))
     grad_v = x.T @ _t0
     grad_c = xp.sum(_t0, axis=-2, keepdims=True)
     return xp.reshape(grad_x, x_shape), xp.reshape(grad_w, w_shape), xp.reshape(grad_b, b_shape), xp.reshape(grad_v, v_shape), xp.reshape(grad_c, c_shape)
@@ -671,7 +679,10 @@ def cross_entropy_backward(a, y, grad):
     a = xp.reshape(a, (-1, a.shape[-1]))
     y = labels(y, a.shape[-1], a.dtype, xp=xp)
     grad = xp.reshape(grad, (-1, 1))
-    grad_a = -(grad * 1/(a) * y)
+    grad_a = 1/(a)
+    grad_a *= grad
+    grad_a *= y
+    grad_a *= -1
     return xp.reshape(grad_a, a_shape)
 
 
@@ -718,7 +729,9 @@ def softmax_cross_entropy_backward(z, y, grad):
     z = xp.reshape(z, (-1, z.shape[-1]))
     y = labels(y, z.shape[-1], z.dtype, xp=xp)
     grad = xp.reshape(grad, (-1, 1))
-    grad_z = grad * (row_softmax_np(z, xp=xp) - y)
+    grad_z = row_softmax_np(z, xp=xp)
+    grad_z -= y
+    grad_z *= grad
     return xp.reshape(grad_z, z_shape)
 
 
@@ -765,7 +778,9 @@ def squared_l2_backward(p, y, grad):
     p = xp.reshape(p, (-1, p.shape[-1]))
     y = xp.reshape(y, (-1, y.shape[-1]))
     grad = xp.reshape(grad, (-1, 1))
-    grad_p = 2*(grad * (p - y))
+    grad_p = p - y
+    grad_p *= grad
+    grad_p *= 2
     return xp.reshape(grad_p, p_shape)
 
 
@@ -850,7 +865,9 @@ def multiclass_svm_backward(s, y, grad):
     s = xp.reshape(s, (-1, s.shape[-1]))
     y = labels(y, s.shape[-1], s.dtype, xp=xp)
     grad = xp.reshape(grad, (-1, 1))
-    _t0 = grad * (1.0 - y) * step_np((s + 1.0 - xp.sum(s * y, axis=-1, keepdims=True)), xp=xp)
+    _t0 = 1.0 - y
+    _t0 *= grad
+    _t0 *= step_np((s + 1.0 - xp.sum(s * y, axis=-1, keepdims=True)), xp=xp)
     grad_s = _t0 - (xp.sum(_t0, axis=-1, keepdims=True) * y)
     return xp.reshape(grad_s, s_shape)
 
@@ -894,7 +911,8 @@ def l2_backward(W, grad, lam):
     W_shape = W.shape
     W = xp.reshape(W, (-1, W.shape[-1]))
     grad = xp.reshape(grad, (-1, 1))
-    grad_W = (2*lam)*(grad * W)
+    grad_W = grad * W
+    grad_W *= 2*lam
     return xp.reshape(grad_W, W_shape)
 
 
@@ -919,7 +937,8 @@ def dense(W, x, b):
     batch = x.shape[:-1]
     x = xp.reshape(x, (-1, x.shape[-1]))
     b = xp.reshape(b, (1, -1))
-    out = x @ W.T + b
+    out = x @ W.T
+    out += b
     return xp.reshape(out, batch + (out.shape[-1],))
 
 
@@ -991,7 +1010,8 @@ def lp_pool_backward(x, grad, p):
     x_shape = x.shape
     x = xp.reshape(x, (-1, x.shape[-1]))
     grad = xp.reshape(grad, (-1, 1))
-    grad_x = (((xp.sum(x**p, axis=-1, keepdims=True))**(-1 + 1/p)) * grad) * (x**(p - 1))
+    grad_x = x**(p - 1)
+    grad_x *= (((xp.sum(x**p, axis=-1, keepdims=True))**(-1 + 1/p)) * grad)
     return xp.reshape(grad_x, x_shape)
 
 
@@ -1013,7 +1033,9 @@ def log_avg_pool(x, beta):
     batch = x.shape[:-1]
     x = xp.reshape(x, (-1, x.shape[-1]))
     C = x.shape[-1]
-    out = 1/beta*((-math.log(C)) + (row_logsumexp_np(beta*x, xp=xp)))
+    out = row_logsumexp_np(beta*x, xp=xp)
+    out += (-math.log(C))
+    out *= 1/beta
     return xp.reshape(out, batch)
 
 
@@ -1035,7 +1057,8 @@ def log_avg_pool_backward(x, grad, beta):
     x_shape = x.shape
     x = xp.reshape(x, (-1, x.shape[-1]))
     grad = xp.reshape(grad, (-1, 1))
-    grad_x = grad * (row_softmax_np(beta*x, xp=xp))
+    grad_x = row_softmax_np(beta*x, xp=xp)
+    grad_x *= grad
     return xp.reshape(grad_x, x_shape)
 
 
@@ -1111,8 +1134,10 @@ def logistic_regression(w, x, b, y):
     x = xp.reshape(x, (-1, x.shape[-1]))
     b = xp.reshape(b, (1, 1))
     y = xp.reshape(y, (-1, 1))
-    _t0 = x @ w + b
-    out = softplus_np((_t0), xp=xp) - (_t0 * y)
+    _t0 = x @ w
+    _t0 += b
+    out = softplus_np((_t0), xp=xp)
+    out -= (_t0 * y)
     return xp.reshape(out, batch)
 
 
@@ -1143,7 +1168,9 @@ def logistic_regression_backward(w, x, b, y, grad):
     b = xp.reshape(b, (1, 1))
     y = xp.reshape(y, (-1, 1))
     grad = xp.reshape(grad, (-1, 1))
-    _t0 = sigmoid_np((x @ w + b), xp=xp) * grad - (grad * y)
+    _t0 = sigmoid_np((x @ w + b), xp=xp)
+    _t0 *= grad
+    _t0 -= (grad * y)
     grad_w = x.T @ _t0
     grad_b = xp.sum(_t0, axis=-2, keepdims=True)
     return xp.reshape(grad_w, w_shape), xp.reshape(grad_b, b_shape)
@@ -1203,7 +1230,8 @@ def softmax_regression_backward(W, x, b, y, grad):
     y = labels(y, W.shape[-2], x.dtype, xp=xp)
     grad = xp.reshape(grad, (-1, 1))
     _t0 = (row_softmax_np(x @ W.T + b, xp=xp)).T
-    _t1 = grad.T * (_t0 - y.T)
+    _t1 = _t0 - y.T
+    _t1 *= grad.T
     grad_W = _t1 @ x
     grad_b = xp.sum(_t1.T, axis=-2, keepdims=True)
     return grad_W, xp.reshape(grad_b, b_shape)
@@ -1274,8 +1302,13 @@ def mlp_backward(W1, b1, W2, b2, x, y, grad):
     y = xp.reshape(y, (-1, y.shape[-1]))
     grad = xp.reshape(grad, (-1, 1))
     _t0 = sigmoid_np((W1 @ x.T + b1.T), xp=xp)
-    _t1 = grad.T * (W2 @ _t0 + b2.T - y.T)
-    _t2 = (W2.T @ _t1) * (1.0 - _t0) * _t0
+    _t1 = W2 @ _t0
+    _t1 -= y.T
+    _t1 += b2.T
+    _t1 *= grad.T
+    _t2 = W2.T @ _t1
+    _t2 *= (1.0 - _t0)
+    _t2 *= _t0
     grad_W1 = 2*(_t2 @ x)
     grad_b1 = 2*(xp.sum(_t2.T, axis=-2, keepdims=True))
     grad_W2 = 2*(_t1 @ _t0.T)

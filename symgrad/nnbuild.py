@@ -195,7 +195,9 @@ def _function(block: Block, form: Batched, backward: bool, helpers: dict) -> str
     if grad is not None:
         names[grad] = "grad"
     printer = ArrayAPIPrinter(names)
-    body, returned = program(outputs, symbols, names, printer)
+    wrt = [a for a in form.args if a.name in form.wrt]
+    out_names = [f"grad_{a.name}" for a in wrt] if backward else ["out"]
+    body, returned = program(outputs, symbols, names, printer, out_names=out_names)
     helpers.update(printer.helpers)
     name = f"{block.name}_backward" if backward else block.name
     lines = [f"def {name}({_signature(form, ['grad'] if backward else None)}):", _doc(block, form, backward)]
@@ -204,13 +206,14 @@ def _function(block: Block, form: Batched, backward: bool, helpers: dict) -> str
     if elementwise:
         ret = returned
     elif backward:
-        wrt = [a for a in form.args if a.name in form.wrt]
         ret = []
         for a, code in zip(wrt, returned):
-            lines.append(f"    grad_{a.name} = {code}")
+            if code != f"grad_{a.name}":
+                lines.append(f"    grad_{a.name} = {code}")
             ret.append(f"grad_{a.name}" if a.kind == "weight" else f"xp.reshape(grad_{a.name}, {a.name}_shape)")
     else:
-        lines.append(f"    out = {returned[0]}")
+        if returned[0] != "out":
+            lines.append(f"    out = {returned[0]}")
         per_sample = form.forward.shape[1] == 1
         ret = ["xp.reshape(out, batch)" if per_sample else "xp.reshape(out, batch + (out.shape[-1],))"]
     lines.append(f"    return {ret[0] if len(ret) == 1 else ', '.join(ret)}")

@@ -31,9 +31,12 @@ def labels(y, classes: int, dtype, xp=np):
         if flat.shape[0] and (int(xp.min(flat)) < 0 or int(xp.max(flat)) >= classes):
             raise ValueError(f"class indices must lie in 0 … {classes - 1} (0-based), got "
                              f"{int(xp.min(flat))} … {int(xp.max(flat))}")
-        classes_row = xp.arange(classes) if xp is np else xp.arange(classes, device=y.device)
-        onehot = flat == xp.reshape(classes_row, (1, -1))
-        return onehot.astype(dtype) if xp is np else xp.astype(onehot, dtype)
+        if xp is np:  # zeros, then a one per row: one pass less than comparing with arange
+            onehot = np.zeros((flat.shape[0], classes), dtype=dtype)
+            onehot[np.arange(flat.shape[0]), flat[:, 0]] = 1
+            return onehot
+        onehot = flat == xp.reshape(xp.arange(classes, device=y.device), (1, -1))
+        return xp.astype(onehot, dtype)
     if y.ndim == 0 or y.shape[-1] != classes:
         raise ValueError(f"targets must be class indices (an integer array) or rows of {classes} "
                          f"probabilities, got shape {tuple(y.shape)} and dtype {y.dtype}")

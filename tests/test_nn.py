@@ -267,10 +267,31 @@ def test_array_api_strict_inputs_give_the_numpy_results(name):
         np.testing.assert_allclose(np.asarray(xg), g, rtol=1e-14, atol=1e-15)
 
 
-def test_torch_tensors_run_through_the_same_functions():
-    torch = pytest.importorskip("torch")
+def _library(name):
+    """(module, to_array, to_numpy) for a third-party array library, or a skip."""
     pytest.importorskip("array_api_compat")
-    z = torch.tensor(RNG.normal(size=(N, C)))
-    out = nn.softmax_cross_entropy_backward(z, torch.tensor([0, 1, 2, 3, 0]), torch.ones(N))
-    assert isinstance(out, torch.Tensor)
-    np.testing.assert_allclose(out.numpy(), nn.softmax_cross_entropy_backward(z.numpy(), np.array([0, 1, 2, 3, 0]), np.ones(N)))
+    if name == "torch":
+        torch = pytest.importorskip("torch")
+        return torch, torch.tensor, lambda t: t.numpy()
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    return jax, jax.numpy.asarray, np.asarray
+
+
+@pytest.mark.parametrize("library", ["torch", "jax"])
+def test_other_array_libraries_run_every_block(library):
+    """The same functions on PyTorch tensors and JAX arrays (where installed): the NumPy results,
+    in the library's own array type."""
+    module, to_array, to_numpy = _library(library)
+    for name in NAMES:
+        args, params, wrt = _spec(name, np.random.default_rng(8))
+        out = getattr(nn, name)(*args, **params)
+        grad = np.random.default_rng(9).normal(size=np.shape(out))
+        back = _as_tuple(getattr(nn, f"{name}_backward")(*args, grad, **params))
+        l_args = [to_array(np.asarray(a)) for a in args]
+        l_out = getattr(nn, name)(*l_args, **params)
+        l_back = _as_tuple(getattr(nn, f"{name}_backward")(*l_args, to_array(grad), **params))
+        assert type(l_out).__module__.split(".")[0] in (library, "jaxlib"), (name, type(l_out))
+        np.testing.assert_allclose(to_numpy(l_out), out, rtol=1e-13, atol=1e-15, err_msg=name)
+        for lg, g in zip(l_back, back):
+            np.testing.assert_allclose(to_numpy(lg), g, rtol=1e-13, atol=1e-15, err_msg=name)
