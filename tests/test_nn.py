@@ -12,6 +12,8 @@ import zlib
 import mpmath
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import symgrad.nn as nn
 from symgrad.catalog import blocks
@@ -295,3 +297,25 @@ def test_other_array_libraries_run_every_block(library):
         np.testing.assert_allclose(to_numpy(l_out), out, rtol=1e-13, atol=1e-15, err_msg=name)
         for lg, g in zip(l_back, back):
             np.testing.assert_allclose(to_numpy(lg), g, rtol=1e-13, atol=1e-15, err_msg=name)
+
+
+# --- property: the VJP of every smooth elementwise block is grad · f'(x), f' by mpmath --------
+MP_ELEMENTWISE = {  # name: (f as an mpmath function, params)
+    "sigmoid": (lambda v: 1 / (1 + mpmath.exp(-v)), {}),
+    "tanh": (mpmath.tanh, {}),
+    "softplus": (lambda v: mpmath.log(1 + mpmath.exp(v)), {}),
+    "leaky_relu": (lambda v: v if v > 0 else 0.3 * v, {"alpha": 0.3}),
+    "elu": (lambda v: v if v > 0 else 0.5 * mpmath.expm1(v), {"alpha": 0.5}),
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=st.sampled_from(sorted(MP_ELEMENTWISE)),
+       v=st.floats(-60, 60).filter(lambda v: abs(v) > 1e-6),
+       g=st.floats(-10, 10).filter(lambda g: abs(g) > 1e-3))
+def test_elementwise_vjp_matches_mpmath_derivative(name, v, g):
+    f, params = MP_ELEMENTWISE[name]
+    with mpmath.workdps(50):
+        expected = g * float(mpmath.diff(f, mpmath.mpf(v)))
+    got = float(getattr(nn, f"{name}_backward")(np.array([v]), np.array([g]), **params)[0])
+    assert got == pytest.approx(expected, rel=1e-13, abs=1e-300)
