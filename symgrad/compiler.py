@@ -444,6 +444,39 @@ def generate_source(fn_name: str, outputs: Sequence[sp.Basic], args: Sequence[sp
     return "\n".join(lines) + "\n", printer.helpers, names
 
 
+def _leaf(node) -> bool:
+    return isinstance(node, _LEAVES) or (isinstance(node, sp.Transpose) and isinstance(node.arg, _LEAVES))
+
+
+def scale_inner(expr: sp.Basic) -> sp.Basic:
+    """c·(A ⋯ G) → A ⋯ (c·G): a number multiplies the innermost computed factor (in a gradient,
+    the upstream one: 2(ŷ − y) of N × O) instead of the product (∂L/∂W1 of D × H), as hand-written
+    backprop does; a factor shared by several outputs then becomes one temporary."""
+    if not isinstance(expr, sp.MatMul):
+        return expr
+    coeff, mats = expr.as_coeff_matrices()
+    if coeff == 1 or not coeff.is_number or len(mats) < 2:
+        return expr
+    mats = list(mats)
+    for i in reversed(range(len(mats))):
+        if not _leaf(mats[i]):
+            mats[i] = _scaled(coeff, mats[i])
+            return sp.MatMul(*mats, evaluate=False)
+    return expr
+
+
+def _scaled(coeff, node):
+    if isinstance(node, HadamardProduct):
+        args = list(node.args)
+        for i, a in enumerate(args):
+            if not _leaf(a) and SymgradNumPyPrinter._spread(a) is None:
+                args[i] = _scaled(coeff, a)
+                return HadamardProduct(*args, evaluate=False)
+    if isinstance(node, sp.MatMul) and node.as_coeff_matrices()[0] == 1:
+        return scale_inner(sp.MatMul(coeff, *node.args, evaluate=False))
+    return sp.MatMul(coeff, node, evaluate=False)
+
+
 def _fresh(node) -> bool:
     """Whether the printed ``node`` is a new array (so it may be updated in place): not an input,
     a temporary used elsewhere, a view (a transpose), or an input spread by broadcasting."""
@@ -501,6 +534,7 @@ def program(outputs: Sequence[sp.Basic], args: Sequence[sp.Basic], names: dict, 
     summation = {lim[0] for e in flat for s in e.atoms(sp.Sum) for lim in s.limits}
     temps = sp.numbered_symbols("_t")
     if any(isinstance(e, sp.MatrixExpr) or e.atoms(sp.MatrixSymbol) for e in flat):
+        flat = [scale_inner(e) for e in flat]
         replacements, reduced = matrix_cse(flat, names=matrix_names or {}, taken=set(names.values()))
     else:
         replacements, reduced = sp.cse(flat, symbols=temps, ignore=tuple(summation), order="none")
@@ -876,7 +910,7 @@ def compile_backprop(bp, wrt, *, stable: bool = True) -> CompiledFunction:
     order = graph.names[: graph.names.index(bp.output) + 1]
     needed = set().union(*(g.free_symbols for g in bp.gradients.values())) if bp.gradients else set()
     printed = [graph.exprs[n] for n in order if n != bp.output or n in needed] + list(bp.gradients.values())
-    body += _dimension_lines(inputs, names, printed)
+    dims = _dimension_lines(inputs, names, printed)
     body.append("# forward")
     for node in order:
         if node == bp.output and node not in needed:
@@ -894,6 +928,8 @@ def compile_backprop(bp, wrt, *, stable: bool = True) -> CompiledFunction:
         value = bp.gradients.get(w, sp.S.Zero)
         value = stabilise(value) if stable else value
         returned.append(printer.doprint(value))
+    code = "\n".join(body + returned)
+    body = [d for d in dims if re.search(rf"\b{re.escape(d.split(' = ')[0])}\b", code)] + body
     doc = "Gradient of " + text(bp.output) + " with respect to " + ", ".join(text(w) for w in wrt) + \
         " by reverse mode over the graph " + "; ".join(f"{text(n)} = {text(graph.exprs[n])}" for n in order)
     doc = doc.replace('"', "'").replace("\\", "/")

@@ -159,7 +159,7 @@ def sigmoid_np(x, xp=np):
         s = np.negative(x)
         np.exp(s, out=s)
         s += 1.0
-        np.reciprocal(s, out=s)
+        np.divide(1.0, s, out=s)
         return s
     e = xp.exp(-xp.abs(x))
     num = xp.where(x >= 0, 1.0, e)
@@ -655,7 +655,7 @@ def cross_entropy(a, y):
     batch = a.shape[:-1]
     a = xp.reshape(a, (-1, a.shape[-1]))
     y = labels(y, a.shape[-1], a.dtype, xp=xp)
-    out = -(xp.sum(xp.log((a)) * y, axis=-1, keepdims=True))
+    out = xp.sum((-xp.log((a))) * y, axis=-1, keepdims=True)
     return xp.reshape(out, batch)
 
 
@@ -1103,9 +1103,9 @@ def sq_norm_linear_backward(W, x, grad):
     x_shape = x.shape
     x = xp.reshape(x, (-1, x.shape[-1]))
     grad = xp.reshape(grad, (-1, 1))
-    _t0 = W @ x.T
-    grad_W = 2*((_t0 * grad.T) @ x)
-    grad_x = 2*((grad * _t0.T) @ W)
+    _t0 = 2*(W @ x.T)
+    grad_W = (_t0 * grad.T) @ x
+    grad_x = (grad * _t0.T) @ W
     return grad_W, xp.reshape(grad_x, x_shape)
 
 
@@ -1305,12 +1305,11 @@ def mlp_backward(W1, b1, W2, b2, x, y, grad):
     _t1 = W2 @ _t0
     _t1 -= y.T
     _t1 += b2.T
-    _t1 *= grad.T
-    _t2 = W2.T @ _t1
-    _t2 *= (1.0 - _t0)
-    _t2 *= _t0
-    grad_W1 = 2*(_t2 @ x)
-    grad_b1 = 2*(xp.sum(_t2.T, axis=-2, keepdims=True))
-    grad_W2 = 2*(_t1 @ _t0.T)
-    grad_b2 = 2*(xp.sum(_t1.T, axis=-2, keepdims=True))
+    _t2 = 1.0 - _t0
+    _t3 = 2*_t1.T
+    _t3 *= grad
+    grad_W1 = ((W2.T @ (grad.T * (2*_t1))) * _t2 * _t0) @ x
+    grad_b1 = xp.sum((_t3 @ W2) * _t2.T * _t0.T, axis=-2, keepdims=True)
+    grad_W2 = (grad.T * _t1) @ (2*_t0.T)
+    grad_b2 = xp.sum(_t3, axis=-2, keepdims=True)
     return grad_W1, xp.reshape(grad_b1, b1_shape), grad_W2, xp.reshape(grad_b2, b2_shape)

@@ -39,7 +39,7 @@ def sigmoid_np(x, xp=np):
         s = np.negative(x)
         np.exp(s, out=s)
         s += 1.0
-        np.reciprocal(s, out=s)
+        np.divide(1.0, s, out=s)
         return s
     e = xp.exp(-xp.abs(x))
     num = xp.where(x >= 0, 1.0, e)
