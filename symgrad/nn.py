@@ -129,24 +129,32 @@ def row_softmax_np(Z, xp=np):
 
 def sech2_np(u, xp=np):
     """1 − tanh²(u) = 4e/(1 + e)² with e = exp(−2|u|): accurate in the tails."""
-    e = xp.exp(-2.0 * xp.abs(u))
-    t = 1.0 + e
-    if isinstance(e, np.ndarray) and e.ndim:
+    if isinstance(u, np.ndarray) and u.ndim and u.dtype.kind == "f":  # in place: two arrays
+        e = np.abs(u)
+        e *= -2.0
+        np.exp(e, out=e)
+        t = e + 1.0
         t *= t
         e *= 4.0
         e /= t
         return e
+    e = xp.exp(-2.0 * xp.abs(u))
+    t = 1.0 + e
     return 4.0 * e / (t * t)
 
 
 def sigmoid_grad_np(u, xp=np):
     """σ(u)σ(−u) = e/(1 + e)² with e = exp(−|u|): one exp, no 1 − σ cancellation."""
-    e = xp.exp(-xp.abs(u))
-    t = 1.0 + e
-    if isinstance(e, np.ndarray) and e.ndim:  # in place: fewer temporaries than hand NumPy
+    if isinstance(u, np.ndarray) and u.ndim and u.dtype.kind == "f":  # in place: two arrays, not six
+        e = np.abs(u)
+        np.negative(e, out=e)
+        np.exp(e, out=e)
+        t = e + 1.0
         t *= t
         e /= t
         return e
+    e = xp.exp(-xp.abs(u))
+    t = 1.0 + e
     return e / (t * t)
 
 
