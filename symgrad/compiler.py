@@ -102,6 +102,29 @@ def _fix_elu_left_branch(node):
     return sp.Piecewise((first, cond), (alpha * sp.exp(sp.Min(u, 0)), True))
 
 
+def _softmax_minus_targets(node) -> tuple | None:
+    """(Z, Y, transposed) when node = softmax(Z) − Y (rows), or its transpose softmax(Z)ᵀ − Yᵀ:
+    a ≈ y = 1 cancels; the fused form does not."""
+    from .matrices import RowSoftmax
+
+    if isinstance(node, sp.MatAdd) and len(node.args) == 2:
+        for a, b in (node.args, node.args[::-1]):
+            if not b.could_extract_minus_sign():
+                continue
+            if isinstance(a, RowSoftmax):
+                return a.arg, -b, False
+            if isinstance(a, sp.Transpose) and isinstance(a.arg, RowSoftmax):
+                return a.arg.arg, sp.Transpose(-b).doit(), True
+    return None
+
+
+def _fuse_softmax_minus_targets(node):
+    from .matrices import SoftmaxMinusTargets
+
+    Z, Y, transposed = _softmax_minus_targets(node)
+    return sp.Transpose(SoftmaxMinusTargets(Z, Y)) if transposed else SoftmaxMinusTargets(Z, Y)
+
+
 STABLE_RULES: tuple[Rule, ...] = (
     # 1 − σ(u) loses every digit once σ(u) rounds to 1 (u > 37); σ(−u) keeps them all
     Rule("1 - sigmoid(u) -> sigmoid(-u)", lambda n: _one_minus_sigmoid(n) is not None,
@@ -109,6 +132,9 @@ STABLE_RULES: tuple[Rule, ...] = (
     # log σ(u) = −softplus(−u): finite where σ(u) underflows
     Rule("log(sigmoid(u)) -> -softplus(-u)", lambda n: isinstance(n, sp.log) and isinstance(n.args[0], sigmoid),
          lambda n: -softplus(-n.args[0].args[0])),
+    # softmax(Z) − Y: at the row maximum a − 1 = −Σ_{j≠max} a_j, computed as such
+    Rule("softmax(Z) - Y -> softmax_minus_targets(Z, Y)", lambda n: _softmax_minus_targets(n) is not None,
+         _fuse_softmax_minus_targets),
 )
 
 FUSION_RULES: tuple[Rule, ...] = (

@@ -33,7 +33,7 @@ from .errors import SymgradLimit
 __all__ = ["matrix_gradient", "is_matrix_expression", "elementwise", "sq_frobenius",
            "elementwise_derivative", "as_scalar", "SCALAR_ATOMS", "RowSoftmax", "SoftmaxCrossEntropy",
            "row_softmax", "row_simplex_targets", "RowLogSoftmax", "vector_softmax", "vector_jacobian",
-           "RowLogSumExp", "RowSoftmaxCrossEntropy"]
+           "RowLogSumExp", "RowSoftmaxCrossEntropy", "Entrywise", "SoftmaxMinusTargets"]
 
 SCALAR_ATOMS = (sp.Trace, MatrixElement, sp.Determinant)  # + SoftmaxCrossEntropy (defined below)
 ENTRY = sp.Symbol("_entry", real=True)  # the bound variable of every elementwise function (equal terms stay equal)
@@ -282,7 +282,7 @@ def _push(node: sp.MatrixExpr, G: sp.MatrixExpr, add, wrt) -> None:
         add(base, _mul(e, HadamardProduct(G, HadamardPower(base, e - 1) if e != 2 else base)))
     elif isinstance(node, ElementwiseApplyFunction):
         add(node.expr, HadamardProduct(G, elementwise_derivative(node)))
-    elif isinstance(node, _RowBlock):
+    elif isinstance(node, (_RowBlock, Entrywise)):
         for arg, G_arg in node.adjoints(G):
             add(arg, G_arg)
     elif isinstance(node, sp.Inverse):
@@ -445,10 +445,23 @@ def row_simplex_targets(expr: sp.Basic) -> list:
     return [atom.args[1] for atom in expr.atoms(SoftmaxCrossEntropy, RowSoftmaxCrossEntropy)]
 
 
+def log_sum_shifted_np(shifted, xp=np):
+    """log Σ_j e^{s_j} for rows whose maximum is 0, as log1p of the sum without one maximum: a sum
+    close to 1 keeps its digits (log(1 + 4.2e−18) is 4.2e−18, not 0)."""
+    e = xp.exp(shifted)
+    top = xp.argmax(shifted, axis=-1, keepdims=True)
+    if isinstance(e, np.ndarray):
+        np.put_along_axis(e, top, 0.0, axis=-1)
+    else:
+        classes = xp.reshape(xp.arange(shifted.shape[-1], device=shifted.device), (1,) * (shifted.ndim - 1) + (-1,))
+        e = xp.where(classes == top, 0.0, e)
+    return xp.log1p(xp.sum(e, axis=-1, keepdims=True))
+
+
 def row_log_softmax_np(Z, xp=np):
-    """log softmax over the last axis: (Z − m) − log Σ exp(Z − m)."""
+    """log softmax over the last axis: (Z − m) − log1p(Σ_{j ≠ argmax} e^{Z_j − m}), m = max Z."""
     shifted = Z - xp.max(Z, axis=-1, keepdims=True)
-    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
+    return shifted - log_sum_shifted_np(shifted, xp=xp)
 
 
 class RowLogSoftmax(_RowBlock):
@@ -467,11 +480,53 @@ class RowLogSoftmax(_RowBlock):
         return rf"\log\operatorname{{softmax}}\left({printer._print(self.arg)}\right)"
 
 
+# --- two-argument primitives entry by entry (a loss against per-entry targets) ------------------
+class Entrywise(sp.MatrixExpr):
+    """f(A_ij, B_ij) for a two-argument catalog primitive f (``function``), B a target that varies
+    per entry (BCE on logits against labels y). Differentiated in A only: G_A = G ∘ ``partial(A, B)``,
+    another Entrywise block (so that the stable fused form is printed). Subclasses declare
+    ``function``, ``numpy_form`` and ``partial``."""
+
+    function = None  # the scalar Primitive
+    numpy_form = None
+
+    def __new__(cls, A, B):
+        return super().__new__(cls, A, B)
+
+    @property
+    def shape(self):
+        return self.args[0].shape
+
+    @staticmethod
+    def partial(A, B):  # pragma: no cover - every differentiated subclass declares it
+        raise NotImplementedError
+
+    def adjoints(self, G) -> list:
+        A, B = self.args
+        return [(A, HadamardProduct(G, self.partial(A, B)))]
+
+    def doit(self, **hints):
+        A, B = (a.doit(**hints) for a in self.args)
+        if isinstance(A, sp.MatrixBase) and isinstance(B, sp.MatrixBase):
+            return sp.ImmutableMatrix(A.rows, A.cols, [self.function(a, b) for a, b in zip(A, B)])
+        return type(self)(A, B)
+
+    def _sympystr(self, printer):
+        return f"{self.function.__name__}({printer._print(self.args[0])}, {printer._print(self.args[1])})"
+
+    def _latex(self, printer, **kwargs):
+        A, B = (printer._print(a) for a in self.args)
+        return rf"{self.function.latex_name or self.function.__name__}\left({A}, {B}\right)"
+
+    def _symgrad_numpy(self, printer):
+        return printer.print_block(self)
+
+
 # --- per-row reductions (N × C → N × 1): the per-sample losses of symgrad.nn ---------------------
 def row_logsumexp_np(Z, xp=np):
     """log Σ_j exp(Z_ij) over the last axis (keeping it), shifted by the row maximum."""
     m = xp.max(Z, axis=-1, keepdims=True)
-    return m + xp.log(xp.sum(xp.exp(Z - m), axis=-1, keepdims=True))
+    return m + log_sum_shifted_np(Z - m, xp=xp)
 
 
 class RowLogSumExp(_RowBlock):
@@ -491,6 +546,52 @@ class RowLogSumExp(_RowBlock):
 
     def _latex(self, printer, **kwargs):
         return rf"\operatorname{{logsumexp}}\left({printer._print(self.arg)}\right)"
+
+
+def softmax_minus_targets_np(Z, Y, xp=np):
+    """softmax(Z) − Y by rows, without cancellation where softmax(Z)_j ≈ Y_j = 1: at the row maximum
+    it is (1 − y) − r/(1 + r) with r = Σ_{j ≠ max} e^{Z_j − m}; elsewhere softmax ≤ 1/2."""
+    shifted = Z - xp.max(Z, axis=-1, keepdims=True)
+    top = xp.argmax(shifted, axis=-1, keepdims=True)
+    if isinstance(shifted, np.ndarray):
+        e = np.exp(shifted, out=shifted)
+        np.put_along_axis(e, top, 0.0, axis=-1)
+        r = np.sum(e, axis=-1, keepdims=True)
+        np.put_along_axis(e, top, 1.0, axis=-1)
+        e /= 1.0 + r
+        e -= Y
+        np.put_along_axis(e, top, (1.0 - np.take_along_axis(np.broadcast_to(Y, e.shape), top, axis=-1)) - r / (1.0 + r), axis=-1)
+        return e
+    classes = xp.reshape(xp.arange(Z.shape[-1], device=Z.device), (1,) * (Z.ndim - 1) + (-1,))
+    at_top = classes == top
+    e = xp.exp(shifted)
+    r = xp.sum(xp.where(at_top, 0.0, e), axis=-1, keepdims=True)
+    out = e / (1.0 + r) - Y
+    y_top = xp.sum(xp.where(at_top, Y, 0.0), axis=-1, keepdims=True)
+    return xp.where(at_top, (1.0 - y_top) - r / (1.0 + r), out)
+
+
+class SoftmaxMinusTargets(_RowBlock):
+    r"""softmax(Z) − Y (N × C), the cross-entropy gradient, computed without cancellation."""
+
+    numpy_form = staticmethod(softmax_minus_targets_np)
+    name = "softmax_minus_targets"
+
+    def __new__(cls, Z, Y):
+        return sp.MatrixExpr.__new__(cls, Z, Y)
+
+    def _sympystr(self, printer):
+        return f"softmax({printer._print(self.args[0])}) - {printer._print(self.args[1])}"
+
+    def doit(self, **hints):
+        Z, Y = (a.doit(**hints) for a in self.args)
+        if isinstance(Z, sp.MatrixBase) and isinstance(Y, sp.MatrixBase):
+            return RowSoftmax(Z).doit() - Y
+        return type(self)(Z, Y)
+
+    def _latex(self, printer, **kwargs):
+        Z, Y = (printer._print(a) for a in self.args)
+        return rf"\operatorname{{softmax}}\left({Z}\right) - {Y}"
 
 
 def row_softmax_cross_entropy_np(Z, Y, xp=np):

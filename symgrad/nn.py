@@ -94,21 +94,34 @@ def leaky_relu_np(x, alpha=0.01, xp=np):
     return xp.where(x > 0, x, alpha * x)
 
 
+def log_sum_shifted_np(shifted, xp=np):
+    """log Σ_j e^{s_j} for rows whose maximum is 0, as log1p of the sum without one maximum: a sum
+    close to 1 keeps its digits (log(1 + 4.2e−18) is 4.2e−18, not 0)."""
+    e = xp.exp(shifted)
+    top = xp.argmax(shifted, axis=-1, keepdims=True)
+    if isinstance(e, np.ndarray):
+        np.put_along_axis(e, top, 0.0, axis=-1)
+    else:
+        classes = xp.reshape(xp.arange(shifted.shape[-1], device=shifted.device), (1,) * (shifted.ndim - 1) + (-1,))
+        e = xp.where(classes == top, 0.0, e)
+    return xp.log1p(xp.sum(e, axis=-1, keepdims=True))
+
+
 def relu_np(x, xp=np):
     """max(x, 0)."""
     return xp.maximum(x, 0)
 
 
 def row_log_softmax_np(Z, xp=np):
-    """log softmax over the last axis: (Z − m) − log Σ exp(Z − m)."""
+    """log softmax over the last axis: (Z − m) − log1p(Σ_{j ≠ argmax} e^{Z_j − m}), m = max Z."""
     shifted = Z - xp.max(Z, axis=-1, keepdims=True)
-    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
+    return shifted - log_sum_shifted_np(shifted, xp=xp)
 
 
 def row_logsumexp_np(Z, xp=np):
     """log Σ_j exp(Z_ij) over the last axis (keeping it), shifted by the row maximum."""
     m = xp.max(Z, axis=-1, keepdims=True)
-    return m + xp.log(xp.sum(xp.exp(Z - m), axis=-1, keepdims=True))
+    return m + log_sum_shifted_np(Z - m, xp=xp)
 
 
 def row_softmax_cross_entropy_np(Z, Y, xp=np):
@@ -183,6 +196,29 @@ def sigmoid_shift_np(u, c, xp=np):
     e = xp.exp(-xp.abs(u))
     pos = u >= 0
     return ((1 + c) * xp.where(pos, 1.0, e) + c * xp.where(pos, e, 1.0)) / (1.0 + e)
+
+
+def softmax_minus_targets_np(Z, Y, xp=np):
+    """softmax(Z) − Y by rows, without cancellation where softmax(Z)_j ≈ Y_j = 1: at the row maximum
+    it is (1 − y) − r/(1 + r) with r = Σ_{j ≠ max} e^{Z_j − m}; elsewhere softmax ≤ 1/2."""
+    shifted = Z - xp.max(Z, axis=-1, keepdims=True)
+    top = xp.argmax(shifted, axis=-1, keepdims=True)
+    if isinstance(shifted, np.ndarray):
+        e = np.exp(shifted, out=shifted)
+        np.put_along_axis(e, top, 0.0, axis=-1)
+        r = np.sum(e, axis=-1, keepdims=True)
+        np.put_along_axis(e, top, 1.0, axis=-1)
+        e /= 1.0 + r
+        e -= Y
+        np.put_along_axis(e, top, (1.0 - np.take_along_axis(np.broadcast_to(Y, e.shape), top, axis=-1)) - r / (1.0 + r), axis=-1)
+        return e
+    classes = xp.reshape(xp.arange(Z.shape[-1], device=Z.device), (1,) * (Z.ndim - 1) + (-1,))
+    at_top = classes == top
+    e = xp.exp(shifted)
+    r = xp.sum(xp.where(at_top, 0.0, e), axis=-1, keepdims=True)
+    out = e / (1.0 + r) - Y
+    y_top = xp.sum(xp.where(at_top, Y, 0.0), axis=-1, keepdims=True)
+    return xp.where(at_top, (1.0 - y_top) - r / (1.0 + r), out)
 
 
 def softplus_np(x, xp=np):
@@ -737,8 +773,7 @@ def softmax_cross_entropy_backward(z, y, grad):
     z = xp.reshape(z, (-1, z.shape[-1]))
     y = labels(y, z.shape[-1], z.dtype, xp=xp)
     grad = xp.reshape(grad, (-1, 1))
-    grad_z = row_softmax_np(z, xp=xp)
-    grad_z -= y
+    grad_z = softmax_minus_targets_np(z, y, xp=xp)
     grad_z *= grad
     return xp.reshape(grad_z, z_shape)
 
@@ -1142,10 +1177,7 @@ def logistic_regression(w, x, b, y):
     x = xp.reshape(x, (-1, x.shape[-1]))
     b = xp.reshape(b, (1, 1))
     y = xp.reshape(y, (-1, 1))
-    _t0 = x @ w
-    _t0 += b
-    out = softplus_np((_t0), xp=xp)
-    out -= (_t0 * y)
+    out = bce_with_logits_np(x @ w + b, y, xp=xp)
     return xp.reshape(out, batch)
 
 
@@ -1176,9 +1208,8 @@ def logistic_regression_backward(w, x, b, y, grad):
     b = xp.reshape(b, (1, 1))
     y = xp.reshape(y, (-1, 1))
     grad = xp.reshape(grad, (-1, 1))
-    _t0 = sigmoid_np((x @ w + b), xp=xp)
+    _t0 = sigmoid_shift_np(x @ w + b, -y, xp=xp)
     _t0 *= grad
-    _t0 -= (grad * y)
     grad_w = x.T @ _t0
     grad_b = xp.sum(_t0, axis=-2, keepdims=True)
     return xp.reshape(grad_w, w_shape), xp.reshape(grad_b, b_shape)
@@ -1237,9 +1268,8 @@ def softmax_regression_backward(W, x, b, y, grad):
     b = xp.reshape(b, (1, -1))
     y = labels(y, W.shape[-2], x.dtype, xp=xp)
     grad = xp.reshape(grad, (-1, 1))
-    _t0 = (row_softmax_np(x @ W.T + b, xp=xp)).T
-    _t1 = _t0 - y.T
-    _t1 *= grad.T
+    _t0 = (softmax_minus_targets_np(x @ W.T + b, y, xp=xp)).T
+    _t1 = grad.T * _t0
     grad_W = _t1 @ x
     grad_b = xp.sum(_t1.T, axis=-2, keepdims=True)
     return grad_W, xp.reshape(grad_b, b_shape)

@@ -68,15 +68,14 @@ def mlp(x, y, widths: Sequence[int], activations: Sequence[str] | str = "sigmoid
 
 # --- batched forms (rows = samples) for symgrad.nn: the loss per sample ---------------------------
 def _logistic_batched() -> Batched:
-    """BCE(σ(z), y) = softplus(z) − y z per sample, z = x·w + b (the stable logits form)."""
-    from ..matrices import elementwise
-    from .activations import softplus as softplus_fn
+    """BCE(σ(z), y) per sample on the logits z = x·w + b (the stable form; ∂/∂z = σ(z) − y, fused)."""
+    from .losses import BCEWithLogitsEntries
 
     D = size("D")
     w, X, b, y = sp.MatrixSymbol("w", D, 1), sp.MatrixSymbol("x", N, D), sp.MatrixSymbol("b", 1, 1), sp.MatrixSymbol("y", N, 1)
     z = X * w + ones(N, 1) * b
     args = (Arg("w", w, "column"), Arg("x", X, "rows"), Arg("b", b, "scalar"), Arg("y", y, "samples"))
-    return Batched(elementwise(softplus_fn, z) - sp.HadamardProduct(y, z), args, ("w", "b"))
+    return Batched(BCEWithLogitsEntries(z, y), args, ("w", "b"))
 
 
 def _softmax_reg_batched() -> Batched:

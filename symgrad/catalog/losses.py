@@ -7,13 +7,14 @@ import numpy as np
 import sympy as sp
 
 from .activations import SoftmaxEntry, relu, sigmoid, softmax, softplus
+from ..matrices import Entrywise
 from .base import Primitive
 from .registry import Arg, Batched, Block, Choice, Example, Interval, N, Simplex, ones, register, size
 from .vectors import as_vector, matrix, to_sympy, vector
 
 __all__ = [
     "bce", "bce_with_logits", "cross_entropy", "softmax_cross_entropy",
-    "squared_l2", "hinge", "multiclass_svm", "l2", "BCE", "BCEWithLogits", "CrossEntropy",
+    "squared_l2", "hinge", "multiclass_svm", "l2", "BCE", "BCEWithLogits", "BCEWithLogitsEntries", "CrossEntropy",
 ]
 
 
@@ -79,6 +80,19 @@ class BCEWithLogits(Primitive):
     @staticmethod
     def elementary(z, y):
         return softplus.elementary(z) - y * z
+
+
+class BCEWithLogitsEntries(Entrywise):
+    r"""BCE(σ(Z), Y) entry by entry (logistic regression on a batch); G_Z = G ∘ (σ(Z) − Y), fused."""
+
+    function = BCEWithLogits
+    numpy_form = staticmethod(bce_with_logits_np)
+
+    @staticmethod
+    def partial(Z, Y):
+        from .stable import SigmoidShiftEntries
+
+        return SigmoidShiftEntries(Z, sp.MatMul(-1, Y))
 
 
 def bce_with_logits(z, y) -> sp.Expr:
