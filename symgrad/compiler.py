@@ -125,6 +125,51 @@ def _fuse_softmax_minus_targets(node):
     return sp.Transpose(SoftmaxMinusTargets(Z, Y)) if transposed else SoftmaxMinusTargets(Z, Y)
 
 
+def _negated(term):
+    return -term if term.could_extract_minus_sign() else None
+
+
+def _softmax_vjp(node) -> tuple | None:
+    """(Z, G) when node = A ∘ (G − (G ∘ A) 1 1ᵀ), A = softmax(Z): the softmax backward."""
+    from .matrices import RowSoftmax
+
+    if not isinstance(node, sp.HadamardProduct) or len(node.args) != 2:
+        return None
+    for A, M in (node.args, node.args[::-1]):
+        if isinstance(A, RowSoftmax) and isinstance(M, sp.MatAdd) and len(M.args) == 2:
+            for G, t in (M.args, M.args[::-1]):
+                inner = _negated(t)
+                if isinstance(inner, sp.MatMul) and len(inner.args) == 2 and isinstance(inner.args[1], sp.OneMatrix) \
+                        and inner.args[0] == sp.HadamardProduct(G, A):
+                    return A.arg, G
+    return None
+
+
+def _log_softmax_vjp(node) -> tuple | None:
+    """(Z, G) when node = G − softmax(Z) ∘ (G 1 1ᵀ): the log-softmax backward."""
+    from .matrices import RowSoftmax
+
+    if not isinstance(node, sp.MatAdd) or len(node.args) != 2:
+        return None
+    for G, t in (node.args, node.args[::-1]):
+        inner = _negated(t)
+        if isinstance(inner, sp.HadamardProduct) and len(inner.args) == 2:
+            for A, S in (inner.args, inner.args[::-1]):
+                if isinstance(A, RowSoftmax) and isinstance(S, sp.MatMul) and len(S.args) == 2 \
+                        and S.args[0] == G and isinstance(S.args[1], sp.OneMatrix):
+                    return A.arg, G
+    return None
+
+
+def _fused(kind: str):
+    def build(node):
+        from .matrices import LogSoftmaxVJP, SoftmaxVJP
+
+        return (SoftmaxVJP if kind == "softmax" else LogSoftmaxVJP)(*(
+            _softmax_vjp(node) if kind == "softmax" else _log_softmax_vjp(node)))
+    return build
+
+
 STABLE_RULES: tuple[Rule, ...] = (
     # 1 − σ(u) loses every digit once σ(u) rounds to 1 (u > 37); σ(−u) keeps them all
     Rule("1 - sigmoid(u) -> sigmoid(-u)", lambda n: _one_minus_sigmoid(n) is not None,
@@ -135,6 +180,9 @@ STABLE_RULES: tuple[Rule, ...] = (
     # softmax(Z) − Y: at the row maximum a − 1 = −Σ_{j≠max} a_j, computed as such
     Rule("softmax(Z) - Y -> softmax_minus_targets(Z, Y)", lambda n: _softmax_minus_targets(n) is not None,
          _fuse_softmax_minus_targets),
+    # the softmax and log-softmax backward: 1 − a_max is 0 in float64 where a_max rounds to 1
+    Rule("A ∘ (G - (G ∘ A) 1 1ᵀ) -> softmax_vjp(Z, G)", lambda n: _softmax_vjp(n) is not None, _fused("softmax")),
+    Rule("G - A ∘ (G 1 1ᵀ) -> log_softmax_vjp(Z, G)", lambda n: _log_softmax_vjp(n) is not None, _fused("log_softmax")),
 )
 
 FUSION_RULES: tuple[Rule, ...] = (

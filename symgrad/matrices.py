@@ -33,7 +33,8 @@ from .errors import SymgradLimit
 __all__ = ["matrix_gradient", "is_matrix_expression", "elementwise", "sq_frobenius",
            "elementwise_derivative", "as_scalar", "SCALAR_ATOMS", "RowSoftmax", "SoftmaxCrossEntropy",
            "row_softmax", "row_simplex_targets", "RowLogSoftmax", "vector_softmax", "vector_jacobian",
-           "RowLogSumExp", "RowSoftmaxCrossEntropy", "Entrywise", "SoftmaxMinusTargets"]
+           "RowLogMeanExp", "RowSoftmaxCrossEntropy", "Entrywise", "SoftmaxMinusTargets",
+           "SoftmaxVJP", "LogSoftmaxVJP"]
 
 SCALAR_ATOMS = (sp.Trace, MatrixElement, sp.Determinant)  # + SoftmaxCrossEntropy (defined below)
 ENTRY = sp.Symbol("_entry", real=True)  # the bound variable of every elementwise function (equal terms stay equal)
@@ -523,17 +524,20 @@ class Entrywise(sp.MatrixExpr):
 
 
 # --- per-row reductions (N × C → N × 1): the per-sample losses of symgrad.nn ---------------------
-def row_logsumexp_np(Z, xp=np):
-    """log Σ_j exp(Z_ij) over the last axis (keeping it), shifted by the row maximum."""
+def row_log_mean_exp_np(Z, xp=np):
+    """log((1/C) Σ_j exp(Z_ij)) over the last axis (keeping it) = m + log1p(Σ_{j ≠ max} expm1(Z_j − m) / C),
+    m the row maximum: no overflow, and no cancellation against log C when the entries are close."""
     m = xp.max(Z, axis=-1, keepdims=True)
-    return m + log_sum_shifted_np(Z - m, xp=xp)
+    shifted = Z - m
+    top = xp.argmax(shifted, axis=-1, keepdims=True)
+    return m + xp.log1p(_without_top(xp.expm1(shifted), top, xp) / Z.shape[-1])
 
 
-class RowLogSumExp(_RowBlock):
-    r"""log Σ_j exp(Z_ij) for each row (N × C → N × 1);  G_Z = softmax(Z) ∘ (G 1ᵀ_C)."""
+class RowLogMeanExp(_RowBlock):
+    r"""log((1/C) Σ_j exp(Z_ij)) for each row (N × C → N × 1);  G_Z = softmax(Z) ∘ (G 1ᵀ_C)."""
 
-    numpy_form = staticmethod(row_logsumexp_np)
-    name = "logsumexp"
+    numpy_form = staticmethod(row_log_mean_exp_np)
+    name = "log_mean_exp"
 
     @property
     def shape(self):
@@ -542,10 +546,10 @@ class RowLogSumExp(_RowBlock):
     def adjoint(self, G):
         return HadamardProduct(RowSoftmax(self.arg), sp.MatMul(G, sp.OneMatrix(1, self.arg.shape[1])))
 
-    explicit_row = staticmethod(lambda row: [sp.log(sp.Add(*[sp.exp(v) for v in row]))])
+    explicit_row = staticmethod(lambda row: [sp.log(sp.Add(*[sp.exp(v) for v in row]) / len(row))])
 
     def _latex(self, printer, **kwargs):
-        return rf"\operatorname{{logsumexp}}\left({printer._print(self.arg)}\right)"
+        return rf"\log \operatorname{{mean}} \exp\left({printer._print(self.arg)}\right)"
 
 
 def softmax_minus_targets_np(Z, Y, xp=np):
@@ -569,6 +573,92 @@ def softmax_minus_targets_np(Z, Y, xp=np):
     out = e / (1.0 + r) - Y
     y_top = xp.sum(xp.where(at_top, Y, 0.0), axis=-1, keepdims=True)
     return xp.where(at_top, (1.0 - y_top) - r / (1.0 + r), out)
+
+
+def _top_split(Z, xp=np):
+    """Rows shifted by their maximum, the maximum's index, e^{shifted} and r = Σ_{j ≠ max} e^{shifted_j}."""
+    shifted = Z - xp.max(Z, axis=-1, keepdims=True)
+    top = xp.argmax(shifted, axis=-1, keepdims=True)
+    e = xp.exp(shifted)
+    return top, e, _without_top(e, top, xp)
+
+
+def _without_top(values, top, xp=np):
+    """Σ_j of ``values`` over each row without the entry at ``top``."""
+    if isinstance(values, np.ndarray):
+        saved = np.take_along_axis(values, top, axis=-1)
+        np.put_along_axis(values, top, 0.0, axis=-1)
+        total = np.sum(values, axis=-1, keepdims=True)
+        np.put_along_axis(values, top, saved, axis=-1)
+        return total
+    classes = xp.reshape(xp.arange(values.shape[-1], device=values.device), (1,) * (values.ndim - 1) + (-1,))
+    return xp.sum(xp.where(classes == top, 0.0, values), axis=-1, keepdims=True)
+
+
+def _at_top(values, top, xp=np):
+    """The entry at ``top`` of each row (keeping the axis)."""
+    if isinstance(values, np.ndarray):
+        return np.take_along_axis(values, top, axis=-1)
+    classes = xp.reshape(xp.arange(values.shape[-1], device=values.device), (1,) * (values.ndim - 1) + (-1,))
+    return xp.sum(xp.where(classes == top, values, 0.0), axis=-1, keepdims=True)
+
+
+def _set_top(values, top, new, xp=np):
+    if isinstance(values, np.ndarray):
+        np.put_along_axis(values, top, new, axis=-1)
+        return values
+    classes = xp.reshape(xp.arange(values.shape[-1], device=values.device), (1,) * (values.ndim - 1) + (-1,))
+    return xp.where(classes == top, new, values)
+
+
+def softmax_vjp_np(Z, G, xp=np):
+    """softmax(Z) ∘ (G − Σ_k G_k a_k) by rows (the softmax backward), accurate where a_max ≈ 1: with
+    q = Σ_{k ≠ max} a_k and s = Σ_{k ≠ max} G_k a_k, G_j − Σ_k G_k a_k = G_j − G_max + (G_max q − s),
+    so 1 − a_max is never formed."""
+    G = xp.broadcast_to(G, Z.shape) if G.shape != Z.shape else G
+    top, e, r = _top_split(Z, xp)
+    a = e / (1.0 + r)
+    q = r / (1.0 + r)
+    g_top = _at_top(G, top, xp)
+    s = _without_top(G * a, top, xp)
+    return a * ((G - g_top) + (g_top * q - s))
+
+
+def log_softmax_vjp_np(Z, G, xp=np):
+    """G − softmax(Z) Σ_k G_k by rows (the log-softmax backward), accurate where a_max ≈ 1: at the
+    maximum G_max − a_max S = −Σ_{k ≠ max} G_k + q S, q = Σ_{k ≠ max} a_k."""
+    G = xp.broadcast_to(G, Z.shape) if G.shape != Z.shape else G
+    top, e, r = _top_split(Z, xp)
+    a = e / (1.0 + r)
+    total = xp.sum(G, axis=-1, keepdims=True)
+    out = G - a * total
+    return _set_top(out, top, -_without_top(G, top, xp) + r / (1.0 + r) * total, xp)
+
+
+class SoftmaxVJP(_RowBlock):
+    r"""softmax(Z) ∘ (G − (G ∘ softmax(Z)) 1 1ᵀ), computed without 1 − a_max (the compiler's fused form)."""
+
+    numpy_form = staticmethod(softmax_vjp_np)
+    name = "softmax_vjp"
+
+    def __new__(cls, Z, G):
+        return sp.MatrixExpr.__new__(cls, Z, G)
+
+    def _sympystr(self, printer):
+        return f"softmax_vjp({printer._print(self.args[0])}, {printer._print(self.args[1])})"
+
+    def doit(self, **hints):
+        return type(self)(*(a.doit(**hints) for a in self.args))
+
+
+class LogSoftmaxVJP(SoftmaxVJP):
+    r"""G − softmax(Z) ∘ (G 1 1ᵀ), computed without 1 − a_max (the compiler's fused form)."""
+
+    numpy_form = staticmethod(log_softmax_vjp_np)
+    name = "log_softmax_vjp"
+
+    def _sympystr(self, printer):
+        return f"log_softmax_vjp({printer._print(self.args[0])}, {printer._print(self.args[1])})"
 
 
 class SoftmaxMinusTargets(_RowBlock):

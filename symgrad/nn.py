@@ -74,6 +74,42 @@ __all__ = [
 # --- stable forms, copied from the catalog --------------------------------------------------------
 
 
+def _at_top(values, top, xp=np):
+    """The entry at ``top`` of each row (keeping the axis)."""
+    if isinstance(values, np.ndarray):
+        return np.take_along_axis(values, top, axis=-1)
+    classes = xp.reshape(xp.arange(values.shape[-1], device=values.device), (1,) * (values.ndim - 1) + (-1,))
+    return xp.sum(xp.where(classes == top, values, 0.0), axis=-1, keepdims=True)
+
+
+def _set_top(values, top, new, xp=np):
+    if isinstance(values, np.ndarray):
+        np.put_along_axis(values, top, new, axis=-1)
+        return values
+    classes = xp.reshape(xp.arange(values.shape[-1], device=values.device), (1,) * (values.ndim - 1) + (-1,))
+    return xp.where(classes == top, new, values)
+
+
+def _top_split(Z, xp=np):
+    """Rows shifted by their maximum, the maximum's index, e^{shifted} and r = Σ_{j ≠ max} e^{shifted_j}."""
+    shifted = Z - xp.max(Z, axis=-1, keepdims=True)
+    top = xp.argmax(shifted, axis=-1, keepdims=True)
+    e = xp.exp(shifted)
+    return top, e, _without_top(e, top, xp)
+
+
+def _without_top(values, top, xp=np):
+    """Σ_j of ``values`` over each row without the entry at ``top``."""
+    if isinstance(values, np.ndarray):
+        saved = np.take_along_axis(values, top, axis=-1)
+        np.put_along_axis(values, top, 0.0, axis=-1)
+        total = np.sum(values, axis=-1, keepdims=True)
+        np.put_along_axis(values, top, saved, axis=-1)
+        return total
+    classes = xp.reshape(xp.arange(values.shape[-1], device=values.device), (1,) * (values.ndim - 1) + (-1,))
+    return xp.sum(xp.where(classes == top, 0.0, values), axis=-1, keepdims=True)
+
+
 def bce_np(a, y, xp=np):
     """−(y log a + (1 − y) log(1 − a)), with log1p for the second term."""
     return -(y * xp.log(a) + (1 - y) * xp.log1p(-a))
@@ -94,6 +130,17 @@ def leaky_relu_np(x, alpha=0.01, xp=np):
     return xp.where(x > 0, x, alpha * x)
 
 
+def log_softmax_vjp_np(Z, G, xp=np):
+    """G − softmax(Z) Σ_k G_k by rows (the log-softmax backward), accurate where a_max ≈ 1: at the
+    maximum G_max − a_max S = −Σ_{k ≠ max} G_k + q S, q = Σ_{k ≠ max} a_k."""
+    G = xp.broadcast_to(G, Z.shape) if G.shape != Z.shape else G
+    top, e, r = _top_split(Z, xp)
+    a = e / (1.0 + r)
+    total = xp.sum(G, axis=-1, keepdims=True)
+    out = G - a * total
+    return _set_top(out, top, -_without_top(G, top, xp) + r / (1.0 + r) * total, xp)
+
+
 def log_sum_shifted_np(shifted, xp=np):
     """log Σ_j e^{s_j} for rows whose maximum is 0, as log1p of the sum without one maximum: a sum
     close to 1 keeps its digits (log(1 + 4.2e−18) is 4.2e−18, not 0)."""
@@ -112,16 +159,19 @@ def relu_np(x, xp=np):
     return xp.maximum(x, 0)
 
 
+def row_log_mean_exp_np(Z, xp=np):
+    """log((1/C) Σ_j exp(Z_ij)) over the last axis (keeping it) = m + log1p(Σ_{j ≠ max} expm1(Z_j − m) / C),
+    m the row maximum: no overflow, and no cancellation against log C when the entries are close."""
+    m = xp.max(Z, axis=-1, keepdims=True)
+    shifted = Z - m
+    top = xp.argmax(shifted, axis=-1, keepdims=True)
+    return m + xp.log1p(_without_top(xp.expm1(shifted), top, xp) / Z.shape[-1])
+
+
 def row_log_softmax_np(Z, xp=np):
     """log softmax over the last axis: (Z − m) − log1p(Σ_{j ≠ argmax} e^{Z_j − m}), m = max Z."""
     shifted = Z - xp.max(Z, axis=-1, keepdims=True)
     return shifted - log_sum_shifted_np(shifted, xp=xp)
-
-
-def row_logsumexp_np(Z, xp=np):
-    """log Σ_j exp(Z_ij) over the last axis (keeping it), shifted by the row maximum."""
-    m = xp.max(Z, axis=-1, keepdims=True)
-    return m + log_sum_shifted_np(Z - m, xp=xp)
 
 
 def row_softmax_cross_entropy_np(Z, Y, xp=np):
@@ -219,6 +269,19 @@ def softmax_minus_targets_np(Z, Y, xp=np):
     out = e / (1.0 + r) - Y
     y_top = xp.sum(xp.where(at_top, Y, 0.0), axis=-1, keepdims=True)
     return xp.where(at_top, (1.0 - y_top) - r / (1.0 + r), out)
+
+
+def softmax_vjp_np(Z, G, xp=np):
+    """softmax(Z) ∘ (G − Σ_k G_k a_k) by rows (the softmax backward), accurate where a_max ≈ 1: with
+    q = Σ_{k ≠ max} a_k and s = Σ_{k ≠ max} G_k a_k, G_j − Σ_k G_k a_k = G_j − G_max + (G_max q − s),
+    so 1 − a_max is never formed."""
+    G = xp.broadcast_to(G, Z.shape) if G.shape != Z.shape else G
+    top, e, r = _top_split(Z, xp)
+    a = e / (1.0 + r)
+    q = r / (1.0 + r)
+    g_top = _at_top(G, top, xp)
+    s = _without_top(G * a, top, xp)
+    return a * ((G - g_top) + (g_top * q - s))
 
 
 def softplus_np(x, xp=np):
@@ -476,9 +539,7 @@ def softmax_backward(z, grad):
     z_shape = z.shape
     z = xp.reshape(z, (-1, z.shape[-1]))
     grad = xp.reshape(grad, (-1, grad.shape[-1]))
-    _t0 = row_softmax_np(z, xp=xp)
-    grad_z = grad - xp.sum(_t0 * grad, axis=-1, keepdims=True)
-    grad_z *= _t0
+    grad_z = softmax_vjp_np(z, grad, xp=xp)
     return xp.reshape(grad_z, z_shape)
 
 
@@ -519,7 +580,7 @@ def log_softmax_backward(z, grad):
     z_shape = z.shape
     z = xp.reshape(z, (-1, z.shape[-1]))
     grad = xp.reshape(grad, (-1, grad.shape[-1]))
-    grad_z = grad - (xp.sum(grad, axis=-1, keepdims=True) * (row_softmax_np(z, xp=xp)))
+    grad_z = log_softmax_vjp_np(z, grad, xp=xp)
     return xp.reshape(grad_z, z_shape)
 
 
@@ -1075,9 +1136,7 @@ def log_avg_pool(x, beta):
     x = xp.asarray(x)
     batch = x.shape[:-1]
     x = xp.reshape(x, (-1, x.shape[-1]))
-    C = x.shape[-1]
-    out = row_logsumexp_np(beta*x, xp=xp)
-    out += (-math.log(C))
+    out = row_log_mean_exp_np(beta*x, xp=xp)
     out *= 1/beta
     return xp.reshape(out, batch)
 

@@ -77,8 +77,8 @@ def _dense_batched() -> Batched:
 
 
 def _pool_batched(kind: str) -> Batched:
-    """(Σ_i x_i^p)^{1/p}, or (1/β) log((1/C) Σ_i e^{β x_i}) = (logsumexp(β x) − log C)/β, per row."""
-    from ..matrices import RowLogSumExp
+    """(Σ_i x_i^p)^{1/p}, or (1/β) log((1/C) Σ_i e^{β x_i}), per row."""
+    from ..matrices import RowLogMeanExp
 
     C = size("C")
     X = sp.MatrixSymbol("x", N, C)
@@ -87,7 +87,7 @@ def _pool_batched(kind: str) -> Batched:
         forward = sp.HadamardPower(sp.HadamardPower(X, p) * ones(C, 1), 1 / p)
         return Batched(forward, (Arg("x", X, "rows"), Arg("p", p, "param")), ("x",))
     beta = sp.Symbol("beta", positive=True)
-    forward = (RowLogSumExp(beta * X) - sp.log(C) * ones(N, 1)) / beta
+    forward = RowLogMeanExp(beta * X) / beta
     return Batched(forward, (Arg("x", X, "rows"), Arg("beta", beta, "param")), ("x",))
 
 
