@@ -12,8 +12,6 @@ Every function was derived and printed by symgrad from the catalog's declaration
 checked against finite differences and (where installed) torch.autograd in symgrad's tests.
 """
 
-import math
-
 import numpy as np
 
 from symgrad.runtime import labels, namespace

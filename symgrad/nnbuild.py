@@ -47,9 +47,7 @@ Every function was derived and printed by symgrad from the catalog's declaration
 checked against finite differences and (where installed) torch.autograd in symgrad's tests.
 """
 
-import math
-
-import numpy as np
+{math}import numpy as np
 
 from symgrad.runtime import labels, namespace
 '''
@@ -235,7 +233,8 @@ def build_source(progress: bool = False) -> str:
         functions.append(_function(block, form, False, helpers))
         functions.append(_function(block, form, True, helpers))
         names += [block.name, f"{block.name}_backward"]
-    parts = [_HEADER.rstrip("\n"), "__all__ = [\n" + "".join(f'    "{n}",\n' for n in names) + "]"]
+    uses_math = any("math." in f for f in functions)
+    parts = [_HEADER.replace("{math}", "import math\n\n" if uses_math else "").rstrip("\n"), "__all__ = [\n" + "".join(f'    "{n}",\n' for n in names) + "]"]
     parts.append("# --- stable forms, copied from the catalog " + "-" * 56)
     parts += [inspect.getsource(fn).rstrip("\n") for fn in helper_closure(helpers).values()]
     parts += [f.rstrip("\n") for f in functions]
