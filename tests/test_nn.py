@@ -65,8 +65,12 @@ def test_every_catalog_block_is_in_nn():
 
 
 def test_regenerating_gives_the_committed_file():
-    assert build_source() == NN_PATH.read_text(encoding="utf-8"), \
-        "symgrad/nn.py is stale: run `python -m symgrad.nnbuild`"
+    import sympy
+
+    committed = NN_PATH.read_text(encoding="utf-8")
+    assert build_source() == committed, (
+        f"symgrad/nn.py is stale: run `python -m symgrad.nnbuild` (it says: {committed.splitlines()[0]}; "
+        f"this SymPy is {sympy.__version__})")
 
 
 def test_import_does_not_import_sympy():
