@@ -422,7 +422,6 @@ class SymgradNumPyPrinter(NumPyPrinter):
             self._sums.pop()
         return f"{self._module}.sum({body}, axis=-1)"
 
-
     def _print_Pow(self, expr, rational=False):
         if expr.exp == -1:
             return f"1/{self.parenthesize(expr.base, 60)}"
@@ -457,6 +456,9 @@ class ArrayAPIPrinter(SymgradNumPyPrinter):
 
     def _print_Transpose(self, expr):
         return f"{self._operand(expr.arg)}.{'mT' if self.stacks else 'T'}"
+
+    def _print_Trace(self, expr):
+        return f"xp.linalg.trace({self._print(expr.arg)})"
 
     def _print_Relational(self, expr):
         if expr.rel_op in ("==", "!=", "<", "<=", ">", ">="):

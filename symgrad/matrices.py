@@ -290,7 +290,10 @@ def _push(node: sp.MatrixExpr, G: sp.MatrixExpr, add, wrt) -> None:
         inv_t = _T(sp.Inverse(node.arg))
         add(node.arg, _mul(-1, inv_t, G, inv_t))
     elif isinstance(node, sp.MatPow) and node.exp.is_Integer and node.exp > 0:
-        add(sp.MatMul(*([node.base] * int(node.exp)), evaluate=False), G)
+        # Z = A^k: G_A = Σ_{i<k} (Aᵀ)^i G (Aᵀ)^{k-1-i} (the product rule over the k factors)
+        A, k = node.base, int(node.exp)
+        for i in range(k):
+            add(A, _mul(*([_T(A)] * i), G, *([_T(A)] * (k - 1 - i))))
     elif isinstance(node, (sp.MatrixSymbol, sp.Identity, sp.ZeroMatrix, sp.OneMatrix)):
         return
     else:

@@ -31,6 +31,9 @@ COOKBOOK = [
     ("(49) d det(X)/dX = det(X)X⁻ᵀ", sp.Determinant(X), X, sp.Determinant(X) * sp.Inverse(X).T),
     ("(57) d log det(X)/dX = X⁻ᵀ", sp.log(sp.Determinant(X)), X, sp.Inverse(X).T),
     ("(61) d aᵀX⁻¹b/dX = −X⁻ᵀabᵀX⁻ᵀ", a.T * sp.Inverse(X) * b, X, -sp.Inverse(X).T * a * b.T * sp.Inverse(X).T),
+    ("(106) d tr(X²)/dX = 2Xᵀ", sp.Trace(X * X), X, 2 * X.T),
+    ("power rule: d tr(X³)/dX = 3(X²)ᵀ", sp.Trace(X ** 3), X, 3 * X.T * X.T),
+    ("(107) d tr(X²A)/dX = (XA + AX)ᵀ", sp.Trace(X * X * A), X, A.T * X.T + X.T * A.T),
 ]
 
 
