@@ -151,11 +151,16 @@ def matrix_gradient(L: sp.Basic, wrt: sp.MatrixSymbol) -> sp.MatrixExpr:
             adjoint.setdefault(node, []).append(G)
 
     _seed_scalar(L, sp.S.One, add, wrt)
+    pushed = set()
     for node in reversed(order):  # parents before children
         if node not in adjoint or node == wrt:
             continue
         G = _total(adjoint[node], node.shape)
         _push(node, G, add, wrt)
+        pushed.add(node)
+    stranded = [node for node in adjoint if node != wrt and node not in pushed]
+    if stranded:  # a rule sent an adjoint to a node outside the graph: never return a silent 0
+        raise SymgradLimit(f"the matrix chain rule lost the gradient through {stranded[0]}; please report this expression")
     if wrt not in adjoint:
         return sp.ZeroMatrix(*wrt.shape)
     return _tidy(_total(adjoint[wrt], wrt.shape))

@@ -230,3 +230,21 @@ def test_an_L_layer_graph_is_linear_in_depth():
         grad = grad_z @ ws[i].T
     for g, e in zip(got, expected):
         np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-14)
+
+
+def test_a_lost_gradient_raises_instead_of_returning_zero(monkeypatch):
+    """The old matrix-power rule sent its adjoint to a node outside the graph, so d tr(X²)/dX came
+    out 0; any such rule now raises."""
+    import symgrad.matrices as mx
+
+    original = mx._push
+
+    def lossy(node, G, add, wrt):
+        if isinstance(node, sp.MatPow):
+            add(sp.MatMul(*([node.base] * int(node.exp)), evaluate=False), G)
+            return
+        original(node, G, add, wrt)
+
+    monkeypatch.setattr(mx, "_push", lossy)
+    with pytest.raises(SymgradLimit, match="lost the gradient"):
+        mx.matrix_gradient(sp.Trace(X * X), X)
