@@ -263,7 +263,7 @@ def _explicit(expr):
         rebuilt = node.func(*args) if args != list(node.args) else node
         if isinstance(rebuilt, sp.MatrixExpr) and not isinstance(rebuilt, sp.MatrixBase):
             rebuilt = rebuilt.doit()
-            if not isinstance(rebuilt, sp.MatrixBase) and all(d.is_Integer for d in rebuilt.shape):
+            if not isinstance(rebuilt, sp.MatrixBase) and all(isinstance(d, int) or d.is_Integer for d in rebuilt.shape):
                 rebuilt = rebuilt.as_explicit()
             return rebuilt
         return rebuilt.doit() if isinstance(rebuilt, (sp.Trace, sp.Determinant)) else rebuilt

@@ -315,7 +315,7 @@ class SymgradNumPyPrinter(NumPyPrinter):
     def _print_MatAdd(self, expr):
         coeffs = [t.as_coeff_mmul()[0] if isinstance(t, sp.MatMul) else sp.S.One for t in expr.args]
         common = abs(coeffs[0])
-        if common not in (0, 1) and all(abs(c) == common for c in coeffs):  # 2*a - 2*b → 2*(a - b)
+        if common.is_number and common not in (0, 1) and all(abs(c) == common for c in coeffs):  # 2*a - 2*b → 2*(a - b)
             inner = sp.MatAdd(*[sp.MatMul(sp.sign(c), *t.as_coeff_mmul()[1].args).doit() if isinstance(t, sp.MatMul) else t
                                 for c, t in zip(coeffs, expr.args)], evaluate=False)
             return f"{self._print(common)}*({self._print_MatAdd(inner)})"

@@ -248,3 +248,19 @@ def test_a_lost_gradient_raises_instead_of_returning_zero(monkeypatch):
     monkeypatch.setattr(mx, "_push", lossy)
     with pytest.raises(SymgradLimit, match="lost the gradient"):
         mx.matrix_gradient(sp.Trace(X * X), X)
+
+
+MORE = [
+    ("tr(X A Xᵀ)", sp.Trace(X * A * X.T), X), ("tr((XA)²)", sp.Trace((X * A) ** 2), X),
+    ("‖X ∘ A‖²", sq_frobenius(sp.HadamardProduct(X, A)), X), ("tr((X ∘ X) A)", sp.Trace(sp.HadamardProduct(X, X) * A), X),
+    ("‖X∘³‖²", sq_frobenius(sp.HadamardPower(X, 3)), X), ("‖tanh(X a)‖²", sq_frobenius(sg.tanh(X * a)), X),
+    ("‖softplus(A x) − b‖²", sq_frobenius(sg.softplus(A * x) - b), x), ("log det(X²)", sp.log(sp.Determinant(X * X)), X),
+    ("aᵀX²b", a.T * X ** 2 * b, X), ("(xᵀAx)², a scalar factor that depends on x", (x.T * A * x)[0, 0] ** 2, x),
+    ("tr(AX) tr(BX)", sp.Trace(A * X) * sp.Trace(B * X), X),
+]
+
+
+@pytest.mark.parametrize("name,expr,wrt", MORE, ids=[c[0] for c in MORE])
+def test_more_matrix_gradients_agree_with_explicit_entries(name, expr, wrt):
+    check = sg.derive(expr, wrt).check()
+    assert check.ok and check.max_rel_error < 1e-10, str(check)
