@@ -22,7 +22,8 @@ from sympy.printing.numpy import NumPyPrinter
 
 from . import runtime
 from .catalog.activations import elu, sigmoid, softplus
-from .catalog.stable import sech2, sigmoid_grad, sigmoid_shift
+from .catalog.activations import SoftmaxEntry
+from .catalog.stable import sech2, sigmoid_grad, sigmoid_shift, softmax_entry_shift
 from .catalog.base import Primitive
 from .simplify import Rule
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
@@ -73,6 +74,24 @@ def _sigmoid_plus_constant(node) -> tuple | None:
     if rest.has(sigmoid) or rest == 0:
         return None
     return sigs[0].args[0], rest
+
+
+def _softmax_entry_plus_constant(node) -> tuple | None:
+    """(a_i, c) when node = softmax(z)_i + c with c free of softmax entries."""
+    if not isinstance(node, sp.Add):
+        return None
+    entries = [t for t in node.args if isinstance(t, SoftmaxEntry)]
+    if len(entries) != 1:
+        return None
+    rest = sp.Add(*[t for t in node.args if t is not entries[0]])
+    if rest.has(SoftmaxEntry) or rest == 0:
+        return None
+    return entries[0], rest
+
+
+def _fuse_softmax_entry(node):
+    entry, c = _softmax_entry_plus_constant(node)
+    return softmax_entry_shift(entry.args[0], c, *entry.args[1:])
 
 
 def _one_minus_tanh_squared(node) -> sp.Expr | None:
@@ -194,6 +213,9 @@ FUSION_RULES: tuple[Rule, ...] = (
     # 1 − tanh²(u) is 0 in float64 beyond |u| ≈ 19; 4e/(1 + e)² is not
     Rule("1 - tanh(u)**2 -> sech2(u)", lambda n: _one_minus_tanh_squared(n) is not None,
          lambda n: sech2(_one_minus_tanh_squared(n))),
+    # a_i − y_i: a_i − 1 is 0 in float64 once z_i leads by 37; −Σ_{j≠i} a_j is not
+    Rule("softmax(z)_i + c -> softmax_entry_shift(i, c, z)", lambda n: _softmax_entry_plus_constant(n) is not None,
+         _fuse_softmax_entry),
     # ELU'(u) = ELU(u) + α = α e^u for u ≤ 0 (no cancellation; min keeps exp from overflowing)
     Rule("ELU(u) + alpha -> alpha*exp(min(u, 0))", _elu_left_branch, _fix_elu_left_branch),
 )

@@ -221,3 +221,20 @@ def test_exported_modules_take_the_namespace_of_their_inputs(tmp_path):
     t = m.gradient(*[torch.tensor(v) for v in values])
     assert isinstance(t[0], torch.Tensor)
     np.testing.assert_allclose(t[0].numpy(), expected[0], rtol=1e-13)
+
+
+@pytest.mark.parametrize("lead", [-1000.0, -40.0, -1e-8, 0.0, 1e-8, 1.0, 40.0, 710.0, 745.0, 1000.0])
+def test_softmax_cross_entropy_gradient_keeps_its_digits(lead):
+    """a − y for explicit vectors at z = (lead, 0, 0), y = e₁: a₁ − 1 = −(a₂ + a₃) is computed as
+    such (as a₁ − 1 it is 0 in float64 from lead ≈ 37 on); within 1e-13 of mpmath."""
+    zv = vector("z", 3)
+    f = sg.derive(sg.softmax_cross_entropy(zv, vector("y", 3)), zv).compile()
+    with np.errstate(over="raise", divide="raise", invalid="raise"):
+        got = f(z1=lead, z2=0.0, z3=0.0, y1=1.0, y2=0.0, y3=0.0).ravel()
+    with mpmath.workdps(60 + int(abs(lead) / 2.3)):
+        v = mpmath.mpf(lead)
+        total = mpmath.exp(v) + 2
+        ref = [float(-2 / total), float(1 / total), float(1 / total)]
+    tiny = np.finfo(float).tiny  # below it (subnormals) a relative bound means nothing: 1e-13 of tiny
+    for g, r in zip(got, ref):
+        assert abs(g - r) <= 1e-13 * max(abs(r), tiny), (lead, g, r)

@@ -8,10 +8,10 @@ import numpy as np
 import sympy as sp
 
 from ..matrices import Entrywise
-from .activations import sigmoid
+from .activations import SoftmaxEntry, _pick, sigmoid
 from .base import Primitive
 
-__all__ = ["sigmoid_grad", "sigmoid_shift", "sech2", "SigmoidShiftEntries"]
+__all__ = ["sigmoid_grad", "sigmoid_shift", "sech2", "SigmoidShiftEntries", "softmax_entry_shift"]
 
 
 def sigmoid_grad_np(u, xp=np):
@@ -103,3 +103,35 @@ class SigmoidShiftEntries(Entrywise):
 
     function = sigmoid_shift
     numpy_form = staticmethod(sigmoid_shift_np)
+
+
+def softmax_entry_shift_np(i, c, *z, xp=np):
+    """a_i + c for a_i = softmax(z)_i (1-based i): where z_i is the largest, a_i + c = (1 + c) − r/(1 + r)
+    with r = Σ_{j ≠ i} e^{z_j − z_i}, so a_i − 1 keeps its digits (−Σ_{j≠i} a_j); elsewhere a_i ≤ 1/2."""
+    z = xp.stack(xp.broadcast_arrays(*[xp.asarray(v) for v in z]), axis=-1)
+    m = xp.max(z, axis=-1, keepdims=True)
+    e = xp.exp(z - m)
+    position = xp.reshape(xp.arange(z.shape[-1]), (1,) * (z.ndim - 1) + (-1,))
+    mine = position == xp.asarray(i)[..., None] - 1
+    others = xp.sum(xp.where(mine, 0.0, e), axis=-1)  # Σ_{j ≠ i} e_j, summed as such
+    e_i = _pick(e, i, xp=xp)
+    total = others + e_i
+    return xp.where(_pick(z, i, xp=xp) == m[..., 0], (1 + c) - others / total, e_i / total + c)
+
+
+class softmax_entry_shift(Primitive):
+    """softmax(z)_i + c: the cross-entropy gradient a_i − y_i, written without cancellation."""
+
+    numpy_form = staticmethod(softmax_entry_shift_np)
+
+    def fdiff(self, argindex=1):
+        i, c, z = self.args[0], self.args[1], self.args[2:]
+        if argindex == 1:
+            return sp.S.Zero
+        if argindex == 2:
+            return sp.S.One
+        return SoftmaxEntry(i, *z).fdiff(argindex - 1)
+
+    @staticmethod
+    def elementary(i, c, *z):
+        return SoftmaxEntry.elementary(i, *z) + c
