@@ -508,7 +508,23 @@ class ArrayAPIPrinter(SymgradNumPyPrinter):
 
 # --- code generation ----------------------------------------------------------------------------
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-_RESERVED = {"numpy", "assemble"}
+_RESERVED = {"numpy", "np", "assemble", "xp", "namespace", "math"}
+
+
+def namespace_lines(arrays: Sequence[str]) -> list[str]:
+    """``xp = namespace(x, y)`` and ``x = xp.asarray(x)``: generated code computes in the array
+    namespace of its inputs (NumPy for NumPy arrays and numbers)."""
+    if not arrays:
+        return []
+    return [f"xp = namespace({', '.join(arrays)})"] + [f"{a} = xp.asarray({a})" for a in arrays]
+
+
+def _globals(helpers: dict[str, Callable]) -> dict[str, Any]:
+    """What generated code may refer to besides its inputs."""
+    import math
+
+    return {"numpy": np, "np": np, "math": math, "assemble": runtime.assemble, "namespace": runtime.namespace,
+            **helpers}
 
 
 def _safe_names(symbols: Sequence[sp.Basic], reserved: set[str]) -> dict[sp.Basic, str]:
@@ -531,12 +547,12 @@ def generate_source(fn_name: str, outputs: Sequence[sp.Basic], args: Sequence[sp
     outputs = [stabilise(o, fuse) if stable else o for o in outputs]
     helper_names = {type(p).numpy_form.__name__ for out in outputs for p in out.atoms(Primitive)}
     names = _safe_names(args, _RESERVED | helper_names | {fn_name})
-    printer = SymgradNumPyPrinter(names)
+    printer = ArrayAPIPrinter(names, stacks=True)
     body, returned = program(outputs, args, names, printer, matrix_names=matrix_names)
     lines = [f"def {fn_name}({', '.join(names[a] for a in args)}):"]
     if doc:
         lines.append(f'    r"""{doc}"""')
-    lines += [f"    {line}" for line in body]
+    lines += [f"    {line}" for line in namespace_lines([names[a] for a in args]) + body]
     ret = returned[0] if len(returned) == 1 and not as_tuple else "(" + ", ".join(returned) + ",)"
     lines.append(f"    return {ret}")
     return "\n".join(lines) + "\n", printer.helpers, names
@@ -778,6 +794,8 @@ class CompiledFunction:
             raise TypeError(f"pass the inputs by name, e.g. f({', '.join(p + '=…' for p in self.params)})")
         if kwargs.keys() == self._keys:  # the common call: every input, nothing else
             values = [kwargs[p] for p in self.params]
+            if not all(isinstance(v, _NUMPY_LIKE) for v in values):  # another array library: its own types
+                return self._fn(*values)
             return _cast(self._fn(*values), runtime.result_dtype([v for v in values if not isinstance(v, (int, np.integer))]))
         unknown = sorted(set(kwargs) - set(self.params))
         if unknown:
@@ -789,6 +807,8 @@ class CompiledFunction:
         if missing:
             raise TypeError(f"missing input(s) {', '.join(missing)}; this function takes {', '.join(self.params)}")
         values = [kwargs[p] for p in self.params]
+        if not all(isinstance(v, _NUMPY_LIKE) for v in values):
+            return self._fn(*values)
         dtype = runtime.result_dtype([v for v in values if not isinstance(v, (int, np.integer))])
         out = self._fn(*values)  # stable forms: no floating-point warning is hidden here
         return _cast(out, dtype)
@@ -808,6 +828,9 @@ class CompiledFunction:
 
     def _repr_latex_(self) -> str:
         return "$" + self.latex() + "$"
+
+
+_NUMPY_LIKE = (np.ndarray, np.generic, int, float, list, tuple)
 
 
 def _cast(out, dtype):
@@ -844,7 +867,7 @@ def compile_expr(outputs: sp.Basic | Sequence[sp.Basic], args: Sequence[sp.Basic
     _COUNTER[0] += 1
     filename = f"<symgrad-generated-{_COUNTER[0]}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace: dict[str, Any] = {"numpy": np, "assemble": runtime.assemble, **helpers}
+    namespace = _globals(helpers)
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - source built from SymPy trees with generated names only
     params = [a.name for a in args]
     unfused = None
@@ -1003,12 +1026,12 @@ def compile_backprop(bp, wrt, *, stable: bool = True) -> CompiledFunction:
         names[node] = name_for(node)
     for node, g in bp.upstream_names.items():
         names[g] = name_for(g)
-    printer = SymgradNumPyPrinter(names)
+    printer = ArrayAPIPrinter(names, stacks=True)
     body: list[str] = []
     order = graph.names[: graph.names.index(bp.output) + 1]
     needed = set().union(*(g.free_symbols for g in bp.gradients.values())) if bp.gradients else set()
     printed = [graph.exprs[n] for n in order if n != bp.output or n in needed] + list(bp.gradients.values())
-    dims = _dimension_lines(inputs, names, printed)
+    dims = _dimension_lines(inputs, names, printed, printer)
     body.append("# forward")
     for node in order:
         if node == bp.output and node not in needed:
@@ -1027,7 +1050,8 @@ def compile_backprop(bp, wrt, *, stable: bool = True) -> CompiledFunction:
         value = stabilise(value) if stable else value
         returned.append(printer.doprint(value))
     code = "\n".join(body + returned)
-    body = [d for d in dims if re.search(rf"\b{re.escape(d.split(' = ')[0])}\b", code)] + body
+    body = namespace_lines([names[a] for a in inputs]) + \
+        [d for d in dims if re.search(rf"\b{re.escape(d.split(' = ')[0])}\b", code)] + body
     doc = "Gradient of " + text(bp.output) + " with respect to " + ", ".join(text(w) for w in wrt) + \
         " by reverse mode over the graph " + "; ".join(f"{text(n)} = {text(graph.exprs[n])}" for n in order)
     doc = doc.replace('"', "'").replace("\\", "/")
@@ -1037,6 +1061,6 @@ def compile_backprop(bp, wrt, *, stable: bool = True) -> CompiledFunction:
     _COUNTER[0] += 1
     filename = f"<symgrad-generated-{_COUNTER[0]}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace: dict[str, Any] = {"numpy": np, "assemble": runtime.assemble, **printer.helpers}
+    namespace = _globals(printer.helpers)
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - generated from SymPy trees, generated names
     return CompiledFunction(namespace["backward"], source, [a.name for a in inputs], {}, doc)

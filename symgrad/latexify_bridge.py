@@ -43,12 +43,18 @@ class _DropNamespace(ast.NodeTransformer):
         node.keywords = [k for k in node.keywords if k.arg != "xp"]
         return self.generic_visit(node)
 
+    def visit_Attribute(self, node):  # x.mT / x.T → transpose(x), a function latexify can show
+        node = self.generic_visit(node)
+        if node.attr in ("T", "mT"):
+            return ast.Call(func=ast.Name(id="transpose", ctx=ast.Load()), args=[node.value], keywords=[])
+        return node
+
 
 def _without_namespace(target: Callable[..., Any]) -> Callable[..., Any]:
     """The function rebuilt from its source without the namespace plumbing (its own generated
     code; the rebuilt source is registered with linecache so that latexify can read it)."""
     source = textwrap.dedent(inspect.getsource(target))
-    if "namespace(" not in source:
+    if "namespace(" not in source and ".T" not in source:
         return target
     tree = ast.fix_missing_locations(_DropNamespace().visit(ast.parse(source)))
     text = ast.unparse(tree) + "\n"

@@ -238,3 +238,26 @@ def test_softmax_cross_entropy_gradient_keeps_its_digits(lead):
     tiny = np.finfo(float).tiny  # below it (subnormals) a relative bound means nothing: 1e-13 of tiny
     for g, r in zip(got, ref):
         assert abs(g - r) <= 1e-13 * max(abs(r), tiny), (lead, g, r)
+
+
+def test_compiled_functions_take_the_namespace_of_their_inputs():
+    """d.compile() and a graph's compiled backward run on array-api-strict (and torch) arrays and
+    return them; NumPy inputs keep the NumPy path and its dtype handling."""
+    xp = pytest.importorskip("array_api_strict")
+    pytest.importorskip("array_api_compat")
+    f = sg.derive(sg.sigmoid(x), x).compile()
+    out = f(x=xp.asarray([0.0, 40.0, -1000.0], dtype=xp.float32))
+    assert type(out).__module__.startswith("array_api_strict") and out.dtype == xp.float32
+    np.testing.assert_allclose(np.asarray(out), f(x=np.array([0.0, 40.0, -1000.0], dtype=np.float32)), rtol=1e-6)
+    N, D, H = sp.symbols("N D H", integer=True, positive=True)
+    X, W, Y = sp.MatrixSymbol("x", N, D), sp.MatrixSymbol("W", D, H), sp.MatrixSymbol("y", N, H)
+    g = sg.derive(sg.squared_l2(sg.tanh(X * W), Y), W).compile()
+    r = np.random.default_rng(0)
+    values = {"x": r.normal(size=(4, 3)), "W": r.normal(size=(3, 2)), "y": r.normal(size=(4, 2))}
+    expected = g(**values)
+    got = g(**{k: xp.asarray(v) for k, v in values.items()})
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-13)
+    torch = pytest.importorskip("torch")
+    t = g(**{k: torch.tensor(v) for k, v in values.items()})
+    assert isinstance(t, torch.Tensor)
+    np.testing.assert_allclose(t.numpy(), expected, rtol=1e-13)
