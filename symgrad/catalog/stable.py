@@ -125,7 +125,7 @@ class softmax_entry_shift(Primitive):
     numpy_form = staticmethod(softmax_entry_shift_np)
 
     def fdiff(self, argindex=1):
-        i, c, z = self.args[0], self.args[1], self.args[2:]
+        i, z = self.args[0], self.args[2:]
         if argindex == 1:
             return sp.S.Zero
         if argindex == 2:
