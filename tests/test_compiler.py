@@ -261,3 +261,28 @@ def test_compiled_functions_take_the_namespace_of_their_inputs():
     t = g(**{k: torch.tensor(v) for k, v in values.items()})
     assert isinstance(t, torch.Tensor)
     np.testing.assert_allclose(t.numpy(), expected, rtol=1e-13)
+
+
+def test_the_softmax_rewrites_are_the_same_functions():
+    """softmax_entry_shift(i, c, z) = softmax(z)_i + c (and its derivative), and the matrix forms
+    the compiler rewrites to equal the textbook expressions entry by entry."""
+    from symgrad.catalog.activations import SoftmaxEntry
+    from symgrad.catalog.stable import softmax_entry_shift
+    from symgrad.matrices import RowLogSoftmax, RowSoftmax, log_softmax_vjp_np, softmax_minus_targets_np, softmax_vjp_np
+
+    z = sp.symbols("z1:4", real=True)
+    fused, plain = softmax_entry_shift(2, -y, *z), SoftmaxEntry(2, *z) - y
+    assert stabilise(plain) == fused
+    pt = {z[0]: 0.3, z[1]: -1.2, z[2]: 2.0, y: 0.7}
+    for a, b in ((fused, plain), (fused.diff(z[0]), plain.diff(z[0])), (fused.diff(z[1]), plain.diff(z[1]))):
+        assert float(a.rewrite("elementary").subs(pt)) == pytest.approx(float(b.rewrite("elementary").subs(pt)), rel=1e-13)
+    r = np.random.default_rng(0)
+    Z, G, Y = r.normal(size=(4, 5)), r.normal(size=(4, 5)), np.eye(5)[[0, 3, 2, 4]]
+    A = np.exp(Z) / np.exp(Z).sum(-1, keepdims=True)
+    np.testing.assert_allclose(softmax_minus_targets_np(Z, Y), A - Y, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(softmax_vjp_np(Z, G), A * (G - (G * A).sum(-1, keepdims=True)), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(log_softmax_vjp_np(Z, G), G - A * G.sum(-1, keepdims=True), rtol=1e-12, atol=1e-15)
+    N, C = sp.symbols("N C", integer=True, positive=True)
+    Zs, Gs = sp.MatrixSymbol("Z", N, C), sp.MatrixSymbol("G", N, C)
+    assert type(stabilise(RowSoftmax(Zs).adjoint(Gs))).__name__ == "SoftmaxVJP"
+    assert type(stabilise(RowLogSoftmax(Zs).adjoint(Gs))).__name__ == "LogSoftmaxVJP"
