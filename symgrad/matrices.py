@@ -457,14 +457,8 @@ def row_simplex_targets(expr: sp.Basic) -> list:
 def log_sum_shifted_np(shifted, xp=np):
     """log Σ_j e^{s_j} for rows whose maximum is 0, as log1p of the sum without one maximum: a sum
     close to 1 keeps its digits (log(1 + 4.2e−18) is 4.2e−18, not 0)."""
-    e = xp.exp(shifted)
     top = xp.argmax(shifted, axis=-1, keepdims=True)
-    if isinstance(e, np.ndarray):
-        np.put_along_axis(e, top, 0.0, axis=-1)
-    else:
-        classes = xp.reshape(xp.arange(shifted.shape[-1], device=shifted.device), (1,) * (shifted.ndim - 1) + (-1,))
-        e = xp.where(classes == top, 0.0, e)
-    return xp.log1p(xp.sum(e, axis=-1, keepdims=True))
+    return xp.log1p(_without_top(xp.exp(shifted), top, xp))
 
 
 def row_log_softmax_np(Z, xp=np):
@@ -563,32 +557,25 @@ class RowLogMeanExp(_RowBlock):
 def softmax_minus_targets_np(Z, Y, xp=np):
     """softmax(Z) − Y by rows, without cancellation where softmax(Z)_j ≈ Y_j = 1: at the row maximum
     it is (1 − y) − r/(1 + r) with r = Σ_{j ≠ max} e^{Z_j − m}; elsewhere softmax ≤ 1/2."""
-    shifted = Z - xp.max(Z, axis=-1, keepdims=True)
-    top = xp.argmax(shifted, axis=-1, keepdims=True)
-    if isinstance(shifted, np.ndarray):
-        e = np.exp(shifted, out=shifted)
-        np.put_along_axis(e, top, 0.0, axis=-1)
-        r = np.sum(e, axis=-1, keepdims=True)
-        np.put_along_axis(e, top, 1.0, axis=-1)
-        e /= 1.0 + r
-        e -= Y
-        np.put_along_axis(e, top, (1.0 - np.take_along_axis(np.broadcast_to(Y, e.shape), top, axis=-1)) - r / (1.0 + r), axis=-1)
-        return e
-    classes = xp.reshape(xp.arange(Z.shape[-1], device=Z.device), (1,) * (Z.ndim - 1) + (-1,))
-    at_top = classes == top
-    e = xp.exp(shifted)
-    r = xp.sum(xp.where(at_top, 0.0, e), axis=-1, keepdims=True)
-    out = e / (1.0 + r) - Y
-    y_top = xp.sum(xp.where(at_top, Y, 0.0), axis=-1, keepdims=True)
-    return xp.where(at_top, (1.0 - y_top) - r / (1.0 + r), out)
+    top, e, r = _top_split(Z, xp)
+    e /= 1.0 + r  # softmax(Z), in place for NumPy
+    e -= Y
+    y_top = _at_top(xp.broadcast_to(Y, e.shape), top, xp)
+    return _set_top(e, top, (1.0 - y_top) - r / (1.0 + r), xp)
 
 
 def _top_split(Z, xp=np):
     """Rows shifted by their maximum, the maximum's index, e^{shifted} and r = Σ_{j ≠ max} e^{shifted_j}."""
     shifted = Z - xp.max(Z, axis=-1, keepdims=True)
     top = xp.argmax(shifted, axis=-1, keepdims=True)
-    e = xp.exp(shifted)
+    e = np.exp(shifted, out=shifted) if isinstance(shifted, np.ndarray) else xp.exp(shifted)
     return top, e, _without_top(e, top, xp)
+
+
+def _is_top(values, top, xp):
+    """True at ``top`` in each row (for namespaces without put_along_axis)."""
+    positions = xp.arange(values.shape[-1], device=values.device)
+    return xp.reshape(positions, (1,) * (values.ndim - 1) + (-1,)) == top
 
 
 def _without_top(values, top, xp=np):
@@ -599,24 +586,21 @@ def _without_top(values, top, xp=np):
         total = np.sum(values, axis=-1, keepdims=True)
         np.put_along_axis(values, top, saved, axis=-1)
         return total
-    classes = xp.reshape(xp.arange(values.shape[-1], device=values.device), (1,) * (values.ndim - 1) + (-1,))
-    return xp.sum(xp.where(classes == top, 0.0, values), axis=-1, keepdims=True)
+    return xp.sum(xp.where(_is_top(values, top, xp), 0.0, values), axis=-1, keepdims=True)
 
 
 def _at_top(values, top, xp=np):
     """The entry at ``top`` of each row (keeping the axis)."""
     if isinstance(values, np.ndarray):
         return np.take_along_axis(values, top, axis=-1)
-    classes = xp.reshape(xp.arange(values.shape[-1], device=values.device), (1,) * (values.ndim - 1) + (-1,))
-    return xp.sum(xp.where(classes == top, values, 0.0), axis=-1, keepdims=True)
+    return xp.sum(xp.where(_is_top(values, top, xp), values, 0.0), axis=-1, keepdims=True)
 
 
 def _set_top(values, top, new, xp=np):
     if isinstance(values, np.ndarray):
         np.put_along_axis(values, top, new, axis=-1)
         return values
-    classes = xp.reshape(xp.arange(values.shape[-1], device=values.device), (1,) * (values.ndim - 1) + (-1,))
-    return xp.where(classes == top, new, values)
+    return xp.where(_is_top(values, top, xp), new, values)
 
 
 def softmax_vjp_np(Z, G, xp=np):
