@@ -21,7 +21,7 @@ import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
 from . import runtime
-from .catalog.activations import elu, sigmoid, softplus
+from .catalog.activations import elu, sigmoid, softplus, step
 from .catalog.activations import SoftmaxEntry
 from .catalog.stable import sech2, sigmoid_grad, sigmoid_shift, softmax_entry_shift
 from .catalog.base import Primitive
@@ -406,6 +406,14 @@ class SymgradNumPyPrinter(NumPyPrinter):
         parent, i, j = expr.args
         return f"({self._print(parent)})[..., {self._print(i)}, {self._print(j)}]"
 
+    def _print_Heaviside(self, expr):
+        """H(u) with SymPy's default H(0) = 1/2 is the kink convention's step 1[u > 0] (derivative 0
+        at a kink, as PyTorch); an explicit H(0) = 0 or 1 is kept."""
+        u, h0 = expr.args[0], (expr.args[1] if len(expr.args) > 1 else sp.S.Half)
+        if h0 == sp.S.Half or h0 == 0:
+            return self._print(step(u))
+        return self._print(sp.Piecewise((1, u > 0), (h0, sp.Eq(u, 0)), (0, True)))
+
     def _print_Min(self, expr):
         return self._fold(f"{self._module}.minimum", expr.args)
 
@@ -468,6 +476,22 @@ class ArrayAPIPrinter(SymgradNumPyPrinter):
     def __init__(self, names: dict[sp.Basic, str], stacks: bool = False, settings: dict | None = None):
         super().__init__(names, settings)
         self.stacks = stacks  # matrices may carry leading batch axes: transpose the last two (.mT)
+        self.definitions: dict[sp.Basic, sp.Basic] = {}  # common-subexpression temporaries → their values
+
+    def inputs_of(self, expr: sp.Basic) -> list:
+        """The named inputs ``expr`` depends on, through any temporaries (``_t0 = x > 0``); real
+        inputs before integer ones (sizes)."""
+        found, stack, seen = set(), list(expr.free_symbols), set()
+        while stack:
+            s = stack.pop()
+            if s in seen:
+                continue
+            seen.add(s)
+            if s in self.definitions:
+                stack.extend(self.definitions[s].free_symbols)
+            elif s in self.names:
+                found.add(s)
+        return sorted(found, key=lambda s: (bool(getattr(s, "is_integer", False)), str(s)))
 
     def shape_of(self, code: str) -> str:
         return f"{code}.shape"
@@ -493,9 +517,10 @@ class ArrayAPIPrinter(SymgradNumPyPrinter):
             raise NotImplementedError("a Piecewise without a default branch cannot be compiled")
         code = self._print(pieces[-1].expr)
         if all(p.expr.is_number for p in pieces):  # where() needs one array operand: shape it like the input
-            inputs = sorted(set().union(*(p.cond.free_symbols for p in pieces)) & set(self.names), key=str)
+            # (the input itself, never a shared boolean condition; zeros_like + c is float for integer input)
+            inputs = self.inputs_of(sp.Tuple(*(p.cond for p in pieces)))
             if inputs:
-                code = f"xp.full_like({self._print(inputs[0])}, {code})"
+                code = f"(xp.zeros_like({self._print(inputs[0])}) + {code})"
         for value, cond in reversed(pieces[:-1]):
             code = f"xp.where({self._print(cond)}, {self._print(value)}, {code})"
         return code
@@ -652,8 +677,10 @@ def program(outputs: Sequence[sp.Basic], args: Sequence[sp.Basic], names: dict, 
         replacements, reduced = matrix_cse(flat, names=matrix_names or {}, taken=set(names.values()))
     else:
         replacements, reduced = sp.cse(flat, symbols=temps, ignore=tuple(summation), order="none")
-    for temp, _ in replacements:
+    for temp, value in replacements:
         names[temp] = temp.name
+        if hasattr(printer, "definitions"):
+            printer.definitions[temp] = value
     dims = _dimension_lines(args, names, [v for _, v in replacements] + list(reduced), printer)
     lines = []
     for temp, value in replacements:
