@@ -501,7 +501,9 @@ class ArrayAPIPrinter(SymgradNumPyPrinter):
         return call[:-1] + ", xp=xp)"
 
     def _print_Transpose(self, expr):
-        return f"{self._operand(expr.arg)}.{'mT' if self.stacks else 'T'}"
+        if self.stacks:  # the last two axes, by the namespace's function (Dask arrays have no .mT)
+            return f"xp.matrix_transpose({self._print(expr.arg)})"
+        return f"{self._operand(expr.arg)}.T"
 
     def _print_Trace(self, expr):
         return f"xp.linalg.trace({self._print(expr.arg)})"

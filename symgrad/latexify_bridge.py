@@ -41,6 +41,8 @@ class _DropNamespace(ast.NodeTransformer):
 
     def visit_Call(self, node):
         node.keywords = [k for k in node.keywords if k.arg != "xp"]
+        if isinstance(node.func, ast.Attribute) and node.func.attr == "matrix_transpose":  # xp.matrix_transpose(x)
+            node.func = ast.Name(id="transpose", ctx=ast.Load())
         return self.generic_visit(node)
 
     def visit_Attribute(self, node):  # x.mT / x.T → transpose(x), a function latexify can show

@@ -29,6 +29,7 @@ from sympy.matrices.expressions.hadamard import HadamardPower, HadamardProduct
 from sympy.matrices.expressions.matexpr import MatrixElement
 
 from .errors import SymgradLimit
+from .runtime import device
 
 __all__ = ["matrix_gradient", "is_matrix_expression", "elementwise", "sq_frobenius",
            "elementwise_derivative", "as_scalar", "SCALAR_ATOMS", "RowSoftmax", "SoftmaxCrossEntropy",
@@ -574,7 +575,7 @@ def _top_split(Z, xp=np):
 
 def _is_top(values, top, xp):
     """True at ``top`` in each row (for namespaces without put_along_axis)."""
-    positions = xp.arange(values.shape[-1], device=values.device)
+    positions = xp.arange(values.shape[-1], device=device(values))
     return xp.reshape(positions, (1,) * (values.ndim - 1) + (-1,)) == top
 
 

@@ -14,7 +14,7 @@ checked against finite differences and (where installed) torch.autograd in symgr
 
 import numpy as np
 
-from symgrad.runtime import labels, namespace
+from symgrad.runtime import device, labels, namespace
 
 
 __all__ = [
@@ -81,7 +81,7 @@ def _at_top(values, top, xp=np):
 
 def _is_top(values, top, xp):
     """True at ``top`` in each row (for namespaces without put_along_axis)."""
-    positions = xp.arange(values.shape[-1], device=values.device)
+    positions = xp.arange(values.shape[-1], device=device(values))
     return xp.reshape(positions, (1,) * (values.ndim - 1) + (-1,)) == top
 
 

@@ -49,7 +49,7 @@ checked against finite differences and (where installed) torch.autograd in symgr
 
 {math}import numpy as np
 
-from symgrad.runtime import labels, namespace
+from symgrad.runtime import {runtime}
 '''
 
 
@@ -234,10 +234,13 @@ def build_source(progress: bool = False) -> str:
         functions.append(_function(block, form, True, helpers))
         names += [block.name, f"{block.name}_backward"]
     uses_math = any("math." in f for f in functions)
+    closure = helper_closure(helpers)
+    imported = sorted({"labels", "namespace"} | {n for n, fn in closure.items() if fn.__module__ == "symgrad.runtime"})
     header = _HEADER.replace("{math}", "import math\n\n" if uses_math else "").replace("{sympy}", sp.__version__)
+    header = header.replace("{runtime}", ", ".join(imported))
     parts = [header.rstrip("\n"), "__all__ = [\n" + "".join(f'    "{n}",\n' for n in names) + "]"]
     parts.append("# --- stable forms, copied from the catalog " + "-" * 56)
-    parts += [inspect.getsource(fn).rstrip("\n") for fn in helper_closure(helpers).values()]
+    parts += [inspect.getsource(fn).rstrip("\n") for fn in closure.values() if fn.__module__ != "symgrad.runtime"]
     parts += [f.rstrip("\n") for f in functions]
     return "\n\n\n".join(parts) + "\n"
 

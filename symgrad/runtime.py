@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["assemble", "result_dtype", "namespace", "labels"]
+__all__ = ["assemble", "result_dtype", "namespace", "labels", "device"]
 
 
 def namespace(*arrays):
@@ -22,20 +22,44 @@ def namespace(*arrays):
     return array_api_compat.array_namespace(*others)
 
 
+def device(x):
+    """The device of array ``x`` (array-api-compat's ``device``: Dask and NumPy arrays have no
+    ``.device`` attribute); None for NumPy arrays."""
+    if isinstance(x, (np.ndarray, np.generic)):
+        return None
+    import array_api_compat
+
+    return array_api_compat.device(x)
+
+
+def _check_indices(lo: int, hi: int, classes: int) -> None:
+    if lo < 0 or hi >= classes:
+        raise ValueError(f"class indices must lie in 0 … {classes - 1} (0-based), got {lo} … {hi}")
+
+
+def _checked_block(block, classes: int):
+    """A Dask block of class indices, unchanged, once its range is checked (when computed)."""
+    if block.size:
+        _check_indices(int(block.min()), int(block.max()), classes)
+    return block
+
+
 def labels(y, classes: int, dtype, xp=np):
     """Targets as an (N, C) matrix: 0-based class indices (...,) become one-hot rows; target rows
-    (..., C) (one-hot or probabilities) are flattened to (N, C)."""
+    (..., C) (one-hot or probabilities) are flattened to (N, C). Indices out of range raise a
+    ValueError (for a lazy Dask array when it is computed: nothing is computed here)."""
     y = xp.asarray(y)
     if xp.isdtype(y.dtype, "integral") if hasattr(xp, "isdtype") else np.issubdtype(y.dtype, np.integer):
         flat = xp.reshape(y, (-1, 1))
-        if flat.shape[0] and (int(xp.min(flat)) < 0 or int(xp.max(flat)) >= classes):
-            raise ValueError(f"class indices must lie in 0 … {classes - 1} (0-based), got "
-                             f"{int(xp.min(flat))} … {int(xp.max(flat))}")
+        if hasattr(flat, "map_blocks") and hasattr(flat, "dask"):  # Dask: the check runs with the graph
+            flat = flat.map_blocks(_checked_block, classes, dtype=flat.dtype)
+        elif flat.shape[0]:
+            _check_indices(int(xp.min(flat)), int(xp.max(flat)), classes)
         if xp is np:  # zeros, then a one per row: one pass less than comparing with arange
             onehot = np.zeros((flat.shape[0], classes), dtype=dtype)
             onehot[np.arange(flat.shape[0]), flat[:, 0]] = 1
             return onehot
-        onehot = flat == xp.reshape(xp.arange(classes, device=y.device), (1, -1))
+        onehot = flat == xp.reshape(xp.arange(classes, device=device(y)), (1, -1))
         return xp.astype(onehot, dtype)
     if y.ndim == 0 or y.shape[-1] != classes:
         raise ValueError(f"targets must be class indices (an integer array) or rows of {classes} "
