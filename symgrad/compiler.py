@@ -22,7 +22,7 @@ from sympy.printing.numpy import NumPyPrinter
 
 from . import runtime
 from .catalog.activations import elu, sigmoid, softplus, step
-from .catalog.activations import SoftmaxEntry
+from .catalog.activations import SoftmaxEntry, erf_np, erfc_np
 from .catalog.stable import sech2, sigmoid_grad, sigmoid_shift, softmax_entry_shift
 from .catalog.base import Primitive
 from .simplify import Rule
@@ -526,6 +526,24 @@ class ArrayAPIPrinter(SymgradNumPyPrinter):
         for value, cond in reversed(pieces[:-1]):
             code = f"xp.where({self._print(cond)}, {self._print(value)}, {code})"
         return code
+
+    def _print_Pow(self, expr, rational=False):
+        if expr.is_number and expr.is_extended_real:  # √2, 1/√π: a Python float (xp.sqrt(2) fails on torch, is float64)
+            if expr.exp in (sp.S.Half, -sp.S.Half):
+                root = f"math.sqrt({self._print(expr.base)})"
+                return root if expr.exp > 0 else f"1/{root}"
+            return repr(float(expr))
+        return super()._print_Pow(expr, rational=rational)
+
+    def _print_erf(self, expr):  # vectorised (SciPy's for NumPy, the library's own otherwise), never math.erf
+        return self._special(erf_np, expr)
+
+    def _print_erfc(self, expr):
+        return self._special(erfc_np, expr)
+
+    def _special(self, fn, expr):
+        self.helpers[fn.__name__] = fn
+        return f"{fn.__name__}({self._print(expr.args[0])}, xp=xp)"
 
     def _print_log(self, expr):
         if expr.args[0].is_integer:  # the log of a size (log C): a Python number

@@ -12,6 +12,8 @@ Every function was derived and printed by symgrad from the catalog's declaration
 checked against finite differences and (where installed) torch.autograd in symgrad's tests.
 """
 
+import math
+
 import numpy as np
 
 from symgrad.runtime import device, labels, namespace
@@ -36,6 +38,36 @@ __all__ = [
     "log_softmax_backward",
     "maxout",
     "maxout_backward",
+    "gelu",
+    "gelu_backward",
+    "gelu_tanh",
+    "gelu_tanh_backward",
+    "silu",
+    "silu_backward",
+    "mish",
+    "mish_backward",
+    "selu",
+    "selu_backward",
+    "celu",
+    "celu_backward",
+    "softsign",
+    "softsign_backward",
+    "hardtanh",
+    "hardtanh_backward",
+    "relu6",
+    "relu6_backward",
+    "hardsigmoid",
+    "hardsigmoid_backward",
+    "hardswish",
+    "hardswish_backward",
+    "prelu",
+    "prelu_backward",
+    "logsigmoid",
+    "logsigmoid_backward",
+    "softmin",
+    "softmin_backward",
+    "glu",
+    "glu_backward",
     "bce",
     "bce_backward",
     "bce_with_logits",
@@ -92,6 +124,31 @@ def _set_top(values, top, new, xp=np):
     return xp.where(_is_top(values, top, xp), new, values)
 
 
+def _special(name, x, xp):
+    """scipy.special's ``name`` for a non-NumPy array, from its own library: torch.special,
+    jax.scipy.special, cupyx.scipy.special, Dask chunk by chunk (lazily); SciPy through DLPack for
+    other CPU libraries without one (array-api-strict)."""
+    import array_api_compat as compat
+
+    if compat.is_torch_namespace(xp):
+        import torch
+
+        return getattr(torch.special, name)(x)
+    if compat.is_jax_namespace(xp):
+        import jax.scipy.special
+
+        return getattr(jax.scipy.special, name)(x)
+    if compat.is_cupy_namespace(xp):
+        import cupyx.scipy.special
+
+        return getattr(cupyx.scipy.special, name)(x)
+    import scipy.special
+
+    if compat.is_dask_namespace(xp):
+        return x.map_blocks(getattr(scipy.special, name), dtype=x.dtype)
+    return xp.from_dlpack(getattr(scipy.special, name)(np.from_dlpack(x)))
+
+
 def _top_split(Z, xp=np):
     """Rows shifted by their maximum, the maximum's index, e^{shifted} and r = Σ_{j ≠ max} e^{shifted_j}."""
     shifted = Z - xp.max(Z, axis=-1, keepdims=True)
@@ -121,9 +178,69 @@ def bce_with_logits_np(z, y, xp=np):
     return xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
 
 
+def celu_np(x, alpha=1.0, xp=np):
+    """x for x > 0, α(e^{x/α} − 1) otherwise (expm1 of min(x, 0)/α: no overflow)."""
+    return xp.where(x > 0, x, alpha * xp.expm1(xp.minimum(x, 0) / alpha))
+
+
 def elu_np(x, alpha=1.0, xp=np):
     """x for x > 0, alpha·(e^x − 1) otherwise (expm1, no overflow for large x)."""
     return xp.where(x > 0, x, alpha * xp.expm1(xp.minimum(x, 0)))
+
+
+def erfc_np(x, xp=np):
+    """erfc(x) = 1 − erf(x) without cancellation: scipy.special.erfc for NumPy, the library's own otherwise."""
+    if xp is np or isinstance(x, (np.ndarray, np.generic, float, int)):
+        from scipy.special import erfc
+
+        return erfc(x)
+    return _special("erfc", x, xp)
+
+
+def gelu_np(x, xp=np):
+    """x Φ(x), with Φ from erfc (accurate for very negative x, where x Φ(x) is tiny but not 0)."""
+    return x * normal_cdf_np(x, xp=xp)
+
+
+def gelu_tanh_np(x, xp=np):
+    """x (1 + tanh u)/2 = x σ(2u), u = √(2/π)(x + 0.044715 x³): 1 + tanh u cancels for u ≪ 0, σ does not."""
+    u = 1.5957691216057308 * (x + 0.044715 * (x * x * x))  # 2u
+    return x * sigmoid_np(u, xp=xp)
+
+
+def glu_np(Z, xp=np):
+    """a ∘ σ(b) for the halves a = Z[..., :H], b = Z[..., H:] of the last axis (of even length 2H)."""
+    if Z.shape[-1] % 2:
+        raise ValueError(f"glu splits the last axis in halves: its length must be even, got shape {tuple(Z.shape)}")
+    h = Z.shape[-1] // 2
+    return Z[..., :h] * sigmoid_np(Z[..., h:], xp=xp)
+
+
+def glu_vjp_np(Z, G, xp=np):
+    """[G ∘ σ(b), G ∘ a ∘ σ(b)σ(−b)] along the last axis: the GLU backward (σ(−b), not 1 − σ(b))."""
+    if Z.shape[-1] % 2 or G.shape[-1] * 2 != Z.shape[-1]:
+        raise ValueError(f"glu backward: z of shape {tuple(Z.shape)} needs an even last axis and grad with half "
+                         f"of it, got grad of shape {tuple(G.shape)}")
+    h = Z.shape[-1] // 2
+    a, b = Z[..., :h], Z[..., h:]
+    s = sigmoid_np(b, xp=xp)
+    grad_a = G * s
+    return xp.concat([grad_a, grad_a * a * sigmoid_np(-b, xp=xp)], axis=-1)
+
+
+def hardsigmoid_np(x, xp=np):
+    """min(max(x + 3, 0), 6)/6 = clip(x/6 + 1/2, 0, 1) (PyTorch's order of operations)."""
+    return xp.minimum(xp.maximum(x + 3.0, 0.0), 6.0) / 6.0
+
+
+def hardswish_np(x, xp=np):
+    """x·min(max(x + 3, 0), 6)/6 (PyTorch's order of operations)."""
+    return x * xp.minimum(xp.maximum(x + 3.0, 0.0), 6.0) / 6.0
+
+
+def hardtanh_np(x, min_val=-1.0, max_val=1.0, xp=np):
+    """min(max(x, min_val), max_val)."""
+    return xp.minimum(xp.maximum(x, min_val), max_val)
 
 
 def leaky_relu_np(x, alpha=0.01, xp=np):
@@ -147,6 +264,31 @@ def log_sum_shifted_np(shifted, xp=np):
     close to 1 keeps its digits (log(1 + 4.2e−18) is 4.2e−18, not 0)."""
     top = xp.argmax(shifted, axis=-1, keepdims=True)
     return xp.log1p(_without_top(xp.exp(shifted), top, xp))
+
+
+def logsigmoid_np(x, xp=np):
+    """log σ(x) = −log(1 + e^{−x}) = −logaddexp(0, −x): finite for every x."""
+    return -xp.logaddexp(0.0, -x)
+
+
+def mish_np(x, xp=np):
+    """x tanh(softplus(x)) (softplus by logaddexp: no overflow)."""
+    return x * xp.tanh(softplus_np(x, xp=xp))
+
+
+def normal_cdf_np(x, xp=np):
+    """Φ(x) = erfc(−x/√2)/2: 1 + erf(x/√2) would cancel to 0 below x ≈ −8; erfc keeps every digit."""
+    return 0.5 * erfc_np(-0.7071067811865476 * x, xp=xp)
+
+
+def prelu_np(x, alpha, xp=np):
+    """x for x > 0, α·x otherwise (α broadcasts: one slope, or one per channel)."""
+    return xp.where(x > 0, x, alpha * x)
+
+
+def relu6_np(x, xp=np):
+    """min(max(x, 0), 6)."""
+    return xp.minimum(xp.maximum(x, 0.0), 6.0)
 
 
 def relu_np(x, xp=np):
@@ -201,6 +343,11 @@ def sech2_np(u, xp=np):
     return 4.0 * e / (t * t)
 
 
+def selu_np(x, xp=np):
+    """λ·(x if x > 0 else α(e^x − 1)) with PyTorch's λ, α (expm1 of min(x, 0): no overflow)."""
+    return 1.0507009873554805 * xp.where(x > 0, x, 1.6732632423543772 * xp.expm1(xp.minimum(x, 0)))
+
+
 def sigmoid_grad_np(u, xp=np):
     """σ(u)σ(−u) = e/(1 + e)² with e = exp(−|u|): one exp, no 1 − σ cancellation."""
     if isinstance(u, np.ndarray) and u.ndim and u.dtype.kind == "f":  # in place: two arrays, not six
@@ -243,6 +390,11 @@ def sigmoid_shift_np(u, c, xp=np):
     return ((1 + c) * xp.where(pos, 1.0, e) + c * xp.where(pos, e, 1.0)) / (1.0 + e)
 
 
+def silu_np(x, xp=np):
+    """x σ(x) (σ without overflow)."""
+    return x * sigmoid_np(x, xp=xp)
+
+
 def softmax_minus_targets_np(Z, Y, xp=np):
     """softmax(Z) − Y by rows, without cancellation where softmax(Z)_j ≈ Y_j = 1: at the row maximum
     it is (1 − y) − r/(1 + r) with r = Σ_{j ≠ max} e^{Z_j − m}; elsewhere softmax ≤ 1/2."""
@@ -269,6 +421,11 @@ def softmax_vjp_np(Z, G, xp=np):
 def softplus_np(x, xp=np):
     """log(1 + e^x) = logaddexp(0, x): no overflow at large x, exact log1p at small x."""
     return xp.logaddexp(0.0, x)
+
+
+def softsign_np(x, xp=np):
+    """x/(1 + |x|)."""
+    return x / (1.0 + xp.abs(x))
 
 
 def step_np(x, xp=np):
@@ -645,6 +802,545 @@ def maxout_backward(x, w, b, v, c, grad):
     grad_v = x.T @ _t0
     grad_c = xp.sum(_t0, axis=-2, keepdims=True)
     return xp.reshape(grad_x, x_shape), xp.reshape(grad_w, w_shape), xp.reshape(grad_b, b_shape), xp.reshape(grad_v, v_shape), xp.reshape(grad_c, c_shape)
+
+
+# --- gelu ----------------------------------------------------------------------------------------
+
+
+def gelu(x):
+    r"""gelu(x) = x/2 * (1 + erf(x/sqrt(2)))
+
+    Forward:  \operatorname{GELU}(x) = x\,\Phi(x) = \frac{x}{2}\left(1 + \operatorname{erf}\frac{x}{\sqrt{2}}\right)
+
+    x: an array (any shape; inputs broadcast)
+    Returns an array of the broadcast shape.
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(x)
+    x = xp.asarray(x)
+    return gelu_np(x, xp=xp)
+
+
+def gelu_backward(x, grad):
+    r"""The vector–Jacobian product of gelu: grad · ∂gelu/∂(x).
+
+    Forward:  \operatorname{GELU}(x) = x\,\Phi(x) = \frac{x}{2}\left(1 + \operatorname{erf}\frac{x}{\sqrt{2}}\right)
+    Identity: \operatorname{GELU}'(x) = \Phi(x) + x\,\varphi(x), \quad \varphi(x) = \frac{e^{-x^{2}/2}}{\sqrt{2\pi}}
+
+    x: an array (any shape; inputs broadcast)
+    grad: the upstream gradient, shaped like the output
+    Returns the gradient with respect to x, shaped like x.
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(x, grad)
+    x = xp.asarray(x)
+    grad = xp.asarray(grad)
+    return grad*((1/2)*math.sqrt(2)*x*xp.exp(-1/2*x**2)/math.sqrt(math.pi) + normal_cdf_np(x, xp=xp))
+
+
+# --- gelu_tanh -----------------------------------------------------------------------------------
+
+
+def gelu_tanh(x):
+    r"""gelu_tanh(x) = x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715*x**3)))
+
+    Forward:  \operatorname{GELU}_{\tanh}(x) = \frac{x}{2}\left(1 + \tanh u\right) = x\,\sigma(2u), \quad u = \sqrt{2/\pi}\,(x + 0.044715\,x^{3})
+
+    x: an array (any shape; inputs broadcast)
+    Returns an array of the broadcast shape.
+    Kinks: smooth: differentiable everywhere (PyTorch's gelu(approximate='tanh'))
+    """
+    xp = namespace(x)
+    x = xp.asarray(x)
+    return gelu_tanh_np(x, xp=xp)
+
+
+def gelu_tanh_backward(x, grad):
+    r"""The vector–Jacobian product of gelu_tanh: grad · ∂gelu_tanh/∂(x).
+
+    Forward:  \operatorname{GELU}_{\tanh}(x) = \frac{x}{2}\left(1 + \tanh u\right) = x\,\sigma(2u), \quad u = \sqrt{2/\pi}\,(x + 0.044715\,x^{3})
+    Identity: \operatorname{GELU}_{\tanh}'(x) = \sigma(2u) + 2x\,\sigma(2u)\,\sigma(-2u)\,u'(x)
+
+    x: an array (any shape; inputs broadcast)
+    grad: the upstream gradient, shaped like the output
+    Returns the gradient with respect to x, shaped like x.
+    Kinks: smooth: differentiable everywhere (PyTorch's gelu(approximate='tanh'))
+    """
+    xp = namespace(x, grad)
+    x = xp.asarray(x)
+    grad = xp.asarray(grad)
+    _t0 = 2*math.sqrt(2)/math.sqrt(math.pi)
+    _t1 = _t0*(0.044715*x**3 + x)
+    return grad*sigmoid_shift_np(_t1, _t0*x*(0.134145*x**2 + 1)*sigmoid_grad_np(_t1, xp=xp), xp=xp)
+
+
+# --- silu ----------------------------------------------------------------------------------------
+
+
+def silu(x):
+    r"""silu(x) = x * sigmoid(x)  (swish)
+
+    Forward:  \operatorname{SiLU}(x) = x\,\sigma(x)
+
+    x: an array (any shape; inputs broadcast)
+    Returns an array of the broadcast shape.
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(x)
+    x = xp.asarray(x)
+    return silu_np(x, xp=xp)
+
+
+def silu_backward(x, grad):
+    r"""The vector–Jacobian product of silu: grad · ∂silu/∂(x).
+
+    Forward:  \operatorname{SiLU}(x) = x\,\sigma(x)
+    Identity: \operatorname{SiLU}'(x) = \sigma(x) + \operatorname{SiLU}(x)\,(1 - \sigma(x)) = \sigma(x) + \operatorname{SiLU}(x)\,\sigma(-x)
+
+    x: an array (any shape; inputs broadcast)
+    grad: the upstream gradient, shaped like the output
+    Returns the gradient with respect to x, shaped like x.
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(x, grad)
+    x = xp.asarray(x)
+    grad = xp.asarray(grad)
+    return grad*(sigmoid_np(-x, xp=xp)*silu_np(x, xp=xp) + sigmoid_np(x, xp=xp))
+
+
+# --- mish ----------------------------------------------------------------------------------------
+
+
+def mish(x):
+    r"""mish(x) = x * tanh(softplus(x))
+
+    Forward:  \operatorname{Mish}(x) = x \tanh(\operatorname{softplus}(x))
+
+    x: an array (any shape; inputs broadcast)
+    Returns an array of the broadcast shape.
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(x)
+    x = xp.asarray(x)
+    return mish_np(x, xp=xp)
+
+
+def mish_backward(x, grad):
+    r"""The vector–Jacobian product of mish: grad · ∂mish/∂(x).
+
+    Forward:  \operatorname{Mish}(x) = x \tanh(\operatorname{softplus}(x))
+    Identity: \operatorname{Mish}'(x) = \tanh(\operatorname{softplus} x) + x\,\sigma(x)\,\bigl(1 - \tanh^{2}(\operatorname{softplus} x)\bigr)
+
+    x: an array (any shape; inputs broadcast)
+    grad: the upstream gradient, shaped like the output
+    Returns the gradient with respect to x, shaped like x.
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(x, grad)
+    x = xp.asarray(x)
+    grad = xp.asarray(grad)
+    _t0 = softplus_np(x, xp=xp)
+    return grad*(x*sech2_np(_t0, xp=xp)*sigmoid_np(x, xp=xp) + xp.tanh(_t0))
+
+
+# --- selu ----------------------------------------------------------------------------------------
+
+
+def selu(x):
+    r"""selu(x) = scale * (x if x > 0 else alpha*(exp(x) - 1)), alpha = 1.6732632423543772, scale = 1.0507009873554805
+
+    Forward:  \operatorname{SELU}(x) = \lambda \begin{cases} x & x > 0 \\ \alpha (e^{x} - 1) & x \le 0 \end{cases}
+
+    x: an array (any shape; inputs broadcast)
+    Returns an array of the broadcast shape.
+    Kinks: x = 0: derivative scale*alpha (the x <= 0 branch, as PyTorch)
+    """
+    xp = namespace(x)
+    x = xp.asarray(x)
+    return selu_np(x, xp=xp)
+
+
+def selu_backward(x, grad):
+    r"""The vector–Jacobian product of selu: grad · ∂selu/∂(x).
+
+    Forward:  \operatorname{SELU}(x) = \lambda \begin{cases} x & x > 0 \\ \alpha (e^{x} - 1) & x \le 0 \end{cases}
+    Identity: \operatorname{SELU}'(x) = \begin{cases} \lambda & x > 0 \\ \lambda\alpha e^{x} & x \le 0 \end{cases}
+
+    x: an array (any shape; inputs broadcast)
+    grad: the upstream gradient, shaped like the output
+    Returns the gradient with respect to x, shaped like x.
+    Kinks: x = 0: derivative scale*alpha (the x <= 0 branch, as PyTorch)
+    """
+    xp = namespace(x, grad)
+    x = xp.asarray(x)
+    grad = xp.asarray(grad)
+    return xp.where((x > 0), 1.0507009873554804934193349852946*grad, 1.7580993408473768599402175208123*grad*xp.exp(xp.minimum(0, x)))
+
+
+# --- celu ----------------------------------------------------------------------------------------
+
+
+def celu(x, alpha=1.0):
+    r"""celu(x, alpha=1) = x if x > 0 else alpha*(exp(x/alpha) - 1)
+
+    Forward:  \operatorname{CELU}_{\alpha}(x) = \begin{cases} x & x > 0 \\ \alpha (e^{x/\alpha} - 1) & x \le 0 \end{cases}
+
+    x: an array (any shape; inputs broadcast)
+    alpha: a number (default 1.0)
+    Returns an array of the broadcast shape.
+    Kinks: x = 0: derivative 1 from both sides (continuously differentiable; the x <= 0 branch, as PyTorch)
+    """
+    xp = namespace(x)
+    x = xp.asarray(x)
+    return celu_np(x, alpha, xp=xp)
+
+
+def celu_backward(x, grad, alpha=1.0):
+    r"""The vector–Jacobian product of celu: grad · ∂celu/∂(x).
+
+    Forward:  \operatorname{CELU}_{\alpha}(x) = \begin{cases} x & x > 0 \\ \alpha (e^{x/\alpha} - 1) & x \le 0 \end{cases}
+    Identity: \operatorname{CELU}_{\alpha}'(x) = \begin{cases} 1 & x > 0 \\ e^{x/\alpha} & x \le 0 \end{cases}
+
+    x: an array (any shape; inputs broadcast)
+    alpha: a number (default 1.0)
+    grad: the upstream gradient, shaped like the output
+    Returns the gradient with respect to x, shaped like x.
+    Kinks: x = 0: derivative 1 from both sides (continuously differentiable; the x <= 0 branch, as PyTorch)
+    """
+    xp = namespace(x, grad)
+    x = xp.asarray(x)
+    grad = xp.asarray(grad)
+    return xp.where((x > 0), grad, grad*xp.exp(xp.minimum(0, x)/alpha))
+
+
+# --- softsign ------------------------------------------------------------------------------------
+
+
+def softsign(x):
+    r"""softsign(x) = x / (1 + |x|)
+
+    Forward:  \operatorname{softsign}(x) = \frac{x}{1 + |x|}
+
+    x: an array (any shape; inputs broadcast)
+    Returns an array of the broadcast shape.
+    Kinks: x = 0: |x| has a kink but softsign' is continuous there (1, as PyTorch)
+    """
+    xp = namespace(x)
+    x = xp.asarray(x)
+    return softsign_np(x, xp=xp)
+
+
+def softsign_backward(x, grad):
+    r"""The vector–Jacobian product of softsign: grad · ∂softsign/∂(x).
+
+    Forward:  \operatorname{softsign}(x) = \frac{x}{1 + |x|}
+    Identity: \operatorname{softsign}'(x) = \frac{1}{(1 + |x|)^{2}} = \bigl(1 - |\operatorname{softsign}(x)|\bigr)^{2}
+
+    x: an array (any shape; inputs broadcast)
+    grad: the upstream gradient, shaped like the output
+    Returns the gradient with respect to x, shaped like x.
+    Kinks: x = 0: |x| has a kink but softsign' is continuous there (1, as PyTorch)
+    """
+    xp = namespace(x, grad)
+    x = xp.asarray(x)
+    grad = xp.asarray(grad)
+    return grad/(abs(x) + 1)**2
+
+
+# --- hardtanh ------------------------------------------------------------------------------------
+
+
+def hardtanh(x, min_val=-1.0, max_val=1.0):
+    r"""hardtanh(x, min_val=-1, max_val=1) = min(max(x, min_val), max_val)
+
+    Forward:  \operatorname{hardtanh}(x) = \min(\max(x, m), M)
+
+    x: an array (any shape; inputs broadcast)
+    min_val: a number (default -1.0)
+    max_val: a number (default 1.0)
+    Returns an array of the broadcast shape.
+    Kinks: x = min_val, max_val: derivative 0 (as PyTorch)
+    """
+    xp = namespace(x)
+    x = xp.asarray(x)
+    return hardtanh_np(x, min_val, max_val, xp=xp)
+
+
+def hardtanh_backward(x, grad, min_val=-1.0, max_val=1.0):
+    r"""The vector–Jacobian product of hardtanh: grad · ∂hardtanh/∂(x).
+
+    Forward:  \operatorname{hardtanh}(x) = \min(\max(x, m), M)
+    Identity: \operatorname{hardtanh}'(x) = \mathbf{1}[m < x < M]
+
+    x: an array (any shape; inputs broadcast)
+    min_val: a number (default -1.0)
+    max_val: a number (default 1.0)
+    grad: the upstream gradient, shaped like the output
+    Returns the gradient with respect to x, shaped like x.
+    Kinks: x = min_val, max_val: derivative 0 (as PyTorch)
+    """
+    xp = namespace(x, grad)
+    x = xp.asarray(x)
+    grad = xp.asarray(grad)
+    return xp.where((min_val >= x), 0, xp.where((max_val > x), grad, 0))
+
+
+# --- relu6 ---------------------------------------------------------------------------------------
+
+
+def relu6(x):
+    r"""relu6(x) = min(max(x, 0), 6)
+
+    Forward:  \operatorname{ReLU6}(x) = \min(\max(x, 0), 6)
+
+    x: an array (any shape; inputs broadcast)
+    Returns an array of the broadcast shape.
+    Kinks: x = 0, 6: derivative 0 (as PyTorch)
+    """
+    xp = namespace(x)
+    x = xp.asarray(x)
+    return relu6_np(x, xp=xp)
+
+
+def relu6_backward(x, grad):
+    r"""The vector–Jacobian product of relu6: grad · ∂relu6/∂(x).
+
+    Forward:  \operatorname{ReLU6}(x) = \min(\max(x, 0), 6)
+    Identity: \operatorname{ReLU6}'(x) = \mathbf{1}[0 < x < 6]
+
+    x: an array (any shape; inputs broadcast)
+    grad: the upstream gradient, shaped like the output
+    Returns the gradient with respect to x, shaped like x.
+    Kinks: x = 0, 6: derivative 0 (as PyTorch)
+    """
+    xp = namespace(x, grad)
+    x = xp.asarray(x)
+    grad = xp.asarray(grad)
+    return xp.where((x <= 0), 0, xp.where((x < 6), grad, 0))
+
+
+# --- hardsigmoid ---------------------------------------------------------------------------------
+
+
+def hardsigmoid(x):
+    r"""hardsigmoid(x) = min(max(x/6 + 1/2, 0), 1)
+
+    Forward:  \operatorname{hardsigmoid}(x) = \min\left(\max\left(\frac{x}{6} + \frac{1}{2}, 0\right), 1\right)
+
+    x: an array (any shape; inputs broadcast)
+    Returns an array of the broadcast shape.
+    Kinks: x = -3, 3: derivative 0 (as PyTorch)
+    """
+    xp = namespace(x)
+    x = xp.asarray(x)
+    return hardsigmoid_np(x, xp=xp)
+
+
+def hardsigmoid_backward(x, grad):
+    r"""The vector–Jacobian product of hardsigmoid: grad · ∂hardsigmoid/∂(x).
+
+    Forward:  \operatorname{hardsigmoid}(x) = \min\left(\max\left(\frac{x}{6} + \frac{1}{2}, 0\right), 1\right)
+    Identity: \operatorname{hardsigmoid}'(x) = \tfrac{1}{6}\,\mathbf{1}[-3 < x < 3]
+
+    x: an array (any shape; inputs broadcast)
+    grad: the upstream gradient, shaped like the output
+    Returns the gradient with respect to x, shaped like x.
+    Kinks: x = -3, 3: derivative 0 (as PyTorch)
+    """
+    xp = namespace(x, grad)
+    x = xp.asarray(x)
+    grad = xp.asarray(grad)
+    return xp.where((x <= -3), 0, xp.where((x < 3), (1/6)*grad, 0))
+
+
+# --- hardswish -----------------------------------------------------------------------------------
+
+
+def hardswish(x):
+    r"""hardswish(x) = x * min(max(x + 3, 0), 6) / 6
+
+    Forward:  \operatorname{hardswish}(x) = \frac{x \min(\max(x + 3, 0), 6)}{6}
+
+    x: an array (any shape; inputs broadcast)
+    Returns an array of the broadcast shape.
+    Kinks: x = -3: derivative 0; x = 3: derivative 1 (as PyTorch)
+    """
+    xp = namespace(x)
+    x = xp.asarray(x)
+    return hardswish_np(x, xp=xp)
+
+
+def hardswish_backward(x, grad):
+    r"""The vector–Jacobian product of hardswish: grad · ∂hardswish/∂(x).
+
+    Forward:  \operatorname{hardswish}(x) = \frac{x \min(\max(x + 3, 0), 6)}{6}
+    Identity: \operatorname{hardswish}'(x) = \begin{cases} 0 & x \le -3 \\ \frac{x}{3} + \frac{1}{2} & -3 < x < 3 \\ 1 & x \ge 3 \end{cases}
+
+    x: an array (any shape; inputs broadcast)
+    grad: the upstream gradient, shaped like the output
+    Returns the gradient with respect to x, shaped like x.
+    Kinks: x = -3: derivative 0; x = 3: derivative 1 (as PyTorch)
+    """
+    xp = namespace(x, grad)
+    x = xp.asarray(x)
+    grad = xp.asarray(grad)
+    return xp.where((x <= -3), 0, xp.where((x < 3), grad*((1/3)*x + 1/2), grad))
+
+
+# --- prelu ---------------------------------------------------------------------------------------
+
+
+def prelu(x, alpha):
+    r"""prelu(x, alpha) = x if x > 0 else alpha*x  (alpha learnable)
+
+    Forward:  \operatorname{PReLU}_{\alpha}(x) = \begin{cases} x & x > 0 \\ \alpha x & x \le 0 \end{cases}
+
+    x: an array (any shape; inputs broadcast)
+    alpha: an array (any shape; inputs broadcast)
+    Returns an array of the broadcast shape.
+    Kinks: x = 0: d/dx = alpha and d/dalpha = 0 (the x <= 0 branch, as PyTorch)
+    """
+    xp = namespace(x, alpha)
+    x = xp.asarray(x)
+    alpha = xp.asarray(alpha)
+    return prelu_np(x, alpha, xp=xp)
+
+
+def prelu_backward(x, alpha, grad):
+    r"""The vector–Jacobian product of prelu: grad · ∂prelu/∂(x, alpha).
+
+    Forward:  \operatorname{PReLU}_{\alpha}(x) = \begin{cases} x & x > 0 \\ \alpha x & x \le 0 \end{cases}
+    Identity: \frac{\partial \operatorname{PReLU}}{\partial x} = \begin{cases} 1 & x > 0 \\ \alpha & x \le 0 \end{cases}, \quad \frac{\partial \operatorname{PReLU}}{\partial \alpha} = \begin{cases} 0 & x > 0 \\ x & x \le 0 \end{cases}
+
+    x: an array (any shape; inputs broadcast)
+    alpha: an array (any shape; inputs broadcast)
+    grad: the upstream gradient, shaped like the output
+    Returns the gradients with respect to x, alpha, each shaped like its input.
+    Kinks: x = 0: d/dx = alpha and d/dalpha = 0 (the x <= 0 branch, as PyTorch)
+    """
+    xp = namespace(x, alpha, grad)
+    x = xp.asarray(x)
+    alpha = xp.asarray(alpha)
+    grad = xp.asarray(grad)
+    _t0 = (x > 0)
+    return xp.where(_t0, grad, alpha*grad), xp.where(_t0, 0, grad*x)
+
+
+# --- logsigmoid ----------------------------------------------------------------------------------
+
+
+def logsigmoid(x):
+    r"""logsigmoid(x) = log(sigmoid(x)) = -log(1 + exp(-x))
+
+    Forward:  \log \sigma(x) = -\log(1 + e^{-x})
+
+    x: an array (any shape; inputs broadcast)
+    Returns an array of the broadcast shape.
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(x)
+    x = xp.asarray(x)
+    return logsigmoid_np(x, xp=xp)
+
+
+def logsigmoid_backward(x, grad):
+    r"""The vector–Jacobian product of logsigmoid: grad · ∂logsigmoid/∂(x).
+
+    Forward:  \log \sigma(x) = -\log(1 + e^{-x})
+    Identity: (\log\sigma)'(x) = 1 - \sigma(x) = \sigma(-x)
+
+    x: an array (any shape; inputs broadcast)
+    grad: the upstream gradient, shaped like the output
+    Returns the gradient with respect to x, shaped like x.
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(x, grad)
+    x = xp.asarray(x)
+    grad = xp.asarray(grad)
+    return grad*sigmoid_np(-x, xp=xp)
+
+
+# --- softmin -------------------------------------------------------------------------------------
+
+
+def softmin(z):
+    r"""softmin(z)_i = exp(-z_i) / sum_j exp(-z_j) = softmax(-z)_i
+
+    Forward:  \operatorname{softmin}(\mathbf{z})_i = \frac{e^{-z_i}}{\sum_j e^{-z_j}} = \operatorname{softmax}(-\mathbf{z})_i
+
+    z: an array (..., K): a batch of vectors along the last axis
+    Returns an array (..., K).
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(z)
+    z = xp.asarray(z)
+    batch = z.shape[:-1]
+    z = xp.reshape(z, (-1, z.shape[-1]))
+    out = row_softmax_np(-z, xp=xp)
+    return xp.reshape(out, batch + (out.shape[-1],))
+
+
+def softmin_backward(z, grad):
+    r"""The vector–Jacobian product of softmin: grad · ∂softmin/∂(z).
+
+    Forward:  \operatorname{softmin}(\mathbf{z})_i = \frac{e^{-z_i}}{\sum_j e^{-z_j}} = \operatorname{softmax}(-\mathbf{z})_i
+    Identity: \frac{\partial b_i}{\partial z_j} = -b_i(\delta_{ij} - b_j), \quad b = \operatorname{softmin}(\mathbf{z})
+
+    z: an array (..., K): a batch of vectors along the last axis
+    grad: the upstream gradient (..., K), shaped like the output
+    Returns the gradient with respect to z, shaped like z.
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(z, grad)
+    z = xp.asarray(z)
+    grad = xp.asarray(grad)
+    z_shape = z.shape
+    z = xp.reshape(z, (-1, z.shape[-1]))
+    grad = xp.reshape(grad, (-1, grad.shape[-1]))
+    grad_z = softmax_vjp_np(-z, grad, xp=xp)
+    grad_z *= -1
+    return xp.reshape(grad_z, z_shape)
+
+
+# --- glu -----------------------------------------------------------------------------------------
+
+
+def glu(z):
+    r"""glu(z) = a * sigmoid(b), (a, b) = the halves of z along the last axis
+
+    Forward:  \operatorname{GLU}(\mathbf{z}) = \mathbf{a} \odot \sigma(\mathbf{b}), \quad \mathbf{z} = (\mathbf{a}, \mathbf{b})
+
+    z: an array (..., K): a batch of vectors along the last axis
+    Returns an array (..., K).
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(z)
+    z = xp.asarray(z)
+    batch = z.shape[:-1]
+    z = xp.reshape(z, (-1, z.shape[-1]))
+    out = glu_np(z, xp=xp)
+    return xp.reshape(out, batch + (out.shape[-1],))
+
+
+def glu_backward(z, grad):
+    r"""The vector–Jacobian product of glu: grad · ∂glu/∂(z).
+
+    Forward:  \operatorname{GLU}(\mathbf{z}) = \mathbf{a} \odot \sigma(\mathbf{b}), \quad \mathbf{z} = (\mathbf{a}, \mathbf{b})
+    Identity: \frac{\partial\,\mathrm{GLU}_i}{\partial a_i} = \sigma(b_i), \quad \frac{\partial\,\mathrm{GLU}_i}{\partial b_i} = a_i\,\sigma(b_i)\,(1 - \sigma(b_i))
+
+    z: an array (..., K): a batch of vectors along the last axis
+    grad: the upstream gradient (..., K), shaped like the output
+    Returns the gradient with respect to z, shaped like z.
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(z, grad)
+    z = xp.asarray(z)
+    grad = xp.asarray(grad)
+    z_shape = z.shape
+    z = xp.reshape(z, (-1, z.shape[-1]))
+    grad = xp.reshape(grad, (-1, grad.shape[-1]))
+    grad_z = glu_vjp_np(z, grad, xp=xp)
+    return xp.reshape(grad_z, z_shape)
 
 
 # --- bce -----------------------------------------------------------------------------------------

@@ -19,7 +19,9 @@ x = sp.Symbol("x", real=True)
 alpha = sp.Symbol("alpha", positive=True)
 
 REQUIRED = {
-    "activation": {"sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus", "softmax", "log_softmax", "maxout"},
+    "activation": {"sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus", "softmax", "log_softmax", "maxout",
+                   "gelu", "gelu_tanh", "silu", "mish", "selu", "celu", "softsign", "hardtanh", "hardsigmoid",
+                   "hardswish", "relu6", "prelu", "logsigmoid", "softmin", "glu"},
     "loss": {"bce", "bce_with_logits", "cross_entropy", "softmax_cross_entropy", "squared_l2", "hinge",
              "multiclass_svm", "l2"},
     "layer": {"dense", "lp_pool", "log_avg_pool", "sq_norm_linear"},

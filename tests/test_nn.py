@@ -32,6 +32,10 @@ def _spec(name: str, rng: np.random.Generator, dtype=np.float64):
         "sigmoid": ((r(N, C),), {}), "tanh": ((r(N, C),), {}), "relu": ((r(N, C),), {}),
         "leaky_relu": ((r(N, C),), {"alpha": 0.2}), "elu": ((r(N, C),), {"alpha": 0.7}),
         "softplus": ((r(N, C),), {}), "softmax": ((r(N, C),), {}), "log_softmax": ((r(N, C),), {}),
+        **{n: ((r(N, C),), {}) for n in ("gelu", "gelu_tanh", "silu", "mish", "selu", "softsign", "relu6",
+                                         "hardsigmoid", "hardswish", "logsigmoid", "softmin")},
+        "celu": ((r(N, C),), {"alpha": 0.5}), "hardtanh": ((r(N, C),), {"min_val": -0.5, "max_val": 2.0}),
+        "prelu": ((r(N, C), rng.uniform(-0.5, 0.5, (N, C)).astype(dtype)), {}), "glu": ((r(N, 2 * C),), {}),
         "maxout": ((r(N, D), r(D), r(), r(D), r()), {}),
         "bce": ((rng.uniform(0.05, 0.95, (N, C)).astype(dtype), rng.uniform(0, 1, (N, C)).astype(dtype)), {}),
         "bce_with_logits": ((r(N, C), rng.uniform(0, 1, (N, C)).astype(dtype)), {}),
@@ -49,7 +53,7 @@ def _spec(name: str, rng: np.random.Generator, dtype=np.float64):
         "softmax_regression": ((r(C, D), r(N, D), r(C), idx), {}),
         "mlp": ((r(H, D), r(H), r(C, H), r(C), r(N, D), r(N, C)), {}),
     }
-    wrt = {"maxout": (0, 1, 2, 3, 4), "dense": (0, 1, 2), "sq_norm_linear": (0, 1),
+    wrt = {"prelu": (0, 1), "maxout": (0, 1, 2, 3, 4), "dense": (0, 1, 2), "sq_norm_linear": (0, 1),
            "logistic_regression": (0, 2), "softmax_regression": (0, 2), "mlp": (0, 1, 2, 3)}
     args, params = table[name]
     return list(args), params, wrt.get(name, (0,))
@@ -116,6 +120,13 @@ def _torch_reference(name, torch, F):
         "elu": lambda x, alpha: F.elu(x, alpha),
         "softplus": lambda x: F.softplus(x, beta=1.0, threshold=1e6),
         "softmax": lambda z: torch.softmax(z, -1), "log_softmax": lambda z: torch.log_softmax(z, -1),
+        "gelu": F.gelu, "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"), "silu": F.silu, "mish": F.mish,
+        "selu": F.selu, "celu": lambda x, alpha: F.celu(x, alpha), "softsign": F.softsign,
+        "hardtanh": lambda x, min_val, max_val: F.hardtanh(x, min_val, max_val), "relu6": F.relu6,
+        "hardsigmoid": lambda x: torch.clamp(x / 6 + 0.5, 0, 1),  # F.hardsigmoid' rounds 1/6 to float32
+        "hardswish": F.hardswish, "logsigmoid": F.logsigmoid, "softmin": lambda z: F.softmin(z, -1),
+        "prelu": lambda x, a: torch.where(x > 0, x, a * x),  # F.prelu takes one slope per channel only
+        "glu": lambda z: F.glu(z, -1),
         "maxout": lambda x, w, b, v, c: torch.maximum(x @ w + b, x @ v + c),
         "bce": lambda a, y: F.binary_cross_entropy(a, y, reduction="none"),
         "bce_with_logits": lambda z, y: F.binary_cross_entropy_with_logits(z, y, reduction="none"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
+from ..matrices import _RowBlock
 from .base import Primitive
 from .registry import Arg, Batched, Block, Example, Interval, N, ones, register, size
 from .vectors import as_vector, to_sympy, vector
@@ -14,6 +15,9 @@ __all__ = [
     "sigmoid", "tanh", "relu", "step", "leaky_relu", "elu", "softplus",
     "softmax", "log_softmax", "maxout",
     "SoftmaxEntry", "IndexedSoftmax", "LogSoftmaxEntry", "Maxout", "route",
+    "normal_cdf", "gelu", "gelu_tanh", "silu", "mish", "selu", "celu", "softsign", "hardtanh",
+    "hardsigmoid", "hardswish", "relu6", "prelu", "logsigmoid", "softmin", "glu", "RowGLU", "GLUVJP",
+    "erf_np", "erfc_np",
 ]
 
 def tanh(x):
@@ -555,4 +559,736 @@ register(Block(
     kink="ties: the gradient goes to the first largest piece (as PyTorch and numpy.argmax)",
     example=_maxout_example,
     batched=_maxout_batched,
+))
+
+
+# --- erf and the normal CDF (for GELU): a vectorised erf, never math.erf or a series ---------------
+def _special(name, x, xp):
+    """scipy.special's ``name`` for a non-NumPy array, from its own library: torch.special,
+    jax.scipy.special, cupyx.scipy.special, Dask chunk by chunk (lazily); SciPy through DLPack for
+    other CPU libraries without one (array-api-strict)."""
+    import array_api_compat as compat
+
+    if compat.is_torch_namespace(xp):
+        import torch
+
+        return getattr(torch.special, name)(x)
+    if compat.is_jax_namespace(xp):
+        import jax.scipy.special
+
+        return getattr(jax.scipy.special, name)(x)
+    if compat.is_cupy_namespace(xp):
+        import cupyx.scipy.special
+
+        return getattr(cupyx.scipy.special, name)(x)
+    import scipy.special
+
+    if compat.is_dask_namespace(xp):
+        return x.map_blocks(getattr(scipy.special, name), dtype=x.dtype)
+    return xp.from_dlpack(getattr(scipy.special, name)(np.from_dlpack(x)))
+
+
+def erf_np(x, xp=np):
+    """erf(x) entry by entry: scipy.special.erf for NumPy, the array library's own otherwise."""
+    if xp is np or isinstance(x, (np.ndarray, np.generic, float, int)):
+        from scipy.special import erf
+
+        return erf(x)
+    return _special("erf", x, xp)
+
+
+def erfc_np(x, xp=np):
+    """erfc(x) = 1 − erf(x) without cancellation: scipy.special.erfc for NumPy, the library's own otherwise."""
+    if xp is np or isinstance(x, (np.ndarray, np.generic, float, int)):
+        from scipy.special import erfc
+
+        return erfc(x)
+    return _special("erfc", x, xp)
+
+
+def normal_cdf_np(x, xp=np):
+    """Φ(x) = erfc(−x/√2)/2: 1 + erf(x/√2) would cancel to 0 below x ≈ −8; erfc keeps every digit."""
+    return 0.5 * erfc_np(-0.7071067811865476 * x, xp=xp)
+
+
+class normal_cdf(Primitive):
+    r"""Φ(x) = (1 + erf(x/√2))/2, the standard normal CDF;   Φ'(x) = φ(x) = e^{−x²/2}/√(2π)."""
+
+    nargs = 1
+    elementwise = True
+    latex_name = r"\Phi"
+    numpy_form = staticmethod(normal_cdf_np)
+
+    def fdiff(self, argindex=1):
+        x = self.args[0]
+        return sp.exp(-x ** 2 / 2) / sp.sqrt(2 * sp.pi)
+
+    @staticmethod
+    def elementary(x):
+        return (1 + sp.erf(x / sp.sqrt(2))) / 2
+
+    @classmethod
+    def exact(cls, x):
+        return sp.S.Half if x.is_zero else None
+
+
+# --- gelu (exact) -------------------------------------------------------------------------
+def gelu_np(x, xp=np):
+    """x Φ(x), with Φ from erfc (accurate for very negative x, where x Φ(x) is tiny but not 0)."""
+    return x * normal_cdf_np(x, xp=xp)
+
+
+class gelu(Primitive):
+    r"""GELU(x) = x Φ(x);   GELU'(x) = Φ(x) + x φ(x),  φ(x) = e^{−x²/2}/√(2π)."""
+
+    nargs = 1
+    elementwise = True
+    latex_name = r"\operatorname{GELU}"
+    numpy_form = staticmethod(gelu_np)
+
+    def fdiff(self, argindex=1):
+        x = self.args[0]
+        return normal_cdf(x) + x * normal_cdf(x).fdiff()
+
+    @staticmethod
+    def elementary(x):
+        return x * (1 + sp.erf(x / sp.sqrt(2))) / 2
+
+    @classmethod
+    def exact(cls, x):
+        return sp.S.Zero if x.is_zero else None
+
+
+register(Block(
+    name="gelu", domain="x real", family="activation", function=gelu,
+    formula="gelu(x) = x/2 * (1 + erf(x/sqrt(2)))",
+    latex=r"\operatorname{GELU}(x) = x\,\Phi(x) = \frac{x}{2}\left(1 + \operatorname{erf}\frac{x}{\sqrt{2}}\right)",
+    derivative=r"\operatorname{GELU}'(x) = \Phi(x) + x\,\varphi(x), \quad \varphi(x) = \frac{e^{-x^{2}/2}}{\sqrt{2\pi}}",
+    example=lambda: Example(gelu(_x), (_x,), {"x": _x}),
+))
+
+
+# --- gelu, tanh approximation -----------------------------------------------------------------
+_GELU_C = sp.Float("0.044715")
+
+
+def _gelu_tanh_u(x):
+    return sp.sqrt(2 / sp.pi) * (x + _GELU_C * x ** 3)
+
+
+def gelu_tanh_np(x, xp=np):
+    """x (1 + tanh u)/2 = x σ(2u), u = √(2/π)(x + 0.044715 x³): 1 + tanh u cancels for u ≪ 0, σ does not."""
+    u = 1.5957691216057308 * (x + 0.044715 * (x * x * x))  # 2u
+    return x * sigmoid_np(u, xp=xp)
+
+
+class gelu_tanh(Primitive):
+    r"""GELU_tanh(x) = x(1 + tanh u)/2 = x σ(2u), u = √(2/π)(x + 0.044715x³);
+    GELU_tanh'(x) = σ(2u) + 2x σ(2u)σ(−2u) u'(x)  (since (1 + tanh u)/2 = σ(2u))."""
+
+    nargs = 1
+    elementwise = True
+    latex_name = r"\operatorname{GELU}_{\tanh}"
+    numpy_form = staticmethod(gelu_tanh_np)
+
+    def fdiff(self, argindex=1):
+        x = self.args[0]
+        u = _gelu_tanh_u(x)
+        return sigmoid(2 * u) + 2 * x * sigmoid(2 * u) * sigmoid(-2 * u) * u.diff(x)
+
+    @staticmethod
+    def elementary(x):
+        return x * (1 + sp.tanh(_gelu_tanh_u(x))) / 2
+
+    @classmethod
+    def exact(cls, x):
+        return sp.S.Zero if x.is_zero else None
+
+
+register(Block(
+    name="gelu_tanh", domain="x real", family="activation", function=gelu_tanh,
+    formula="gelu_tanh(x) = x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715*x**3)))",
+    latex=r"\operatorname{GELU}_{\tanh}(x) = \frac{x}{2}\left(1 + \tanh u\right) = x\,\sigma(2u), \quad u = \sqrt{2/\pi}\,(x + 0.044715\,x^{3})",
+    derivative=r"\operatorname{GELU}_{\tanh}'(x) = \sigma(2u) + 2x\,\sigma(2u)\,\sigma(-2u)\,u'(x)",
+    kink="smooth: differentiable everywhere (PyTorch's gelu(approximate='tanh'))",
+    example=lambda: Example(gelu_tanh(_x), (_x,), {"x": _x}),
+))
+
+
+# --- silu / swish ---------------------------------------------------------------------------
+def silu_np(x, xp=np):
+    """x σ(x) (σ without overflow)."""
+    return x * sigmoid_np(x, xp=xp)
+
+
+class silu(Primitive):
+    r"""SiLU(x) = x σ(x) (swish);   SiLU'(x) = σ(x) + SiLU(x)(1 − σ(x)) = σ(x) + SiLU(x)σ(−x)
+    (σ(−x): no 1 − σ to cancel, and no σ + x − xσ for large x)."""
+
+    nargs = 1
+    elementwise = True
+    latex_name = r"\operatorname{SiLU}"
+    numpy_form = staticmethod(silu_np)
+
+    def fdiff(self, argindex=1):
+        x = self.args[0]
+        return sigmoid(x) + self * sigmoid(-x)
+
+    @staticmethod
+    def elementary(x):
+        return x / (1 + sp.exp(-x))
+
+    @classmethod
+    def exact(cls, x):
+        return sp.S.Zero if x.is_zero else None
+
+
+register(Block(
+    name="silu", domain="x real", family="activation", function=silu,
+    formula="silu(x) = x * sigmoid(x)  (swish)",
+    latex=r"\operatorname{SiLU}(x) = x\,\sigma(x)",
+    derivative=r"\operatorname{SiLU}'(x) = \sigma(x) + \operatorname{SiLU}(x)\,(1 - \sigma(x)) = \sigma(x) + \operatorname{SiLU}(x)\,\sigma(-x)",
+    example=lambda: Example(silu(_x), (_x,), {"x": _x}),
+))
+
+
+# --- mish -----------------------------------------------------------------------------------
+def mish_np(x, xp=np):
+    """x tanh(softplus(x)) (softplus by logaddexp: no overflow)."""
+    return x * xp.tanh(softplus_np(x, xp=xp))
+
+
+class mish(Primitive):
+    r"""Mish(x) = x tanh(softplus(x));   Mish'(x) = tanh(softplus x) + x σ(x)(1 − tanh²(softplus x))."""
+
+    nargs = 1
+    elementwise = True
+    latex_name = r"\operatorname{Mish}"
+    numpy_form = staticmethod(mish_np)
+
+    def fdiff(self, argindex=1):
+        x = self.args[0]
+        t = sp.tanh(softplus(x))
+        return t + x * sigmoid(x) * (1 - t ** 2)
+
+    @staticmethod
+    def elementary(x):
+        return x * sp.tanh(sp.log(1 + sp.exp(x)))
+
+    @classmethod
+    def exact(cls, x):
+        return sp.S.Zero if x.is_zero else None
+
+
+register(Block(
+    name="mish", domain="x real", family="activation", function=mish,
+    formula="mish(x) = x * tanh(softplus(x))",
+    latex=r"\operatorname{Mish}(x) = x \tanh(\operatorname{softplus}(x))",
+    derivative=r"\operatorname{Mish}'(x) = \tanh(\operatorname{softplus} x) + x\,\sigma(x)\,\bigl(1 - \tanh^{2}(\operatorname{softplus} x)\bigr)",
+    example=lambda: Example(mish(_x), (_x,), {"x": _x}),
+))
+
+
+# --- selu and celu (ELU relatives) ---------------------------------------------------------------
+SELU_ALPHA = sp.Float("1.6732632423543772848170429916717", 32)  # PyTorch's (Klambauer et al. 2017)
+SELU_SCALE = sp.Float("1.0507009873554804934193349852946", 32)
+
+
+def selu_np(x, xp=np):
+    """λ·(x if x > 0 else α(e^x − 1)) with PyTorch's λ, α (expm1 of min(x, 0): no overflow)."""
+    return 1.0507009873554805 * xp.where(x > 0, x, 1.6732632423543772 * xp.expm1(xp.minimum(x, 0)))
+
+
+class selu(Primitive):
+    r"""SELU(x) = λ(x if x > 0 else α(e^x − 1));  derivative λ if x > 0 else λα e^x (λα at 0).
+
+    The x ≤ 0 branch is written λα e^{min(x, 0)} (equal there) so that the branch not taken cannot
+    overflow; through the output it would be SELU(x) + λα, which cancels for x ≪ 0."""
+
+    nargs = 1
+    elementwise = True
+    latex_name = r"\operatorname{SELU}"
+    numpy_form = staticmethod(selu_np)
+
+    def fdiff(self, argindex=1):
+        x = self.args[0]
+        return sp.Piecewise((SELU_SCALE, x > 0), (SELU_SCALE * SELU_ALPHA * sp.exp(sp.Min(x, 0)), True))
+
+    @staticmethod
+    def elementary(x):
+        return SELU_SCALE * sp.Piecewise((x, x > 0), (SELU_ALPHA * (sp.exp(x) - 1), True))
+
+    @classmethod
+    def exact(cls, x):
+        return sp.S.Zero if x.is_zero else None
+
+
+register(Block(
+    name="selu", domain="x real", family="activation", function=selu,
+    formula="selu(x) = scale * (x if x > 0 else alpha*(exp(x) - 1)), alpha = 1.6732632423543772, scale = 1.0507009873554805",
+    latex=r"\operatorname{SELU}(x) = \lambda \begin{cases} x & x > 0 \\ \alpha (e^{x} - 1) & x \le 0 \end{cases}",
+    derivative=r"\operatorname{SELU}'(x) = \begin{cases} \lambda & x > 0 \\ \lambda\alpha e^{x} & x \le 0 \end{cases}",
+    kink="x = 0: derivative scale*alpha (the x <= 0 branch, as PyTorch)",
+    example=lambda: Example(selu(_x), (_x,), {"x": _x}),
+))
+
+
+def celu_np(x, alpha=1.0, xp=np):
+    """x for x > 0, α(e^{x/α} − 1) otherwise (expm1 of min(x, 0)/α: no overflow)."""
+    return xp.where(x > 0, x, alpha * xp.expm1(xp.minimum(x, 0) / alpha))
+
+
+class celu(Primitive):
+    r"""CELU(x; α) = x if x > 0 else α(e^{x/α} − 1);  derivative 1 if x > 0 else e^{x/α} (1 at 0: C¹)."""
+
+    nargs = 2
+    elementwise = True
+    numpy_form = staticmethod(celu_np)
+
+    def __new__(cls, x, alpha=sp.S.One, **kwargs):
+        return super().__new__(cls, x, to_sympy(alpha, "alpha"), **kwargs)
+
+    def fdiff(self, argindex=1):
+        x, alpha = self.args
+        e = sp.exp(sp.Min(x, 0) / alpha)  # = e^{x/α} on the x <= 0 branch; cannot overflow on the other
+        if argindex == 1:
+            return sp.Piecewise((1, x > 0), (e, True))
+        return sp.Piecewise((0, x > 0), (e - 1 - x / alpha * e, True))
+
+    @staticmethod
+    def elementary(x, alpha=sp.S.One):
+        return sp.Piecewise((x, x > 0), (alpha * (sp.exp(x / alpha) - 1), True))
+
+    @classmethod
+    def exact(cls, x, alpha):
+        return sp.S.Zero if x.is_zero else None
+
+    def _latex(self, printer, exp=None):
+        x, alpha = self.args
+        tex = rf"\operatorname{{CELU}}_{{{printer._print(alpha)}}}\left({printer._print(x)}\right)"
+        return tex if exp is None else rf"{tex}^{{{exp}}}"
+
+
+register(Block(
+    name="celu", domain="x real, alpha > 0", family="activation", function=celu, params={"alpha": 1.0},
+    formula="celu(x, alpha=1) = x if x > 0 else alpha*(exp(x/alpha) - 1)",
+    latex=r"\operatorname{CELU}_{\alpha}(x) = \begin{cases} x & x > 0 \\ \alpha (e^{x/\alpha} - 1) & x \le 0 \end{cases}",
+    derivative=r"\operatorname{CELU}_{\alpha}'(x) = \begin{cases} 1 & x > 0 \\ e^{x/\alpha} & x \le 0 \end{cases}",
+    kink="x = 0: derivative 1 from both sides (continuously differentiable; the x <= 0 branch, as PyTorch)",
+    example=lambda: Example(celu(_x, _alpha), (_x,), {"x": _x, "alpha": _alpha},
+                            domain={_alpha: Interval(0.5, 2.0)}),
+))
+
+
+# --- softsign -------------------------------------------------------------------------------
+def softsign_np(x, xp=np):
+    """x/(1 + |x|)."""
+    return x / (1.0 + xp.abs(x))
+
+
+class softsign(Primitive):
+    r"""softsign(x) = x/(1 + |x|);   softsign'(x) = 1/(1 + |x|)²  (= (1 − |softsign x|)², which
+    would cancel for large |x|)."""
+
+    nargs = 1
+    elementwise = True
+    latex_name = r"\operatorname{softsign}"
+    numpy_form = staticmethod(softsign_np)
+
+    def fdiff(self, argindex=1):
+        return 1 / (1 + sp.Abs(self.args[0])) ** 2
+
+    @staticmethod
+    def elementary(x):
+        return x / (1 + sp.Abs(x))
+
+    @classmethod
+    def exact(cls, x):
+        return sp.S.Zero if x.is_zero else None
+
+
+register(Block(
+    name="softsign", domain="x real", family="activation", function=softsign,
+    formula="softsign(x) = x / (1 + |x|)",
+    latex=r"\operatorname{softsign}(x) = \frac{x}{1 + |x|}",
+    derivative=r"\operatorname{softsign}'(x) = \frac{1}{(1 + |x|)^{2}} = \bigl(1 - |\operatorname{softsign}(x)|\bigr)^{2}",
+    kink="x = 0: |x| has a kink but softsign' is continuous there (1, as PyTorch)",
+    example=lambda: Example(softsign(_x), (_x,), {"x": _x}),
+))
+
+
+# --- the clipped family: hardtanh, relu6, hardsigmoid, hardswish (PyTorch's kinks) ------------------
+def _numbers(*args):
+    return all(a.is_Number for a in args)
+
+
+def hardtanh_np(x, min_val=-1.0, max_val=1.0, xp=np):
+    """min(max(x, min_val), max_val)."""
+    return xp.minimum(xp.maximum(x, min_val), max_val)
+
+
+class hardtanh(Primitive):
+    r"""hardtanh(x; lo, hi) = min(max(x, lo), hi);  derivative 1 for lo < x < hi, else 0 (0 at the
+    kinks x = lo, hi, as PyTorch); ∂/∂lo = 𝟙[x ≤ lo], ∂/∂hi = 𝟙[x ≥ hi] (the three sum to 1)."""
+
+    nargs = 3
+    elementwise = True
+    numpy_form = staticmethod(hardtanh_np)
+
+    def __new__(cls, x, min_val=-sp.S.One, max_val=sp.S.One, **kwargs):
+        return super().__new__(cls, x, to_sympy(min_val, "min_val"), to_sympy(max_val, "max_val"), **kwargs)
+
+    def fdiff(self, argindex=1):
+        x, lo, hi = self.args
+        if argindex == 1:
+            return sp.Piecewise((0, x <= lo), (1, x < hi), (0, True))  # ordered branches: no And to print
+        if argindex == 2:
+            return sp.Piecewise((1, x <= lo), (0, True))
+        return sp.Piecewise((1, x >= hi), (0, True))
+
+    @staticmethod
+    def elementary(x, min_val=-sp.S.One, max_val=sp.S.One):
+        return sp.Min(sp.Max(x, min_val), max_val)
+
+    @classmethod
+    def exact(cls, x, lo, hi):
+        return cls.elementary(x, lo, hi) if _numbers(x, lo, hi) else None
+
+    def _latex(self, printer, exp=None):
+        x, lo, hi = (printer._print(a) for a in self.args)
+        tex = rf"\operatorname{{hardtanh}}_{{{lo}, {hi}}}\left({x}\right)"
+        return tex if exp is None else rf"{tex}^{{{exp}}}"
+
+
+_lo, _hi = sp.Symbol("min_val", real=True), sp.Symbol("max_val", real=True)
+register(Block(
+    name="hardtanh", domain="x real, min_val < max_val", family="activation", function=hardtanh,
+    params={"min_val": -1.0, "max_val": 1.0},
+    formula="hardtanh(x, min_val=-1, max_val=1) = min(max(x, min_val), max_val)",
+    latex=r"\operatorname{hardtanh}(x) = \min(\max(x, m), M)",
+    derivative=r"\operatorname{hardtanh}'(x) = \mathbf{1}[m < x < M]",
+    kink="x = min_val, max_val: derivative 0 (as PyTorch)",
+    example=lambda: Example(hardtanh(_x, _lo, _hi), (_x,), {"x": _x, "min_val": _lo, "max_val": _hi},
+                            domain={_lo: Interval(-2.0, -0.5), _hi: Interval(0.5, 2.0)}),
+))
+
+
+def relu6_np(x, xp=np):
+    """min(max(x, 0), 6)."""
+    return xp.minimum(xp.maximum(x, 0.0), 6.0)
+
+
+class relu6(Primitive):
+    r"""ReLU6(x) = min(max(x, 0), 6);  derivative 𝟙[0 < x < 6] (0 at x = 0 and 6, as PyTorch)."""
+
+    nargs = 1
+    elementwise = True
+    latex_name = r"\operatorname{ReLU6}"
+    numpy_form = staticmethod(relu6_np)
+
+    def fdiff(self, argindex=1):
+        x = self.args[0]
+        return sp.Piecewise((0, x <= 0), (1, x < 6), (0, True))
+
+    @staticmethod
+    def elementary(x):
+        return sp.Min(sp.Max(x, 0), 6)
+
+    @classmethod
+    def exact(cls, x):
+        return cls.elementary(x) if x.is_Number else None
+
+
+register(Block(
+    name="relu6", domain="x real", family="activation", function=relu6,
+    formula="relu6(x) = min(max(x, 0), 6)",
+    latex=r"\operatorname{ReLU6}(x) = \min(\max(x, 0), 6)",
+    derivative=r"\operatorname{ReLU6}'(x) = \mathbf{1}[0 < x < 6]",
+    kink="x = 0, 6: derivative 0 (as PyTorch)",
+    example=lambda: Example(relu6(_x), (_x,), {"x": _x}, domain={_x: Interval(-2.0, 8.0)}),
+))
+
+
+def hardsigmoid_np(x, xp=np):
+    """min(max(x + 3, 0), 6)/6 = clip(x/6 + 1/2, 0, 1) (PyTorch's order of operations)."""
+    return xp.minimum(xp.maximum(x + 3.0, 0.0), 6.0) / 6.0
+
+
+class hardsigmoid(Primitive):
+    r"""hardsigmoid(x) = min(max(x/6 + 1/2, 0), 1);  derivative 1/6 for −3 < x < 3, else 0 (0 at ±3,
+    as PyTorch)."""
+
+    nargs = 1
+    elementwise = True
+    latex_name = r"\operatorname{hardsigmoid}"
+    numpy_form = staticmethod(hardsigmoid_np)
+
+    def fdiff(self, argindex=1):
+        x = self.args[0]
+        return sp.Piecewise((0, x <= -3), (sp.Rational(1, 6), x < 3), (0, True))
+
+    @staticmethod
+    def elementary(x):
+        return sp.Min(sp.Max(x / 6 + sp.S.Half, 0), 1)
+
+    @classmethod
+    def exact(cls, x):
+        return cls.elementary(x) if x.is_Number else None
+
+
+register(Block(
+    name="hardsigmoid", domain="x real", family="activation", function=hardsigmoid,
+    formula="hardsigmoid(x) = min(max(x/6 + 1/2, 0), 1)",
+    latex=r"\operatorname{hardsigmoid}(x) = \min\left(\max\left(\frac{x}{6} + \frac{1}{2}, 0\right), 1\right)",
+    derivative=r"\operatorname{hardsigmoid}'(x) = \tfrac{1}{6}\,\mathbf{1}[-3 < x < 3]",
+    kink="x = -3, 3: derivative 0 (as PyTorch)",
+    example=lambda: Example(hardsigmoid(_x), (_x,), {"x": _x}, domain={_x: Interval(-5.0, 5.0)}),
+))
+
+
+def hardswish_np(x, xp=np):
+    """x·min(max(x + 3, 0), 6)/6 (PyTorch's order of operations)."""
+    return x * xp.minimum(xp.maximum(x + 3.0, 0.0), 6.0) / 6.0
+
+
+class hardswish(Primitive):
+    r"""hardswish(x) = x·hardsigmoid(x);  derivative 0 for x ≤ −3, x/3 + 1/2 for −3 < x < 3, 1 for
+    x ≥ 3 (PyTorch's branches: 0 at −3, 1 at 3)."""
+
+    nargs = 1
+    elementwise = True
+    latex_name = r"\operatorname{hardswish}"
+    numpy_form = staticmethod(hardswish_np)
+
+    def fdiff(self, argindex=1):
+        x = self.args[0]
+        return sp.Piecewise((0, x <= -3), (x / 3 + sp.S.Half, x < 3), (1, True))
+
+    @staticmethod
+    def elementary(x):
+        return x * sp.Min(sp.Max(x + 3, 0), 6) / 6
+
+    @classmethod
+    def exact(cls, x):
+        return cls.elementary(x) if x.is_Number else None
+
+
+register(Block(
+    name="hardswish", domain="x real", family="activation", function=hardswish,
+    formula="hardswish(x) = x * min(max(x + 3, 0), 6) / 6",
+    latex=r"\operatorname{hardswish}(x) = \frac{x \min(\max(x + 3, 0), 6)}{6}",
+    derivative=r"\operatorname{hardswish}'(x) = \begin{cases} 0 & x \le -3 \\ \frac{x}{3} + \frac{1}{2} & -3 < x < 3 \\ 1 & x \ge 3 \end{cases}",
+    kink="x = -3: derivative 0; x = 3: derivative 1 (as PyTorch)",
+    example=lambda: Example(hardswish(_x), (_x,), {"x": _x}, domain={_x: Interval(-5.0, 5.0)}),
+))
+
+
+# --- prelu: leaky ReLU with a learnable slope -------------------------------------------------------
+def prelu_np(x, alpha, xp=np):
+    """x for x > 0, α·x otherwise (α broadcasts: one slope, or one per channel)."""
+    return xp.where(x > 0, x, alpha * x)
+
+
+class prelu(Primitive):
+    r"""PReLU(x; α) = x if x > 0 else αx, α learnable;  ∂/∂x = 1 if x > 0 else α (α at 0),
+    ∂/∂α = 0 if x > 0 else x."""
+
+    nargs = 2
+    elementwise = True
+    numpy_form = staticmethod(prelu_np)
+
+    def fdiff(self, argindex=1):
+        x, alpha = self.args
+        if argindex == 1:
+            return sp.Piecewise((1, x > 0), (alpha, True))
+        return sp.Piecewise((0, x > 0), (x, True))
+
+    @staticmethod
+    def elementary(x, alpha):
+        return sp.Piecewise((x, x > 0), (alpha * x, True))
+
+    @classmethod
+    def exact(cls, x, alpha):
+        if x.is_nonnegative:
+            return x
+        if x.is_nonpositive and x.is_number:
+            return alpha * x
+        return None
+
+    def _latex(self, printer, exp=None):
+        x, alpha = self.args
+        tex = rf"\operatorname{{PReLU}}_{{{printer._print(alpha)}}}\left({printer._print(x)}\right)"
+        return tex if exp is None else rf"{tex}^{{{exp}}}"
+
+
+_slope = sp.Symbol("alpha", real=True)
+register(Block(
+    name="prelu", domain="x real, alpha real (learnable)", family="activation", function=prelu,
+    formula="prelu(x, alpha) = x if x > 0 else alpha*x  (alpha learnable)",
+    latex=r"\operatorname{PReLU}_{\alpha}(x) = \begin{cases} x & x > 0 \\ \alpha x & x \le 0 \end{cases}",
+    derivative=r"\frac{\partial \operatorname{PReLU}}{\partial x} = \begin{cases} 1 & x > 0 \\ \alpha & x \le 0 \end{cases}, \quad "
+               r"\frac{\partial \operatorname{PReLU}}{\partial \alpha} = \begin{cases} 0 & x > 0 \\ x & x \le 0 \end{cases}",
+    kink="x = 0: d/dx = alpha and d/dalpha = 0 (the x <= 0 branch, as PyTorch)",
+    example=lambda: Example(prelu(_x, _slope), (_x, _slope), {"x": _x, "alpha": _slope},
+                            domain={_slope: Interval(-0.5, 0.5)}),
+))
+
+
+# --- logsigmoid -------------------------------------------------------------------------------
+def logsigmoid_np(x, xp=np):
+    """log σ(x) = −log(1 + e^{−x}) = −logaddexp(0, −x): finite for every x."""
+    return -xp.logaddexp(0.0, -x)
+
+
+class logsigmoid(Primitive):
+    r"""log σ(x) = −softplus(−x);   (log σ)'(x) = 1 − σ(x) = σ(−x)."""
+
+    nargs = 1
+    elementwise = True
+    latex_name = r"\log\sigma"
+    numpy_form = staticmethod(logsigmoid_np)
+
+    def fdiff(self, argindex=1):
+        return sigmoid(-self.args[0])
+
+    @staticmethod
+    def elementary(x):
+        return -sp.log(1 + sp.exp(-x))
+
+    @classmethod
+    def exact(cls, x):
+        return -sp.log(2) if x.is_zero else None
+
+
+register(Block(
+    name="logsigmoid", domain="x real", family="activation", function=logsigmoid,
+    formula="logsigmoid(x) = log(sigmoid(x)) = -log(1 + exp(-x))",
+    latex=r"\log \sigma(x) = -\log(1 + e^{-x})",
+    derivative=r"(\log\sigma)'(x) = 1 - \sigma(x) = \sigma(-x)",
+    example=lambda: Example(logsigmoid(_x), (_x,), {"x": _x}),
+))
+
+
+# --- softmin: softmax of −z --------------------------------------------------------------------
+def softmin(z):
+    """The vector softmin(z) = softmax(−z), entries e^{−z_i}/Σ_j e^{−z_j} (rows of a matrix expression)."""
+    if isinstance(z, sp.MatrixExpr) and not isinstance(z, sp.MatrixBase):
+        from ..matrices import row_softmax
+
+        return row_softmax(-z)
+    z = as_vector(z, "softmin input")
+    return softmax([-v for v in z])
+
+
+def _softmin_batched() -> Batched:
+    """softmin of each row z (N × C) as RowSoftmax(−z): the backward is −softmax_vjp(−z, G)."""
+    from ..matrices import RowSoftmax
+
+    z = sp.MatrixSymbol("z", N, size("C"))
+    return Batched(RowSoftmax(-z), (Arg("z", z, "rows"),), ("z",))
+
+
+register(Block(
+    name="softmin", domain="z in R^C", family="activation", function=None,
+    formula="softmin(z)_i = exp(-z_i) / sum_j exp(-z_j) = softmax(-z)_i",
+    latex=r"\operatorname{softmin}(\mathbf{z})_i = \frac{e^{-z_i}}{\sum_j e^{-z_j}} = \operatorname{softmax}(-\mathbf{z})_i",
+    derivative=r"\frac{\partial b_i}{\partial z_j} = -b_i(\delta_{ij} - b_j), \quad b = \operatorname{softmin}(\mathbf{z})",
+    example=lambda: (lambda z: Example(softmin(z), (z,), {"z": z}))(vector("z", 3)),
+    batched=_softmin_batched,
+))
+
+
+# --- glu: the gated linear unit over the last axis ---------------------------------------------------
+def glu_np(Z, xp=np):
+    """a ∘ σ(b) for the halves a = Z[..., :H], b = Z[..., H:] of the last axis (of even length 2H)."""
+    if Z.shape[-1] % 2:
+        raise ValueError(f"glu splits the last axis in halves: its length must be even, got shape {tuple(Z.shape)}")
+    h = Z.shape[-1] // 2
+    return Z[..., :h] * sigmoid_np(Z[..., h:], xp=xp)
+
+
+def glu_vjp_np(Z, G, xp=np):
+    """[G ∘ σ(b), G ∘ a ∘ σ(b)σ(−b)] along the last axis: the GLU backward (σ(−b), not 1 − σ(b))."""
+    if Z.shape[-1] % 2 or G.shape[-1] * 2 != Z.shape[-1]:
+        raise ValueError(f"glu backward: z of shape {tuple(Z.shape)} needs an even last axis and grad with half "
+                         f"of it, got grad of shape {tuple(G.shape)}")
+    h = Z.shape[-1] // 2
+    a, b = Z[..., :h], Z[..., h:]
+    s = sigmoid_np(b, xp=xp)
+    grad_a = G * s
+    return xp.concat([grad_a, grad_a * a * sigmoid_np(-b, xp=xp)], axis=-1)
+
+
+class RowGLU(_RowBlock):
+    r"""GLU(Z) = A ∘ σ(B) row by row, Z = [A B] (N × 2H → N × H);  G_Z = [G ∘ σ(B), G ∘ A ∘ σ(B) ∘ σ(−B)]."""
+
+    numpy_form = staticmethod(glu_np)
+    name = "glu"
+
+    @property
+    def shape(self):
+        rows, cols = self.arg.shape
+        return (rows, cols / 2)
+
+    def adjoint(self, G):
+        return GLUVJP(self.arg, G)
+
+    @staticmethod
+    def explicit_row(row: list) -> list:
+        h = len(row) // 2
+        return [a * sigmoid(b) for a, b in zip(row[:h], row[h:])]
+
+    def _latex(self, printer, **kwargs):
+        return rf"\operatorname{{GLU}}\left({printer._print(self.arg)}\right)"
+
+
+class GLUVJP(_RowBlock):
+    r"""The GLU backward [G ∘ σ(B), G ∘ A ∘ σ(B) ∘ σ(−B)] for Z = [A B] (shape of Z)."""
+
+    numpy_form = staticmethod(glu_vjp_np)
+    name = "glu_vjp"
+
+    def __new__(cls, Z, G):
+        return sp.MatrixExpr.__new__(cls, Z, G)
+
+    def _sympystr(self, printer):
+        return f"glu_vjp({printer._print(self.args[0])}, {printer._print(self.args[1])})"
+
+    def doit(self, **hints):
+        Z, G = (a.doit(**hints) for a in self.args)
+        if isinstance(Z, sp.MatrixBase) and isinstance(G, sp.MatrixBase):
+            h = Z.cols // 2
+            rows = []
+            for i in range(Z.rows):
+                a, b, g = Z.row(i)[:h], Z.row(i)[h:], G.row(i)
+                rows.append([gj * sigmoid(bj) for gj, bj in zip(g, b)]
+                            + [gj * aj * sigmoid(bj) * sigmoid(-bj) for gj, aj, bj in zip(g, a, b)])
+            return sp.ImmutableMatrix(rows)
+        return type(self)(Z, G)
+
+
+def glu(z):
+    """GLU(z) = a ∘ σ(b) for the halves a, b of z (a vector of even length, or the rows of a matrix
+    expression N × 2H)."""
+    if isinstance(z, sp.MatrixExpr) and not isinstance(z, sp.MatrixBase):
+        return RowGLU(z)
+    z = as_vector(z, "glu input")
+    if len(z) % 2:
+        raise ValueError(f"glu splits its input in halves: it needs an even number of entries, got {len(z)}")
+    return sp.Matrix(RowGLU.explicit_row(list(z)))
+
+
+def _glu_batched() -> Batched:
+    """GLU of each row z (N × 2H)."""
+    z = sp.MatrixSymbol("z", N, 2 * size("H"))
+    return Batched(RowGLU(z), (Arg("z", z, "rows"),), ("z",))
+
+
+register(Block(
+    name="glu", domain="z in R^(2H) (the last axis split in halves a, b)", family="activation", function=None,
+    formula="glu(z) = a * sigmoid(b), (a, b) = the halves of z along the last axis",
+    latex=r"\operatorname{GLU}(\mathbf{z}) = \mathbf{a} \odot \sigma(\mathbf{b}), \quad \mathbf{z} = (\mathbf{a}, \mathbf{b})",
+    derivative=r"\frac{\partial\,\mathrm{GLU}_i}{\partial a_i} = \sigma(b_i), \quad \frac{\partial\,\mathrm{GLU}_i}{\partial b_i} = a_i\,\sigma(b_i)\,(1 - \sigma(b_i))",
+    example=lambda: (lambda z: Example(glu(z), (z,), {"z": z}))(vector("z", 4)),
+    batched=_glu_batched,
 ))
