@@ -204,7 +204,7 @@ def _cross_check_matrices(derivation, compiled, points, rng, tolerance, sizes, d
     entries = {m: sp.ImmutableMatrix(*c.shape, lambda i, j, n=m.name: sp.Symbol(f"{n}_{i}_{j}", real=True))
                for m, c in concrete.items()}
     explicit = L.xreplace(sizes).xreplace({concrete[m]: entries[m] for m in matrices})
-    explicit = elementary(_explicit(explicit))
+    explicit = elementary(explicit_entries(explicit))
     scalars = sorted((x for x in explicit.free_symbols if x.name in compiled.params), key=lambda x: x.name)
     symbols = [e for m in matrices for e in entries[m]] + scalars
     refs, shapes = [], []
@@ -250,7 +250,7 @@ def _cross_check_matrices(derivation, compiled, points, rng, tolerance, sizes, d
                        method="SymPy's diff of the explicit entries")
 
 
-def _explicit(expr):
+def explicit_entries(expr):
     """Matrix expressions over explicit matrices, evaluated to explicit entries."""
     from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 

@@ -3,27 +3,32 @@
 ``parse("sigmoid(w*x + b)")`` reads Python math syntax with :mod:`ast` (which only parses)
 and builds SymPy objects node by node. Allowed: numbers, names (real symbols), ``+ - * /``,
 ``**`` (and ``^`` as a power), unary minus, ``x[k]`` (an indexed entry), lists (vectors) as
-function arguments, and calls of the whitelisted functions in :data:`FUNCTIONS`. Anything
-else — attributes, imports, lambdas, comprehensions, strings, dunder names — is refused with
-a :class:`~symgrad.errors.ParseError` naming the offending part. Sizes are bounded: text
-length, nesting depth, node count, integer size and numeric exponents (``9**9**9`` is
-refused before anything is computed).
+function arguments, calls of the functions in :data:`FUNCTIONS` — the elementary ones and
+every catalog block by its name, read from the registry (a block is typeable the day it is
+declared) — and, for matrices (MatrixSymbols passed in ``symbols``), ``X.T``, ``transpose(X)``,
+``X^T`` and ``@``. ``lambda`` and Greek letters (``λ``) are symbol names. Anything else —
+other attributes, imports, lambdas, comprehensions, strings, dunder names, a division by zero
+— is refused with a :class:`~symgrad.errors.ParseError` naming the offending part. Sizes are
+bounded: text length, nesting depth, node count, integer size and numeric exponents
+(``9**9**9`` is refused before anything is computed).
 """
 
 from __future__ import annotations
 
 import ast
 import difflib
+import inspect
 import math
 import re
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import sympy as sp
 
 from . import catalog as C
-from .errors import ParseError
+from .errors import ParseError, SymgradError
 
-__all__ = ["parse", "FUNCTIONS", "CONSTANTS", "MAX_LENGTH", "MAX_DEPTH", "MAX_NODES", "MAX_EXPONENT"]
+__all__ = ["parse", "FUNCTIONS", "CONSTANTS", "GREEK", "MAX_LENGTH", "MAX_DEPTH", "MAX_NODES", "MAX_EXPONENT",
+           "bounded_power", "check_name", "block_builders", "finite"]
 
 MAX_LENGTH = 2000  # characters
 MAX_DEPTH = 40  # nesting of brackets and operators
@@ -39,34 +44,157 @@ def _sum(*args):
     return sp.Add(*args)
 
 
-# name → (builder, minimum arity, maximum arity, allowed keywords)
-FUNCTIONS: dict[str, tuple[Callable, int, int, frozenset]] = {
+def _transpose(x):
+    return x.T if isinstance(x, (sp.MatrixBase, sp.MatrixExpr)) else x
+
+
+def _diag(v):
+    if isinstance(v, sp.MatrixBase):
+        return sp.diag(*v)
+    if isinstance(v, sp.MatrixExpr):
+        return sp.DiagMatrix(v)
+    raise ValueError("diag takes a vector")
+
+
+# name → (builder, minimum arity, maximum arity, allowed keywords): the elementary functions
+ELEMENTARY: dict[str, tuple[Callable, int, int, frozenset]] = {
     "exp": (sp.exp, 1, 1, frozenset()), "log": (sp.log, 1, 1, frozenset()),
     "ln": (sp.log, 1, 1, frozenset()), "sqrt": (sp.sqrt, 1, 1, frozenset()),
     "sin": (sp.sin, 1, 1, frozenset()), "cos": (sp.cos, 1, 1, frozenset()),
     "tan": (sp.tan, 1, 1, frozenset()), "tanh": (sp.tanh, 1, 1, frozenset()),
     "sinh": (sp.sinh, 1, 1, frozenset()), "cosh": (sp.cosh, 1, 1, frozenset()),
+    "sech": (sp.sech, 1, 1, frozenset()), "csch": (sp.csch, 1, 1, frozenset()),
+    "coth": (sp.coth, 1, 1, frozenset()), "atan": (sp.atan, 1, 1, frozenset()),
+    "arctan": (sp.atan, 1, 1, frozenset()), "asinh": (sp.asinh, 1, 1, frozenset()),
+    "erf": (sp.erf, 1, 1, frozenset()), "erfc": (sp.erfc, 1, 1, frozenset()),
+    "sign": (sp.sign, 1, 1, frozenset()), "sgn": (sp.sign, 1, 1, frozenset()),
     "abs": (sp.Abs, 1, 1, frozenset()), "Abs": (sp.Abs, 1, 1, frozenset()),
     "max": (sp.Max, 2, 16, frozenset()), "Max": (sp.Max, 2, 16, frozenset()),
     "min": (sp.Min, 2, 16, frozenset()), "Min": (sp.Min, 2, 16, frozenset()),
     "Heaviside": (sp.Heaviside, 1, 2, frozenset()), "sum": (_sum, 1, 64, frozenset()),
     "Piecewise": (sp.Piecewise, 1, 16, frozenset()),  # built by _Builder.piecewise (conditions allowed there only)
-    "sigmoid": (C.sigmoid, 1, 1, frozenset()), "relu": (C.relu, 1, 1, frozenset()),
-    "step": (C.step, 1, 1, frozenset()), "softplus": (C.softplus, 1, 1, frozenset()),
-    "leaky_relu": (C.leaky_relu, 1, 2, frozenset({"alpha"})), "elu": (C.elu, 1, 2, frozenset({"alpha"})),
-    "softmax": (C.softmax, 1, 1, frozenset()), "log_softmax": (C.log_softmax, 1, 1, frozenset()),
-    "maxout": (C.maxout, 1, 16, frozenset()),
-    "bce": (C.bce, 2, 2, frozenset()), "bce_with_logits": (C.bce_with_logits, 2, 2, frozenset()),
-    "cross_entropy": (C.cross_entropy, 2, 2, frozenset()),
-    "softmax_cross_entropy": (C.softmax_cross_entropy, 2, 2, frozenset()),
-    "squared_l2": (C.squared_l2, 2, 2, frozenset()), "hinge": (C.hinge, 2, 2, frozenset()),
-    "l2": (C.l2, 1, 2, frozenset({"lam"})),
-    "lp_pool": (C.lp_pool, 2, 2, frozenset()), "log_avg_pool": (C.log_avg_pool, 2, 2, frozenset()),
+    "step": (C.step, 1, 1, frozenset()),
+    "transpose": (_transpose, 1, 1, frozenset()), "diag": (_diag, 1, 1, frozenset()),
 }
+
+
+def _arity(fn: Callable) -> tuple[int, int, frozenset]:
+    """(minimum, maximum positional arguments, keywords) of a block's builder, from its signature."""
+    target = fn
+    if isinstance(fn, type) and issubclass(fn, sp.Function):
+        own_new = next((c for c in fn.__mro__ if "__new__" in vars(c) and c.__module__.startswith("symgrad")), None)
+        if own_new is not None:  # leaky_relu(x, alpha=0.01): the declared signature
+            target = own_new.__new__
+        else:
+            nargs = getattr(fn, "nargs", None)
+            counts = sorted(int(n) for n in nargs) if isinstance(nargs, sp.FiniteSet) else [1, 16]
+            return counts[0], counts[-1], frozenset()
+    try:
+        params = list(inspect.signature(target).parameters.values())
+    except (TypeError, ValueError):
+        return 1, 16, frozenset()
+    if target is not fn and params:
+        params = params[1:]  # cls
+    lo = sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty)
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    hi = 16 if any(p.kind is p.VAR_POSITIONAL for p in params) else len(positional)
+    keywords = frozenset(p.name for p in params if p.default is not p.empty and p.kind is not p.VAR_KEYWORD)
+    return max(lo, 1 if hi else 0), max(hi, lo), keywords
+
+
+_BLOCK_CACHE: dict = {}
+
+
+def block_builders() -> dict[str, Callable]:
+    """name → the callable that builds the block: every catalog block by its registry name (the
+    catalog's function of that name, else the block's ``sympy.Function``)."""
+    from .catalog.registry import blocks
+
+    declared = blocks()
+    key = tuple(b.name for b in declared)
+    if _BLOCK_CACHE.get("key") != key:
+        out = {}
+        for b in declared:
+            fn = getattr(C, b.name, None)
+            fn = fn if callable(fn) else b.function
+            if callable(fn):
+                out[b.name] = fn
+        _BLOCK_CACHE.update(key=key, builders=out, table=None)
+    return _BLOCK_CACHE["builders"]
+
+
+class _Functions(Mapping):
+    """The elementary functions and every catalog block (read from the registry at each use)."""
+
+    def _table(self) -> dict[str, tuple[Callable, int, int, frozenset]]:
+        builders = block_builders()
+        if _BLOCK_CACHE.get("table") is None:
+            table = {}
+            for name, fn in builders.items():
+                if name not in ELEMENTARY and _NAME.match(name):
+                    lo, hi, keywords = _arity(fn)
+                    table[name] = (fn, lo, hi, keywords)
+            _BLOCK_CACHE["table"] = {**table, **ELEMENTARY}
+        return _BLOCK_CACHE["table"]
+
+    def __getitem__(self, name: str):
+        return self._table()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+
+FUNCTIONS: Mapping[str, tuple[Callable, int, int, frozenset]] = _Functions()
 CONSTANTS: dict[str, sp.Basic] = {"pi": sp.pi, "E": sp.E}
+GREEK = {"α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsilon", "ζ": "zeta", "η": "eta",
+         "θ": "theta", "ι": "iota", "κ": "kappa", "λ": "lambda", "μ": "mu", "ν": "nu", "ξ": "xi", "π": "pi",
+         "ρ": "rho", "σ": "sigma", "τ": "tau", "υ": "upsilon", "φ": "phi", "χ": "chi", "ψ": "psi", "ω": "omega",
+         "Γ": "Gamma", "Δ": "Delta", "Θ": "Theta", "Λ": "Lambda", "Ξ": "Xi", "Π": "Pi", "Σ": "Sigma",
+         "Φ": "Phi", "Ψ": "Psi", "Ω": "Omega"}
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """``name`` when it is a plain identifier (letters, digits, _; no ``__``), else a ParseError."""
+    if not isinstance(name, str) or not _NAME.match(name) or "__" in name:
+        raise ParseError(f"refused the {what} {name!r}: names are letters, digits and single underscores, "
+                         "beginning with a letter")
+    return name
+
+
+def bounded_power(base: Any, exponent: Any) -> sp.Basic:
+    """base**exponent, refused (ParseError) when the exponent or the value's size is beyond bounds."""
+    if exponent.is_number:
+        if exponent.is_real is False or exponent.has(sp.zoo, sp.nan) or abs(float(exponent)) > MAX_EXPONENT:
+            raise ParseError(f"refused an exponent beyond ±{MAX_EXPONENT}")
+        if base.is_number and base.is_real and not base.has(sp.zoo, sp.nan):
+            size = abs(float(exponent)) * math.log2(max(_magnitude(base), 2.0))
+            if size > 4096:
+                raise ParseError("refused a power whose value has more than 4096 bits")
+            if base == 0 and exponent.is_negative:
+                raise ParseError("refused a division by zero (0 to a negative power)")
+    return sp.Pow(base, exponent)
+
+
+def _magnitude(number: sp.Expr) -> float:
+    try:
+        value = abs(float(number))
+    except (OverflowError, TypeError, ValueError):
+        return float("inf")
+    return value if math.isfinite(value) else float("inf")
+
+
+def finite(value: Any, what: str = "expression") -> Any:
+    """``value`` unless it contains zoo, nan or ∞ (a division by zero, an undefined number)."""
+    if isinstance(value, (sp.Basic, sp.MatrixBase)) and value.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+        raise ParseError(f"the {what} is undefined: it divides by zero or evaluates to zoo/nan/oo")
+    return value
 
 _BINOPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
-           ast.Div: lambda a, b: a / b, ast.Pow: None}
+           ast.MatMult: lambda a, b: a * b, ast.Div: lambda a, b: a / b, ast.Pow: None}
+_MATRIX = (sp.MatrixBase, sp.MatrixExpr)
 
 
 def parse(text: str, *, symbols: Mapping[str, sp.Basic] | None = None,
@@ -84,6 +212,7 @@ def parse(text: str, *, symbols: Mapping[str, sp.Basic] | None = None,
         raise ParseError("the expression is empty")
     _check_nesting(text)
     text = text.replace("^", "**")  # math's power; Python's ^ would bind looser than +
+    text = re.sub(r"\blambda\b", "λ", text)  # a symbol named lambda (a Python keyword)
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
@@ -94,7 +223,7 @@ def parse(text: str, *, symbols: Mapping[str, sp.Basic] | None = None,
     count = sum(1 for _ in ast.walk(tree))
     if count > MAX_NODES:
         raise ParseError(f"the expression has {count} parts; at most {MAX_NODES} are read")
-    return _Builder(text, symbols or {}, assumptions or {}).build(tree.body)
+    return finite(_Builder(text, symbols or {}, assumptions or {}).build(tree.body))
 
 
 def _check_nesting(text: str) -> None:
@@ -140,13 +269,26 @@ class _Builder:
             value = self.build(node.operand)
             return -value if isinstance(node.op, ast.USub) else value
         if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-            left, right = self.build(node.left), self.build(node.right)
+            left = self.build(node.left)
+            if isinstance(node.op, ast.Pow) and isinstance(left, _MATRIX) and isinstance(node.right, ast.Name) \
+                    and node.right.id == "T" and not isinstance(self.symbols.get("T"), sp.Symbol):
+                return left.T  # X^T: the transpose
+            right = self.build(node.right)
             if isinstance(node.op, ast.Pow):
                 return self.power(node, left, right)
-            if isinstance(left, sp.MatrixBase) or isinstance(right, sp.MatrixBase):
-                if isinstance(node.op, (ast.Add, ast.Sub)) and not (isinstance(left, sp.MatrixBase) and isinstance(right, sp.MatrixBase)):
+            if isinstance(left, _MATRIX) or isinstance(right, _MATRIX):
+                if isinstance(node.op, (ast.Add, ast.Sub)) and not (isinstance(left, _MATRIX) and isinstance(right, _MATRIX)):
                     raise self.refuse(node, "adding a scalar to a vector")
-            return _BINOPS[type(node.op)](left, right)
+                if isinstance(node.op, ast.Div) and isinstance(right, _MATRIX):
+                    raise self.refuse(node, "a division by a matrix")
+            if isinstance(node.op, ast.Div) and getattr(right, "is_zero", False):
+                raise self.refuse(node, "a division by zero")
+            if isinstance(node.op, ast.MatMult) and not (isinstance(left, _MATRIX) and isinstance(right, _MATRIX)):
+                raise self.refuse(node, "@ between things that are not both matrices")
+            try:
+                return _BINOPS[type(node.op)](left, right)
+            except (sp.ShapeError, TypeError, ValueError) as exc:
+                raise self.refuse(node, f"an operation on incompatible shapes ({exc})") from None
         if isinstance(node, ast.Call):
             return self.call(node)
         if isinstance(node, ast.Subscript):
@@ -159,6 +301,11 @@ class _Builder:
                 raise self.refuse(node, "nested lists")
             return sp.Matrix(entries)
         if isinstance(node, ast.Attribute):
+            if node.attr == "T":
+                value = self.build(node.value)
+                if not isinstance(value, _MATRIX):
+                    raise self.refuse(node, ".T of something that is not a matrix (declare matrices, e.g. --matrix X:n,n)")
+                return value.T
             raise self.refuse(node, "attribute access")
         if isinstance(node, ast.Lambda):
             raise self.refuse(node, "a lambda")
@@ -179,7 +326,7 @@ class _Builder:
         return sp.Float(value)
 
     def name(self, node: ast.Name) -> sp.Basic:
-        ident = node.id
+        ident = GREEK.get(node.id, node.id)  # λ → lambda
         if not _NAME.match(ident) or "__" in ident:
             raise self.refuse(node, "the name")
         if ident in self.symbols:
@@ -194,16 +341,12 @@ class _Builder:
         return sym
 
     def power(self, node: ast.BinOp, base: Any, exponent: Any) -> sp.Basic:
-        if isinstance(base, sp.MatrixBase) or isinstance(exponent, sp.MatrixBase):
-            raise self.refuse(node, "a power of a vector")
-        if exponent.is_number:
-            if exponent.is_real is False or abs(float(exponent)) > MAX_EXPONENT:
-                raise self.refuse(node, f"an exponent beyond ±{MAX_EXPONENT}")
-            if base.is_number and base.is_real:
-                size = abs(float(exponent)) * math.log2(max(abs(float(base)), 2.0))
-                if size > 4096:
-                    raise self.refuse(node, "a power whose value has more than 4096 bits")
-        return sp.Pow(base, exponent)
+        if isinstance(base, _MATRIX) or isinstance(exponent, _MATRIX):
+            raise self.refuse(node, "a power of a vector or matrix (write X.T for a transpose)")
+        try:
+            return bounded_power(base, exponent)
+        except ParseError as exc:
+            raise self.refuse(node, str(exc).removeprefix("refused ")) from None
 
     def indexed(self, node: ast.Subscript) -> sp.Basic:
         if not isinstance(node.value, ast.Name):
@@ -273,5 +416,6 @@ class _Builder:
         args = [self.build(a) for a in node.args]
         try:
             return builder(*args, **kwargs)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, AttributeError, IndexError, KeyError, NotImplementedError,
+                sp.ShapeError, SymgradError) as exc:
             raise ParseError(f"cannot apply {fname}: {exc}") from None

@@ -2,22 +2,29 @@
 
 The claim may be a SymPy object (scalar, Matrix, MatrixSymbol expression), text in Python
 syntax with the catalog's names (``"sigmoid(x)*(1-sigmoid(x))"``), LaTeX
-(``\\sigma(x)(1-\\sigma(x))``), or a NumPy callable. symgrad derives the truth itself, then:
+(``\\sigma(x)(1-\\sigma(x))``, ``2\\lambda W``, ``W^\\top x``), or a NumPy callable. symgrad
+derives the truth itself; every symbol is one object per name (``a`` and a positive ``a`` are
+the same variable). Then:
 
-1. **proof** (bounded): Heaviside is read with the kink convention H(0) = 0 (said in the notes),
-   both sides are written in elementary functions, and the difference goes through cheap
-   targeted rewrites (cancel, expand, together) before a time-limited ``simplify``;
-2. **refutation**: both sides are evaluated at varied random points of the symbols' domains
-   (never only "nice" ones) with 50-digit arithmetic; any relative difference above 1e-30 (1e-9
-   for NumPy callables, evaluated in float64) refutes the claim, with the point and both values.
+1. **refutation** (first: a wrong claim is refuted fast): both sides are evaluated *exactly* at
+   the points of :mod:`symgrad.sampling` — magnitudes across many decades, both signs, near 0,
+   and at and on both sides of every breakpoint of claim and truth — to 30 correct digits
+   (a point whose value cannot be resolved is skipped, never guessed). A relative difference
+   above the tolerance (1e-20, or float64 rounding ≈ 5.7e-14 when claim or truth contains
+   floating-point numbers) refutes the claim, with the point and both values. Matrix
+   expressions are written out at small sizes (2, 3, 4, … so a transposition shows);
+2. **proof** (bounded): Heaviside is read with the kink convention H(0) = 0 (said in the
+   notes), both sides are written in elementary functions, and the difference goes through
+   cheap targeted rewrites (cancel, expand, together) before a time-limited ``simplify``.
 
 Status: ``proven``, ``refuted``, ``numerically-consistent`` (no counterexample, no proof) or
 ``undecided`` (the budget ran out or nothing could be evaluated). ``ok`` is True for the first
-and the third.
+and the third. A claim of the wrong shape is refuted with the reason.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -26,6 +33,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
+from . import sampling
 from .catalog.activations import step
 from .derive import Derivation, derive
 from .errors import SymgradError
@@ -33,7 +41,8 @@ from .simplify import Budget, elementary
 
 __all__ = ["verify", "Verdict"]
 
-DIGITS = 50
+DIGITS = sampling.DIGITS
+MAX_TERMS = 256  # a numeric sum is written out only up to this many terms
 
 
 @dataclass
@@ -53,16 +62,26 @@ class Verdict:
     def ok(self) -> bool:
         return self.status in ("proven", "numerically-consistent")
 
+    def _where(self) -> str | None:
+        ce = self.counterexample
+        if not ce:
+            return None
+        if ce.get("reason"):
+            return ce["reason"]
+        point = ", ".join(f"{k} = {_show(v)}" for k, v in ce.get("point", {}).items())
+        entry = f" (entry {ce['entry']})" if ce.get("entry") is not None else ""
+        return f"counterexample at {point}{entry}"
+
     def __str__(self) -> str:
         from .printing import text
 
         lines = [f"{self.status}: {self.method} ({self.seconds:.2f} s)"]
         if self.counterexample:
             ce = self.counterexample
-            point = ", ".join(f"{k} = {v}" for k, v in ce["point"].items())
-            lines.append(f"  counterexample at {point}{' (entry ' + str(ce['entry']) + ')' if ce.get('entry') is not None else ''}:")
-            lines.append(f"    claim  = {ce.get('claim_digits', ce['claim'])}")
-            lines.append(f"    truth  = {ce.get('truth_digits', ce['truth'])}")
+            lines.append(f"  {self._where()}" + (":" if "claim" in ce else ""))
+            if "claim" in ce:
+                lines.append(f"    claim  = {ce.get('claim_digits', _show(ce['claim']))}")
+                lines.append(f"    truth  = {ce.get('truth_digits', _show(ce['truth']))}")
         if not callable(self.claim) or isinstance(self.claim, sp.Basic):
             lines.append(f"  claim: {text(self.claim) if isinstance(self.claim, sp.Basic) else self.claim}")
         lines.append(f"  truth: {text(self.truth) if isinstance(self.truth, sp.Basic) else self.truth}")
@@ -77,15 +96,26 @@ class Verdict:
                 "truth": text(self.truth) if isinstance(self.truth, sp.Basic) else str(self.truth),
                 "counterexample": self.counterexample, "notes": self.notes, "points": self.points}
 
-    def _repr_markdown_(self) -> str:
-        return "```\n" + str(self) + "\n```"
-
-    def _repr_latex_(self) -> str:
+    def _math(self) -> str:
         from .printing import latex
 
         claim = latex(self.claim) if isinstance(self.claim, sp.Basic) else r"\text{(a NumPy function)}"
-        rel = {"proven": "=", "refuted": r"\neq", "numerically-consistent": r"\approx"}.get(self.status, "?")
-        return rf"$\displaystyle {claim} \;{rel}\; {latex(self.truth)}\quad\text{{({self.status})}}$"
+        rel = {"proven": "=", "refuted": r"\neq", "numerically-consistent": r"\approx"}.get(self.status, r"\overset{?}{=}")
+        return rf"\displaystyle {claim} \;{rel}\; {latex(self.truth)}"
+
+    def _repr_markdown_(self) -> str:
+        """Markdown with display math (Jupyter prefers Markdown to LaTeX, so the math is here)."""
+        lines = [f"**{self.status}** — {self.method} ({self.seconds:.2f} s)", "", f"$${self._math()}$$", ""]
+        ce = self.counterexample
+        if ce:
+            lines.append(f"- {self._where()}" + (f": claim = {ce.get('claim_digits', _show(ce.get('claim')))}, "
+                                                 f"truth = {ce.get('truth_digits', _show(ce.get('truth')))}"
+                                                 if "claim" in ce else ""))
+        lines += [f"- note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def _repr_latex_(self) -> str:
+        return rf"${self._math()}\quad\text{{({self.status})}}$"
 
 
 def verify(expr: Any, wrt: Any, claim: Any, *, timeout: float = 5.0, points: int = 12, seed: int = 0,
@@ -94,72 +124,111 @@ def verify(expr: Any, wrt: Any, claim: Any, *, timeout: float = 5.0, points: int
 
     .. math:: \text{claim} - \frac{\partial\,\text{expr}}{\partial\,\text{wrt}} \overset{?}{=} 0
 
-    ``positive``: names of symbols to treat as positive (sampled from positive values).
+    ``positive``: names of symbols of ``expr`` to treat as positive (sampled from positive values).
+    ``points``: random points (the breakpoints' neighbourhoods come on top). ``timeout``: seconds
+    for the whole verdict (derivation, refutation and proof).
     """
     started = time.perf_counter()
-    budget = Budget(timeout)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
+        raise ValueError(f"timeout must be a positive finite number of seconds, got {timeout!r}")
+    budget = Budget(float(timeout))
     expr, wrt = _with_assumptions(expr, wrt, positive)
-    derivation = derive(expr, wrt, timeout=max(timeout / 3, 0.5))
+    derivation = derive(expr, wrt, timeout=max(timeout / 3, 0.2))
     truth = derivation.result
     symbols = _symbols_by_name(derivation)
     if callable(claim) and not isinstance(claim, (sp.Basic, str)):
         return _verify_callable(derivation, claim, points, seed, started)
-    parsed = _as_claim(claim, symbols)
+    parsed = sampling.unify(_as_claim(claim, symbols), symbols)
+    _refuse_non_finite(parsed)
     notes: list[str] = []
-    parsed, truth_cmp = _conform(parsed, truth)
-    if parsed.has(sp.Heaviside):
-        parsed = parsed.replace(lambda n: isinstance(n, sp.Heaviside), lambda n: step(n.args[0]))
+    if _has_heaviside(parsed) or _has_heaviside(truth):
         notes.append("Heaviside(u) read as the step 1[u > 0] (the kink convention ReLU'(0) = 0); claims "
                      "that differ only where u = 0 are judged equal")
-    if isinstance(truth_cmp, sp.MatrixExpr) and not isinstance(truth_cmp, sp.MatrixBase):
-        return _verify_matrix_expr(derivation, parsed, truth_cmp, notes, points, seed, started)
-    # 1. numbers first: a wrong claim is refuted fast, before any expensive simplification
-    refuted = _refute(parsed, truth_cmp, derivation, points, seed, budget)
-    if refuted is not None:
-        kind, info = refuted
-        if kind == "counterexample":
-            return Verdict("refuted", parsed, truth_cmp, f"50-digit evaluation at {info['evaluated']} random points",
-                           time.perf_counter() - started, info, notes, info["evaluated"])
-        notes.append(info)
-    # 2. a proof
-    if _prove(parsed, truth_cmp, budget):
-        return Verdict("proven", parsed, truth_cmp, "symbolic: the difference simplifies to 0",
-                       time.perf_counter() - started, None, notes, points)
-    notes += budget.hits
-    if refuted is not None and refuted[0] == "unevaluable":
-        return Verdict("undecided", parsed, truth_cmp, "neither proven nor evaluated",
+    parsed, truth_cmp = _kink_convention(parsed), _kink_convention(truth)
+    if isinstance(truth_cmp, sp.MatrixExpr) and isinstance(parsed, sp.MatrixExpr) and \
+            not isinstance(truth_cmp, sp.MatrixBase) and not isinstance(parsed, sp.MatrixBase) and \
+            parsed.shape == truth_cmp.shape and (parsed - truth_cmp).doit() == sp.ZeroMatrix(*truth_cmp.shape):
+        return Verdict("proven", parsed, truth_cmp, "symbolic: the matrix expressions are equal",
                        time.perf_counter() - started, None, notes, 0)
+    concrete = _explicit_pair(parsed, truth_cmp, derivation.expr)
+    if isinstance(concrete, str):  # the shapes differ
+        return Verdict("refuted", parsed, truth_cmp, "the shapes differ", time.perf_counter() - started,
+                       {"reason": concrete}, notes, 0)
+    pairs, sized, shape_note = concrete
+    if shape_note:
+        notes.append(shape_note)
+    # 1. numbers first: a wrong claim is refuted fast, before any expensive simplification
+    refuted = _refute(pairs, points, seed, budget)
+    tol = sampling.claim_tolerance(parsed, truth_cmp)
+    where = "at small sizes " + ", ".join(f"{d} = {v}" for d, v in sized.items()) + "; " if sized else ""
+    if refuted is not None and refuted[0] == "counterexample":
+        info = refuted[1]
+        return Verdict("refuted", parsed, truth_cmp,
+                       f"{DIGITS}-digit evaluation {where}at {info['evaluated']} points (relative tolerance {tol:.2g})",
+                       time.perf_counter() - started, info, notes, info["evaluated"])
+    evaluated = refuted[1] if refuted is not None and refuted[0] == "consistent" else 0
+    if refuted is not None and refuted[0] == "unevaluable":
+        notes.append(refuted[1])
+    # 2. a proof (of the entries: a proof for every size only when no size was chosen)
+    if not sized and _prove(pairs, budget):
+        return Verdict("proven", parsed, truth_cmp, "symbolic: the difference simplifies to 0",
+                       time.perf_counter() - started, None, notes, evaluated)
+    notes += budget.hits
+    if not evaluated:
+        return Verdict("undecided", parsed, truth_cmp, "neither proven nor evaluated (budget exhausted or no "
+                       "point in the domain could be evaluated)", time.perf_counter() - started, None, notes, 0)
     return Verdict("numerically-consistent", parsed, truth_cmp,
-                   f"no counterexample at {points} random points (50 digits); not proven symbolically",
-                   time.perf_counter() - started, None, notes, points)
+                   f"no counterexample at {evaluated} points ({DIGITS} digits, {where}relative tolerance {tol:.2g}); "
+                   "not proven symbolically", time.perf_counter() - started, None, notes, evaluated)
 
 
 # --- inputs ------------------------------------------------------------------------------------------
-def _with_assumptions(expr, wrt, positive):
-    if not positive:
-        return expr, wrt
-    from .parse import parse
+def _names_of(expr) -> dict[str, sp.Basic]:
+    return sampling.by_name(expr) if isinstance(expr, (sp.Basic, sp.MatrixBase)) else {}
 
-    names = set(positive)
+
+def _with_assumptions(expr, wrt, positive):
+    if isinstance(positive, str):
+        positive = [positive]
+    names = list(positive or ())
+    for n in names:
+        if not isinstance(n, str) or not n.isidentifier() or n.startswith("__") or "__" in n:
+            raise ValueError(f"positive names must be symbol names (identifiers); got {n!r}")
     if isinstance(expr, str):
+        from .parse import parse
+
         expr = parse(expr, assumptions={n: {"positive": True} for n in names})
+    if not names:
         return expr, wrt
-    subs = {s: sp.Symbol(s.name, positive=True) for s in expr.free_symbols
-            if isinstance(s, sp.Symbol) and s.name in names}
-    expr = expr.xreplace(subs)
-    if isinstance(wrt, sp.Symbol) and wrt in subs:
-        wrt = subs[wrt]
+    present = _names_of(expr)
+    missing = [n for n in names if n not in present]
+    if missing:
+        raise ValueError(f"--positive names {', '.join(missing)}, which the expression does not contain "
+                         f"(its symbols: {', '.join(sorted(present)) or 'none'})")
+    subs = {}
+    for n in names:
+        old = present[n]
+        if isinstance(old, sp.Symbol) and not old.is_positive:
+            subs[old] = sp.Symbol(n, positive=True)
+        elif isinstance(old, sp.IndexedBase) and not old.label.is_positive:
+            subs[old] = sp.IndexedBase(n, positive=True)
+    if subs:
+        expr = expr.xreplace(subs)
+        if isinstance(wrt, sp.Symbol) and wrt in subs:
+            wrt = subs[wrt]
+        elif isinstance(wrt, sp.Indexed) and wrt.base in subs:
+            wrt = subs[wrt.base][wrt.indices]
+        elif isinstance(wrt, (sp.Basic, sp.MatrixBase)):
+            wrt = wrt.xreplace(subs)
     return expr, wrt
 
 
 def _symbols_by_name(derivation: Derivation) -> dict:
-    out = {}
-    for s in derivation.expr.free_symbols | set().union(*(getattr(r, "free_symbols", set()) for r in derivation.results)):
-        if hasattr(s, "name"):
-            out[s.name] = s
-    for idx in derivation.expr.atoms(sp.Indexed):
-        out[idx.base.label.name] = idx.base
-    return out
+    names = sampling.by_name(derivation.expr, *derivation.results)
+    for w in derivation.wrt:
+        for k, v in sampling.by_name(w).items():
+            names.setdefault(k, v)
+    return names
 
 
 def _as_claim(claim: Any, symbols: Mapping[str, sp.Basic]) -> Any:
@@ -176,30 +245,96 @@ def _as_claim(claim: Any, symbols: Mapping[str, sp.Basic]) -> Any:
         return sp.Matrix([_as_claim(c, symbols) for c in claim])
     if isinstance(claim, (sp.Basic, sp.MatrixBase)):
         return claim
+    if isinstance(claim, bool):
+        raise TypeError("a claim is a SymPy expression, text (Python or LaTeX) or a NumPy function; got a bool")
     if isinstance(claim, (int, float)):
+        if isinstance(claim, float) and not math.isfinite(claim):
+            raise ValueError(f"the claim {claim} is not a finite number")
         return sp.Float(claim) if isinstance(claim, float) else sp.Integer(claim)
     raise TypeError(f"a claim is a SymPy expression, text (Python or LaTeX) or a NumPy function; got {type(claim).__name__}")
 
 
-def _conform(claim, truth):
-    """Shapes: a vector claim against a vector gradient, transposes forgiven only if exact."""
-    if isinstance(truth, sp.MatrixBase):
-        if not isinstance(claim, sp.MatrixBase):
-            raise ValueError(f"the derivative is a {truth.rows}×{truth.cols} matrix; the claim must be one too")
-        if claim.shape != truth.shape:
-            if claim.shape == truth.T.shape and 1 in claim.shape:
-                claim = claim.T  # a row for a column vector
+def _refuse_non_finite(claim) -> None:
+    if isinstance(claim, (sp.Basic, sp.MatrixBase)) and claim.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+        raise ValueError("the claim is not a finite expression (it divides by zero or is undefined: "
+                         "SymPy reads it as zoo/nan/oo)")
+
+
+def _has_heaviside(obj) -> bool:
+    return isinstance(obj, (sp.Basic, sp.MatrixBase)) and obj.has(sp.Heaviside)
+
+
+def _kink_convention(obj):
+    """Heaviside(u) with SymPy's H(0) = 1/2 (or H(0) = 0) → the step 1[u > 0]."""
+    if not _has_heaviside(obj):
+        return obj
+    return obj.replace(lambda n: isinstance(n, sp.Heaviside) and (len(n.args) == 1 or n.args[1] in (sp.S.Half, 0)),
+                       lambda n: step(n.args[0]))
+
+
+# --- shapes: matrix expressions written out at small sizes -----------------------------------------------
+def _is_matrix(obj) -> bool:
+    return isinstance(obj, (sp.MatrixBase, sp.MatrixExpr))
+
+
+def _explicit_pair(claim, truth, expr):
+    """(entry pairs, the sizes chosen for symbolic dimensions, a note) — or the reason the shapes
+    differ. MatrixSymbols become matrices of entry symbols named W[i, j]."""
+    mats = sorted({m for obj in (claim, truth, expr) if isinstance(obj, sp.Basic) for m in obj.atoms(sp.MatrixSymbol)},
+                  key=lambda m: m.name)
+    dims = sorted({d for m in mats for d in m.shape if isinstance(d, sp.Symbol)}, key=lambda d: d.name)
+    sizes = {d: sp.Integer(2 + i % 3) for i, d in enumerate(dims)}
+    entries = {}
+    for m in mats:
+        r, c = (int(sp.sympify(x).xreplace(sizes)) for x in m.shape)
+        entries[m.xreplace(sizes)] = sp.ImmutableMatrix(r, c, lambda i, j, n=m.name: sp.Symbol(f"{n}[{i}, {j}]", real=True))
+
+    def explicit(obj):
+        if not isinstance(obj, (sp.Basic, sp.MatrixBase)) or not (mats or _is_matrix(obj)):
+            return obj
+        from .check import explicit_entries
+
+        obj = obj.xreplace(sizes)
+        out = explicit_entries(obj.xreplace(entries))
+        if isinstance(out, sp.MatrixExpr) and not isinstance(out, sp.MatrixBase):
+            out = out.as_explicit()
+        return out
+
+    try:
+        c, t = explicit(claim), explicit(truth)
+    except (TypeError, ValueError, sp.ShapeError, AttributeError, NotImplementedError) as exc:
+        raise ValueError(f"cannot write the claim out entry by entry: {exc}") from None
+    note = None
+    if isinstance(t, sp.MatrixBase) and isinstance(c, sp.MatrixBase):
+        if c.shape != t.shape:
+            if c.shape == t.T.shape and 1 in c.shape:
+                c, note = c.T, "the claim is the transpose of the derivative's vector shape (read as the same vector)"
             else:
-                raise ValueError(f"the claim has shape {claim.shape} but the derivative has shape {truth.shape}")
-    elif isinstance(claim, sp.MatrixBase):
-        raise ValueError("the derivative is a scalar but the claim is a matrix")
-    return claim, truth
+                return (f"the claim has shape {_shape(claim, c)} but the derivative has shape {_shape(truth, t)}")
+        pairs = list(zip(c, t))
+    elif isinstance(t, sp.MatrixBase):
+        if t.shape == (1, 1):
+            pairs = [(c, t[0, 0])]
+        else:
+            return f"the derivative is a {_shape(truth, t)} matrix but the claim is a scalar"
+    elif isinstance(c, sp.MatrixBase):
+        if c.shape == (1, 1):
+            pairs = [(c[0, 0], t)]
+        else:
+            return f"the derivative is a scalar but the claim is a {_shape(claim, c)} matrix"
+    else:
+        pairs = [(c, t)]
+    return pairs, {d.name: int(v) for d, v in sizes.items()}, note
+
+
+def _shape(obj, explicit) -> str:
+    shape = obj.shape if _is_matrix(obj) else explicit.shape
+    return "×".join(str(d) for d in shape)
 
 
 # --- proof ----------------------------------------------------------------------------------------
-def _prove(claim, truth, budget: Budget) -> bool:
-    entries = list(zip(claim, truth)) if isinstance(truth, sp.MatrixBase) else [(claim, truth)]
-    for c, t in entries:
+def _prove(pairs, budget: Budget) -> bool:
+    for c, t in pairs:
         diff = elementary(c) - elementary(t)
         if diff == 0:
             continue
@@ -220,144 +355,182 @@ def _prove(claim, truth, budget: Budget) -> bool:
 
 
 # --- refutation -----------------------------------------------------------------------------------
-def _sample(symbols, rng) -> dict:
-    point = {}
-    for s in symbols:
-        if isinstance(s, sp.Indexed):
-            base_positive = s.base.label.is_positive or getattr(s.base, "assumptions0", {}).get("positive")
-            point[s] = float(np.exp(rng.uniform(-2.0, 1.5))) if base_positive else float(rng.uniform(-3.0, 3.0))
-        elif getattr(s, "is_integer", False):
-            point[s] = int(rng.integers(1, 4))
-        elif getattr(s, "is_positive", False) or getattr(s, "is_nonnegative", False):
-            point[s] = float(np.exp(rng.uniform(-2.0, 1.5)))  # log-uniform, never 1 exactly
-        else:
-            point[s] = float(rng.uniform(-3.0, 3.0)) * (10.0 ** rng.integers(-1, 1))
-    return point
-
-
-def _refute(claim, truth, derivation, points, seed, budget):
+def _refute(pairs, points, seed, budget):
+    """("counterexample", info) | ("consistent", points evaluated) | ("unevaluable", why) | None."""
     rng = np.random.default_rng(seed)
-    pairs = list(zip(claim, truth)) if isinstance(truth, sp.MatrixBase) else [(claim, truth)]
     plain = [(elementary(c), elementary(t)) for c, t in pairs]
+    tol = mpmath.mpf(sampling.claim_tolerance(*[e for pair in plain for e in pair]))
+    rounds = _sizes_and_indices(plain, rng)
+    if isinstance(rounds, str):
+        return ("unevaluable", rounds)
+    evaluated = 0
+    for concrete in rounds:
+        syms = _inputs(concrete)
+        exprs = [e for pair in concrete for e in pair]
+        for point in sampling.points(syms, exprs, points, rng):
+            if budget.remaining() <= 0:
+                break
+            outcome = budget.run("refutation", lambda point=point: _compare(concrete, point, tol),
+                                 cap=budget.remaining())
+            if outcome is None:
+                continue
+            if outcome == "skipped":
+                continue
+            evaluated += 1
+            if outcome != "equal":
+                k, cv, tv = outcome
+                return ("counterexample", {
+                    "point": {str(s): _number(v) for s, v in point.items()},
+                    "claim": _real(cv), "truth": _real(tv),
+                    "claim_digits": _digits(cv), "truth_digits": _digits(tv),
+                    "entry": k if len(concrete) > 1 else None, "evaluated": evaluated})
+    if evaluated == 0:
+        return ("unevaluable", "no point could be evaluated (outside every domain, or the budget ran out)")
+    return ("consistent", evaluated)
+
+
+def _compare(concrete, point, tol):
+    """"equal", "skipped" (the truth is undefined here) or (entry, claim value, truth value)."""
+    subs = {s: sampling.exact(v) for s, v in point.items()}
+    any_value = False
+    for k, (c, t) in enumerate(concrete):
+        tv = sampling.value(t, subs)
+        if tv is None or isinstance(tv, mpmath.mpc):  # outside the truth's (real) domain
+            continue
+        cv = sampling.value(c, subs)
+        if cv is None:
+            if _undefined(c, subs):  # the claim has no value where the derivative has one
+                return (k, mpmath.mpf("nan"), tv)
+            continue
+        any_value = True
+        gap = abs(cv - tv)
+        scale = max(abs(cv), abs(tv))
+        if gap > tol * scale:
+            if tol > sampling.EXACT_RTOL and gap <= tol * max(scale, _term_scale(c, subs), _term_scale(t, subs)):
+                continue  # within float64 rounding of the terms' sizes
+            return (k, cv, tv)
+    return "equal" if any_value else "skipped"
+
+
+def _undefined(expr, subs) -> bool:
+    try:
+        at = sampling.exact_floats(expr).xreplace(subs)
+        return at.has(sp.zoo, sp.nan) or (at.is_number and at.is_finite is False)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return True
+
+
+def _term_scale(expr, subs):
+    terms = sp.Add.make_args(expr)
+    total = mpmath.mpf(0)
+    for term in terms:
+        v = sampling.value(term, subs)
+        if v is not None:
+            total += abs(v)
+    return total
+
+
+def _sizes_and_indices(plain, rng):
+    """Rounds of concrete pairs: sums over a symbolic size written out at n = 4 (numeric sums up to
+    MAX_TERMS terms), free integer indices drawn from 1..4 (two draws)."""
     sizes = {lim[2] for c, t in plain for node in (c, t) for sm in node.atoms(sp.Sum) for lim in sm.limits
              if isinstance(lim[2], sp.Symbol)}
-    evaluated = 0
-    for _ in range(points):
-        if budget.remaining() <= 0:
-            break
-        concrete = plain
-        if sizes or any(c.atoms(sp.Indexed) or t.atoms(sp.Indexed) for c, t in plain):
-            concrete = _at_a_size(plain, sizes, rng)  # symbolic n → 4, indices k → 1..4
-        syms = sorted(set().union(*[c.free_symbols | t.free_symbols for c, t in concrete]), key=str)
-        syms = [x for x in syms if not (isinstance(x, sp.Symbol) and any(x in i.indices for c, t in concrete
-                                                                         for i in (c.atoms(sp.Indexed) | t.atoms(sp.Indexed))))]
-        point = _sample(syms, rng)
-        subs = {s: sp.Float(v, DIGITS) if isinstance(v, float) else sp.Integer(v) for s, v in point.items()}
-        for k, (c, t) in enumerate(concrete):
-            try:
-                with mpmath.workdps(DIGITS):
-                    cv, tv = _mp(sp.N(c.xreplace(subs), DIGITS)), _mp(sp.N(t.xreplace(subs), DIGITS))
-                    finite = all(mpmath.isfinite(v) for v in (cv, tv))
-                    gap = abs(cv - tv)
-                    scale = max(abs(tv), abs(cv), mpmath.mpf("1e-300"))
-            except (TypeError, ValueError, ZeroDivisionError):
-                continue
-            if not finite:
-                continue
-            if gap > mpmath.mpf("1e-30") * scale and gap > mpmath.mpf("1e-40"):
-                return ("counterexample", {
-                    "point": {str(s): v for s, v in point.items()},
-                    "claim": _real(cv), "truth": _real(tv),
-                    "claim_digits": mpmath.nstr(cv, 25), "truth_digits": mpmath.nstr(tv, 25),
-                    "entry": k if len(plain) > 1 else None, "evaluated": evaluated + 1})
-        evaluated += 1
-    if evaluated == 0:
-        return ("unevaluable", "no point could be evaluated (outside every domain?)")
-    return None
-
-
-def _at_a_size(plain, sizes, rng):
-    """Sums over a symbolic size written out at n = 4; free integer indices drawn from 1..4."""
-    n = 4
-    subs = {s: sp.Integer(n) for s in sizes}
     free_ints = {x for c, t in plain for x in (c.free_symbols | t.free_symbols)
                  if isinstance(x, sp.Symbol) and x.is_integer and x not in sizes}
-    subs.update({x: sp.Integer(int(rng.integers(1, n + 1))) for x in free_ints})
-    out = []
-    for c, t in plain:
-        c, t = c.xreplace(subs), t.xreplace(subs)
-        out.append((c.replace(lambda e: isinstance(e, sp.Sum), lambda e: e.doit()),
-                    t.replace(lambda e: isinstance(e, sp.Sum), lambda e: e.doit())))
-    return out
+    if not sizes and not free_ints and not any(c.has(sp.Sum) or t.has(sp.Sum) for c, t in plain):
+        return [plain]
+    n = 4
+    rounds = []
+    for _ in range(2 if free_ints else 1):
+        subs = {s: sp.Integer(n) for s in sizes}
+        subs.update({x: sp.Integer(int(rng.integers(1, n + 1))) for x in free_ints})
+        out = []
+        for c, t in plain:
+            pair = []
+            for e in (c.xreplace(subs), t.xreplace(subs)):
+                for sm in e.atoms(sp.Sum):
+                    for _, lo, hi in sm.limits:
+                        span = hi - lo
+                        if not span.is_number:
+                            return "a sum whose limits are not numbers cannot be evaluated"
+                        if span + 1 > MAX_TERMS:
+                            return f"a sum of {span + 1} terms is not written out (at most {MAX_TERMS})"
+                pair.append(e.replace(lambda x: isinstance(x, sp.Sum), lambda x: x.doit()))
+            out.append(tuple(pair))
+        rounds.append(out)
+    return rounds
 
 
-def _mp(value):
-    """A 50-digit mpmath number from a SymPy number (no detour through float)."""
-    re_, im_ = value.as_real_imag()
-    if re_.free_symbols or im_.free_symbols:
-        raise ValueError("not a number")
-    return mpmath.mpc(mpmath.mpf(sp.Float(re_, DIGITS)._mpf_), mpmath.mpf(sp.Float(im_, DIGITS)._mpf_))
+def _number(v):
+    """A point's coordinate as a plain real number (an int for integers)."""
+    if isinstance(v, (int, np.integer)) or (isinstance(v, sp.Integer)):
+        return int(v)
+    return float(v)
 
 
 def _real(z):
-    z = complex(z)
-    return z.real if abs(z.imag) <= 1e-30 * max(abs(z.real), 1e-300) else str(z)
+    if isinstance(z, mpmath.mpc):
+        return str(complex(z))
+    return float(z)
 
 
-# --- claims as NumPy functions, and matrix expressions -----------------------------------------------------------
+def _digits(z) -> str:
+    if isinstance(z, mpmath.mpc):
+        return f"{mpmath.nstr(z.real, 25)} + {mpmath.nstr(z.imag, 25)}i"
+    return mpmath.nstr(z, 25)
+
+
+def _inputs(concrete) -> list:
+    """The scalar inputs of the pairs: symbols and indexed entries x[1] (not their bases' labels)."""
+    indexed = {i for c, t in concrete for i in (c.atoms(sp.Indexed) | t.atoms(sp.Indexed))}
+    labels = {i.base.label for i in indexed}
+    scalars = {s for c, t in concrete for s in (c.free_symbols | t.free_symbols)
+               if isinstance(s, sp.Symbol) and s not in labels}
+    return sorted(scalars, key=str) + sorted(indexed, key=str)
+
+
+def _show(v) -> str:
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+# --- claims as NumPy functions ----------------------------------------------------------------------
+FLOAT_POLICY = sampling.Policy(decades=(-4.0, 4.0), at_kink=False)
+
+
 def _verify_callable(derivation, fn, points, seed, started) -> Verdict:
+    if derivation.is_matrix:
+        raise SymgradError("NumPy claims for matrix-symbol derivatives: compare with symgrad.check_grad")
     compiled = derivation.compile()
     rng = np.random.default_rng(seed)
     syms = derivation.free_symbols()
-    for k in range(points):
-        if derivation.is_matrix:
-            raise SymgradError("NumPy claims for matrix-symbol derivatives: compare with symgrad.check_grad")
-        point = _sample(syms, rng)
-        kwargs = {s.name: v for s, v in point.items()}
+    results = [derivation.result] if derivation.single else list(derivation.results)
+    tried = 0
+    for k, point in enumerate(sampling.points(syms, [derivation.expr, *results], points, rng, policy=FLOAT_POLICY)):
+        kwargs = {s.name: (float(v) if not isinstance(v, int) else v) for s, v in point.items()}
+        truth = compiled(**{k2: v for k2, v in kwargs.items() if k2 in compiled.params})
+        truth_arr = np.concatenate([np.asarray(t, dtype=float).reshape(-1) for t in
+                                    (truth if isinstance(truth, tuple) else (truth,))])
+        if not np.all(np.isfinite(truth_arr)):
+            continue  # beyond float64's range here
         try:
             got = fn(**kwargs)
         except TypeError:
             got = fn(*[kwargs[s.name] for s in syms])
-        truth = compiled(**{k2: v for k2, v in kwargs.items() if k2 in compiled.params})
         got_arr = np.asarray(got, dtype=float).reshape(-1)
-        truth_arr = np.concatenate([np.asarray(t, dtype=float).reshape(-1) for t in
-                                    (truth if isinstance(truth, tuple) else (truth,))])
         if got_arr.shape != truth_arr.shape:
             raise ValueError(f"the claimed function returned {got_arr.size} values; the derivative has {truth_arr.size}")
+        tried += 1
         scale = max(np.abs(truth_arr).max(), 1e-300)
-        rel = np.abs(got_arr - truth_arr) / np.maximum(np.abs(truth_arr), 1e-7 * scale)
-        if rel.max() > 1e-9:
-            i = int(rel.argmax())
-            return Verdict("refuted", fn, derivation.result, f"float64 evaluation at {k + 1} random points",
+        rel = np.abs(got_arr - truth_arr) / np.maximum(np.abs(truth_arr), sampling.FLOOR * scale)
+        if not np.all(np.isfinite(got_arr)) or rel.max() > 1e-9:
+            i = int(np.nanargmax(np.where(np.isfinite(rel), rel, np.inf)))
+            return Verdict("refuted", fn, derivation.result, f"float64 evaluation at {tried} points",
                            time.perf_counter() - started,
                            {"point": kwargs, "claim": float(got_arr[i]), "truth": float(truth_arr[i]),
-                            "entry": i if got_arr.size > 1 else None}, [], k + 1)
+                            "entry": i if got_arr.size > 1 else None}, [], tried)
+    if not tried:
+        return Verdict("undecided", fn, derivation.result, "no point could be evaluated in float64",
+                       time.perf_counter() - started, None, [], 0)
     return Verdict("numerically-consistent", fn, derivation.result,
-                   f"agrees at {points} random points (float64, relative error ≤ 1e-9)",
-                   time.perf_counter() - started, None, [], points)
-
-
-def _verify_matrix_expr(derivation, claim, truth, notes, points, seed, started) -> Verdict:
-    from .compiler import compile_expr
-
-    if not isinstance(claim, sp.MatrixExpr) or claim.shape != truth.shape:
-        raise ValueError(f"the derivative is a {truth.shape} matrix expression; the claim must have that shape")
-    if (claim - truth).doit() == sp.ZeroMatrix(*truth.shape):
-        return Verdict("proven", claim, truth, "symbolic: the matrix expressions are equal",
-                       time.perf_counter() - started, None, notes, 0)
-    mats = sorted(derivation.expr.atoms(sp.MatrixSymbol) | claim.atoms(sp.MatrixSymbol), key=lambda m: m.name)
-    dims = sorted({d for m in mats for d in m.shape if isinstance(d, sp.Symbol)}, key=lambda d: d.name)
-    f_claim, f_truth = compile_expr(claim, mats), compile_expr(truth, mats)
-    rng = np.random.default_rng(seed)
-    for k in range(points):
-        sizes = {d: int(rng.integers(2, 5)) for d in dims}
-        arrays = {m.name: rng.normal(size=tuple(int(sizes.get(x, x)) for x in m.shape)) for m in mats}
-        a, b = np.asarray(f_claim(**arrays), float), np.asarray(f_truth(**arrays), float)
-        scale = max(np.abs(b).max(), 1e-300)
-        if a.shape != b.shape or np.abs(a - b).max() > 1e-9 * scale:
-            return Verdict("refuted", claim, truth, f"float64 evaluation at {k + 1} random sizes and values",
-                           time.perf_counter() - started,
-                           {"point": {d.name: v for d, v in sizes.items()}, "claim": a.tolist(), "truth": b.tolist(),
-                            "entry": None}, notes, k + 1)
-    return Verdict("numerically-consistent", claim, truth, f"agrees at {points} random sizes and values (float64)",
-                   time.perf_counter() - started, None, notes, points)
+                   f"agrees at {tried} points (float64, relative error ≤ 1e-9)",
+                   time.perf_counter() - started, None, [], tried)
