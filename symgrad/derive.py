@@ -16,14 +16,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence, Union
 
 import sympy as sp
 
 from .catalog.base import constraints_of
 from .errors import SymgradLimit
-from .matrices import as_scalar, is_matrix_expression, matrix_gradient
+from .matrices import as_scalar, is_matrix_expression, tidy
 from .simplify import Budget, elementary, fold, textbook
 
 __all__ = ["derive", "Derivation", "Step"]
@@ -42,6 +42,16 @@ class Step:
     note: str = ""
 
 
+class _Pending:
+    """A Derivation field not computed yet (it is, from the reverse pass, on first read)."""
+
+    def __repr__(self) -> str:
+        return "<pending>"
+
+
+PENDING = _Pending()
+
+
 @dataclass
 class Derivation:
     """The derivative of ``expr`` with respect to ``wrt``, in textbook and plain form.
@@ -52,20 +62,37 @@ class Derivation:
     ``result``/``raw`` are one expression (or Matrix) for a single ``wrt`` and a tuple,
     in the order given, for a list. ``assumptions`` lists what the textbook form uses
     (Σ y = 1 for targets, 1 ≤ k ≤ n for indices); ``notes`` lists bounds that were hit.
+
+    ``program`` is the reverse pass itself (a :class:`~symgrad.graph.Backprop` over the
+    expression's named intermediates, one pass for every wrt). ``result``, ``raw``, ``steps`` and
+    ``intermediates`` are built from it the first time one of them is read, and kept; when the
+    fully substituted result would be large (``large``: a deep network), ``named`` and
+    ``compile()`` use the program's own names instead of expanding it.
     """
 
     expr: sp.Basic
     wrt: tuple[sp.Basic, ...]
-    result: Any
-    raw: Any
+    result: Any = PENDING
+    raw: Any = PENDING
     upstream: sp.Basic | None = None
-    steps: list[Step] = field(default_factory=list)
-    intermediates: dict[sp.Symbol, sp.Expr] = field(default_factory=dict)
-    assumptions: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    steps: list[Step] = PENDING
+    intermediates: dict[sp.Symbol, sp.Expr] = PENDING
+    assumptions: list[str] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
     single: bool = True
-    backprop: Any = None  # the graph's reverse pass, when derived from a Graph
+    backprop: Any = None  # the graph's reverse pass, when derived from a user's Graph
+    program: Any = None  # the reverse pass over the expression's named intermediates
+    large: bool = False
+    fill: Any = dataclasses.field(default=None, repr=False, compare=False)
+
+    def __getattribute__(self, name: str):
+        value = object.__getattribute__(self, name)
+        if value is PENDING:
+            for key, computed in object.__getattribute__(self, "fill")().items():
+                object.__setattr__(self, key, computed)
+            value = object.__getattribute__(self, name)
+        return value
 
     # -- views ------------------------------------------------------------------------
     @property
@@ -88,12 +115,17 @@ class Derivation:
         if self.backprop is not None:
             out = tuple(self.backprop.expanded(w) for w in self.wrt)
             return out[0] if self.single else out
+        if self.large:  # the reverse pass's own names: linear in the depth
+            out = tuple(_named_from_program(self.program, w) for w in self.wrt)
+            return out[0] if self.single else out
         back = _renaming(self.intermediates)
         out = tuple(r.xreplace(back) for r in self.results)
         return out[0] if self.single else out
 
     def free_symbols(self) -> list[sp.Symbol]:
         """Every input symbol, sorted by name: the compiled function's keyword arguments."""
+        if self.large:
+            return sorted(self.program.graph.inputs, key=lambda s: s.name)
         syms = set(_free(self.expr))
         for r in self.results:
             syms |= _free(r)
@@ -113,6 +145,8 @@ class Derivation:
 
         if self.backprop is not None:
             return compile_backprop(self.backprop, self.wrt, stable=stable)
+        if self.large:  # the named program: one line per intermediate and per adjoint
+            return compile_backprop(self.program, self.wrt, stable=stable)
         return compile_derivation(self, stable=stable)
 
     def latex(self, **options) -> str:
@@ -166,24 +200,74 @@ def derive(expr: Any, wrt: WrtLike | Sequence[WrtLike], *, upstream: Any = None,
         return _derive_graph(expr, wrts, single, started)
     expr = _as_expression(expr)
     if is_matrix_expression(expr):
-        return _derive_matrices(expr, wrts, single, upstream, started)
+        return _derive_matrices(expr, wrts, single, upstream, started, timeout)
     wrts = [_resolve_wrt(w, expr) for w in wrts]
     target = expr if upstream is None else _contract(expr, upstream)
 
     folded = fold(target)
     groups = constraints_of(folded)
-    plain = elementary(target)
     budget = Budget(timeout)
-    index_notes: list[str] = []
+    if _sweepable(folded, wrts):
+        return _derive_sweep(folded, target, wrts, single, upstream, groups, budget, started)
+    return _derive_entrywise(folded, target, wrts, single, upstream, groups, budget, started)
 
-    results, raws = [], []
-    for w in wrts:
-        results.append(_entrywise(folded, w, lambda e, v: textbook(sp.diff(e, v), groups, budget, index_notes)))
-        raws.append(_entrywise(plain, w, lambda e, v: sp.diff(e, v)))
 
-    assumptions = [f"{' + '.join(sp.sstr(g) for g in group)} = 1 (targets lie on the simplex)"
-                   for group in groups]
-    assumptions += [f"{note} (the index lies in the summation range)" for note in index_notes]
+def _sweepable(folded: sp.Basic, wrts: Sequence) -> bool:
+    """Scalar expressions of scalar symbols go through the reverse pass over named intermediates."""
+    return isinstance(folded, sp.Expr) and all(isinstance(w, sp.Symbol) for w in wrts) \
+        and not folded.has(sp.Indexed, sp.Sum, sp.IndexedBase)
+
+
+# Past this many nodes (every name substituted) a result is kept in the reverse pass's names: it is
+# compiled as the named program and shown with its intermediates, never expanded unless asked.
+EXPANDED_LIMIT = 1500
+
+
+def _derive_sweep(folded, target, wrts, single, upstream, groups, budget, started) -> Derivation:
+    """One reverse pass over the expression's named intermediates for every wrt at once."""
+    from .graph import expanded_size, expression_graph
+
+    graph = expression_graph(folded)
+    bp = graph.backprop(budget=budget, wrt=wrts)
+    large = expanded_size(bp, wrts, EXPANDED_LIMIT) > EXPANDED_LIMIT
+
+    def fill():
+        results = [textbook(_substituted(bp, w), groups, budget) for w in wrts]
+        plain = elementary(target)
+        raws = [sp.diff(plain, w) for w in wrts]
+        steps, names = _scalar_steps(folded, wrts, results, raws)
+        return dict(result=results[0] if single else tuple(results), raw=raws[0] if single else tuple(raws),
+                    steps=steps, intermediates=names)
+
+    d = Derivation(folded, tuple(wrts), upstream=_as_upstream(upstream), assumptions=_simplex_notes(groups),
+                   notes=budget.hits, single=single, program=bp, fill=fill, large=large)
+    d.seconds = time.perf_counter() - started
+    return d
+
+
+def _substituted(bp, w) -> sp.Basic:
+    """∂out/∂w in the inputs: every adjoint and intermediate name replaced by its definition."""
+    if w not in bp.gradients:
+        return sp.ZeroMatrix(*w.shape) if isinstance(w, sp.MatrixSymbol) else sp.S.Zero
+    return bp.graph.substitute(bp.expanded(w))
+
+
+def _named_from_program(bp, w) -> sp.Basic:
+    """∂out/∂w in the reverse pass's intermediates (a1 = σ(…), h1 = σ(X W1), …), adjoints substituted."""
+    if w not in bp.gradients:
+        return sp.ZeroMatrix(*w.shape) if isinstance(w, sp.MatrixSymbol) else sp.S.Zero
+    out = bp.expanded(w)
+    from .matrices import tidy
+
+    return tidy(out) if isinstance(out, sp.MatrixExpr) else textbook(out)
+
+
+def _simplex_notes(groups) -> list[str]:
+    return [f"{' + '.join(sp.sstr(g) for g in group)} = 1 (targets lie on the simplex)" for group in groups]
+
+
+def _scalar_steps(folded, wrts, results, raws) -> tuple[list, dict]:
+    """The seeds' chain of local gradients for each wrt, and the names of the block outputs."""
     steps, chain_names = [], {}
     for w, result, raw in zip(wrts, results, raws):
         w_steps, w_names = _chain_steps(folded, w, result, raw)
@@ -194,6 +278,20 @@ def derive(expr: Any, wrt: WrtLike | Sequence[WrtLike], *, upstream: Any = None,
     back = {value: name for name, value in names.items()}
     steps = [dataclasses.replace(st, rhs=st.rhs.xreplace(back)) if st.kind in ("local", "chain", "textbook") else st
              for st in steps]
+    return steps, names
+
+
+def _derive_entrywise(folded, target, wrts, single, upstream, groups, budget, started) -> Derivation:
+    """Explicit vectors and matrices of symbols, and indexed sums: each entry differentiated."""
+    plain = elementary(target)
+    index_notes: list[str] = []
+    results, raws = [], []
+    for w in wrts:
+        results.append(_entrywise(folded, w, lambda e, v: textbook(sp.diff(e, v), groups, budget, index_notes)))
+        raws.append(_entrywise(plain, w, lambda e, v: sp.diff(e, v)))
+    assumptions = _simplex_notes(groups)
+    assumptions += [f"{note} (the index lies in the summation range)" for note in index_notes]
+    steps, names = _scalar_steps(folded, wrts, results, raws)
     return Derivation(
         expr=folded, wrt=tuple(wrts), result=results[0] if single else tuple(results),
         raw=raws[0] if single else tuple(raws), upstream=_as_upstream(upstream),
@@ -203,22 +301,28 @@ def derive(expr: Any, wrt: WrtLike | Sequence[WrtLike], *, upstream: Any = None,
 
 
 # --- matrix expressions ---------------------------------------------------------------------------
-def _derive_matrices(expr, wrts, single, upstream, started) -> Derivation:
+def _derive_matrices(expr, wrts, single, upstream, started, timeout=5.0) -> Derivation:
     """derive() for MatrixSymbol expressions: symgrad's own matrix chain rule (matrices.py)."""
     expr = fold(expr)
-    matrices = {m.name: m for m in expr.atoms(sp.MatrixSymbol)}
+    dims = {d for m in expr.atoms(sp.MatrixSymbol) for d in m.shape}
+    inputs = {m.name: m for m in expr.atoms(sp.MatrixSymbol)}
+    inputs.update({s.name: s for s in expr.free_symbols if isinstance(s, sp.Symbol) and s not in dims})
+    listing = ", ".join(sorted(inputs))
     resolved = []
     for w in wrts:
         if isinstance(w, str):
-            if w not in matrices:
-                raise ValueError(f"cannot differentiate with respect to {w!r}: not a matrix of the expression "
-                                 f"(its matrices: {', '.join(sorted(matrices))})")
-            w = matrices[w]
-        if not isinstance(w, sp.MatrixSymbol):
-            raise TypeError("with matrix expressions, wrt must be a MatrixSymbol of the expression (or its name)")
+            if w not in inputs:
+                raise ValueError(f"cannot differentiate with respect to {w!r}: not an input of the expression "
+                                 f"(its inputs: {listing})")
+            w = inputs[w]
+        if not isinstance(w, (sp.MatrixSymbol, sp.Symbol)):
+            raise TypeError("with matrix expressions, wrt must be a MatrixSymbol or a scalar Symbol of the "
+                            f"expression, or its name (its inputs: {listing}); got {type(w).__name__}")
+        if w in dims:
+            raise ValueError(f"cannot differentiate with respect to {w.name!r}: it is a size of the matrices")
         if not expr.has(w):
             raise ValueError(f"cannot differentiate with respect to {w.name!r}: it does not appear in the "
-                             f"expression (its matrices: {', '.join(sorted(matrices))})")
+                             f"expression (its inputs: {listing})")
         resolved.append(w)
     if upstream is not None:
         if not isinstance(expr, sp.MatrixExpr) or getattr(upstream, "shape", None) != expr.shape:
@@ -237,22 +341,32 @@ def _derive_matrices(expr, wrts, single, upstream, started) -> Derivation:
                           raw=None if single else tuple(None for _ in jacobians), steps=steps, intermediates=names,
                           seconds=time.perf_counter() - started, single=single)
     L = as_scalar(expr)
-    results = [matrix_gradient(L, w) for w in resolved]
-    names = _name_outputs(results, L, _name_matrix_outputs(results, L))
-    back = _renaming(names)
-    var = lambda w: sp.Derivative(sp.Symbol("L"), w, evaluate=False)  # noqa: E731
-    steps = [Step("goal", var(w), sp.Derivative(L, w, evaluate=False), "what we want") for w in resolved]
-    steps += [Step("textbook", var(w), r.xreplace(back), "matrix chain rule") for w, r in zip(resolved, results)]
+    from .graph import expanded_size, expression_graph
     from .matrices import row_simplex_targets
 
+    budget = Budget(timeout)
+    graph = expression_graph(L)
+    bp = graph.backprop(budget=budget, wrt=resolved)
+    large = expanded_size(bp, resolved, EXPANDED_LIMIT) > EXPANDED_LIMIT
+
+    def fill():
+        results = [tidy(r) if isinstance(r, sp.MatrixExpr) else textbook(r, budget=budget)
+                   for r in (_substituted(bp, w) for w in resolved)]
+        names = _name_outputs(results, L, _name_matrix_outputs(results, L))
+        back = _renaming(names)
+        var = lambda w: sp.Derivative(sp.Symbol("L"), w, evaluate=False)  # noqa: E731
+        steps = [Step("goal", var(w), sp.Derivative(L, w, evaluate=False), "what we want") for w in resolved]
+        steps += [Step("textbook", var(w), r.xreplace(back), "matrix chain rule") for w, r in zip(resolved, results)]
+        return dict(result=results[0] if single else tuple(results),
+                    raw=None if single else tuple(None for _ in results), steps=steps, intermediates=names)
+
     assumptions = [f"the rows of {Y} sum to 1 (targets lie on the simplex)" for Y in row_simplex_targets(L)]
-    return Derivation(
-        expr=L, wrt=tuple(resolved), result=results[0] if single else tuple(results),
-        raw=None if single else tuple(None for _ in results), upstream=upstream, steps=steps,
-        intermediates=names, seconds=time.perf_counter() - started, single=single, assumptions=assumptions,
-        notes=["SymPy's own matrix derivative is not used (it returns 0 for ((W*x).T*(W*x))[0, 0] and a "
-               "wrong term through elementwise functions); raw is None"],
-    )
+    budget.hits.append("SymPy's own matrix derivative is not used (it returns 0 for ((W*x).T*(W*x))[0, 0] and a "
+                       "wrong term through elementwise functions); raw is None")
+    d = Derivation(L, tuple(resolved), upstream=upstream, assumptions=assumptions, notes=budget.hits,
+                   single=single, program=bp, fill=fill, large=large)
+    d.seconds = time.perf_counter() - started
+    return d
 
 
 def _derive_graph(graph, wrts, single, started) -> Derivation:

@@ -22,13 +22,15 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import sympy as sp
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from .catalog.activations import Maxout, relu
 from .catalog.base import Primitive
-from .matrices import is_matrix_expression, matrix_gradient
-from .simplify import textbook
+from .matrices import (Entrywise, RowLogMeanExp, RowLogSoftmax, RowSoftmax, RowSoftmaxCrossEntropy,
+                       is_matrix_expression, matrix_gradient)
+from .simplify import Budget, textbook
 
-__all__ = ["Graph", "Edge", "Backprop"]
+__all__ = ["Graph", "Edge", "Backprop", "expression_graph", "expanded_size"]
 
 
 @dataclass(frozen=True)
@@ -197,11 +199,22 @@ class Graph:
         raise ValueError(f"no node {name!r} in the graph")
 
     # -- backward -----------------------------------------------------------------------
-    def backprop(self, values: Mapping | None = None) -> Backprop:
-        """Reverse mode over the graph (symbolic; numbers too when ``values`` are given)."""
+    def backprop(self, values: Mapping | None = None, budget: Budget | None = None,
+                 wrt: Sequence | None = None) -> Backprop:
+        """Reverse mode over the graph (symbolic; numbers too when ``values`` are given).
+
+        One pass from the output down: each node's adjoint is the sum over its uses of local ×
+        upstream, and every local gradient is simplified on its own (within ``budget``). With
+        ``wrt``, only the paths that lead to those inputs are followed (targets get no gradient)."""
         started = time.perf_counter()
         out = self.output
         order = self.names[: self.names.index(out) + 1]
+        wanted = None
+        if wrt is not None:  # the nodes that depend on some wrt, and the wrts themselves
+            wanted = set(wrt)
+            for node in order:
+                if any(s in wanted for s in self.exprs[node].free_symbols):
+                    wanted.add(node)
         grad_names = {n: (sp.MatrixSymbol(f"grad_{n.name}", *n.shape) if isinstance(n, sp.MatrixSymbol)
                           else sp.Symbol(f"grad_{n.name}", real=True)) for n in order if n != out}
         contributions: dict = {}
@@ -212,6 +225,8 @@ class Graph:
             upstream = sp.S.One if node == out else grad_names[node]
             expr = self.exprs[node]
             for s in _inputs_of(expr, self):
+                if wanted is not None and s not in wanted:
+                    continue
                 if isinstance(s, sp.MatrixSymbol) or is_matrix_expression(expr):
                     local = None
                     target = expr if node == out else sp.Trace(upstream.T * expr) if isinstance(expr, sp.MatrixExpr) \
@@ -220,7 +235,7 @@ class Graph:
                     if isinstance(expr, sp.MatrixExpr):  # written through the node's own name (h, hᵀ)
                         product = _doit(product.xreplace({expr: node, sp.Transpose(expr).doit(): node.T}))
                 else:
-                    local = textbook(sp.diff(expr, s)).xreplace({expr: node})
+                    local = textbook(sp.diff(expr, s), budget=budget).xreplace({expr: node})
                     product = local if upstream == 1 else upstream * local
                 edges.append(Edge(node, s, local, upstream, product, _gate(expr, s)))
                 contributions.setdefault(s, []).append(product)
@@ -242,7 +257,8 @@ class Graph:
 
 # --- helpers ------------------------------------------------------------------------------------
 def _inputs_of(expr: sp.Basic, graph: Graph) -> list:
-    syms = [s for s in expr.free_symbols if s in graph.exprs or s in graph.inputs]
+    dims = {d for m in expr.atoms(sp.MatrixSymbol) for d in m.shape if isinstance(d, sp.Symbol)}
+    syms = [s for s in expr.free_symbols if (s in graph.exprs or s in graph.inputs) and s not in dims]
     return sorted(syms, key=lambda s: getattr(s, "name", ""))
 
 
@@ -305,3 +321,109 @@ def _fmt(v, digits: int) -> str:
     if isinstance(v, np.ndarray):
         return np.array2string(v, precision=digits, suppress_small=True)
     return f"{v:.{digits}g}"
+
+
+# --- an expression as a graph of named intermediates -------------------------------------------
+_SCALAR_LETTERS = ("a", "h", "u", "q")
+_MATRIX_LETTERS = ("h", "a", "U", "Q")
+
+
+def _transposes(expr: sp.Basic) -> int:
+    return sum(isinstance(n, sp.Transpose) for n in sp.preorder_traversal(expr))
+
+
+def expression_graph(expr: sp.Basic, output: str | None = None) -> Graph:
+    """``expr`` as a :class:`Graph`: every block output (σ(z), σ(XW), …) and every subexpression
+    used more than once becomes a named intermediate, defined through the names below it, so that
+    the graph's size (and the cost of its reverse pass) grows linearly with the expression's depth.
+
+    Scalar outputs are named a1, a2, … and matrix outputs h1, h2, … (letters the expression does
+    not use); an elementwise block met in both orientations (σ(XW) and σ(WᵀXᵀ)) is one node."""
+    taken = {getattr(s, "name", "") for s in expr.free_symbols} | {m.name for m in expr.atoms(sp.MatrixSymbol)}
+    uses: dict = {}
+
+    def count(node):
+        if not isinstance(node, sp.Basic) or node.is_Atom or isinstance(node, (sp.MatrixSymbol, sp.Lambda)):
+            return
+        uses[node] = uses.get(node, 0) + 1
+        if uses[node] == 1:
+            for a in node.args:
+                count(a)
+
+    count(expr)
+    letters = {kind: next(c for c in pool if not any(t == c or (t.startswith(c) and t[len(c):].isdigit())
+                                                      for t in taken))
+               for kind, pool in (("scalar", _SCALAR_LETTERS), ("matrix", _MATRIX_LETTERS))}
+    defs: list = []
+    by_value: dict = {}
+    memo: dict = {}
+
+    def name(value):
+        if value in by_value:
+            return by_value[value]
+        letter = letters["matrix" if isinstance(value, sp.MatrixExpr) else "scalar"]
+        label = f"{letter}{sum(1 for s, _ in defs if isinstance(s, sp.MatrixSymbol) == isinstance(value, sp.MatrixExpr)) + 1}"
+        symbol = sp.MatrixSymbol(label, *value.shape) if isinstance(value, sp.MatrixExpr) \
+            else sp.Symbol(label, real=True)
+        defs.append((symbol, value))
+        by_value[value] = symbol
+        return symbol
+
+    def rebuild(node):
+        if node in memo:
+            return memo[node]
+        if node.is_Atom or isinstance(node, (sp.MatrixSymbol, sp.Lambda)) or not node.args:
+            memo[node] = node
+            return node
+        args = [rebuild(a) if isinstance(a, sp.Basic) else a for a in node.args]
+        new = node.func(*args) if args != list(node.args) else node
+        out = new
+        if node is not expr:
+            if isinstance(new, ElementwiseApplyFunction):
+                twin = ElementwiseApplyFunction(new.function, sp.Transpose(new.expr).doit())
+                out = name(twin).T if _transposes(twin) < _transposes(new) else name(new)
+            elif isinstance(new, sp.MatrixExpr):
+                if uses.get(node, 0) > 1 and not isinstance(new, sp.Transpose) or isinstance(new, _NAMED_MATRIX_NODES):
+                    out = name(new)
+            elif isinstance(new, sp.Expr) and not new.is_number and not new.has(sp.MatrixSymbol) and (
+                    (isinstance(new, sp.Function) and not isinstance(new, _UNNAMED_FUNCTIONS)) or uses.get(node, 0) > 1):
+                out = name(new)
+        memo[node] = out
+        return out
+
+    top = rebuild(expr)
+    label = output or next(c for c in ("L", "f", "out", "F") if c not in taken)
+    defs.append((sp.MatrixSymbol(label, *top.shape) if isinstance(top, sp.MatrixExpr) else sp.Symbol(label, real=True),
+                 top))
+    return Graph(defs)
+
+
+_NAMED_MATRIX_NODES = (RowSoftmax, RowLogSoftmax, RowLogMeanExp, RowSoftmaxCrossEntropy, Entrywise, sp.Inverse)
+_UNNAMED_FUNCTIONS = (sp.KroneckerDelta, sp.Piecewise)
+
+
+def expanded_size(bp: Backprop, variables: Sequence[sp.Basic], limit: int) -> int:
+    """The largest tree size of ∂out/∂v (v in ``variables``) with every name substituted, counted
+    on the DAG (so it costs the DAG's size, once for all of them); counting stops past ``limit``."""
+    defs = dict(bp.graph.exprs)
+    defs.update({g: bp.gradients[n] for n, g in bp.upstream_names.items() if n in bp.gradients})
+    memo: dict = {}
+
+    def size(node):
+        if node in memo:
+            return memo[node]
+        if node in defs:
+            out = size(defs[node])
+        elif not getattr(node, "args", ()):
+            out = 1
+        else:
+            out = 1
+            for a in node.args:
+                if isinstance(a, sp.Basic):
+                    out += size(a)
+                    if out > limit:
+                        break
+        memo[node] = min(out, limit + 1)
+        return memo[node]
+
+    return max(size(bp.gradients.get(v, sp.S.Zero)) for v in variables)

@@ -84,17 +84,30 @@ def _rematricize(sum_node: sp.Sum) -> sp.Expr:
 def elementwise_derivative(node: ElementwiseApplyFunction) -> sp.MatrixExpr:
     """f'(A) as a matrix expression, through the output Z = f(A) when the block's identity
     allows (σ' = σ(1 − σ) → Z ∘ (1 − Z), tanh' → 1 − Z∘Z), else elementwise f'(A)."""
-    fn = node.function
-    d = ENTRY
-    out = fn(d)
-    deriv = sp.diff(out, d)
-    s = sp.Dummy("s")
-    through_output = deriv.xreplace({out: s})
-    if not through_output.has(d):
-        converted = _polynomial_to_matrix(sp.expand(through_output), s, node)
-        if converted is not None:
-            return converted
-    return ElementwiseApplyFunction(sp.Lambda(d, deriv), node.expr)
+    template, placeholder = _derivative_template(node.function, node.shape)
+    if template is None:
+        return ElementwiseApplyFunction(sp.Lambda(ENTRY, sp.diff(node.function(ENTRY), ENTRY)), node.expr)
+    return template.xreplace({placeholder: node})
+
+
+_TEMPLATES: dict = {}
+
+
+def _derivative_template(fn: sp.Lambda, shape) -> tuple:
+    """f' written through the output for a placeholder Z of ``shape`` (kept: every layer of a deep
+    network asks for the same one), or (None, None) when f' is not a polynomial in f."""
+    key = (fn, shape)
+    if key not in _TEMPLATES:
+        d = ENTRY
+        out = fn(d)
+        s = sp.Dummy("s")
+        through_output = sp.diff(out, d).xreplace({out: s})
+        placeholder = sp.MatrixSymbol("_Z", *shape)
+        converted = None
+        if not through_output.has(d):
+            converted = _polynomial_to_matrix(sp.expand(through_output), s, placeholder)
+        _TEMPLATES[key] = (converted, placeholder if converted is not None else None)
+    return _TEMPLATES[key]
 
 
 def _polynomial_to_matrix(poly: sp.Expr, s: sp.Symbol, Z: sp.MatrixExpr) -> sp.MatrixExpr | None:
@@ -139,9 +152,17 @@ def _sum_to_matrix(poly: sp.Expr, s: sp.Symbol, Z, ones) -> sp.MatrixExpr:
 
 
 # --- reverse mode ------------------------------------------------------------------------------
-def matrix_gradient(L: sp.Basic, wrt: sp.MatrixSymbol) -> sp.MatrixExpr:
-    """∂L/∂wrt for a scalar L of matrix expressions (see the module docstring)."""
+def matrix_gradient(L: sp.Basic, wrt: sp.MatrixSymbol | sp.Symbol) -> sp.MatrixExpr | sp.Expr:
+    """∂L/∂wrt for a scalar L of matrix expressions (see the module docstring). A scalar ``wrt``
+    (a bias b in X w + b 1, a weight λ on a norm) is differentiated as the 1×1 matrix [wrt]."""
     L = as_scalar(L)
+    if isinstance(wrt, sp.Symbol):
+        if not L.has(wrt):
+            return sp.S.Zero
+        S = sp.MatrixSymbol(f"_scalar_{wrt.name}", 1, 1)
+        G = matrix_gradient(L.xreplace({wrt: MatrixElement(S, 0, 0)}), S)
+        G = G[0, 0] if not isinstance(G, sp.ZeroMatrix) else sp.S.Zero
+        return _doit(sp.sympify(G)).xreplace({MatrixElement(S, 0, 0): wrt})
     if not L.has(wrt):
         return sp.ZeroMatrix(*wrt.shape)
     order = _topological(L)
@@ -164,7 +185,7 @@ def matrix_gradient(L: sp.Basic, wrt: sp.MatrixSymbol) -> sp.MatrixExpr:
         raise SymgradLimit(f"the matrix chain rule lost the gradient through {stranded[0]}; please report this expression")
     if wrt not in adjoint:
         return sp.ZeroMatrix(*wrt.shape)
-    return _tidy(_total(adjoint[wrt], wrt.shape))
+    return tidy(_total(adjoint[wrt], wrt.shape))
 
 
 def _mul(*factors) -> sp.MatrixExpr:
@@ -289,6 +310,12 @@ def _push(node: sp.MatrixExpr, G: sp.MatrixExpr, add, wrt) -> None:
         add(base, _mul(e, HadamardProduct(G, HadamardPower(base, e - 1) if e != 2 else base)))
     elif isinstance(node, ElementwiseApplyFunction):
         add(node.expr, HadamardProduct(G, elementwise_derivative(node)))
+        body = node.function.expr
+        if body.has(wrt):  # a parameter of f itself (α of leaky_relu, p of a power): Σ_ij G_ij ∂f/∂p
+            for atom in body.atoms(MatrixElement):
+                if atom.has(wrt):
+                    partial = ElementwiseApplyFunction(sp.Lambda(node.function.variables, sp.diff(body, atom)), node.expr)
+                    _seed_scalar(atom, sp.Trace(_mul(_T(G), partial)), add, wrt)
     elif isinstance(node, (_RowBlock, Entrywise)):
         for arg, G_arg in node.adjoints(G):
             add(arg, G_arg)
@@ -306,7 +333,7 @@ def _push(node: sp.MatrixExpr, G: sp.MatrixExpr, add, wrt) -> None:
         raise SymgradLimit(f"no matrix chain rule for {type(node).__name__} yet")
 
 
-def _tidy(G: sp.MatrixExpr) -> sp.MatrixExpr:
+def tidy(G: sp.MatrixExpr) -> sp.MatrixExpr:
     """Drop identities, collect equal terms (A + A → 2A), scalar factors in textbook form."""
     from .simplify import textbook
 
@@ -336,15 +363,30 @@ def _tidy(G: sp.MatrixExpr) -> sp.MatrixExpr:
 
 
 # --- row-wise softmax and its cross-entropy (matrix blocks) --------------------------------------
+def row_shift_np(Z, xp=np):
+    """(m, Z − m) by rows, m the row maximum: e^{Z − m} never overflows. A row whose maximum is +inf
+    gets 0 at its +inf entries and −inf elsewhere (the limit: softmax([inf, 0]) = [1, 0]); NaN stays
+    NaN, and a row of −inf, which has no limit, gives NaN."""
+    if isinstance(Z, np.ndarray):
+        m = Z.max(axis=-1, keepdims=True)
+        shifted = Z - m
+        if not np.isfinite(m).all():  # one number per row: cheap, and rare
+            np.copyto(shifted, 0.0, where=(Z == m) & (m > 0))
+        return m, shifted
+    m = xp.max(Z, axis=-1, keepdims=True)
+    return m, xp.where((Z == m) & (m > 0), 0.0, Z - m)
+
+
 def row_softmax_np(Z, xp=np):
-    """softmax over the last axis, shifted by the row maximum (never overflows)."""
-    e = Z - xp.max(Z, axis=-1, keepdims=True)
+    """softmax over the last axis, shifted by the row maximum (never overflows; +inf entries take
+    the whole mass)."""
+    e = row_shift_np(Z, xp)[1]
     if isinstance(e, np.ndarray):
         np.exp(e, out=e)
-    else:
-        e = xp.exp(e)
-    e /= xp.sum(e, axis=-1, keepdims=True)
-    return e
+        e /= e.sum(axis=-1, keepdims=True)
+        return e
+    e = xp.exp(e)
+    return e / xp.sum(e, axis=-1, keepdims=True)
 
 
 def softmax_cross_entropy_np(Z, Y, xp=np):
@@ -457,14 +499,20 @@ def row_simplex_targets(expr: sp.Basic) -> list:
 
 def log_sum_shifted_np(shifted, xp=np):
     """log Σ_j e^{s_j} for rows whose maximum is 0, as log1p of the sum without one maximum: a sum
-    close to 1 keeps its digits (log(1 + 4.2e−18) is 4.2e−18, not 0)."""
+    close to 1 keeps its digits (log(1 + 4.2e−18) is 4.2e−18, not 0). NumPy rows whose sums are all
+    at least 1.5 take log of the sum (nothing to lose there)."""
+    e = xp.exp(shifted)
+    if isinstance(e, np.ndarray):
+        total = e.sum(axis=-1, keepdims=True)
+        if total.min() >= 1.5:  # NaN compares False: the careful path
+            return np.log(total, out=total)
     top = xp.argmax(shifted, axis=-1, keepdims=True)
-    return xp.log1p(_without_top(xp.exp(shifted), top, xp))
+    return xp.log1p(_without_top(e, top, xp))
 
 
 def row_log_softmax_np(Z, xp=np):
     """log softmax over the last axis: (Z − m) − log1p(Σ_{j ≠ argmax} e^{Z_j − m}), m = max Z."""
-    shifted = Z - xp.max(Z, axis=-1, keepdims=True)
+    shifted = row_shift_np(Z, xp)[1]
     return shifted - log_sum_shifted_np(shifted, xp=xp)
 
 
@@ -487,9 +535,9 @@ class RowLogSoftmax(_RowBlock):
 # --- two-argument primitives entry by entry (a loss against per-entry targets) ------------------
 class Entrywise(sp.MatrixExpr):
     """f(A_ij, B_ij) for a two-argument catalog primitive f (``function``), B a target that varies
-    per entry (BCE on logits against labels y). Differentiated in A only: G_A = G ∘ ``partial(A, B)``,
-    another Entrywise block (so that the stable fused form is printed). Subclasses declare
-    ``function``, ``numpy_form`` and ``partial``."""
+    per entry (BCE on logits against labels y). G_A = G ∘ ``partial(A, B)``, another Entrywise block
+    (so that the stable fused form is printed); G_B = G ∘ ∂f/∂b when that is affine in a (−A for
+    BCE on logits). Subclasses declare ``function``, ``numpy_form`` and ``partial``."""
 
     function = None  # the scalar Primitive
     numpy_form = None
@@ -507,7 +555,17 @@ class Entrywise(sp.MatrixExpr):
 
     def adjoints(self, G) -> list:
         A, B = self.args
-        return [(A, HadamardProduct(G, self.partial(A, B)))]
+        out = [(A, HadamardProduct(G, self.partial(A, B)))]
+        a, b = sp.Dummy("a"), sp.Dummy("b")
+        d = sp.expand(self.function(a, b).diff(b))
+        if d.free_symbols <= {a} and sp.diff(d, a, 2) == 0:  # c₁ a + c₀ entry by entry
+            c1, c0 = d.coeff(a, 1), d.coeff(a, 0)
+            terms = ([sp.MatMul(c1, HadamardProduct(G, A))] if c1 != 0 else []) + ([sp.MatMul(c0, G)] if c0 != 0 else [])
+            if terms:
+                out.append((B, sp.MatAdd(*terms) if len(terms) > 1 else terms[0]))
+        elif d != 0:
+            raise SymgradLimit(f"the gradient of {self.function.__name__} in its second argument is not affine: {d}")
+        return out
 
     def doit(self, **hints):
         A, B = (a.doit(**hints) for a in self.args)
@@ -530,8 +588,7 @@ class Entrywise(sp.MatrixExpr):
 def row_log_mean_exp_np(Z, xp=np):
     """log((1/C) Σ_j exp(Z_ij)) over the last axis (keeping it) = m + log1p(Σ_{j ≠ max} expm1(Z_j − m) / C),
     m the row maximum: no overflow, and no cancellation against log C when the entries are close."""
-    m = xp.max(Z, axis=-1, keepdims=True)
-    shifted = Z - m
+    m, shifted = row_shift_np(Z, xp)
     top = xp.argmax(shifted, axis=-1, keepdims=True)
     return m + xp.log1p(_without_top(xp.expm1(shifted), top, xp) / Z.shape[-1])
 
@@ -555,9 +612,28 @@ class RowLogMeanExp(_RowBlock):
         return rf"\log \operatorname{{mean}} \exp\left({printer._print(self.arg)}\right)"
 
 
+def _spread_rows(Z):
+    """For NumPy: e = e^{Z − m} and its row sums when every row sum is at least 1.5 (the row maximum's
+    share a_max ≤ 2/3: the textbook forms lose no digits); None otherwise (NaN, ±inf, a peaked row)."""
+    e = Z - Z.max(axis=-1, keepdims=True)
+    np.exp(e, out=e)
+    total = e.sum(axis=-1, keepdims=True)
+    return (e, total) if total.min() >= 1.5 else None
+
+
+def _plain_numpy(Z, G) -> bool:
+    return isinstance(Z, np.ndarray) and isinstance(G, np.ndarray) and G.shape == Z.shape and Z.dtype.kind == "f"
+
+
 def softmax_minus_targets_np(Z, Y, xp=np):
     """softmax(Z) − Y by rows, without cancellation where softmax(Z)_j ≈ Y_j = 1: at the row maximum
     it is (1 − y) − r/(1 + r) with r = Σ_{j ≠ max} e^{Z_j − m}; elsewhere softmax ≤ 1/2."""
+    spread = _spread_rows(Z) if _plain_numpy(Z, Y) else None
+    if spread is not None:
+        e, total = spread
+        e /= total
+        e -= Y
+        return e
     top, e, r = _top_split(Z, xp)
     e /= 1.0 + r  # softmax(Z), in place for NumPy
     e -= Y
@@ -567,7 +643,7 @@ def softmax_minus_targets_np(Z, Y, xp=np):
 
 def _top_split(Z, xp=np):
     """Rows shifted by their maximum, the maximum's index, e^{shifted} and r = Σ_{j ≠ max} e^{shifted_j}."""
-    shifted = Z - xp.max(Z, axis=-1, keepdims=True)
+    shifted = row_shift_np(Z, xp)[1]
     top = xp.argmax(shifted, axis=-1, keepdims=True)
     e = np.exp(shifted, out=shifted) if isinstance(shifted, np.ndarray) else xp.exp(shifted)
     return top, e, _without_top(e, top, xp)
@@ -608,6 +684,15 @@ def softmax_vjp_np(Z, G, xp=np):
     """softmax(Z) ∘ (G − Σ_k G_k a_k) by rows (the softmax backward), accurate where a_max ≈ 1: with
     q = Σ_{k ≠ max} a_k and s = Σ_{k ≠ max} G_k a_k, G_j − Σ_k G_k a_k = G_j − G_max + (G_max q − s),
     so 1 − a_max is never formed."""
+    spread = _spread_rows(Z) if _plain_numpy(Z, G) else None
+    if spread is not None:  # a_max ≤ 2/3: the textbook form, in place
+        a, total = spread
+        a /= total
+        out = G * a
+        s = out.sum(axis=-1, keepdims=True)
+        np.subtract(G, s, out=out)
+        out *= a
+        return out
     G = xp.broadcast_to(G, Z.shape) if G.shape != Z.shape else G
     top, e, r = _top_split(Z, xp)
     a = e / (1.0 + r)
@@ -620,6 +705,13 @@ def softmax_vjp_np(Z, G, xp=np):
 def log_softmax_vjp_np(Z, G, xp=np):
     """G − softmax(Z) Σ_k G_k by rows (the log-softmax backward), accurate where a_max ≈ 1: at the
     maximum G_max − a_max S = −Σ_{k ≠ max} G_k + q S, q = Σ_{k ≠ max} a_k."""
+    spread = _spread_rows(Z) if _plain_numpy(Z, G) else None
+    if spread is not None:  # a_max ≤ 2/3: the textbook form, in place
+        a, s = spread
+        a /= s
+        a *= -G.sum(axis=-1, keepdims=True)
+        a += G
+        return a
     G = xp.broadcast_to(G, Z.shape) if G.shape != Z.shape else G
     top, e, r = _top_split(Z, xp)
     a = e / (1.0 + r)
@@ -678,8 +770,16 @@ class SoftmaxMinusTargets(_RowBlock):
 
 
 def row_softmax_cross_entropy_np(Z, Y, xp=np):
-    """−Σ_j Y_ij log softmax(Z)_ij for each row (keeping the last axis), with the shift."""
-    return -xp.sum(Y * row_log_softmax_np(Z, xp=xp), axis=-1, keepdims=True)
+    """−Σ_j Y_ij log softmax(Z)_ij for each row (keeping the last axis), with the shift; a target
+    0 against log softmax = −inf (a row with a +inf logit) counts 0 (the limit), not NaN."""
+    logs = row_log_softmax_np(Z, xp=xp)
+    terms = Y * logs
+    if isinstance(terms, np.ndarray):
+        if np.isnan(terms).any():
+            np.copyto(terms, 0.0, where=(Y == 0) & np.isinf(logs))
+    else:
+        terms = xp.where((Y == 0) & (logs == -np.inf), 0.0, terms)
+    return -xp.sum(terms, axis=-1, keepdims=True)
 
 
 class RowSoftmaxCrossEntropy(_RowBlock):
@@ -704,7 +804,9 @@ class RowSoftmaxCrossEntropy(_RowBlock):
         return HadamardProduct(sp.MatAdd(RowSoftmax(Z), sp.MatMul(-1, Y)), sp.MatMul(G, sp.OneMatrix(1, Z.shape[1])))
 
     def adjoints(self, G) -> list:
-        return [(self.args[0], self.adjoint(G))]  # targets are data, not differentiated
+        Z, Y = self.args  # ∂L_i/∂Y_ij = −log softmax(Z)_ij (as torch differentiates probability targets)
+        spread = sp.MatMul(G, sp.OneMatrix(1, Z.shape[1]))
+        return [(Z, self.adjoint(G)), (Y, sp.MatMul(-1, HadamardProduct(RowLogSoftmax(Z), spread)))]
 
     def doit(self, **hints):
         Z, Y = (a.doit(**hints) for a in self.args)

@@ -127,8 +127,10 @@ def test_errors():
         sg.derive(A * X, X)
     with pytest.raises(ValueError, match="does not appear"):
         sg.derive(sp.Trace(A), X)
-    with pytest.raises(TypeError, match="MatrixSymbol"):
+    with pytest.raises(ValueError, match="does not appear"):
         sg.derive(sp.Trace(A * X), sp.Symbol("q"))
+    with pytest.raises(TypeError, match="MatrixSymbol or a scalar Symbol"):
+        sg.derive(sp.Trace(A * X), sp.Matrix([1]))
     i = sp.Symbol("i", integer=True)
     with pytest.raises(SymgradLimit, match="symbolic"):
         sg.derive(X[i, i], X)
