@@ -20,8 +20,9 @@ from .errors import SymgradLimit
 __all__ = ["worked_examples", "compile_pdf", "latex_to_markdown"]
 
 
-def worked_examples() -> list[tuple[str, str]]:
-    """(title, LaTeX) for the lecture notes' worked examples, derived and evaluated by symgrad."""
+def worked_examples(width: float | None = None) -> list[tuple[str, str]]:
+    """(title, LaTeX) for the lecture notes' worked examples, derived and evaluated by symgrad;
+    ``width``: lay the derivations out for a page of that many characters (see ``derivation_latex``)."""
     from . import catalog as C
     from .derive import derive
     from .graph import Graph
@@ -36,26 +37,26 @@ def worked_examples() -> list[tuple[str, str]]:
     out.append(("The sigmoid neuron at w = (2, -3, -3), x = (-1, -2)", bp.latex()))
     wl, xl, bl, yl = sp.symbols("w x b y", real=True)
     out.append(("Logistic regression: the chain rule for the cross-entropy of sigma(w x + b)",
-                derive(C.bce(C.sigmoid(wl * xl + bl), yl), wl).latex()))
+                derive(C.bce(C.sigmoid(wl * xl + bl), yl), wl).latex(width=width)))
     W, v = sp.MatrixSymbol("W", 2, 2), sp.MatrixSymbol("x", 2, 1)
     d = derive((W * v).T * (W * v), [W, v])
     gw, gx = d.compile()(W=np.array([[0.1, 0.5], [-0.3, 0.8]]), x=np.array([[0.2], [0.4]]))
     numbers = (rf"\[ \nabla_W f = {sp.latex(sp.Matrix(np.round(gw, 3)))},\quad "
                rf"\nabla_{{\mathbf{{x}}}} f = {sp.latex(sp.Matrix(np.round(gx, 3)))} \]")
     out.append(("The vectorized example: the squared norm of W x at W = ((0.1, 0.5), (-0.3, 0.8)), x = (0.2, 0.4)",
-                d.latex() + "\n" + numbers))
+                d.latex(width=width) + "\n" + numbers))
     xs = sp.IndexedBase("x", positive=True)
     n, k = sp.symbols("n k", integer=True, positive=True)
     p, beta = sp.symbols("p beta", positive=True)
     up = sp.Symbol("y'", real=True)
-    out.append(("Lp pooling", derive(C.lp_pool(xs, p, n), xs[k], upstream=up).latex()))
+    out.append(("Lp pooling", derive(C.lp_pool(xs, p, n), xs[k], upstream=up).latex(width=width)))
     out.append(("Log-average pooling", derive(C.log_avg_pool(sp.IndexedBase("x", real=True), beta, n),
-                                              sp.IndexedBase("x", real=True)[k], upstream=up).latex()))
+                                              sp.IndexedBase("x", real=True)[k], upstream=up).latex(width=width)))
     N, D, H, O = sp.symbols("N D H O", integer=True, positive=True)
     X, W1, W2, Y = (sp.MatrixSymbol("x", N, D), sp.MatrixSymbol("W1", D, H), sp.MatrixSymbol("W2", H, O),
                     sp.MatrixSymbol("y", N, O))
     out.append(("The two-layer network: the squared error of sigma(x W1) W2 against y",
-                derive(C.squared_l2(C.sigmoid(X * W1) * W2, Y), [W1, W2]).latex()))
+                derive(C.squared_l2(C.sigmoid(X * W1) * W2, Y), [W1, W2]).latex(width=width)))
     return out
 
 

@@ -12,13 +12,15 @@ import re
 from typing import TYPE_CHECKING
 
 import sympy as sp
+from sympy.matrices.expressions.matexpr import MatrixElement
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
 if TYPE_CHECKING:  # pragma: no cover
     from .derive import Derivation
 
-__all__ = ["SymgradLatexPrinter", "SymgradStrPrinter", "latex", "text", "derivation_latex", "escape_text"]
+__all__ = ["SymgradLatexPrinter", "SymgradStrPrinter", "latex", "text", "derivation_latex", "escape_text",
+           "latex_width"]
 
 _PLAIN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*'*$")
 _LAYER_NAME = re.compile(r"^([A-Za-z]+)(\d+)_(\d+)$")
@@ -34,12 +36,26 @@ def escape_text(text: str) -> str:
     return "".join(_TEXT_ESCAPES.get(ch, ch) if ch.isprintable() else "?" for ch in text)
 
 
-def _textbook_add(printer, expr, parent_print_add, order=None):
-    """Sums with their positive terms first: σ − y rather than −y + σ."""
+def _add_terms(printer, expr, order=None) -> list:
+    """The terms of a sum in textbook order: positive terms first (σ − y rather than −y + σ),
+    products of vectors before the other terms (wᵀx + b rather than b + wᵀx)."""
+    if isinstance(expr, sp.MatAdd):
+        terms = list(expr.args)
+        return [t for t in terms if not t.could_extract_minus_sign()] + [t for t in terms if t.could_extract_minus_sign()]
     terms = list(printer._as_ordered_terms(expr, order=order))
+    products = [t for t in terms if t.has(MatrixElement)]
+    if products and len(products) < len(terms) and terms[0] not in products:
+        terms = products + [t for t in terms if t not in products]
     positive = [t for t in terms if not t.could_extract_minus_sign()]
     if positive and terms[0].could_extract_minus_sign():
         terms = positive + [t for t in terms if t.could_extract_minus_sign()]
+    return terms
+
+
+def _textbook_add(printer, expr, parent_print_add, order=None):
+    """Sums in textbook order (see :func:`_add_terms`)."""
+    terms = _add_terms(printer, expr, order)
+    if terms != list(printer._as_ordered_terms(expr, order=order)):
         return parent_print_add(printer, sp.Add(*terms, evaluate=False), order="none")
     return parent_print_add(printer, expr, order=order)
 
@@ -71,8 +87,7 @@ def _sums_last(args) -> list:
 
 def _matadd(printer, expr, paren) -> str:
     """Matrix sums with positive terms first: 1 − h rather than −h + 1."""
-    terms = list(expr.args)
-    terms = [t for t in terms if not t.could_extract_minus_sign()] + [t for t in terms if t.could_extract_minus_sign()]
+    terms = _add_terms(printer, expr)
     out = printer._print(terms[0])
     for t in terms[1:]:
         out += f" - {paren(-t)}" if t.could_extract_minus_sign() else f" + {printer._print(t)}"
@@ -88,6 +103,21 @@ def _applied(expr):
     if isinstance(body, sp.Function) and d in body.args and not any(a.has(d) for a in body.args if a != d):
         args = [expr.expr if a == d else a for a in body.args]
         return sp.Function.__new__(type(body), *args, evaluate=False)
+    return None
+
+
+def _one_by_one(expr) -> bool:
+    """A 1 × 1 matrix expression's only entry (wᵀx as a number): printed as the product itself."""
+    return isinstance(expr, sp.MatrixExpr) and expr.shape == (1, 1)
+
+
+def _column_view(expr):
+    """softmax(zᵀ)ᵀ for a column z is the vector block softmax(z): the row block (a ``name``d
+    matrix block with one argument) rebuilt on the column, for printing only; else None."""
+    arg = expr.arg
+    if getattr(arg, "name", "") in ("softmax", "log_softmax") and len(arg.args) == 1 \
+            and arg.args[0].shape[0] == 1 and arg.args[0].shape[1] != 1:
+        return type(arg)(sp.Transpose(arg.args[0]).doit())
     return None
 
 
@@ -124,6 +154,16 @@ class SymgradStrPrinter(StrPrinter):
         applied = _applied(expr)
         return self._print(applied) if applied is not None else super()._print_ElementwiseApplyFunction(expr)
 
+    def _print_MatrixElement(self, expr):
+        if _one_by_one(expr.parent):
+            parent = self._print(expr.parent)
+            return parent if isinstance(expr.parent, sp.MatrixSymbol) else f"({parent})"
+        return super()._print_MatrixElement(expr)
+
+    def _print_Transpose(self, expr):
+        column = _column_view(expr)
+        return self._print(column) if column is not None else super()._print_Transpose(expr)
+
 
 def text(expr: sp.Basic) -> str:
     """Plain text of ``expr`` (SymPy syntax, sums positive terms first): ``x*(a - y)``."""
@@ -142,7 +182,8 @@ class SymgradLatexPrinter(LatexPrinter):
         name = self._print(sp.Symbol(expr.name))
         rows, cols = expr.shape
         if self._settings["bold_vectors"] and cols == 1 and rows != 1:
-            return rf"\mathbf{{{name}}}"
+            base, sub, rest = name.partition("_{")  # b1 → \mathbf{b}_{1}: the index is not bold
+            return rf"\mathbf{{{base}}}_{{{rest}" if sub and base.isalpha() else rf"\mathbf{{{name}}}"
         if self._settings["upright_matrices"] and cols != 1 and rows != 1 and "{" not in name:
             return rf"\mathrm{{{name}}}"
         return name
@@ -168,8 +209,28 @@ class SymgradLatexPrinter(LatexPrinter):
 
     def _print_DiagMatrix(self, expr):
         v = expr.args[0]
-        v = v.arg if isinstance(v, sp.Transpose) else v
+        v = v.arg if isinstance(v, sp.Transpose) and _column_view(v) is None else v
         return rf"\operatorname{{diag}}\left({self._print(v)}\right)"
+
+    def _print_Identity(self, expr):
+        return "I"
+
+    def _print_MatrixElement(self, expr):
+        if _one_by_one(expr.parent):  # wᵀx as a number: no subscript 0,0
+            return self._print(expr.parent)
+        return super()._print_MatrixElement(expr)
+
+    def _print_Pow(self, expr):
+        base = expr.base
+        if isinstance(base, MatrixElement) and _one_by_one(base.parent) and not isinstance(base.parent, sp.MatrixSymbol):
+            tex = self._print(base.parent)  # (1ᵀx^{∘p})^{1/p}: SymPy parenthesizes a base with a superscript
+            shown = _Shown(tex if "^" in tex else rf"\left({tex}\right)")
+            return super()._print_Pow(sp.Pow(shown, expr.exp, evaluate=False))
+        return super()._print_Pow(expr)
+
+    def _print_Transpose(self, expr):
+        column = _column_view(expr)
+        return self._print(column) if column is not None else super()._print_Transpose(expr)
 
     def _print_OneMatrix(self, expr):
         if expr.rows == 1 and expr.cols != 1:
@@ -209,13 +270,17 @@ def _tex(obj: sp.Basic, d: str = r"\partial", **settings) -> str:
 
 def derivation_latex(derivation: "Derivation", *, numbered: bool = False, raw: bool = True,
                      form: str = "textbook", partial: bool = True, bold_vectors: bool = True,
-                     upright_matrices: bool = False) -> str:
+                     upright_matrices: bool = False, width: float | None = None) -> str:
     r"""The derivation as an ``align*`` (``align`` when numbered), one step per line:
     local gradients, their product, the plain SymPy form (``raw=True``) and the textbook
     form, for each variable; then the intermediates that appear and the assumptions.
 
     ``form="expanded"`` writes the blocks out (σ(z) → 1/(1 + e^{−z})); ``partial=False`` uses
-    d instead of ∂; ``bold_vectors`` and ``upright_matrices`` style matrix symbols."""
+    d instead of ∂; ``bold_vectors`` and ``upright_matrices`` style matrix symbols.
+    ``width`` (about the number of characters of a line, see :func:`latex_width`) lays the
+    derivation out for a page: a longer line is broken after a term of its sum, the notes
+    move to the margin (``\tag*``), the "where" clause becomes a list, and what cannot be
+    broken is scaled to the line (``\resizebox``: the document needs graphicx)."""
     from .simplify import elementary
 
     if form not in ("textbook", "expanded"):
@@ -224,26 +289,214 @@ def derivation_latex(derivation: "Derivation", *, numbered: bool = False, raw: b
     settings = {"bold_vectors": bold_vectors, "upright_matrices": upright_matrices}
     d = r"\partial" if partial else "d"
     show = (lambda e: elementary(e)) if form == "expanded" else (lambda e: e)  # noqa: E731
-    lines: list[str] = []
+    rows: list[tuple[str, list[str], str]] = []  # (lhs, pieces of the rhs, note)
     shown: set = set()
     previous_lhs = None
     for step in derivation.steps:
         if step.kind == "goal" or (step.kind == "raw" and not raw):
             continue
         lhs = _tex(step.lhs, d, **settings)
-        rhs = (r" \cdot ".join(_tex(f, d, **settings) for f in step.rhs) if step.kind == "factorisation"
-               else _tex(show(step.rhs), d, **settings))
-        lines.append(rf"{'' if lhs == previous_lhs else lhs} &= {rhs} && \text{{{escape_text(step.note)}}}")
+        budget = None if width is None else width - latex_width(lhs) - 3
+        if step.kind == "factorisation":
+            pieces = _pack([_tex(f, d, **settings) for f in step.rhs], budget, r" \cdot ")
+        else:
+            pieces = _pieces(show(step.rhs), budget, d, settings)
+        rows.append(("" if lhs == previous_lhs else lhs, pieces, _note(step)))
         previous_lhs = lhs
         shown |= step.rhs.free_symbols | step.lhs.free_symbols
+    lines = []
+    for lhs, pieces, note in rows:
+        if width is None:
+            lines.append(rf"{lhs} &= {' '.join(pieces)} && \text{{{escape_text(note)}}}")
+            continue
+        lines.append(rf"{lhs} &= {_fit(pieces[0], width - latex_width(lhs) - 3)} \tag*{{\text{{{escape_text(note)}}}}}")
+        lines += [rf"&\quad {{}} {_fit(p, width - 6)}" for p in pieces[1:]]
     used = {k: v for k, v in derivation.intermediates.items() if k in shown}
     if used:
-        where = ",\\ ".join(f"{latex(k, **settings)} = {latex(show(v), **settings)}" for k, v in used.items())
-        lines.append(rf"&\text{{where }} {where}")
+        definitions = [f"{latex(k, **settings)} = {latex(show(v), **settings)}" for k, v in used.items()]
+        one_line = ",\\ ".join(definitions)
+        if width is None or latex_width(one_line) <= width - 6:
+            lines.append(rf"&\text{{where }} {one_line}")
+        else:  # a list: one definition per line, each broken after a term if it is long
+            for i, (k, v) in enumerate(used.items()):
+                name = f"{latex(k, **settings)} = "
+                pieces = _pieces(show(v), width - 8 - latex_width(name), d, settings)
+                lead = r"\text{where }" if i == 0 else r"\phantom{\text{where }}"
+                comma = "," if i < len(used) - 1 else ""
+                lines.append(rf"&{lead} {name}{_fit(pieces[0], width - 8 - latex_width(name))}"
+                             + ("" if len(pieces) > 1 else comma))
+                lines += [rf"&\phantom{{\text{{where }}}} \quad {{}} {_fit(p, width - 12)}" + (comma if j == len(pieces) - 2 else "")
+                          for j, p in enumerate(pieces[1:])]
     for assumption in derivation.assumptions:
-        lines.append(rf"&\text{{using {escape_text(assumption)}}}")
+        for part in _wrap_text(f"using {assumption}", None if width is None else width - 2):
+            lines.append(rf"&\text{{{escape_text(part)}}}")
     body = " \\\\\n".join(lines)
     return f"\\begin{{{env}}}\n{body}\n\\end{{{env}}}"
+
+
+def _note(step) -> str:
+    """The note of a step; the textbook line says so (``textbook form``) whatever its method."""
+    if step.kind != "textbook" or "textbook" in step.note:
+        return step.note
+    return f"textbook form ({step.note})" if step.note else "textbook form"
+
+
+def _pieces(expr: sp.Basic, budget: float | None, d: str, settings: dict) -> list[str]:
+    """The LaTeX of ``expr`` in lines of at most ``budget`` (one line when it fits or ``budget`` is
+    None): a sum is broken after a term, the next line starting with the term's sign."""
+    tex = _tex(expr, d, **settings)
+    if budget is None or latex_width(tex) <= budget or not isinstance(expr, (sp.Add, sp.MatAdd)):
+        return [tex]
+    printer = SymgradLatexPrinter(settings)
+    terms = _add_terms(printer, expr)
+    parts = [latex(terms[0], **settings)]
+    for t in terms[1:]:
+        if t.could_extract_minus_sign():
+            body = latex(-t, **settings)
+            parts.append(f"- \\left({body}\\right)" if isinstance(-t, (sp.Add, sp.MatAdd)) else f"- {body}")
+        else:
+            parts.append(f"+ {latex(t, **settings)}")
+    return _pack(parts, budget, " ")
+
+
+def _pack(parts: list[str], budget: float | None, joiner: str) -> list[str]:
+    """Parts joined greedily into lines of at most ``budget`` (a part longer than a line stays whole)."""
+    if budget is None:
+        return [joiner.join(parts)]
+    lines = [parts[0]]
+    for part in parts[1:]:
+        candidate = lines[-1] + joiner + part
+        if latex_width(candidate) <= budget:
+            lines[-1] = candidate
+        else:
+            lines.append(part if joiner == " " else joiner.strip() + " " + part)
+    return lines
+
+
+def _fit(tex: str, budget: float) -> str:
+    """``tex`` itself, or scaled to the line when even one term is wider than the page (a grid)."""
+    w = latex_width(tex)
+    if w <= budget:
+        return tex
+    return rf"\resizebox{{{max(0.3, budget / w) * 0.95:.2f}\linewidth}}{{!}}{{$\displaystyle {tex}$}}"
+
+
+def _wrap_text(words: str, budget: float | None) -> list[str]:
+    if budget is None:
+        return [words]
+    lines = [""]
+    for word in words.split():
+        if lines[-1] and len(lines[-1]) + 1 + len(word) > budget:
+            lines.append(word)
+        else:
+            lines[-1] = f"{lines[-1]} {word}".strip()
+    return lines
+
+
+# --- how wide LaTeX math prints, roughly, in characters (for line breaking) ----------------------
+_SPACES = {"quad": 2.0, "qquad": 4.0, ",": 0.3, ":": 0.4, ";": 0.5, " ": 0.5, "!": -0.2}
+_SILENT = {"left", "right", "displaystyle", "textstyle", "limits", "nolimits", "bigl", "bigr", "Bigl",
+           "Bigr", "biggl", "biggr", "big", "Big", "mathrel", "mathop", "mathbin", "phantom"}
+_BINARY = {"cdot", "circ", "times", "odot", "otimes", "pm", "mp", "leq", "geq", "neq", "to", "mapsto",
+           "approx", "equiv", "in", "mid"}
+_TEXT = {"text", "textrm", "texttt", "textbf", "mathrm", "operatorname"}
+_GRIDS = ("matrix", "pmatrix", "bmatrix", "vmatrix", "smallmatrix", "cases", "array", "aligned")
+
+
+def latex_width(tex: str) -> float:
+    r"""About how many characters wide ``tex`` (math) prints: a fraction is as wide as its wider
+    part, scripts are 0.7 wide, a grid is the sum of its columns, \left/\right are silent."""
+    return _width(tex, 0, len(tex))[0]
+
+
+def _group(tex: str, i: int) -> tuple[int, int]:
+    """(start, end) of the brace group (or single token) at i, skipping spaces."""
+    while i < len(tex) and tex[i] == " ":
+        i += 1
+    if i >= len(tex):
+        return i, i
+    if tex[i] != "{":
+        if tex[i] == "\\":
+            j = i + 1
+            while j < len(tex) and tex[j].isalpha():
+                j += 1
+            return i, max(j, i + 2)
+        return i, i + 1
+    depth, j = 0, i
+    while j < len(tex):
+        depth += {"{": 1, "}": -1}.get(tex[j], 0)
+        if tex[j] == "\\":
+            j += 1
+        elif depth == 0:
+            return i + 1, j
+        j += 1
+    return i + 1, len(tex)
+
+
+def _width(tex: str, i: int, end: int) -> tuple[float, int]:
+    total = 0.0
+    while i < end:
+        ch = tex[i]
+        if ch == "\\":
+            j = i + 1
+            while j < end and tex[j].isalpha():
+                j += 1
+            name = tex[i + 1:j] if j > i + 1 else tex[i + 1:i + 2]
+            i = j if j > i + 1 else i + 2
+            if name in ("frac", "dfrac", "tfrac"):
+                a0, a1 = _group(tex, i)
+                b0, b1 = _group(tex, a1 + (1 if tex[a0 - 1:a0] == "{" else 0))
+                total += max(_width(tex, a0, a1)[0], _width(tex, b0, b1)[0]) + 0.5
+                i = b1 + (1 if tex[b0 - 1:b0] == "{" else 0)
+            elif name in _TEXT:
+                g0, g1 = _group(tex, i)
+                total += 0.9 * len(tex[g0:g1].replace("\\", ""))
+                i = g1 + 1
+            elif name == "begin":
+                g0, g1 = _group(tex, i)
+                env = tex[g0:g1]
+                close = tex.find(rf"\end{{{env}}}", g1)
+                close = end if close < 0 else close
+                body = tex[g1 + 1:close]
+                if env.rstrip("*") in _GRIDS:
+                    rows = [[_width(c, 0, len(c))[0] for c in r.split("&")] for r in body.split(r"\\")]
+                    cols = max(len(r) for r in rows)
+                    total += sum(max((r[k] for r in rows if k < len(r)), default=0) for k in range(cols)) + 1.5 * cols
+                else:
+                    total += _width(body, 0, len(body))[0]
+                i = close + len(rf"\end{{{env}}}")
+            elif name in _SPACES:
+                total += _SPACES[name]
+            elif name in _SILENT:
+                if name in ("left", "right") and i < end and tex[i] == ".":
+                    i += 1
+            elif name in _BINARY:
+                total += 2.0
+            elif name in ("{", "}", "|", "_", "%", "#", "&", "$"):
+                total += 1.0
+            elif name in ("log", "exp", "sin", "cos", "tan", "tanh", "max", "min", "det", "lim", "sup", "inf"):
+                total += len(name)
+            else:
+                total += 1.0  # a Greek letter, \partial, \sum, \mathbf{…}'s content below
+                if name in ("mathbf", "mathbb", "mathcal", "boldsymbol", "mathit", "sqrt", "overline", "hat", "bar"):
+                    g0, g1 = _group(tex, i)
+                    total += _width(tex, g0, g1)[0] - 1.0 + (1.0 if name == "sqrt" else 0.0)
+                    i = g1 + (1 if tex[g0 - 1:g0] == "{" else 0)
+        elif ch in "^_":
+            g0, g1 = _group(tex, i + 1)
+            total += 0.7 * _width(tex, g0, g1)[0]
+            i = g1 + (1 if tex[g0 - 1:g0] == "{" else 0)
+        elif ch in "{}":
+            i += 1
+        elif ch in "+-=<>":
+            total += 2.0
+            i += 1
+        elif ch in " &":
+            i += 1
+        else:
+            total += 1.0
+            i += 1
+    return total, i
 
 
 class _Shown(sp.Symbol):

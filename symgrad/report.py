@@ -4,6 +4,7 @@ table, and write the LaTeX of every derivation (``symgrad report``)."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -12,9 +13,12 @@ from typing import Callable, Sequence
 
 from .catalog.registry import Block, blocks
 from .pipeline import Outcome, run_block
-from .printing import escape_text, text
+import sympy as sp
 
-__all__ = ["Row", "Report", "build_report", "format_table", "write_latex", "write_markdown"]
+from .printing import escape_text, latex_width, text
+
+__all__ = ["Row", "Report", "build_report", "format_table", "write_latex", "write_markdown", "display",
+           "derivation_tex", "WIDTH"]
 
 
 @dataclass
@@ -91,7 +95,7 @@ def format_table(report: Report) -> str:
 
 _PREAMBLE = r"""\documentclass[11pt]{article}
 \usepackage[margin=2cm]{geometry}
-\usepackage{amsmath,amssymb}
+\usepackage{amsmath,amssymb,graphicx}
 \allowdisplaybreaks
 \title{symgrad: the catalog's derivatives}
 \date{}
@@ -100,6 +104,48 @@ _PREAMBLE = r"""\documentclass[11pt]{article}
 Every derivative below was derived symbolically, brought to textbook form, compiled to
 NumPy and cross-checked against 40-digit finite differences of the forward expression.
 """
+
+
+WIDTH = 78  # characters of math on a line of the report (\small, A4 with 2 cm margins: about 95)
+
+
+def display(tex: str, width: float = WIDTH) -> str:
+    r"""A declared formula as a display: one line, or — wider than the page — one line per
+    part, split where its author separated the parts (``,\quad``)."""
+    parts = _top_level_parts(tex)
+    if latex_width(tex) <= width or len(parts) == 1:
+        return rf"\[ {tex} \]"
+    lines = [parts[0][1]]
+    for sep, part in parts[1:]:
+        if latex_width(lines[-1] + part) + 3 <= width:
+            lines[-1] += f"{sep}{part}"
+        else:
+            lines.append(part)
+    return "\\begin{gather*}\n" + " \\\\\n".join(lines) + "\n\\end{gather*}"
+
+
+def _top_level_parts(tex: str) -> list[tuple[str, str]]:
+    """``tex`` split at its top-level ``\\quad`` separators (outside braces and \\left…\\right):
+    (the separator before, the part) for each part."""
+    parts, depth, start, sep = [], 0, 0, ""
+    for match in re.finditer(r"\\left\b|\\right\b|[{}]|,?\s*\\q?quad(?![a-zA-Z])", tex):
+        token = match.group()
+        if token in ("{", r"\left"):
+            depth += 1
+        elif token in ("}", r"\right"):
+            depth -= 1
+        elif depth == 0:
+            parts.append((sep, tex[start:match.start()].strip()))
+            start, sep = match.end(), token + " "
+    parts.append((sep, tex[start:].strip()))
+    return [(sep, part) for sep, part in parts if part]
+
+
+def derivation_tex(outcome: Outcome, width: float = WIDTH) -> str:
+    """The derivation of an outcome laid out for the page (broken lines, notes in the margin)."""
+    d = outcome.derivation
+    raw = all(r is None or sp.count_ops(r) <= 120 for r in d.raws)
+    return d.latex(raw=raw, width=width)
 
 
 def write_latex(report: Report, out_dir: str | Path) -> Path:
@@ -112,20 +158,20 @@ def write_latex(report: Report, out_dir: str | Path) -> Path:
         block = by_name.get(row.block)
         parts.append(rf"\section*{{{escape_text(row.block.replace('_', ' '))}}}")
         if block is not None:
-            parts.append(rf"\[ {block.latex} \]")
-            parts.append(rf"Declared identity: \[ {block.derivative} \]")
+            parts.append(display(block.latex))
+            parts.append("Declared identity: " + display(block.derivative))
         outcome = report.outcomes.get(row.block)
         if outcome is not None:
             parts.append("Derivation:")
-            parts.append(r"{\small" + "\n" + outcome.latex + "\n}")
+            parts.append(r"{\small" + "\n" + derivation_tex(outcome) + "\n}")
             err = f"{row.max_rel_error:.1e}" if row.max_rel_error is not None else "n/a"
             parts.append(rf"Cross-check: \texttt{{{row.status}}}, maximum relative error {err}.")
-        else:
-            parts.append(rf"\textbf{{Error}}: \texttt{{{escape_text(row.detail)}}}")
+        else:  # ragged: a long message breaks between words (typewriter spaces do not stretch)
+            parts.append(rf"{{\raggedright\textbf{{Error}}: \texttt{{{escape_text(row.detail)}}}\par}}")
     from .document import worked_examples
 
     parts.append(r"\section*{The lecture notes' worked examples}")
-    for title, body in worked_examples():
+    for title, body in worked_examples(WIDTH):
         parts.append(rf"\subsection*{{{escape_text(title)}}}")
         parts.append(r"{\small" + "\n" + body + "\n}")
     parts.append(r"\end{document}")

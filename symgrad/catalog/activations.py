@@ -9,7 +9,7 @@ import sympy as sp
 from ..matrices import _RowBlock
 from .base import Primitive
 from .registry import Arg, Batched, Block, Example, Interval, N, ones, register, size
-from .vectors import as_vector, to_sympy, vector
+from .vectors import as_vector, column, to_sympy, vector
 
 __all__ = [
     "sigmoid", "tanh", "relu", "step", "leaky_relu", "elu", "softplus",
@@ -93,8 +93,8 @@ register(Block(
 
 # --- relu and its derivative, the step ----------------------------------------------------
 def step_np(x, xp=np):
-    """1 where x > 0, else 0 (the ReLU derivative; 0 at the kink)."""
-    return xp.where(x > 0, 1.0, xp.zeros_like(x))
+    """1 where x > 0, else 0 (the ReLU derivative; 0 at the kink); NaN stays NaN: sign(max(x, 0))."""
+    return xp.sign(xp.maximum(x, 0))
 
 
 class step(Primitive):
@@ -443,6 +443,11 @@ def log_softmax(z) -> sp.Matrix:
     return sp.Matrix([LogSoftmaxEntry(i, *z) for i in range(1, len(z) + 1)])
 
 
+def _vector_block_example(block, z) -> Example:
+    """The Jacobian of a vector block at z ∈ R^C (symbolic C: diag(a) − a aᵀ), or on entries."""
+    return Example(block(z), (z,), {"z": z})
+
+
 def _row_block_batched(log: bool) -> Batched:
     """softmax / log softmax of each row z (N × C)."""
     from ..matrices import RowLogSoftmax, RowSoftmax
@@ -455,8 +460,10 @@ register(Block(
     name="softmax", domain="z in R^C", family="activation", function=SoftmaxEntry,
     formula="softmax(z)_i = exp(z_i) / sum_j exp(z_j)",
     latex=r"a_i = \operatorname{softmax}(\mathbf{z})_i = \frac{e^{z_i}}{\sum_j e^{z_j}}",
-    derivative=r"\frac{\partial a_i}{\partial z_j} = a_i(\delta_{ij} - a_j)",
-    example=lambda: (lambda z: Example(softmax(z), (z,), {"z": z}))(vector("z", 3)),
+    derivative=r"\frac{\partial \mathbf{a}}{\partial \mathbf{z}} = \operatorname{diag}(\mathbf{a})"
+               r" - \mathbf{a}\mathbf{a}^{\top}, \quad \frac{\partial a_i}{\partial z_j} = a_i(\delta_{ij} - a_j)",
+    example=lambda: _vector_block_example(softmax, column("z", size("C"))),
+    entries=lambda: _vector_block_example(softmax, vector("z", 3)),
     batched=lambda: _row_block_batched(log=False),
 ))
 

@@ -1,12 +1,16 @@
 """Layers: dense, Lp pooling, log-average pooling and ‖Wx‖². Written through SymPy and the
-primitives; pooling takes explicit entries or an ``IndexedBase`` with a symbolic size n."""
+primitives, over vectors and matrices of symbolic size (MatrixSymbol: the vectorized textbook
+forms 2Wxxᵀ, Wᵀg), over explicit entries, or (pooling) over an ``IndexedBase`` with a size n."""
 
 from __future__ import annotations
 
 import sympy as sp
 
-from .registry import Arg, Batched, Block, Example, Interval, N, ones, register, size
-from .vectors import as_vector, matrix, to_sympy, vector
+from .activations import Maxout, SoftmaxEntry
+from .base import Primitive
+from .registry import Arg, Batched, Block, Choice, Example, Interval, N, ones, register, size
+from .vectors import as_vector, column, is_symbolic, matrix, scalar, to_sympy, vector
+from ..matrices import RowSoftmax, _RowBlock
 
 __all__ = ["dense", "lp_pool", "log_avg_pool", "sq_norm_linear", "pool_index"]
 
@@ -16,7 +20,7 @@ pool_index = sp.Symbol("i", integer=True, positive=True)  # the summation index 
 def dense(W, x, b=None) -> sp.Matrix:
     """z = W x + b for a matrix W (m × n), a vector x (n) and a bias vector b (m) — explicit
     matrices, or MatrixSymbol expressions."""
-    if isinstance(W, sp.MatrixExpr) and not isinstance(W, sp.MatrixBase):
+    if is_symbolic(W):
         return W * x if b is None else W * x + b
     if not isinstance(W, sp.MatrixBase):
         raise TypeError("dense: W must be a sympy Matrix, e.g. symgrad.matrix('W', 2, 3)")
@@ -43,23 +47,38 @@ def _pooled_sum(x, term, n, what: str) -> tuple[sp.Expr, sp.Expr]:
     return sp.Add(*[term(e) for e in entries]), sp.Integer(len(entries))
 
 
+def _column(x, what: str) -> sp.MatrixExpr:
+    if x.shape[1] != 1:
+        raise ValueError(f"{what}: x must be a column vector (n × 1), got {x.shape[0]}×{x.shape[1]}")
+    return x
+
+
 def lp_pool(x, p, n=None) -> sp.Expr:
-    """y = (Σ_i x_i^p)^{1/p} for positive inputs x (entries, or IndexedBase with size n)."""
+    """y = (Σ_i x_i^p)^{1/p} for positive inputs x (entries, IndexedBase with size n, or a
+    column vector x of symbolic size: (1ᵀ x^{∘p})^{1/p})."""
     p = to_sympy(p, "p")
+    if is_symbolic(x):
+        x = _column(x, "lp_pool")
+        return scalar(ones(1, x.shape[0]) * sp.HadamardPower(x, p)) ** (1 / p)
     total, _ = _pooled_sum(x, lambda e: e ** p, n, "lp_pool")
     return total ** (1 / p)
 
 
 def log_avg_pool(x, beta, n=None) -> sp.Expr:
-    """y = (1/β) log((1/n) Σ_i exp(β x_i)) (entries, or IndexedBase with size n)."""
+    """y = (1/β) log((1/n) Σ_i exp(β x_i)) (entries, IndexedBase with size n, or a column
+    vector x of symbolic size: its gradient is softmax(βx))."""
     beta = to_sympy(beta, "beta")
-    total, size = _pooled_sum(x, lambda e: sp.exp(beta * e), n, "log_avg_pool")
-    return sp.log(total / size) / beta
+    if is_symbolic(x):
+        from ..matrices import RowLogMeanExp
+
+        return scalar(RowLogMeanExp(beta * _column(x, "log_avg_pool").T)) / beta
+    total, count = _pooled_sum(x, lambda e: sp.exp(beta * e), n, "log_avg_pool")
+    return sp.log(total / count) / beta
 
 
 def sq_norm_linear(W, x) -> sp.Expr:
     """f(x, W) = ‖W x‖² = Σ_i (W x)_i²: the seeds' vectorized example (explicit or MatrixSymbol)."""
-    if isinstance(W, sp.MatrixExpr) and not isinstance(W, sp.MatrixBase):
+    if is_symbolic(W):
         from ..matrices import sq_frobenius
 
         return sq_frobenius(W * x)
@@ -99,9 +118,11 @@ def _sq_norm_batched() -> Batched:
     return Batched(sp.HadamardProduct(Q, Q) * ones(H, 1), (Arg("W", W, "weight"), Arg("x", X, "rows")), ("W", "x"))
 
 
-# --- examples ------------------------------------------------------------------------------------
-def _dense_example() -> Example:
-    W, x, b, g = matrix("W", 2, 3), vector("x", 3), vector("b", 2), vector("g", 2)
+# --- examples: vectors of symbolic size (m, n); ``entries``: the same on a grid of entries --------
+def _dense_example(entries: bool = False) -> Example:
+    m, n = size("m"), size("n")
+    W, x, b, g = ((matrix("W", 2, 3), vector("x", 3), vector("b", 2), vector("g", 2)) if entries else
+                  (sp.MatrixSymbol("W", m, n), column("x", n), column("b", m), column("g", m)))
     return Example(dense(W, x, b), (W, x, b), {"W": W, "x": x, "b": b, "g": g}, upstream=g)
 
 
@@ -114,6 +135,7 @@ register(Block(
                r" \frac{\partial L}{\partial \mathbf{b}} = \mathbf{g}"
                r" \quad (\mathbf{g} = \partial L / \partial \mathbf{z})",
     example=_dense_example,
+    entries=lambda: _dense_example(entries=True),
     batched=lambda: _dense_batched(),
 ))
 
@@ -144,26 +166,28 @@ register(Block(
 ))
 
 
-def _log_avg_example() -> Example:
-    x, n, k, up = _indexed_pool_symbols()
-    x = sp.IndexedBase("x", real=True)
-    beta = sp.Symbol("beta", positive=True)
-    return Example(log_avg_pool(x, beta, n), (x[k],), {"x": x, "beta": beta, "n": n, "k": k, "y'": up},
-                   domain={beta: Interval(0.2, 3.0)}, upstream=up, sizes={n: 4, k: 3})
+def _log_avg_example(entries: bool = False) -> Example:
+    n, up, beta = size("n"), sp.Symbol("y'", real=True), sp.Symbol("beta", positive=True)
+    x = vector("x", 3) if entries else column("x", n)
+    return Example(up * log_avg_pool(x, beta), (x,), {"x": x, "beta": beta, "y'": up},
+                   domain={beta: Interval(0.2, 3.0)})
 
 
 register(Block(
-    name="log_avg_pool", domain="x_i real, beta > 0, n inputs", family="layer",
+    name="log_avg_pool", domain="x in R^n, beta > 0", family="layer",
     formula="log_avg_pool(x, beta) = (1/beta) log((1/n) sum_i exp(beta x_i))",
     latex=r"y = \frac{1}{\beta}\log\Bigl(\frac{1}{n}\sum_{i=1}^{n} e^{\beta x_i}\Bigr)",
-    derivative=r"x_k' = y' \, \frac{e^{\beta x_k}}{\sum_{i} e^{\beta x_i}}",
+    derivative=r"\frac{\partial L}{\partial \mathbf{x}} = y' \operatorname{softmax}(\beta\mathbf{x}),"
+               r" \quad x_k' = y' \, \frac{e^{\beta x_k}}{\sum_{i} e^{\beta x_i}}",
     example=_log_avg_example,
+    entries=lambda: _log_avg_example(entries=True),
     batched=lambda: _pool_batched("log_avg"),
 ))
 
 
-def _sq_norm_example() -> Example:
-    W, x = matrix("W", 2, 2), vector("x", 2)
+def _sq_norm_example(entries: bool = False) -> Example:
+    m, n = size("m"), size("n")
+    W, x = (matrix("W", 2, 2), vector("x", 2)) if entries else (sp.MatrixSymbol("W", m, n), column("x", n))
     return Example(sq_norm_linear(W, x), (W, x), {"W": W, "x": x})
 
 
@@ -174,5 +198,6 @@ register(Block(
     derivative=r"\frac{\partial f}{\partial W} = 2 W\mathbf{x}\mathbf{x}^{\top},\quad"
                r" \frac{\partial f}{\partial \mathbf{x}} = 2 W^{\top} W \mathbf{x}",
     example=_sq_norm_example,
+    entries=lambda: _sq_norm_example(entries=True),
     batched=_sq_norm_batched,
 ))

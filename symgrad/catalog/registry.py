@@ -150,10 +150,12 @@ class Block:
     function: type | None = None  # the sympy.Function subclass, for primitives
     params: Mapping[str, float] = field(default_factory=dict)  # parameters and defaults
     batched: Callable[[], Batched] | None = None  # the batch form for symgrad.nn (vector blocks)
+    entries: Callable[[], Example] | None = None  # the example on explicit entries (derive --entries)
 
-    def build(self) -> Example:
-        """The block's worked example (built fresh each time)."""
-        return self.example()
+    def build(self, entries: bool = False) -> Example:
+        """The block's worked example (built fresh each time); ``entries=True``: the same block
+        on explicit entries at a small size, when it declares one (else the example itself)."""
+        return self.entries() if entries and self.entries is not None else self.example()
 
 
 _REGISTRY: dict[str, Block] = {}

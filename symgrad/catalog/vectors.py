@@ -1,12 +1,33 @@
-"""Helpers to make explicit vectors and matrices of real symbols (the seeds' notation)."""
+"""Helpers for vectors and matrices: of symbolic size (``column("x", n)``, a MatrixSymbol: the
+vectorized textbook forms), or explicit entries of real symbols (``vector("x", 3)``, the seeds'
+grids of entries)."""
 
 from __future__ import annotations
 
 from typing import Iterable
 
 import sympy as sp
+from sympy.matrices.expressions.matexpr import MatrixElement
 
-__all__ = ["vector", "matrix", "as_vector", "to_sympy"]
+__all__ = ["vector", "matrix", "column", "is_symbolic", "scalar", "as_vector", "to_sympy"]
+
+
+def column(name: str, n: sp.Expr) -> sp.MatrixSymbol:
+    """The column vector x ∈ R^n of symbolic size: ``column("x", size("n"))`` (n × 1)."""
+    return sp.MatrixSymbol(name, n, 1)
+
+
+def is_symbolic(obj: object) -> bool:
+    """Whether ``obj`` is a matrix expression (MatrixSymbol products, sums…), not explicit entries."""
+    return isinstance(obj, sp.MatrixExpr) and not isinstance(obj, sp.MatrixBase)
+
+
+def scalar(M: sp.MatrixExpr) -> sp.Expr:
+    """The only entry of a 1 × 1 matrix expression (wᵀx as a number), kept unexpanded: it
+    prints as wᵀx, not as a sum over indices."""
+    if M.shape != (1, 1):
+        raise ValueError(f"expected a 1×1 matrix expression, got a {M.shape[0]}×{M.shape[1]} one")
+    return MatrixElement(M, 0, 0)
 
 
 def vector(name: str, n: int, **assumptions) -> sp.Matrix:
