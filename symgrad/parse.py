@@ -167,7 +167,7 @@ def check_name(name: str, what: str = "name") -> str:
 def bounded_power(base: Any, exponent: Any) -> sp.Basic:
     """base**exponent, refused (ParseError) when the exponent or the value's size is beyond bounds."""
     if exponent.is_number:
-        if exponent.is_real is False or exponent.has(sp.zoo, sp.nan) or abs(float(exponent)) > MAX_EXPONENT:
+        if exponent.is_real is False or exponent.has(sp.zoo, sp.nan) or _magnitude(exponent) > MAX_EXPONENT:
             raise ParseError(f"refused an exponent beyond ±{MAX_EXPONENT}")
         if base.is_number and base.is_real and not base.has(sp.zoo, sp.nan):
             size = abs(float(exponent)) * math.log2(max(_magnitude(base), 2.0))
