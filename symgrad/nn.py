@@ -117,6 +117,10 @@ def _is_top(values, top, xp):
     return xp.reshape(positions, (1,) * (values.ndim - 1) + (-1,)) == top
 
 
+def _plain_numpy(Z, G) -> bool:
+    return isinstance(Z, np.ndarray) and isinstance(G, np.ndarray) and G.shape == Z.shape and Z.dtype.kind == "f"
+
+
 def _set_top(values, top, new, xp=np):
     if isinstance(values, np.ndarray):
         np.put_along_axis(values, top, new, axis=-1)
@@ -149,9 +153,18 @@ def _special(name, x, xp):
     return xp.from_dlpack(getattr(scipy.special, name)(np.from_dlpack(x)))
 
 
+def _spread_rows(Z):
+    """For NumPy: e = e^{Z − m} and its row sums when every row sum is at least 1.5 (the row maximum's
+    share a_max ≤ 2/3: the textbook forms lose no digits); None otherwise (NaN, ±inf, a peaked row)."""
+    e = Z - Z.max(axis=-1, keepdims=True)
+    np.exp(e, out=e)
+    total = e.sum(axis=-1, keepdims=True)
+    return (e, total) if total.min() >= 1.5 else None
+
+
 def _top_split(Z, xp=np):
     """Rows shifted by their maximum, the maximum's index, e^{shifted} and r = Σ_{j ≠ max} e^{shifted_j}."""
-    shifted = Z - xp.max(Z, axis=-1, keepdims=True)
+    shifted = row_shift_np(Z, xp)[1]
     top = xp.argmax(shifted, axis=-1, keepdims=True)
     e = np.exp(shifted, out=shifted) if isinstance(shifted, np.ndarray) else xp.exp(shifted)
     return top, e, _without_top(e, top, xp)
@@ -251,6 +264,13 @@ def leaky_relu_np(x, alpha=0.01, xp=np):
 def log_softmax_vjp_np(Z, G, xp=np):
     """G − softmax(Z) Σ_k G_k by rows (the log-softmax backward), accurate where a_max ≈ 1: at the
     maximum G_max − a_max S = −Σ_{k ≠ max} G_k + q S, q = Σ_{k ≠ max} a_k."""
+    spread = _spread_rows(Z) if _plain_numpy(Z, G) else None
+    if spread is not None:  # a_max ≤ 2/3: the textbook form, in place
+        a, s = spread
+        a /= s
+        a *= -G.sum(axis=-1, keepdims=True)
+        a += G
+        return a
     G = xp.broadcast_to(G, Z.shape) if G.shape != Z.shape else G
     top, e, r = _top_split(Z, xp)
     a = e / (1.0 + r)
@@ -261,9 +281,15 @@ def log_softmax_vjp_np(Z, G, xp=np):
 
 def log_sum_shifted_np(shifted, xp=np):
     """log Σ_j e^{s_j} for rows whose maximum is 0, as log1p of the sum without one maximum: a sum
-    close to 1 keeps its digits (log(1 + 4.2e−18) is 4.2e−18, not 0)."""
+    close to 1 keeps its digits (log(1 + 4.2e−18) is 4.2e−18, not 0). NumPy rows whose sums are all
+    at least 1.5 take log of the sum (nothing to lose there)."""
+    e = xp.exp(shifted)
+    if isinstance(e, np.ndarray):
+        total = e.sum(axis=-1, keepdims=True)
+        if total.min() >= 1.5:  # NaN compares False: the careful path
+            return np.log(total, out=total)
     top = xp.argmax(shifted, axis=-1, keepdims=True)
-    return xp.log1p(_without_top(xp.exp(shifted), top, xp))
+    return xp.log1p(_without_top(e, top, xp))
 
 
 def logsigmoid_np(x, xp=np):
@@ -299,32 +325,54 @@ def relu_np(x, xp=np):
 def row_log_mean_exp_np(Z, xp=np):
     """log((1/C) Σ_j exp(Z_ij)) over the last axis (keeping it) = m + log1p(Σ_{j ≠ max} expm1(Z_j − m) / C),
     m the row maximum: no overflow, and no cancellation against log C when the entries are close."""
-    m = xp.max(Z, axis=-1, keepdims=True)
-    shifted = Z - m
+    m, shifted = row_shift_np(Z, xp)
     top = xp.argmax(shifted, axis=-1, keepdims=True)
     return m + xp.log1p(_without_top(xp.expm1(shifted), top, xp) / Z.shape[-1])
 
 
 def row_log_softmax_np(Z, xp=np):
     """log softmax over the last axis: (Z − m) − log1p(Σ_{j ≠ argmax} e^{Z_j − m}), m = max Z."""
-    shifted = Z - xp.max(Z, axis=-1, keepdims=True)
+    shifted = row_shift_np(Z, xp)[1]
     return shifted - log_sum_shifted_np(shifted, xp=xp)
 
 
+def row_shift_np(Z, xp=np):
+    """(m, Z − m) by rows, m the row maximum: e^{Z − m} never overflows. A row whose maximum is +inf
+    gets 0 at its +inf entries and −inf elsewhere (the limit: softmax([inf, 0]) = [1, 0]); NaN stays
+    NaN, and a row of −inf, which has no limit, gives NaN."""
+    if isinstance(Z, np.ndarray):
+        m = Z.max(axis=-1, keepdims=True)
+        shifted = Z - m
+        if not np.isfinite(m).all():  # one number per row: cheap, and rare
+            np.copyto(shifted, 0.0, where=(Z == m) & (m > 0))
+        return m, shifted
+    m = xp.max(Z, axis=-1, keepdims=True)
+    return m, xp.where((Z == m) & (m > 0), 0.0, Z - m)
+
+
 def row_softmax_cross_entropy_np(Z, Y, xp=np):
-    """−Σ_j Y_ij log softmax(Z)_ij for each row (keeping the last axis), with the shift."""
-    return -xp.sum(Y * row_log_softmax_np(Z, xp=xp), axis=-1, keepdims=True)
+    """−Σ_j Y_ij log softmax(Z)_ij for each row (keeping the last axis), with the shift; a target
+    0 against log softmax = −inf (a row with a +inf logit) counts 0 (the limit), not NaN."""
+    logs = row_log_softmax_np(Z, xp=xp)
+    terms = Y * logs
+    if isinstance(terms, np.ndarray):
+        if np.isnan(terms).any():
+            np.copyto(terms, 0.0, where=(Y == 0) & np.isinf(logs))
+    else:
+        terms = xp.where((Y == 0) & (logs == -np.inf), 0.0, terms)
+    return -xp.sum(terms, axis=-1, keepdims=True)
 
 
 def row_softmax_np(Z, xp=np):
-    """softmax over the last axis, shifted by the row maximum (never overflows)."""
-    e = Z - xp.max(Z, axis=-1, keepdims=True)
+    """softmax over the last axis, shifted by the row maximum (never overflows; +inf entries take
+    the whole mass)."""
+    e = row_shift_np(Z, xp)[1]
     if isinstance(e, np.ndarray):
         np.exp(e, out=e)
-    else:
-        e = xp.exp(e)
-    e /= xp.sum(e, axis=-1, keepdims=True)
-    return e
+        e /= e.sum(axis=-1, keepdims=True)
+        return e
+    e = xp.exp(e)
+    return e / xp.sum(e, axis=-1, keepdims=True)
 
 
 def sech2_np(u, xp=np):
@@ -398,6 +446,12 @@ def silu_np(x, xp=np):
 def softmax_minus_targets_np(Z, Y, xp=np):
     """softmax(Z) − Y by rows, without cancellation where softmax(Z)_j ≈ Y_j = 1: at the row maximum
     it is (1 − y) − r/(1 + r) with r = Σ_{j ≠ max} e^{Z_j − m}; elsewhere softmax ≤ 1/2."""
+    spread = _spread_rows(Z) if _plain_numpy(Z, Y) else None
+    if spread is not None:
+        e, total = spread
+        e /= total
+        e -= Y
+        return e
     top, e, r = _top_split(Z, xp)
     e /= 1.0 + r  # softmax(Z), in place for NumPy
     e -= Y
@@ -409,6 +463,15 @@ def softmax_vjp_np(Z, G, xp=np):
     """softmax(Z) ∘ (G − Σ_k G_k a_k) by rows (the softmax backward), accurate where a_max ≈ 1: with
     q = Σ_{k ≠ max} a_k and s = Σ_{k ≠ max} G_k a_k, G_j − Σ_k G_k a_k = G_j − G_max + (G_max q − s),
     so 1 − a_max is never formed."""
+    spread = _spread_rows(Z) if _plain_numpy(Z, G) else None
+    if spread is not None:  # a_max ≤ 2/3: the textbook form, in place
+        a, total = spread
+        a /= total
+        out = G * a
+        s = out.sum(axis=-1, keepdims=True)
+        np.subtract(G, s, out=out)
+        out *= a
+        return out
     G = xp.broadcast_to(G, Z.shape) if G.shape != Z.shape else G
     top, e, r = _top_split(Z, xp)
     a = e / (1.0 + r)
@@ -429,8 +492,8 @@ def softsign_np(x, xp=np):
 
 
 def step_np(x, xp=np):
-    """1 where x > 0, else 0 (the ReLU derivative; 0 at the kink)."""
-    return xp.where(x > 0, 1.0, xp.zeros_like(x))
+    """1 where x > 0, else 0 (the ReLU derivative; 0 at the kink); NaN stays NaN: sign(max(x, 0))."""
+    return xp.sign(xp.maximum(x, 0))
 
 
 # --- sigmoid -------------------------------------------------------------------------------------
@@ -665,7 +728,7 @@ def softmax_backward(z, grad):
     r"""The vector–Jacobian product of softmax: grad · ∂softmax/∂(z).
 
     Forward:  a_i = \operatorname{softmax}(\mathbf{z})_i = \frac{e^{z_i}}{\sum_j e^{z_j}}
-    Identity: \frac{\partial a_i}{\partial z_j} = a_i(\delta_{ij} - a_j)
+    Identity: \frac{\partial \mathbf{a}}{\partial \mathbf{z}} = \operatorname{diag}(\mathbf{a}) - \mathbf{a}\mathbf{a}^{\top}, \quad \frac{\partial a_i}{\partial z_j} = a_i(\delta_{ij} - a_j)
 
     z: an array (..., K): a batch of vectors along the last axis
     grad: the upstream gradient (..., K), shaped like the output
@@ -974,7 +1037,7 @@ def selu_backward(x, grad):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
-    return xp.where((x > 0), 1.0507009873554804934193349852946*grad, 1.7580993408473768599402175208123*grad*xp.exp(xp.minimum(0, x)))
+    return xp.where((x > 0), 1.0507009873554805*grad, 1.7580993408473768*grad*xp.exp(xp.minimum(0, x)))
 
 
 # --- celu ----------------------------------------------------------------------------------------
@@ -1823,7 +1886,7 @@ def log_avg_pool_backward(x, grad, beta):
     r"""The vector–Jacobian product of log_avg_pool: grad · ∂log_avg_pool/∂(x).
 
     Forward:  y = \frac{1}{\beta}\log\Bigl(\frac{1}{n}\sum_{i=1}^{n} e^{\beta x_i}\Bigr)
-    Identity: x_k' = y' \, \frac{e^{\beta x_k}}{\sum_{i} e^{\beta x_i}}
+    Identity: \frac{\partial L}{\partial \mathbf{x}} = y' \operatorname{softmax}(\beta\mathbf{x}), \quad x_k' = y' \, \frac{e^{\beta x_k}}{\sum_{i} e^{\beta x_i}}
 
     x: an array (..., K): a batch of vectors along the last axis
     beta: a number
@@ -1919,7 +1982,7 @@ def logistic_regression(w, x, b, y):
 
 
 def logistic_regression_backward(w, x, b, y, grad):
-    r"""The vector–Jacobian product of logistic_regression: grad · ∂logistic_regression/∂(w, b).
+    r"""The vector–Jacobian product of logistic_regression: grad · ∂logistic_regression/∂(w, x, b, y).
 
     Forward:  z = \mathbf{w}^{\top}\mathbf{x} + b,\quad a = \sigma(z),\quad \mathcal{L} = \operatorname{BCE}(a, y)
     Identity: \frac{\partial \mathcal{L}}{\partial \mathbf{w}} = (a - y)\,\mathbf{x},\quad \frac{\partial \mathcal{L}}{\partial b} = a - y
@@ -1929,7 +1992,7 @@ def logistic_regression_backward(w, x, b, y, grad):
     b: a number shared by the whole batch (a scalar bias)
     y: an array (...,): one number per sample
     grad: the upstream gradient, one number per sample (...,)
-    Returns the gradients with respect to w, b, each shaped like its input.
+    Returns the gradients with respect to w, x, b, y, each shaped like its input.
     Kinks: smooth: differentiable everywhere
     """
     xp = namespace(w, x, b, y, grad)
@@ -1939,17 +2002,24 @@ def logistic_regression_backward(w, x, b, y, grad):
     y = xp.asarray(y)
     grad = xp.asarray(grad)
     w_shape = w.shape
+    x_shape = x.shape
     b_shape = b.shape
+    y_shape = y.shape
     w = xp.reshape(w, (-1, 1))
     x = xp.reshape(x, (-1, x.shape[-1]))
     b = xp.reshape(b, (1, 1))
     y = xp.reshape(y, (-1, 1))
     grad = xp.reshape(grad, (-1, 1))
-    _t0 = sigmoid_shift_np(x @ w + b, -y, xp=xp)
-    _t0 *= grad
-    grad_w = x.T @ _t0
-    grad_b = xp.sum(_t0, axis=-2, keepdims=True)
-    return xp.reshape(grad_w, w_shape), xp.reshape(grad_b, b_shape)
+    _t0 = x @ w
+    _t0 += b
+    _t1 = sigmoid_shift_np(_t0, -y, xp=xp)
+    _t1 *= grad
+    grad_y = _t0 * grad
+    grad_y *= -1
+    grad_w = x.T @ _t1
+    grad_x = _t1 @ w.T
+    grad_b = xp.sum(_t1, axis=-2, keepdims=True)
+    return xp.reshape(grad_w, w_shape), xp.reshape(grad_x, x_shape), xp.reshape(grad_b, b_shape), xp.reshape(grad_y, y_shape)
 
 
 # --- softmax_regression --------------------------------------------------------------------------
@@ -1981,7 +2051,7 @@ def softmax_regression(W, x, b, y):
 
 
 def softmax_regression_backward(W, x, b, y, grad):
-    r"""The vector–Jacobian product of softmax_regression: grad · ∂softmax_regression/∂(W, b).
+    r"""The vector–Jacobian product of softmax_regression: grad · ∂softmax_regression/∂(W, x, b, y).
 
     Forward:  \mathbf{z} = W\mathbf{x} + \mathbf{b},\quad \mathbf{a} = \operatorname{softmax}(\mathbf{z}),\quad \mathcal{L} = -\sum_k y_k \log a_k
     Identity: \frac{\partial \mathcal{L}}{\partial W} = (\mathbf{a} - \mathbf{y})\,\mathbf{x}^{\top},\quad \frac{\partial \mathcal{L}}{\partial \mathbf{b}} = \mathbf{a} - \mathbf{y}
@@ -1991,7 +2061,7 @@ def softmax_regression_backward(W, x, b, y, grad):
     b: a vector (K,) added to every sample (a bias)
     y: class indices (...,), 0-based, or target rows (..., C) (one-hot or probabilities)
     grad: the upstream gradient, one number per sample (...,)
-    Returns the gradients with respect to W, b, each shaped like its input.
+    Returns the gradients with respect to W, x, b, y, each shaped like its input.
     Kinks: smooth: differentiable everywhere
     """
     xp = namespace(W, x, b, y, grad)
@@ -2000,23 +2070,29 @@ def softmax_regression_backward(W, x, b, y, grad):
     b = xp.asarray(b)
     y = xp.asarray(y)
     grad = xp.asarray(grad)
+    x_shape = x.shape
     b_shape = b.shape
+    y_shape = y.shape
     x = xp.reshape(x, (-1, x.shape[-1]))
     b = xp.reshape(b, (1, -1))
     y = labels(y, W.shape[-2], x.dtype, xp=xp)
     grad = xp.reshape(grad, (-1, 1))
     _t0 = (softmax_minus_targets_np(x @ W.T + b, y, xp=xp)).T
     _t1 = grad.T * _t0
+    grad_y = row_log_softmax_np(x @ W.T + b, xp=xp)
+    grad_y *= grad
+    grad_y *= -1
     grad_W = _t1 @ x
+    grad_x = _t1.T @ W
     grad_b = xp.sum(_t1.T, axis=-2, keepdims=True)
-    return grad_W, xp.reshape(grad_b, b_shape)
+    return grad_W, xp.reshape(grad_x, x_shape), xp.reshape(grad_b, b_shape), xp.reshape(grad_y, y_shape)
 
 
 # --- mlp -----------------------------------------------------------------------------------------
 
 
 def mlp(W1, b1, W2, b2, x, y):
-    r"""L = ||W2 sigmoid(W1 x + b1) + b2 - y||^2   (widths 2-2-2)
+    r"""L = ||W2 sigmoid(W1 x + b1) + b2 - y||^2
 
     Forward:  \mathbf{h} = \sigma(W_1\mathbf{x} + \mathbf{b}_1),\quad \hat{\mathbf{y}} = W_2\mathbf{h} + \mathbf{b}_2,\quad \mathcal{L} = \lVert \hat{\mathbf{y}} - \mathbf{y} \rVert^2
 
@@ -2046,7 +2122,7 @@ def mlp(W1, b1, W2, b2, x, y):
 
 
 def mlp_backward(W1, b1, W2, b2, x, y, grad):
-    r"""The vector–Jacobian product of mlp: grad · ∂mlp/∂(W1, b1, W2, b2).
+    r"""The vector–Jacobian product of mlp: grad · ∂mlp/∂(W1, b1, W2, b2, x, y).
 
     Forward:  \mathbf{h} = \sigma(W_1\mathbf{x} + \mathbf{b}_1),\quad \hat{\mathbf{y}} = W_2\mathbf{h} + \mathbf{b}_2,\quad \mathcal{L} = \lVert \hat{\mathbf{y}} - \mathbf{y} \rVert^2
     Identity: \frac{\partial \mathcal{L}}{\partial W_2} = 2(\hat{\mathbf{y}} - \mathbf{y})\mathbf{h}^{\top},\quad \frac{\partial \mathcal{L}}{\partial W_1} = \bigl(W_2^{\top} 2(\hat{\mathbf{y}} - \mathbf{y}) \circ \mathbf{h} \circ (1 - \mathbf{h})\bigr)\mathbf{x}^{\top}
@@ -2058,7 +2134,7 @@ def mlp_backward(W1, b1, W2, b2, x, y, grad):
     x: an array (..., K): a batch of vectors along the last axis
     y: an array (..., K): a batch of vectors along the last axis
     grad: the upstream gradient, one number per sample (...,)
-    Returns the gradients with respect to W1, b1, W2, b2, each shaped like its input.
+    Returns the gradients with respect to W1, b1, W2, b2, x, y, each shaped like its input.
     Kinks: smooth: differentiable everywhere
     """
     xp = namespace(W1, b1, W2, b2, x, y, grad)
@@ -2071,6 +2147,8 @@ def mlp_backward(W1, b1, W2, b2, x, y, grad):
     grad = xp.asarray(grad)
     b1_shape = b1.shape
     b2_shape = b2.shape
+    x_shape = x.shape
+    y_shape = y.shape
     b1 = xp.reshape(b1, (1, -1))
     b2 = xp.reshape(b2, (1, -1))
     x = xp.reshape(x, (-1, x.shape[-1]))
@@ -2083,8 +2161,14 @@ def mlp_backward(W1, b1, W2, b2, x, y, grad):
     _t2 = 1.0 - _t0
     _t3 = 2*_t1.T
     _t3 *= grad
+    _t4 = _t3 @ W2
+    _t4 *= _t2.T
+    _t4 *= _t0.T
+    _t5 = grad.T * _t1
     grad_W1 = ((W2.T @ (grad.T * (2*_t1))) * _t2 * _t0) @ x
-    grad_b1 = xp.sum((_t3 @ W2) * _t2.T * _t0.T, axis=-2, keepdims=True)
-    grad_W2 = (grad.T * _t1) @ (2*_t0.T)
+    grad_b1 = xp.sum(_t4, axis=-2, keepdims=True)
+    grad_W2 = _t5 @ (2*_t0.T)
     grad_b2 = xp.sum(_t3, axis=-2, keepdims=True)
-    return grad_W1, xp.reshape(grad_b1, b1_shape), grad_W2, xp.reshape(grad_b2, b2_shape)
+    grad_x = _t4 @ W1
+    grad_y = (-2)*_t5.T
+    return grad_W1, xp.reshape(grad_b1, b1_shape), grad_W2, xp.reshape(grad_b2, b2_shape), xp.reshape(grad_x, x_shape), xp.reshape(grad_y, y_shape)

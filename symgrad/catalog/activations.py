@@ -797,8 +797,8 @@ register(Block(
 
 
 # --- selu and celu (ELU relatives) ---------------------------------------------------------------
-SELU_ALPHA = sp.Float("1.6732632423543772848170429916717", 32)  # PyTorch's (Klambauer et al. 2017)
-SELU_SCALE = sp.Float("1.0507009873554804934193349852946", 32)
+SELU_ALPHA = sp.Float("1.6732632423543772", 17)  # PyTorch's doubles (Klambauer et al. 2017: 1.6732632423543772848…)
+SELU_SCALE = sp.Float("1.0507009873554805", 17)  # (1.0507009873554804934…)
 
 
 def selu_np(x, xp=np):
