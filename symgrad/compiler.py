@@ -23,7 +23,7 @@ from sympy.printing.numpy import NumPyPrinter
 from . import runtime
 from .catalog.activations import elu, sigmoid, softplus, step
 from .catalog.activations import SoftmaxEntry, erf_np, erfc_np
-from .catalog.stable import sech2, sigmoid_grad, sigmoid_shift, softmax_entry_shift
+from .catalog.stable import sech2, sigmoid_grad, sigmoid_minus, sigmoid_shift, softmax_entry_shift
 from .catalog.base import Primitive
 from .simplify import Rule
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
@@ -74,6 +74,11 @@ def _sigmoid_plus_constant(node) -> tuple | None:
     if rest.has(sigmoid) or rest == 0:
         return None
     return sigs[0].args[0], rest
+
+
+def _fuse_sigmoid_plus_constant(u, c):
+    """σ(u) − y as sigmoid_minus(u, y) (no negated copy of y), σ(u) + c otherwise."""
+    return sigmoid_minus(u, -c) if c.could_extract_minus_sign() else sigmoid_shift(u, c)
 
 
 def _softmax_entry_plus_constant(node) -> tuple | None:
@@ -209,7 +214,7 @@ FUSION_RULES: tuple[Rule, ...] = (
     Rule("sigmoid(u)*sigmoid(-u) -> sigmoid_grad(u)", lambda n: _sigmoid_pair(n) is not None, _fuse_sigmoid_pair),
     # σ(u) − y loses every digit when σ(u) ≈ y = 1: (1 − y)σ(u) − y σ(−u) keeps them
     Rule("sigmoid(u) + c -> sigmoid_shift(u, c)", lambda n: _sigmoid_plus_constant(n) is not None,
-         lambda n: sigmoid_shift(*_sigmoid_plus_constant(n))),
+         lambda n: _fuse_sigmoid_plus_constant(*_sigmoid_plus_constant(n))),
     # 1 − tanh²(u) is 0 in float64 beyond |u| ≈ 19; 4e/(1 + e)² is not
     Rule("1 - tanh(u)**2 -> sech2(u)", lambda n: _one_minus_tanh_squared(n) is not None,
          lambda n: sech2(_one_minus_tanh_squared(n))),
@@ -257,13 +262,20 @@ class SymgradNumPyPrinter(NumPyPrinter):
     def shape_of(self, code: str) -> str:
         return f"{self._module}.shape({code})"
 
-    def print_block(self, expr):
+    @staticmethod
+    def numpy_form_of(expr) -> Callable:
         fn = type(expr).numpy_form
         if isinstance(expr, sp.MatrixExpr) or not hasattr(fn, "__name__"):
             fn = type(expr).__dict__.get("numpy_form", fn)
             fn = getattr(fn, "__func__", fn)
+        return fn
+
+    def print_block(self, expr, **keywords: str):
+        """The call of the block's stable form; ``keywords`` are printed code (``scale=grad``)."""
+        fn = self.numpy_form_of(expr)
         self.helpers[fn.__name__] = fn
-        return f"{fn.__name__}({', '.join(self._print(a) for a in expr.args)})"
+        args = [self._print(a) for a in expr.args] + [f"{k}={v}" for k, v in keywords.items()]
+        return f"{fn.__name__}({', '.join(args)})"
 
     # -- matrix expressions: arrays with the matrix in the last two axes -------------------------
     def _print_MatrixSymbol(self, expr):
@@ -496,9 +508,18 @@ class ArrayAPIPrinter(SymgradNumPyPrinter):
     def shape_of(self, code: str) -> str:
         return f"{code}.shape"
 
-    def print_block(self, expr):
-        call = super().print_block(expr)
-        return call[:-1] + ", xp=xp)"
+    def print_block(self, expr, **keywords: str):
+        return super().print_block(expr, **keywords, xp="xp")
+
+    def _print_Mul(self, expr):
+        """A fused form that takes ``scale`` (σ(u) − y times the upstream gradient) multiplies the
+        other factors in while its blocks are in cache: one pass over the output less."""
+        fused = [f for f in expr.args if isinstance(f, Primitive)
+                 and "scale" in inspect.signature(self.numpy_form_of(f)).parameters]
+        if len(fused) == 1 and len(expr.args) > 1:
+            rest = sp.Mul(*[f for f in expr.args if f is not fused[0]])
+            return self.print_block(fused[0], scale=self._print(rest))
+        return super()._print_Mul(expr)
 
     def _print_Transpose(self, expr):
         if self.stacks:  # the last two axes, by the namespace's function (Dask arrays have no .mT)
@@ -673,8 +694,21 @@ def accumulate(expr: sp.Basic, name: str, printer) -> list[str] | None:
     return None
 
 
+def accumulate_scalar(expr: sp.Basic, name: str, printer, full: Sequence[sp.Basic]) -> list[str] | None:
+    """A product with a number, one of whose factors has the output's whole shape (``full``: the
+    upstream gradient of symgrad.nn), as the product then the number in place (−grad·z: one new
+    array, not two). None otherwise."""
+    if not isinstance(expr, sp.Mul):
+        return None
+    coeff, factors = expr.as_coeff_mul()
+    if coeff == 1 or len(factors) < 2 or not any(f in full for f in factors):
+        return None
+    return [f"{name} = {printer.doprint(sp.Mul(*factors))}", f"{name} *= {printer.doprint(coeff)}"]
+
+
 def program(outputs: Sequence[sp.Basic], args: Sequence[sp.Basic], names: dict, printer,
-            matrix_names: dict | None = None, out_names: Sequence[str] | None = None) -> tuple[list[str], list[str]]:
+            matrix_names: dict | None = None, out_names: Sequence[str] | None = None,
+            full: Sequence[sp.Basic] = ()) -> tuple[list[str], list[str]]:
     """The body that computes ``outputs`` (already stabilised): one line per common
     subexpression (matrix CSE for matrix expressions), then the printed outputs. Sizes the
     code uses (``C = numpy.shape(z)[-1]``) are bound first. With ``out_names`` (2-D matrices
@@ -709,8 +743,11 @@ def program(outputs: Sequence[sp.Basic], args: Sequence[sp.Basic], names: dict, 
     returned, pos = [], 0
     for k, shape in enumerate(shapes):
         if shape is None:
-            steps = accumulate(reduced[pos], out_names[k], printer) \
-                if out_names and isinstance(reduced[pos], sp.MatrixExpr) else None
+            steps = None
+            if out_names and isinstance(reduced[pos], sp.MatrixExpr):
+                steps = accumulate(reduced[pos], out_names[k], printer)
+            elif out_names and full:
+                steps = accumulate_scalar(reduced[pos], out_names[k], printer, full)
             if steps:
                 lines += steps
                 returned.append(out_names[k])

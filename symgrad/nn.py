@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from symgrad.runtime import device, labels, namespace
+from symgrad.runtime import device, indices, labels, namespace, reduce_to, rows, shaped
 
 
 __all__ = [
@@ -84,6 +84,28 @@ __all__ = [
     "multiclass_svm_backward",
     "l2",
     "l2_backward",
+    "huber",
+    "huber_backward",
+    "smooth_l1",
+    "smooth_l1_backward",
+    "l1_loss",
+    "l1_loss_backward",
+    "margin_ranking",
+    "margin_ranking_backward",
+    "binary_focal",
+    "binary_focal_backward",
+    "kl_div",
+    "kl_div_backward",
+    "kl_div_log_target",
+    "kl_div_log_target_backward",
+    "nll",
+    "nll_backward",
+    "cosine_similarity",
+    "cosine_similarity_backward",
+    "cosine_embedding",
+    "cosine_embedding_backward",
+    "triplet_margin",
+    "triplet_margin_backward",
     "dense",
     "dense_backward",
     "lp_pool",
@@ -92,6 +114,12 @@ __all__ = [
     "log_avg_pool_backward",
     "sq_norm_linear",
     "sq_norm_linear_backward",
+    "dropout",
+    "dropout_backward",
+    "max_pool",
+    "max_pool_backward",
+    "logsumexp",
+    "logsumexp_backward",
     "logistic_regression",
     "logistic_regression_backward",
     "softmax_regression",
@@ -111,6 +139,13 @@ def _at_top(values, top, xp=np):
     return xp.sum(xp.where(_is_top(values, top, xp), values, 0.0), axis=-1, keepdims=True)
 
 
+def _blocks(*arrays):
+    """Whether the fast NumPy loop applies: float arrays of one shape, dtype and C order."""
+    first = arrays[0]
+    return all(isinstance(a, np.ndarray) and a.shape == first.shape and a.dtype == first.dtype
+               and a.flags.c_contiguous for a in arrays) and first.ndim > 0 and first.dtype.kind == "f"
+
+
 def _is_top(values, top, xp):
     """True at ``top`` in each row (for namespaces without put_along_axis)."""
     positions = xp.arange(values.shape[-1], device=device(values))
@@ -126,6 +161,13 @@ def _set_top(values, top, new, xp=np):
         np.put_along_axis(values, top, new, axis=-1)
         return values
     return xp.where(_is_top(values, top, xp), new, values)
+
+
+def _sigmoid_minus_wide(u, y, xp=np):
+    """σ(u) − y from e = e^{−|u|} ≤ 1 (no overflow anywhere): ((1 − y)·[1 or e] − y·[e or 1])/(1 + e)."""
+    e = xp.exp(-xp.abs(u))
+    pos = u >= 0
+    return ((1 - y) * xp.where(pos, 1.0, e) - y * xp.where(pos, e, 1.0)) / (1.0 + e)
 
 
 def _special(name, x, xp):
@@ -156,7 +198,10 @@ def _special(name, x, xp):
 def _spread_rows(Z):
     """For NumPy: e = e^{Z − m} and its row sums when every row sum is at least 1.5 (the row maximum's
     share a_max ≤ 2/3: the textbook forms lose no digits); None otherwise (NaN, ±inf, a peaked row)."""
-    e = Z - Z.max(axis=-1, keepdims=True)
+    m = Z.max(axis=-1, keepdims=True)
+    if not np.isfinite(m).all():
+        return None
+    e = Z - m
     np.exp(e, out=e)
     total = e.sum(axis=-1, keepdims=True)
     return (e, total) if total.min() >= 1.5 else None
@@ -187,13 +232,52 @@ def bce_np(a, y, xp=np):
 
 
 def bce_with_logits_np(z, y, xp=np):
-    """BCE(σ(z), y) = max(z, 0) − z·y + log1p(e^{−|z|}): finite for every z."""
-    return xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
+    """BCE(σ(z), y) = c·z + log1p(e^{−|z|}), c = 1 − y for z ≥ 0 and −y below: finite for every finite
+    z; at ±inf the limit (inf, or 0 where c = 0: y = 1 at +inf, y = 0 at −inf)."""
+    c = xp.where(z >= 0, 1 - y, -y)
+    with np.errstate(invalid="ignore"):  # 0 · inf where c = 0: replaced by the limit 0
+        cz = c * z
+    return xp.where(c == 0, 0.0, cz) + xp.log1p(xp.exp(-xp.abs(z)))
 
 
 def celu_np(x, alpha=1.0, xp=np):
     """x for x > 0, α(e^{x/α} − 1) otherwise (expm1 of min(x, 0)/α: no overflow)."""
     return xp.where(x > 0, x, alpha * xp.expm1(xp.minimum(x, 0) / alpha))
+
+
+def clamp_min_np(u, xp=np):
+    """max(u, 0) (NaN stays NaN)."""
+    return xp.maximum(u, 0)
+
+
+def cosine_np(X1, X2, eps=1e-8, xp=np):
+    """Σ_j x1_j x2_j / (max(‖x1‖, ε) max(‖x2‖, ε)) for each row (keeping the last axis), as the sum
+    of the normalised rows (torch.nn.functional.cosine_similarity)."""
+    m1 = xp.maximum(row_norm_np(X1, xp=xp), eps)
+    m2 = xp.maximum(row_norm_np(X2, xp=xp), eps)
+    return xp.sum((X1 / m1) * (X2 / m2), axis=-1, keepdims=True)
+
+
+def cosine_vjp_np(X, O, G, eps=1e-8, xp=np):
+    """g (o/m_o − cos · x/‖x‖)/m_x by rows, m = max(‖·‖, ε): ∂cos(x, o)/∂x times the upstream g, as
+    torch (the clamp at ε is not differentiated; a zero row x has x/‖x‖ = 0)."""
+    nx, no = row_norm_np(X, xp=xp), row_norm_np(O, xp=xp)
+    mx, mo = xp.maximum(nx, eps), xp.maximum(no, eps)
+    uo = O / mo
+    c = xp.sum((X / mx) * uo, axis=-1, keepdims=True)
+    return G * (uo - c * (X / xp.where(nx == 0, 1.0, nx))) / mx
+
+
+def distance_np(X1, X2, eps=0.0, xp=np):
+    """‖x1 − x2 + ε‖₂ for each pair of rows (keeping the last axis): torch's pairwise_distance (p = 2)."""
+    return row_norm_np(X1 - X2 + eps, xp=xp)
+
+
+def distance_vjp_np(X1, X2, G, eps=0.0, xp=np):
+    """g (d/‖d‖), d = x1 − x2 + ε, by rows: ∂‖d‖/∂x1 times the upstream g; 0 where d = 0 (torch's norm at 0)."""
+    d = X1 - X2 + eps
+    n = row_norm_np(d, xp=xp)
+    return G * (d / xp.where(n == 0, 1.0, n))
 
 
 def elu_np(x, alpha=1.0, xp=np):
@@ -256,6 +340,14 @@ def hardtanh_np(x, min_val=-1.0, max_val=1.0, xp=np):
     return xp.minimum(xp.maximum(x, min_val), max_val)
 
 
+def huber_np(d, delta=1.0, xp=np):
+    """½d² for |d| < δ, δ(|d| − ½δ) otherwise, as m(|d| − ½m) with m = min(|d|, δ): one branch,
+    no d² overflow for large |d| (the same roundings as torch.nn.functional.huber_loss)."""
+    a = xp.abs(d)
+    m = xp.minimum(a, delta)
+    return m * (a - 0.5 * m)
+
+
 def leaky_relu_np(x, alpha=0.01, xp=np):
     """x for x > 0, alpha·x otherwise."""
     return xp.where(x > 0, x, alpha * x)
@@ -297,6 +389,18 @@ def logsigmoid_np(x, xp=np):
     return -xp.logaddexp(0.0, -x)
 
 
+def max_vjp_np(X, G, xp=np):
+    """G at the first largest entry of each row of X and 0 elsewhere (torch.max(x, dim)'s gradient;
+    a NaN counts as the largest, as in torch and numpy.argmax)."""
+    top = xp.argmax(X, axis=-1, keepdims=True)
+    if isinstance(X, np.ndarray) and isinstance(G, np.ndarray):
+        out = np.zeros(X.shape, dtype=np.result_type(X.dtype, G.dtype))
+        np.put_along_axis(out, top, np.broadcast_to(G, top.shape), axis=-1)
+        return out
+    positions = xp.arange(X.shape[-1], device=getattr(X, "device", None))
+    return xp.where(xp.reshape(positions, (1,) * (X.ndim - 1) + (-1,)) == top, G, xp.zeros_like(X))
+
+
 def mish_np(x, xp=np):
     """x tanh(softplus(x)) (softplus by logaddexp: no overflow)."""
     return x * xp.tanh(softplus_np(x, xp=xp))
@@ -336,15 +440,48 @@ def row_log_softmax_np(Z, xp=np):
     return shifted - log_sum_shifted_np(shifted, xp=xp)
 
 
+def row_logsumexp_np(Z, xp=np):
+    """log Σ_j exp(Z_ij) for each row (keeping the last axis) = m + log1p(Σ_{j ≠ max} e^{Z_j − m}),
+    m the row maximum: no overflow, full digits when one entry dominates; a row whose maximum is
+    ±inf (or NaN) gives that maximum (logsumexp([inf, 0]) = inf, of all −inf = −inf)."""
+    m = xp.max(Z, axis=-1, keepdims=True)
+    finite = xp.isfinite(m)
+    shifted = Z - xp.where(finite, m, 0.0)
+    top = xp.argmax(shifted, axis=-1, keepdims=True)
+    e = xp.exp(shifted)
+    if isinstance(e, np.ndarray):
+        np.put_along_axis(e, top, 0.0, axis=-1)
+    else:
+        positions = xp.arange(Z.shape[-1], device=getattr(Z, "device", None))
+        e = xp.where(xp.reshape(positions, (1,) * (Z.ndim - 1) + (-1,)) == top, 0.0, e)
+    return xp.where(finite, m + xp.log1p(xp.sum(e, axis=-1, keepdims=True)), m)
+
+
+def row_max_np(X, xp=np):
+    """The largest entry of each row (keeping the last axis); NaN if the row holds one (as torch)."""
+    return xp.max(X, axis=-1, keepdims=True)
+
+
+def row_norm_np(D, xp=np):
+    """‖d‖₂ of each row (keeping the last axis), scaled by the row's largest |d_j| so that d² can
+    neither overflow nor underflow (‖(1e200, 2e200)‖ = 2.24e200, not inf)."""
+    s = xp.max(xp.abs(D), axis=-1, keepdims=True)
+    safe = xp.where((s == 0) | xp.isinf(s), 1.0, s)
+    q = D / safe
+    return xp.where(xp.isinf(s), s, safe * xp.sqrt(xp.sum(q * q, axis=-1, keepdims=True)))
+
+
 def row_shift_np(Z, xp=np):
     """(m, Z − m) by rows, m the row maximum: e^{Z − m} never overflows. A row whose maximum is +inf
     gets 0 at its +inf entries and −inf elsewhere (the limit: softmax([inf, 0]) = [1, 0]); NaN stays
     NaN, and a row of −inf, which has no limit, gives NaN."""
     if isinstance(Z, np.ndarray):
         m = Z.max(axis=-1, keepdims=True)
-        shifted = Z - m
-        if not np.isfinite(m).all():  # one number per row: cheap, and rare
-            np.copyto(shifted, 0.0, where=(Z == m) & (m > 0))
+        if np.isfinite(m).all():  # one number per row: cheap
+            return m, Z - m
+        with np.errstate(invalid="ignore"):  # inf − inf, replaced by the limit
+            shifted = Z - m
+        np.copyto(shifted, 0.0, where=(Z == m) & (m > 0))
         return m, shifted
     m = xp.max(Z, axis=-1, keepdims=True)
     return m, xp.where((Z == m) & (m > 0), 0.0, Z - m)
@@ -354,12 +491,13 @@ def row_softmax_cross_entropy_np(Z, Y, xp=np):
     """−Σ_j Y_ij log softmax(Z)_ij for each row (keeping the last axis), with the shift; a target
     0 against log softmax = −inf (a row with a +inf logit) counts 0 (the limit), not NaN."""
     logs = row_log_softmax_np(Z, xp=xp)
-    terms = Y * logs
-    if isinstance(terms, np.ndarray):
+    if isinstance(logs, np.ndarray):
+        with np.errstate(invalid="ignore"):  # 0 · (−inf), replaced by the limit 0
+            terms = Y * logs
         if np.isnan(terms).any():
             np.copyto(terms, 0.0, where=(Y == 0) & np.isinf(logs))
     else:
-        terms = xp.where((Y == 0) & (logs == -np.inf), 0.0, terms)
+        terms = xp.where((Y == 0) & (logs == -np.inf), 0.0, Y * logs)
     return -xp.sum(terms, axis=-1, keepdims=True)
 
 
@@ -409,6 +547,40 @@ def sigmoid_grad_np(u, xp=np):
     e = xp.exp(-xp.abs(u))
     t = 1.0 + e
     return e / (t * t)
+
+
+def sigmoid_minus_np(u, y, scale=None, xp=np):
+    """(σ(u) − y)·scale = ((1 − y) − y e^{−u}) / (1 + e^{−u})·scale: one exp, exact at y = 1 (−σ(−u))
+    and y = 0 (σ(u)); no cancellation but the one in σ(u) ≈ y itself. Where e^{−u} would overflow
+    (u < −708), the form in e = e^{−|u|}; ±inf give the limits 1 − y and −y.
+
+    NumPy arrays of one shape go through blocks of 2¹⁴ entries (a few such temporaries stay in cache), in place (``scale``, the
+    upstream gradient, is multiplied in while the block is in cache)."""
+    if _blocks(u, y) and (scale is None or _blocks(u, scale)):
+        out = np.empty_like(u)
+        fu, fy, fo = u.reshape(-1), y.reshape(-1), out.reshape(-1)
+        fs = scale.reshape(-1) if scale is not None else None
+        step = min(fu.size, 1 << 14)
+        e, d = np.empty(step, u.dtype), np.empty(step, u.dtype)
+        limit = 700.0 if u.dtype.itemsize >= 8 else 85.0  # e^{−u} stays finite below it
+        for i in range(0, fu.size, step):
+            ui, yi, oi = fu[i:i + step], fy[i:i + step], fo[i:i + step]
+            ei, di = e[:ui.size], d[:ui.size]
+            np.negative(ui, out=ei)
+            if not ei.max() <= limit:  # e^{−u} could overflow, or a NaN: the careful form
+                oi[...] = _sigmoid_minus_wide(ui, yi, np)
+            else:
+                np.exp(ei, out=ei)
+                np.subtract(1.0, yi, out=oi)
+                np.add(ei, 1.0, out=di)
+                ei *= yi
+                oi -= ei
+                oi /= di
+            if fs is not None:
+                oi *= fs[i:i + step]
+        return out
+    out = _sigmoid_minus_wide(u, y, xp)
+    return out if scale is None else out * scale
 
 
 def sigmoid_np(x, xp=np):
@@ -491,9 +663,19 @@ def softsign_np(x, xp=np):
     return x / (1.0 + xp.abs(x))
 
 
+def step_at_least_np(u, xp=np):
+    """1 where u ≥ 0, else 0 (torch.clamp_min(u, 0)'s gradient: it passes at u = 0; 0 at NaN)."""
+    return xp.where(u >= 0, 1.0, xp.zeros_like(u))
+
+
 def step_np(x, xp=np):
     """1 where x > 0, else 0 (the ReLU derivative; 0 at the kink); NaN stays NaN: sign(max(x, 0))."""
     return xp.sign(xp.maximum(x, 0))
+
+
+def xlogx_np(t, xp=np):
+    """t log t, 0 at t = 0 (torch.xlogy(t, t)): one-hot targets give a finite loss."""
+    return t * xp.log(xp.where(t == 0, 1.0, t))
 
 
 # --- sigmoid -------------------------------------------------------------------------------------
@@ -527,7 +709,8 @@ def sigmoid_backward(x, grad):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
-    return grad*sigmoid_grad_np(x, xp=xp)
+    grad_x = grad*sigmoid_grad_np(x, xp=xp)
+    return reduce_to(grad_x, x.shape, xp)
 
 
 # --- tanh ----------------------------------------------------------------------------------------
@@ -561,7 +744,8 @@ def tanh_backward(x, grad):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
-    return grad*sech2_np(x, xp=xp)
+    grad_x = grad*sech2_np(x, xp=xp)
+    return reduce_to(grad_x, x.shape, xp)
 
 
 # --- relu ----------------------------------------------------------------------------------------
@@ -595,7 +779,8 @@ def relu_backward(x, grad):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
-    return grad*step_np(x, xp=xp)
+    grad_x = grad*step_np(x, xp=xp)
+    return reduce_to(grad_x, x.shape, xp)
 
 
 # --- leaky_relu ----------------------------------------------------------------------------------
@@ -631,7 +816,8 @@ def leaky_relu_backward(x, grad, alpha=0.01):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
-    return xp.where((x > 0), grad, alpha*grad)
+    grad_x = xp.where((x > 0), grad, alpha*grad)
+    return reduce_to(grad_x, x.shape, xp)
 
 
 # --- elu -----------------------------------------------------------------------------------------
@@ -667,7 +853,8 @@ def elu_backward(x, grad, alpha=1.0):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
-    return xp.where((x > 0), grad, alpha*grad*xp.exp(xp.minimum(0, x)))
+    grad_x = xp.where((x > 0), grad, alpha*grad*xp.exp(xp.minimum(0, x)))
+    return reduce_to(grad_x, x.shape, xp)
 
 
 # --- softplus ------------------------------------------------------------------------------------
@@ -701,7 +888,8 @@ def softplus_backward(x, grad):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
-    return grad*sigmoid_np(x, xp=xp)
+    grad_x = grad*sigmoid_np(x, xp=xp)
+    return reduce_to(grad_x, x.shape, xp)
 
 
 # --- softmax -------------------------------------------------------------------------------------
@@ -719,7 +907,8 @@ def softmax(z):
     xp = namespace(z)
     z = xp.asarray(z)
     batch = z.shape[:-1]
-    z = xp.reshape(z, (-1, z.shape[-1]))
+    z_shape = z.shape
+    z = rows(z, xp)
     out = row_softmax_np(z, xp=xp)
     return xp.reshape(out, batch + (out.shape[-1],))
 
@@ -739,10 +928,13 @@ def softmax_backward(z, grad):
     z = xp.asarray(z)
     grad = xp.asarray(grad)
     z_shape = z.shape
-    z = xp.reshape(z, (-1, z.shape[-1]))
-    grad = xp.reshape(grad, (-1, grad.shape[-1]))
+    grad_shape = grad.shape
+    z = rows(z, xp)
+    grad = rows(grad, xp)
+    if grad.shape != z.shape:
+        raise ValueError(f"grad: shape {grad_shape}, expected that of z, {z_shape}")
     grad_z = softmax_vjp_np(z, grad, xp=xp)
-    return xp.reshape(grad_z, z_shape)
+    return shaped(grad_z, z_shape, xp)
 
 
 # --- log_softmax ---------------------------------------------------------------------------------
@@ -760,7 +952,8 @@ def log_softmax(z):
     xp = namespace(z)
     z = xp.asarray(z)
     batch = z.shape[:-1]
-    z = xp.reshape(z, (-1, z.shape[-1]))
+    z_shape = z.shape
+    z = rows(z, xp)
     out = row_log_softmax_np(z, xp=xp)
     return xp.reshape(out, batch + (out.shape[-1],))
 
@@ -769,7 +962,7 @@ def log_softmax_backward(z, grad):
     r"""The vector–Jacobian product of log_softmax: grad · ∂log_softmax/∂(z).
 
     Forward:  \log a_i = z_i - \log \sum_j e^{z_j}
-    Identity: \frac{\partial \log a_i}{\partial z_j} = \delta_{ij} - a_j
+    Identity: \frac{\partial \log \mathbf{a}}{\partial \mathbf{z}} = I - \mathbf{1}\mathbf{a}^{\top}, \quad \frac{\partial \log a_i}{\partial z_j} = \delta_{ij} - a_j
 
     z: an array (..., K): a batch of vectors along the last axis
     grad: the upstream gradient (..., K), shaped like the output
@@ -780,10 +973,13 @@ def log_softmax_backward(z, grad):
     z = xp.asarray(z)
     grad = xp.asarray(grad)
     z_shape = z.shape
-    z = xp.reshape(z, (-1, z.shape[-1]))
-    grad = xp.reshape(grad, (-1, grad.shape[-1]))
+    grad_shape = grad.shape
+    z = rows(z, xp)
+    grad = rows(grad, xp)
+    if grad.shape != z.shape:
+        raise ValueError(f"grad: shape {grad_shape}, expected that of z, {z_shape}")
     grad_z = log_softmax_vjp_np(z, grad, xp=xp)
-    return xp.reshape(grad_z, z_shape)
+    return shaped(grad_z, z_shape, xp)
 
 
 # --- maxout --------------------------------------------------------------------------------------
@@ -809,11 +1005,20 @@ def maxout(x, w, b, v, c):
     v = xp.asarray(v)
     c = xp.asarray(c)
     batch = x.shape[:-1]
-    x = xp.reshape(x, (-1, x.shape[-1]))
+    x_shape = x.shape
+    w_shape = w.shape
+    b_shape = b.shape
+    v_shape = v.shape
+    c_shape = c.shape
+    x = rows(x, xp)
     w = xp.reshape(w, (-1, 1))
     b = xp.reshape(b, (1, 1))
     v = xp.reshape(v, (-1, 1))
     c = xp.reshape(c, (1, 1))
+    if w.shape[-2] != x.shape[-1]:
+        raise ValueError(f"w: shape {w_shape}: its length should be D = {x.shape[-1]} (axis -1 of x, shape {x_shape})")
+    if v.shape[-2] != x.shape[-1]:
+        raise ValueError(f"v: shape {v_shape}: its length should be D = {x.shape[-1]} (axis -1 of x, shape {x_shape})")
     out = x @ w
     out += b
     out += relu_np((x @ v + c - (x @ w) - b), xp=xp)
@@ -847,12 +1052,19 @@ def maxout_backward(x, w, b, v, c, grad):
     b_shape = b.shape
     v_shape = v.shape
     c_shape = c.shape
-    x = xp.reshape(x, (-1, x.shape[-1]))
+    grad_shape = grad.shape
+    x = rows(x, xp)
     w = xp.reshape(w, (-1, 1))
     b = xp.reshape(b, (1, 1))
     v = xp.reshape(v, (-1, 1))
     c = xp.reshape(c, (1, 1))
     grad = xp.reshape(grad, (-1, 1))
+    if w.shape[-2] != x.shape[-1]:
+        raise ValueError(f"w: shape {w_shape}: its length should be D = {x.shape[-1]} (axis -1 of x, shape {x_shape})")
+    if v.shape[-2] != x.shape[-1]:
+        raise ValueError(f"v: shape {v_shape}: its length should be D = {x.shape[-1]} (axis -1 of x, shape {x_shape})")
+    if grad.shape[-2] != x.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {x.shape[-2]} (as x, shape {x_shape})")
     _t0 = step_np((x @ v + c - (x @ w) - b), xp=xp)
     _t0 *= grad
     grad_x = _t0 @ v.T
@@ -864,7 +1076,7 @@ def maxout_backward(x, w, b, v, c, grad):
     grad_b -= (xp.sum(_t0, axis=-2, keepdims=True))
     grad_v = x.T @ _t0
     grad_c = xp.sum(_t0, axis=-2, keepdims=True)
-    return xp.reshape(grad_x, x_shape), xp.reshape(grad_w, w_shape), xp.reshape(grad_b, b_shape), xp.reshape(grad_v, v_shape), xp.reshape(grad_c, c_shape)
+    return shaped(grad_x, x_shape, xp), shaped(grad_w, w_shape, xp), shaped(grad_b, b_shape, xp), shaped(grad_v, v_shape, xp), shaped(grad_c, c_shape, xp)
 
 
 # --- gelu ----------------------------------------------------------------------------------------
@@ -898,7 +1110,8 @@ def gelu_backward(x, grad):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
-    return grad*((1/2)*math.sqrt(2)*x*xp.exp(-1/2*x**2)/math.sqrt(math.pi) + normal_cdf_np(x, xp=xp))
+    grad_x = grad*((1/2)*math.sqrt(2)*x*xp.exp(-1/2*x**2)/math.sqrt(math.pi) + normal_cdf_np(x, xp=xp))
+    return reduce_to(grad_x, x.shape, xp)
 
 
 # --- gelu_tanh -----------------------------------------------------------------------------------
@@ -934,7 +1147,8 @@ def gelu_tanh_backward(x, grad):
     grad = xp.asarray(grad)
     _t0 = 2*math.sqrt(2)/math.sqrt(math.pi)
     _t1 = _t0*(0.044715*x**3 + x)
-    return grad*sigmoid_shift_np(_t1, _t0*x*(0.134145*x**2 + 1)*sigmoid_grad_np(_t1, xp=xp), xp=xp)
+    grad_x = grad*sigmoid_shift_np(_t1, _t0*x*(0.134145*x**2 + 1)*sigmoid_grad_np(_t1, xp=xp), xp=xp)
+    return reduce_to(grad_x, x.shape, xp)
 
 
 # --- silu ----------------------------------------------------------------------------------------
@@ -968,7 +1182,8 @@ def silu_backward(x, grad):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
-    return grad*(sigmoid_np(-x, xp=xp)*silu_np(x, xp=xp) + sigmoid_np(x, xp=xp))
+    grad_x = grad*(sigmoid_np(-x, xp=xp)*silu_np(x, xp=xp) + sigmoid_np(x, xp=xp))
+    return reduce_to(grad_x, x.shape, xp)
 
 
 # --- mish ----------------------------------------------------------------------------------------
@@ -1003,7 +1218,8 @@ def mish_backward(x, grad):
     x = xp.asarray(x)
     grad = xp.asarray(grad)
     _t0 = softplus_np(x, xp=xp)
-    return grad*(x*sech2_np(_t0, xp=xp)*sigmoid_np(x, xp=xp) + xp.tanh(_t0))
+    grad_x = grad*(x*sech2_np(_t0, xp=xp)*sigmoid_np(x, xp=xp) + xp.tanh(_t0))
+    return reduce_to(grad_x, x.shape, xp)
 
 
 # --- selu ----------------------------------------------------------------------------------------
@@ -1037,7 +1253,8 @@ def selu_backward(x, grad):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
-    return xp.where((x > 0), 1.0507009873554805*grad, 1.7580993408473768*grad*xp.exp(xp.minimum(0, x)))
+    grad_x = xp.where((x > 0), 1.0507009873554805*grad, 1.7580993408473768*grad*xp.exp(xp.minimum(0, x)))
+    return reduce_to(grad_x, x.shape, xp)
 
 
 # --- celu ----------------------------------------------------------------------------------------
@@ -1073,7 +1290,8 @@ def celu_backward(x, grad, alpha=1.0):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
-    return xp.where((x > 0), grad, grad*xp.exp(xp.minimum(0, x)/alpha))
+    grad_x = xp.where((x > 0), grad, grad*xp.exp(xp.minimum(0, x)/alpha))
+    return reduce_to(grad_x, x.shape, xp)
 
 
 # --- softsign ------------------------------------------------------------------------------------
@@ -1107,7 +1325,8 @@ def softsign_backward(x, grad):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
-    return grad/(abs(x) + 1)**2
+    grad_x = grad/(abs(x) + 1)**2
+    return reduce_to(grad_x, x.shape, xp)
 
 
 # --- hardtanh ------------------------------------------------------------------------------------
@@ -1145,7 +1364,8 @@ def hardtanh_backward(x, grad, min_val=-1.0, max_val=1.0):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
-    return xp.where((min_val >= x), 0, xp.where((max_val > x), grad, 0))
+    grad_x = xp.where((min_val >= x), 0, xp.where((max_val > x), grad, 0))
+    return reduce_to(grad_x, x.shape, xp)
 
 
 # --- relu6 ---------------------------------------------------------------------------------------
@@ -1179,7 +1399,8 @@ def relu6_backward(x, grad):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
-    return xp.where((x <= 0), 0, xp.where((x < 6), grad, 0))
+    grad_x = xp.where((x <= 0), 0, xp.where((x < 6), grad, 0))
+    return reduce_to(grad_x, x.shape, xp)
 
 
 # --- hardsigmoid ---------------------------------------------------------------------------------
@@ -1213,7 +1434,8 @@ def hardsigmoid_backward(x, grad):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
-    return xp.where((x <= -3), 0, xp.where((x < 3), (1/6)*grad, 0))
+    grad_x = xp.where((x <= -3), 0, xp.where((x < 3), (1/6)*grad, 0))
+    return reduce_to(grad_x, x.shape, xp)
 
 
 # --- hardswish -----------------------------------------------------------------------------------
@@ -1247,7 +1469,8 @@ def hardswish_backward(x, grad):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
-    return xp.where((x <= -3), 0, xp.where((x < 3), grad*((1/3)*x + 1/2), grad))
+    grad_x = xp.where((x <= -3), 0, xp.where((x < 3), grad*((1/3)*x + 1/2), grad))
+    return reduce_to(grad_x, x.shape, xp)
 
 
 # --- prelu ---------------------------------------------------------------------------------------
@@ -1286,7 +1509,9 @@ def prelu_backward(x, alpha, grad):
     alpha = xp.asarray(alpha)
     grad = xp.asarray(grad)
     _t0 = (x > 0)
-    return xp.where(_t0, grad, alpha*grad), xp.where(_t0, 0, grad*x)
+    grad_x = xp.where(_t0, grad, alpha*grad)
+    grad_alpha = xp.where(_t0, 0, grad*x)
+    return reduce_to(grad_x, x.shape, xp), reduce_to(grad_alpha, alpha.shape, xp)
 
 
 # --- logsigmoid ----------------------------------------------------------------------------------
@@ -1320,7 +1545,8 @@ def logsigmoid_backward(x, grad):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
-    return grad*sigmoid_np(-x, xp=xp)
+    grad_x = grad*sigmoid_np(-x, xp=xp)
+    return reduce_to(grad_x, x.shape, xp)
 
 
 # --- softmin -------------------------------------------------------------------------------------
@@ -1338,7 +1564,8 @@ def softmin(z):
     xp = namespace(z)
     z = xp.asarray(z)
     batch = z.shape[:-1]
-    z = xp.reshape(z, (-1, z.shape[-1]))
+    z_shape = z.shape
+    z = rows(z, xp)
     out = row_softmax_np(-z, xp=xp)
     return xp.reshape(out, batch + (out.shape[-1],))
 
@@ -1347,7 +1574,7 @@ def softmin_backward(z, grad):
     r"""The vector–Jacobian product of softmin: grad · ∂softmin/∂(z).
 
     Forward:  \operatorname{softmin}(\mathbf{z})_i = \frac{e^{-z_i}}{\sum_j e^{-z_j}} = \operatorname{softmax}(-\mathbf{z})_i
-    Identity: \frac{\partial b_i}{\partial z_j} = -b_i(\delta_{ij} - b_j), \quad b = \operatorname{softmin}(\mathbf{z})
+    Identity: \frac{\partial \mathbf{b}}{\partial \mathbf{z}} = -\bigl(\operatorname{diag}(\mathbf{b}) - \mathbf{b}\mathbf{b}^{\top}\bigr), \quad \frac{\partial b_i}{\partial z_j} = -b_i(\delta_{ij} - b_j), \quad \mathbf{b} = \operatorname{softmin}(\mathbf{z})
 
     z: an array (..., K): a batch of vectors along the last axis
     grad: the upstream gradient (..., K), shaped like the output
@@ -1358,11 +1585,14 @@ def softmin_backward(z, grad):
     z = xp.asarray(z)
     grad = xp.asarray(grad)
     z_shape = z.shape
-    z = xp.reshape(z, (-1, z.shape[-1]))
-    grad = xp.reshape(grad, (-1, grad.shape[-1]))
+    grad_shape = grad.shape
+    z = rows(z, xp)
+    grad = rows(grad, xp)
+    if grad.shape != z.shape:
+        raise ValueError(f"grad: shape {grad_shape}, expected that of z, {z_shape}")
     grad_z = softmax_vjp_np(-z, grad, xp=xp)
     grad_z *= -1
-    return xp.reshape(grad_z, z_shape)
+    return shaped(grad_z, z_shape, xp)
 
 
 # --- glu -----------------------------------------------------------------------------------------
@@ -1380,7 +1610,8 @@ def glu(z):
     xp = namespace(z)
     z = xp.asarray(z)
     batch = z.shape[:-1]
-    z = xp.reshape(z, (-1, z.shape[-1]))
+    z_shape = z.shape
+    z = rows(z, xp)
     out = glu_np(z, xp=xp)
     return xp.reshape(out, batch + (out.shape[-1],))
 
@@ -1400,10 +1631,13 @@ def glu_backward(z, grad):
     z = xp.asarray(z)
     grad = xp.asarray(grad)
     z_shape = z.shape
-    z = xp.reshape(z, (-1, z.shape[-1]))
-    grad = xp.reshape(grad, (-1, grad.shape[-1]))
+    grad_shape = grad.shape
+    z = rows(z, xp)
+    grad = rows(grad, xp)
+    if grad.shape[-2] != z.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {z.shape[-2]} (as z, shape {z_shape})")
     grad_z = glu_vjp_np(z, grad, xp=xp)
-    return xp.reshape(grad_z, z_shape)
+    return shaped(grad_z, z_shape, xp)
 
 
 # --- bce -----------------------------------------------------------------------------------------
@@ -1426,7 +1660,7 @@ def bce(a, y):
 
 
 def bce_backward(a, y, grad):
-    r"""The vector–Jacobian product of bce: grad · ∂bce/∂(a).
+    r"""The vector–Jacobian product of bce: grad · ∂bce/∂(a, y).
 
     Forward:  \mathcal{L}_{\mathrm{BCE}}(a, y) = -\bigl(y \log a + (1 - y)\log(1 - a)\bigr)
     Identity: \frac{\partial \mathcal{L}}{\partial a} = -\frac{y}{a} + \frac{1 - y}{1 - a}
@@ -1434,14 +1668,17 @@ def bce_backward(a, y, grad):
     a: an array (any shape; inputs broadcast)
     y: an array (any shape; inputs broadcast)
     grad: the upstream gradient, shaped like the output
-    Returns the gradient with respect to a, shaped like a.
+    Returns the gradients with respect to a, y, each shaped like its input.
     Kinks: smooth: differentiable everywhere
     """
     xp = namespace(a, y, grad)
     a = xp.asarray(a)
     y = xp.asarray(y)
     grad = xp.asarray(grad)
-    return grad*(a - y)/(a*(1 - a))
+    _t0 = 1 - a
+    grad_a = grad*(a - y)/(_t0*a)
+    grad_y = grad*(xp.log(_t0) - xp.log(a))
+    return reduce_to(grad_a, a.shape, xp), reduce_to(grad_y, y.shape, xp)
 
 
 # --- bce_with_logits -----------------------------------------------------------------------------
@@ -1464,7 +1701,7 @@ def bce_with_logits(z, y):
 
 
 def bce_with_logits_backward(z, y, grad):
-    r"""The vector–Jacobian product of bce_with_logits: grad · ∂bce_with_logits/∂(z).
+    r"""The vector–Jacobian product of bce_with_logits: grad · ∂bce_with_logits/∂(z, y).
 
     Forward:  \mathcal{L}(z, y) = \operatorname{BCE}(\sigma(z), y) = \log(1 + e^{z}) - y z
     Identity: \frac{\partial \mathcal{L}}{\partial z} = \sigma(z) - y
@@ -1472,14 +1709,17 @@ def bce_with_logits_backward(z, y, grad):
     z: an array (any shape; inputs broadcast)
     y: an array (any shape; inputs broadcast)
     grad: the upstream gradient, shaped like the output
-    Returns the gradient with respect to z, shaped like z.
+    Returns the gradients with respect to z, y, each shaped like its input.
     Kinks: smooth: differentiable everywhere
     """
     xp = namespace(z, y, grad)
     z = xp.asarray(z)
     y = xp.asarray(y)
     grad = xp.asarray(grad)
-    return grad*sigmoid_shift_np(z, -y, xp=xp)
+    grad_y = grad*z
+    grad_y *= -1
+    grad_z = sigmoid_minus_np(z, y, scale=grad, xp=xp)
+    return reduce_to(grad_z, z.shape, xp), reduce_to(grad_y, y.shape, xp)
 
 
 # --- cross_entropy -------------------------------------------------------------------------------
@@ -1499,14 +1739,18 @@ def cross_entropy(a, y):
     a = xp.asarray(a)
     y = xp.asarray(y)
     batch = a.shape[:-1]
-    a = xp.reshape(a, (-1, a.shape[-1]))
+    a_shape = a.shape
+    y_shape = y.shape
+    a = rows(a, xp)
     y = labels(y, a.shape[-1], a.dtype, xp=xp)
+    if y.shape[-2] != a.shape[-2]:
+        raise ValueError(f"y: shape {y_shape}: {y.shape[-2]} samples, expected {a.shape[-2]} (as a, shape {a_shape})")
     out = xp.sum((-xp.log((a))) * y, axis=-1, keepdims=True)
     return xp.reshape(out, batch)
 
 
 def cross_entropy_backward(a, y, grad):
-    r"""The vector–Jacobian product of cross_entropy: grad · ∂cross_entropy/∂(a).
+    r"""The vector–Jacobian product of cross_entropy: grad · ∂cross_entropy/∂(a, y).
 
     Forward:  \mathcal{L}_{\mathrm{CE}}(\mathbf{a}, \mathbf{y}) = -\sum_k y_k \log a_k
     Identity: \frac{\partial \mathcal{L}}{\partial a_k} = -\frac{y_k}{a_k}
@@ -1514,7 +1758,8 @@ def cross_entropy_backward(a, y, grad):
     a: an array (..., K): a batch of vectors along the last axis
     y: class indices (...,), 0-based, or target rows (..., C) (one-hot or probabilities)
     grad: the upstream gradient, one number per sample (...,)
-    Returns the gradient with respect to a, shaped like a.
+    Returns the gradients with respect to a, y, each shaped like its input.
+    The gradient for y is None when y holds class indices (not differentiable).
     Kinks: smooth: differentiable everywhere
     """
     xp = namespace(a, y, grad)
@@ -1522,14 +1767,27 @@ def cross_entropy_backward(a, y, grad):
     y = xp.asarray(y)
     grad = xp.asarray(grad)
     a_shape = a.shape
-    a = xp.reshape(a, (-1, a.shape[-1]))
+    y_shape = y.shape
+    grad_shape = grad.shape
+    a = rows(a, xp)
+    y_rows = not indices(y, xp)
     y = labels(y, a.shape[-1], a.dtype, xp=xp)
     grad = xp.reshape(grad, (-1, 1))
+    if y.shape[-2] != a.shape[-2]:
+        raise ValueError(f"y: shape {y_shape}: {y.shape[-2]} samples, expected {a.shape[-2]} (as a, shape {a_shape})")
+    if grad.shape[-2] != a.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {a.shape[-2]} (as a, shape {a_shape})")
     grad_a = 1/(a)
     grad_a *= grad
     grad_a *= y
     grad_a *= -1
-    return xp.reshape(grad_a, a_shape)
+    grad_y = None  # class indices are not differentiable
+    if y_rows:  # target rows (probabilities) are
+        grad_y = xp.log((a))
+        grad_y *= grad
+        grad_y *= -1
+        grad_y = xp.reshape(grad_y, y_shape)
+    return shaped(grad_a, a_shape, xp), grad_y
 
 
 # --- softmax_cross_entropy -----------------------------------------------------------------------
@@ -1549,14 +1807,18 @@ def softmax_cross_entropy(z, y):
     z = xp.asarray(z)
     y = xp.asarray(y)
     batch = z.shape[:-1]
-    z = xp.reshape(z, (-1, z.shape[-1]))
+    z_shape = z.shape
+    y_shape = y.shape
+    z = rows(z, xp)
     y = labels(y, z.shape[-1], z.dtype, xp=xp)
+    if y.shape[-2] != z.shape[-2]:
+        raise ValueError(f"y: shape {y_shape}: {y.shape[-2]} samples, expected {z.shape[-2]} (as z, shape {z_shape})")
     out = row_softmax_cross_entropy_np(z, y, xp=xp)
     return xp.reshape(out, batch)
 
 
 def softmax_cross_entropy_backward(z, y, grad):
-    r"""The vector–Jacobian product of softmax_cross_entropy: grad · ∂softmax_cross_entropy/∂(z).
+    r"""The vector–Jacobian product of softmax_cross_entropy: grad · ∂softmax_cross_entropy/∂(z, y).
 
     Forward:  \mathcal{L}(\mathbf{z}, \mathbf{y}) = -\sum_k y_k \log \operatorname{softmax}(\mathbf{z})_k
     Identity: \frac{\partial \mathcal{L}}{\partial \mathbf{z}} = \mathbf{a} - \mathbf{y} \quad (\textstyle\sum_k y_k = 1)
@@ -1564,7 +1826,8 @@ def softmax_cross_entropy_backward(z, y, grad):
     z: an array (..., K): a batch of vectors along the last axis
     y: class indices (...,), 0-based, or target rows (..., C) (one-hot or probabilities)
     grad: the upstream gradient, one number per sample (...,)
-    Returns the gradient with respect to z, shaped like z.
+    Returns the gradients with respect to z, y, each shaped like its input.
+    The gradient for y is None when y holds class indices (not differentiable).
     Kinks: smooth: differentiable everywhere
     """
     xp = namespace(z, y, grad)
@@ -1572,12 +1835,25 @@ def softmax_cross_entropy_backward(z, y, grad):
     y = xp.asarray(y)
     grad = xp.asarray(grad)
     z_shape = z.shape
-    z = xp.reshape(z, (-1, z.shape[-1]))
+    y_shape = y.shape
+    grad_shape = grad.shape
+    z = rows(z, xp)
+    y_rows = not indices(y, xp)
     y = labels(y, z.shape[-1], z.dtype, xp=xp)
     grad = xp.reshape(grad, (-1, 1))
+    if y.shape[-2] != z.shape[-2]:
+        raise ValueError(f"y: shape {y_shape}: {y.shape[-2]} samples, expected {z.shape[-2]} (as z, shape {z_shape})")
+    if grad.shape[-2] != z.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {z.shape[-2]} (as z, shape {z_shape})")
     grad_z = softmax_minus_targets_np(z, y, xp=xp)
     grad_z *= grad
-    return xp.reshape(grad_z, z_shape)
+    grad_y = None  # class indices are not differentiable
+    if y_rows:  # target rows (probabilities) are
+        grad_y = row_log_softmax_np(z, xp=xp)
+        grad_y *= grad
+        grad_y *= -1
+        grad_y = xp.reshape(grad_y, y_shape)
+    return shaped(grad_z, z_shape, xp), grad_y
 
 
 # --- squared_l2 ----------------------------------------------------------------------------------
@@ -1597,14 +1873,18 @@ def squared_l2(p, y):
     p = xp.asarray(p)
     y = xp.asarray(y)
     batch = p.shape[:-1]
-    p = xp.reshape(p, (-1, p.shape[-1]))
-    y = xp.reshape(y, (-1, y.shape[-1]))
+    p_shape = p.shape
+    y_shape = y.shape
+    p = rows(p, xp)
+    y = rows(y, xp)
+    if y.shape != p.shape:
+        raise ValueError(f"y: shape {y_shape}, expected that of p, {p_shape}")
     out = xp.sum((p - y)**2, axis=-1, keepdims=True)
     return xp.reshape(out, batch)
 
 
 def squared_l2_backward(p, y, grad):
-    r"""The vector–Jacobian product of squared_l2: grad · ∂squared_l2/∂(p).
+    r"""The vector–Jacobian product of squared_l2: grad · ∂squared_l2/∂(p, y).
 
     Forward:  \mathcal{L}(\hat{\mathbf{y}}, \mathbf{y}) = \lVert \hat{\mathbf{y}} - \mathbf{y} \rVert_2^2
     Identity: \frac{\partial \mathcal{L}}{\partial \hat{\mathbf{y}}} = 2(\hat{\mathbf{y}} - \mathbf{y})
@@ -1612,7 +1892,7 @@ def squared_l2_backward(p, y, grad):
     p: an array (..., K): a batch of vectors along the last axis
     y: an array (..., K): a batch of vectors along the last axis
     grad: the upstream gradient, one number per sample (...,)
-    Returns the gradient with respect to p, shaped like p.
+    Returns the gradients with respect to p, y, each shaped like its input.
     Kinks: smooth: differentiable everywhere
     """
     xp = namespace(p, y, grad)
@@ -1620,13 +1900,20 @@ def squared_l2_backward(p, y, grad):
     y = xp.asarray(y)
     grad = xp.asarray(grad)
     p_shape = p.shape
-    p = xp.reshape(p, (-1, p.shape[-1]))
-    y = xp.reshape(y, (-1, y.shape[-1]))
+    y_shape = y.shape
+    grad_shape = grad.shape
+    p = rows(p, xp)
+    y = rows(y, xp)
     grad = xp.reshape(grad, (-1, 1))
-    grad_p = p - y
-    grad_p *= grad
-    grad_p *= 2
-    return xp.reshape(grad_p, p_shape)
+    if y.shape != p.shape:
+        raise ValueError(f"y: shape {y_shape}, expected that of p, {p_shape}")
+    if grad.shape[-2] != p.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {p.shape[-2]} (as p, shape {p_shape})")
+    _t0 = p - y
+    _t0 *= grad
+    grad_p = 2*_t0
+    grad_y = (-2)*_t0
+    return shaped(grad_p, p_shape, xp), shaped(grad_y, y_shape, xp)
 
 
 # --- hinge ---------------------------------------------------------------------------------------
@@ -1658,13 +1945,16 @@ def hinge_backward(s, t, grad):
     t: an array (any shape; inputs broadcast)
     grad: the upstream gradient, shaped like the output
     Returns the gradient with respect to s, shaped like s.
+    Not differentiated (data): t.
     Kinks: t*s = 1: derivative 0 (the max gate routes to the constant 0)
     """
     xp = namespace(s, t, grad)
     s = xp.asarray(s)
     t = xp.asarray(t)
     grad = xp.asarray(grad)
-    return -grad*t*step_np(-s*t + 1, xp=xp)
+    grad_s = grad*t*step_np(-s*t + 1, xp=xp)
+    grad_s *= -1
+    return reduce_to(grad_s, s.shape, xp)
 
 
 # --- multiclass_svm ------------------------------------------------------------------------------
@@ -1684,8 +1974,12 @@ def multiclass_svm(s, y):
     s = xp.asarray(s)
     y = xp.asarray(y)
     batch = s.shape[:-1]
-    s = xp.reshape(s, (-1, s.shape[-1]))
+    s_shape = s.shape
+    y_shape = y.shape
+    s = rows(s, xp)
     y = labels(y, s.shape[-1], s.dtype, xp=xp)
+    if y.shape[-2] != s.shape[-2]:
+        raise ValueError(f"y: shape {y_shape}: {y.shape[-2]} samples, expected {s.shape[-2]} (as s, shape {s_shape})")
     out = xp.sum((1.0 - y) * relu_np((s + 1.0 - xp.sum(s * y, axis=-1, keepdims=True)), xp=xp), axis=-1, keepdims=True)
     return xp.reshape(out, batch)
 
@@ -1700,6 +1994,7 @@ def multiclass_svm_backward(s, y, grad):
     y: class indices (...,), 0-based, or target rows (..., C) (one-hot or probabilities)
     grad: the upstream gradient, one number per sample (...,)
     Returns the gradient with respect to s, shaped like s.
+    Not differentiated (data): y.
     Kinks: margin exactly 0: derivative 0 (the max gate routes to the constant 0)
     """
     xp = namespace(s, y, grad)
@@ -1707,14 +2002,20 @@ def multiclass_svm_backward(s, y, grad):
     y = xp.asarray(y)
     grad = xp.asarray(grad)
     s_shape = s.shape
-    s = xp.reshape(s, (-1, s.shape[-1]))
+    y_shape = y.shape
+    grad_shape = grad.shape
+    s = rows(s, xp)
     y = labels(y, s.shape[-1], s.dtype, xp=xp)
     grad = xp.reshape(grad, (-1, 1))
+    if y.shape[-2] != s.shape[-2]:
+        raise ValueError(f"y: shape {y_shape}: {y.shape[-2]} samples, expected {s.shape[-2]} (as s, shape {s_shape})")
+    if grad.shape[-2] != s.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {s.shape[-2]} (as s, shape {s_shape})")
     _t0 = 1.0 - y
     _t0 *= grad
     _t0 *= step_np((s + 1.0 - xp.sum(s * y, axis=-1, keepdims=True)), xp=xp)
     grad_s = _t0 - (xp.sum(_t0, axis=-1, keepdims=True) * y)
-    return xp.reshape(grad_s, s_shape)
+    return shaped(grad_s, s_shape, xp)
 
 
 # --- l2 ------------------------------------------------------------------------------------------
@@ -1733,7 +2034,8 @@ def l2(W, lam):
     xp = namespace(W)
     W = xp.asarray(W)
     batch = W.shape[:-1]
-    W = xp.reshape(W, (-1, W.shape[-1]))
+    W_shape = W.shape
+    W = rows(W, xp)
     out = lam*(xp.sum(W**2, axis=-1, keepdims=True))
     return xp.reshape(out, batch)
 
@@ -1754,11 +2056,662 @@ def l2_backward(W, grad, lam):
     W = xp.asarray(W)
     grad = xp.asarray(grad)
     W_shape = W.shape
-    W = xp.reshape(W, (-1, W.shape[-1]))
+    grad_shape = grad.shape
+    W = rows(W, xp)
     grad = xp.reshape(grad, (-1, 1))
+    if grad.shape[-2] != W.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {W.shape[-2]} (as W, shape {W_shape})")
     grad_W = grad * W
     grad_W *= 2*lam
-    return xp.reshape(grad_W, W_shape)
+    return shaped(grad_W, W_shape, xp)
+
+
+# --- huber ---------------------------------------------------------------------------------------
+
+
+def huber(x, y, delta=1.0):
+    r"""huber(x, y, delta=1) = 0.5*(x - y)^2 if |x - y| < delta else delta*(|x - y| - 0.5*delta)
+
+    Forward:  \ell_{\delta}(x, y) = \begin{cases} \tfrac12 (x - y)^2 & |x - y| < \delta \\ \delta\bigl(|x - y| - \tfrac12\delta\bigr) & \text{otherwise} \end{cases}
+
+    x: an array (any shape; inputs broadcast)
+    y: an array (any shape; inputs broadcast)
+    delta: a number (default 1.0)
+    Returns an array of the broadcast shape.
+    Kinks: |x - y| = delta: derivative ±delta from both branches (C^1, as PyTorch)
+    """
+    xp = namespace(x, y)
+    x = xp.asarray(x)
+    y = xp.asarray(y)
+    return huber_np(x - y, delta, xp=xp)
+
+
+def huber_backward(x, y, grad, delta=1.0):
+    r"""The vector–Jacobian product of huber: grad · ∂huber/∂(x, y).
+
+    Forward:  \ell_{\delta}(x, y) = \begin{cases} \tfrac12 (x - y)^2 & |x - y| < \delta \\ \delta\bigl(|x - y| - \tfrac12\delta\bigr) & \text{otherwise} \end{cases}
+    Identity: \frac{\partial \ell}{\partial x} = -\frac{\partial \ell}{\partial y} = \operatorname{clip}(x - y, -\delta, \delta)
+
+    x: an array (any shape; inputs broadcast)
+    y: an array (any shape; inputs broadcast)
+    delta: a number (default 1.0)
+    grad: the upstream gradient, shaped like the output
+    Returns the gradients with respect to x, y, each shaped like its input.
+    Kinks: |x - y| = delta: derivative ±delta from both branches (C^1, as PyTorch)
+    """
+    xp = namespace(x, y, grad)
+    x = xp.asarray(x)
+    y = xp.asarray(y)
+    grad = xp.asarray(grad)
+    _t0 = delta*grad
+    _t1 = -_t0
+    _t2 = x - y
+    _t3 = (delta < -_t2)
+    _t4 = (delta < _t2)
+    _t5 = _t2*grad
+    grad_x = xp.where(_t3, _t1, xp.where(_t4, _t0, _t5))
+    grad_y = xp.where(_t3, _t0, xp.where(_t4, _t1, -_t5))
+    return reduce_to(grad_x, x.shape, xp), reduce_to(grad_y, y.shape, xp)
+
+
+# --- smooth_l1 -----------------------------------------------------------------------------------
+
+
+def smooth_l1(x, y, beta=1.0):
+    r"""smooth_l1(x, y, beta=1) = huber(x, y, beta)/beta = 0.5*(x - y)^2/beta if |x - y| < beta else |x - y| - 0.5*beta
+
+    Forward:  \ell_{\beta}(x, y) = \frac{\operatorname{Huber}_{\beta}(x - y)}{\beta} = \begin{cases} \tfrac{1}{2\beta} (x - y)^2 & |x - y| < \beta \\ |x - y| - \tfrac12\beta & \text{otherwise} \end{cases}
+
+    x: an array (any shape; inputs broadcast)
+    y: an array (any shape; inputs broadcast)
+    beta: a number (default 1.0)
+    Returns an array of the broadcast shape.
+    Kinks: |x - y| = beta: derivative ±1 from both branches (C^1, as PyTorch); beta = 0 (torch's L1) is excluded
+    """
+    xp = namespace(x, y)
+    x = xp.asarray(x)
+    y = xp.asarray(y)
+    return huber_np(x - y, beta, xp=xp)/beta
+
+
+def smooth_l1_backward(x, y, grad, beta=1.0):
+    r"""The vector–Jacobian product of smooth_l1: grad · ∂smooth_l1/∂(x, y).
+
+    Forward:  \ell_{\beta}(x, y) = \frac{\operatorname{Huber}_{\beta}(x - y)}{\beta} = \begin{cases} \tfrac{1}{2\beta} (x - y)^2 & |x - y| < \beta \\ |x - y| - \tfrac12\beta & \text{otherwise} \end{cases}
+    Identity: \frac{\partial \ell}{\partial x} = -\frac{\partial \ell}{\partial y} = \operatorname{clip}\Bigl(\frac{x - y}{\beta}, -1, 1\Bigr)
+
+    x: an array (any shape; inputs broadcast)
+    y: an array (any shape; inputs broadcast)
+    beta: a number (default 1.0)
+    grad: the upstream gradient, shaped like the output
+    Returns the gradients with respect to x, y, each shaped like its input.
+    Kinks: |x - y| = beta: derivative ±1 from both branches (C^1, as PyTorch); beta = 0 (torch's L1) is excluded
+    """
+    xp = namespace(x, y, grad)
+    x = xp.asarray(x)
+    y = xp.asarray(y)
+    grad = xp.asarray(grad)
+    _t0 = -grad
+    _t1 = x - y
+    _t2 = (beta < -_t1)
+    _t3 = (beta < _t1)
+    _t4 = _t1*grad/beta
+    grad_x = xp.where(_t2, _t0, xp.where(_t3, grad, _t4))
+    grad_y = xp.where(_t2, grad, xp.where(_t3, _t0, -_t4))
+    return reduce_to(grad_x, x.shape, xp), reduce_to(grad_y, y.shape, xp)
+
+
+# --- l1_loss -------------------------------------------------------------------------------------
+
+
+def l1_loss(x, y):
+    r"""l1_loss(x, y) = |x - y|
+
+    Forward:  \ell(x, y) = |x - y|
+
+    x: an array (any shape; inputs broadcast)
+    y: an array (any shape; inputs broadcast)
+    Returns an array of the broadcast shape.
+    Kinks: x = y: derivative 0 (sign(0) = 0, as PyTorch)
+    """
+    xp = namespace(x, y)
+    x = xp.asarray(x)
+    y = xp.asarray(y)
+    return abs(x - y)
+
+
+def l1_loss_backward(x, y, grad):
+    r"""The vector–Jacobian product of l1_loss: grad · ∂l1_loss/∂(x, y).
+
+    Forward:  \ell(x, y) = |x - y|
+    Identity: \frac{\partial \ell}{\partial x} = -\frac{\partial \ell}{\partial y} = \operatorname{sign}(x - y)
+
+    x: an array (any shape; inputs broadcast)
+    y: an array (any shape; inputs broadcast)
+    grad: the upstream gradient, shaped like the output
+    Returns the gradients with respect to x, y, each shaped like its input.
+    Kinks: x = y: derivative 0 (sign(0) = 0, as PyTorch)
+    """
+    xp = namespace(x, y, grad)
+    x = xp.asarray(x)
+    y = xp.asarray(y)
+    grad = xp.asarray(grad)
+    _t0 = grad*xp.sign(x - y)
+    grad_x = _t0
+    grad_y = -_t0
+    return reduce_to(grad_x, x.shape, xp), reduce_to(grad_y, y.shape, xp)
+
+
+# --- margin_ranking ------------------------------------------------------------------------------
+
+
+def margin_ranking(x1, x2, y, margin=0.0):
+    r"""margin_ranking(x1, x2, y, margin=0) = max(0, -y*(x1 - x2) + margin)
+
+    Forward:  \ell(x_1, x_2, y) = \max\bigl(0, -y(x_1 - x_2) + m\bigr)
+
+    x1: an array (any shape; inputs broadcast)
+    x2: an array (any shape; inputs broadcast)
+    y: an array (any shape; inputs broadcast)
+    margin: a number (default 0.0)
+    Returns an array of the broadcast shape.
+    Kinks: -y*(x1 - x2) + margin = 0: the gradient passes (torch.clamp_min's convention, not ReLU'(0) = 0)
+    """
+    xp = namespace(x1, x2, y)
+    x1 = xp.asarray(x1)
+    x2 = xp.asarray(x2)
+    y = xp.asarray(y)
+    return clamp_min_np(margin - y*(x1 - x2), xp=xp)
+
+
+def margin_ranking_backward(x1, x2, y, grad, margin=0.0):
+    r"""The vector–Jacobian product of margin_ranking: grad · ∂margin_ranking/∂(x1, x2, y).
+
+    Forward:  \ell(x_1, x_2, y) = \max\bigl(0, -y(x_1 - x_2) + m\bigr)
+    Identity: \frac{\partial \ell}{\partial x_1} = -\frac{\partial \ell}{\partial x_2} = -y\,g,\quad \frac{\partial \ell}{\partial y} = -(x_1 - x_2)\,g,\quad g = \mathbf{1}[-y(x_1 - x_2) + m \ge 0]
+
+    x1: an array (any shape; inputs broadcast)
+    x2: an array (any shape; inputs broadcast)
+    y: an array (any shape; inputs broadcast)
+    margin: a number (default 0.0)
+    grad: the upstream gradient, shaped like the output
+    Returns the gradients with respect to x1, x2, y, each shaped like its input.
+    Kinks: -y*(x1 - x2) + margin = 0: the gradient passes (torch.clamp_min's convention, not ReLU'(0) = 0)
+    """
+    xp = namespace(x1, x2, y, grad)
+    x1 = xp.asarray(x1)
+    x2 = xp.asarray(x2)
+    y = xp.asarray(y)
+    grad = xp.asarray(grad)
+    _t0 = x1 - x2
+    _t1 = grad*step_at_least_np(-_t0*y + margin, xp=xp)
+    _t2 = _t1*y
+    grad_x1 = -_t2
+    grad_x2 = _t2
+    grad_y = -_t0*_t1
+    return reduce_to(grad_x1, x1.shape, xp), reduce_to(grad_x2, x2.shape, xp), reduce_to(grad_y, y.shape, xp)
+
+
+# --- binary_focal --------------------------------------------------------------------------------
+
+
+def binary_focal(z, y, gamma=2.0, alpha=0.25):
+    r"""binary_focal(z, y, gamma=2, alpha=0.25) = alpha_t*(1 - p_t)^gamma*bce_with_logits(z, y), 1 - p_t = (1 - y)*sigmoid(z) + y*sigmoid(-z), alpha_t = alpha*y + (1 - alpha)*(1 - y)
+
+    Forward:  \mathcal{L}(z, y) = \alpha_t (1 - p_t)^{\gamma}\,\operatorname{BCE}(\sigma(z), y),\quad 1 - p_t = (1 - y)\,\sigma(z) + y\,\sigma(-z)
+
+    z: an array (any shape; inputs broadcast)
+    y: an array (any shape; inputs broadcast)
+    gamma: a number (default 2.0)
+    alpha: a number (default 0.25)
+    Returns an array of the broadcast shape.
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(z, y)
+    z = xp.asarray(z)
+    y = xp.asarray(y)
+    _t0 = 1 - y
+    return (_t0*(1 - alpha) + alpha*y)*(_t0*sigmoid_np(z, xp=xp) + y*sigmoid_np(-z, xp=xp))**gamma*bce_with_logits_np(z, y, xp=xp)
+
+
+def binary_focal_backward(z, y, grad, gamma=2.0, alpha=0.25):
+    r"""The vector–Jacobian product of binary_focal: grad · ∂binary_focal/∂(z, y).
+
+    Forward:  \mathcal{L}(z, y) = \alpha_t (1 - p_t)^{\gamma}\,\operatorname{BCE}(\sigma(z), y),\quad 1 - p_t = (1 - y)\,\sigma(z) + y\,\sigma(-z)
+    Identity: \frac{\partial \mathcal{L}}{\partial z} = \alpha_t (1 - p_t)^{\gamma - 1}\bigl((1 - p_t)(\sigma(z) - y) + \gamma (1 - 2y)\,\sigma(z)\sigma(-z)\,\operatorname{BCE}\bigr)
+
+    z: an array (any shape; inputs broadcast)
+    y: an array (any shape; inputs broadcast)
+    gamma: a number (default 2.0)
+    alpha: a number (default 0.25)
+    grad: the upstream gradient, shaped like the output
+    Returns the gradients with respect to z, y, each shaped like its input.
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(z, y, grad)
+    z = xp.asarray(z)
+    y = xp.asarray(y)
+    grad = xp.asarray(grad)
+    _t0 = -z
+    _t1 = sigmoid_np(_t0, xp=xp)
+    _t2 = _t1*y
+    _t3 = 1 - y
+    _t4 = sigmoid_np(z, xp=xp)
+    _t5 = _t2 + _t3*_t4
+    _t6 = _t5**gamma
+    _t7 = alpha*y
+    _t8 = -_t3*alpha + _t7 - y + 1
+    _t9 = bce_with_logits_np(z, y, xp=xp)
+    _t10 = gamma*(_t3*(1 - alpha) + _t7)
+    _t11 = _t10*_t5**(gamma - 1)*_t9
+    _t12 = _t10/_t5
+    grad_z = grad*(sigmoid_minus_np(_t0, 1, scale=_t11*_t2, xp=xp) + _t11*_t3*sigmoid_grad_np(z, xp=xp) + sigmoid_minus_np(z, y, scale=_t6*_t8, xp=xp))
+    grad_y = _t6*grad*(-_t8*z + _t9*(_t1*_t12 + alpha) - _t9*(_t12*_t4 - alpha + 1))
+    return reduce_to(grad_z, z.shape, xp), reduce_to(grad_y, y.shape, xp)
+
+
+# --- kl_div --------------------------------------------------------------------------------------
+
+
+def kl_div(x, t):
+    r"""kl_div(x, t) = sum_j t_j*(log(t_j) - x_j)   (0 log 0 = 0; torch's kl_div summed over classes)
+
+    Forward:  \mathcal{L}(\mathbf{x}, \mathbf{t}) = \sum_j t_j (\log t_j - x_j)
+
+    x: an array (..., K): a batch of vectors along the last axis
+    t: an array (..., K): a batch of vectors along the last axis
+    Returns one number per sample (...,).
+    Kinks: t_j = 0: the term is 0 (t log t -> 0), as torch.xlogy; its gradient in t_j is not finite there
+    """
+    xp = namespace(x, t)
+    x = xp.asarray(x)
+    t = xp.asarray(t)
+    batch = x.shape[:-1]
+    x_shape = x.shape
+    t_shape = t.shape
+    x = rows(x, xp)
+    t = rows(t, xp)
+    if t.shape != x.shape:
+        raise ValueError(f"t: shape {t_shape}, expected that of x, {x_shape}")
+    out = xp.sum(xlogx_np((t), xp=xp) - (t * x), axis=-1, keepdims=True)
+    return xp.reshape(out, batch)
+
+
+def kl_div_backward(x, t, grad):
+    r"""The vector–Jacobian product of kl_div: grad · ∂kl_div/∂(x, t).
+
+    Forward:  \mathcal{L}(\mathbf{x}, \mathbf{t}) = \sum_j t_j (\log t_j - x_j)
+    Identity: \frac{\partial \mathcal{L}}{\partial x_j} = -t_j,\quad \frac{\partial \mathcal{L}}{\partial t_j} = \log t_j + 1 - x_j
+
+    x: an array (..., K): a batch of vectors along the last axis
+    t: an array (..., K): a batch of vectors along the last axis
+    grad: the upstream gradient, one number per sample (...,)
+    Returns the gradients with respect to x, t, each shaped like its input.
+    Kinks: t_j = 0: the term is 0 (t log t -> 0), as torch.xlogy; its gradient in t_j is not finite there
+    """
+    xp = namespace(x, t, grad)
+    x = xp.asarray(x)
+    t = xp.asarray(t)
+    grad = xp.asarray(grad)
+    x_shape = x.shape
+    t_shape = t.shape
+    grad_shape = grad.shape
+    x = rows(x, xp)
+    t = rows(t, xp)
+    grad = xp.reshape(grad, (-1, 1))
+    if t.shape != x.shape:
+        raise ValueError(f"t: shape {t_shape}, expected that of x, {x_shape}")
+    if grad.shape[-2] != x.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {x.shape[-2]} (as x, shape {x_shape})")
+    grad_x = grad * t
+    grad_x *= -1
+    grad_t = xp.log((t)) + 1
+    grad_t *= grad
+    grad_t -= (grad * x)
+    return shaped(grad_x, x_shape, xp), shaped(grad_t, t_shape, xp)
+
+
+# --- kl_div_log_target ---------------------------------------------------------------------------
+
+
+def kl_div_log_target(x, t):
+    r"""kl_div_log_target(x, t) = sum_j exp(t_j)*(t_j - x_j)   (torch's kl_div(..., log_target=True) summed over classes)
+
+    Forward:  \mathcal{L}(\mathbf{x}, \mathbf{t}) = \sum_j e^{t_j} (t_j - x_j)
+
+    x: an array (..., K): a batch of vectors along the last axis
+    t: an array (..., K): a batch of vectors along the last axis
+    Returns one number per sample (...,).
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(x, t)
+    x = xp.asarray(x)
+    t = xp.asarray(t)
+    batch = x.shape[:-1]
+    x_shape = x.shape
+    t_shape = t.shape
+    x = rows(x, xp)
+    t = rows(t, xp)
+    if t.shape != x.shape:
+        raise ValueError(f"t: shape {t_shape}, expected that of x, {x_shape}")
+    out = xp.sum((t - x) * xp.exp((t)), axis=-1, keepdims=True)
+    return xp.reshape(out, batch)
+
+
+def kl_div_log_target_backward(x, t, grad):
+    r"""The vector–Jacobian product of kl_div_log_target: grad · ∂kl_div_log_target/∂(x, t).
+
+    Forward:  \mathcal{L}(\mathbf{x}, \mathbf{t}) = \sum_j e^{t_j} (t_j - x_j)
+    Identity: \frac{\partial \mathcal{L}}{\partial x_j} = -e^{t_j},\quad \frac{\partial \mathcal{L}}{\partial t_j} = e^{t_j}(t_j - x_j + 1)
+
+    x: an array (..., K): a batch of vectors along the last axis
+    t: an array (..., K): a batch of vectors along the last axis
+    grad: the upstream gradient, one number per sample (...,)
+    Returns the gradients with respect to x, t, each shaped like its input.
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(x, t, grad)
+    x = xp.asarray(x)
+    t = xp.asarray(t)
+    grad = xp.asarray(grad)
+    x_shape = x.shape
+    t_shape = t.shape
+    grad_shape = grad.shape
+    x = rows(x, xp)
+    t = rows(t, xp)
+    grad = xp.reshape(grad, (-1, 1))
+    if t.shape != x.shape:
+        raise ValueError(f"t: shape {t_shape}, expected that of x, {x_shape}")
+    if grad.shape[-2] != x.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {x.shape[-2]} (as x, shape {x_shape})")
+    _t0 = xp.exp((t))
+    _t1 = grad * _t0
+    grad_t = t - x
+    grad_t *= grad
+    grad_t *= _t0
+    grad_t += _t1
+    grad_x = -_t1
+    return shaped(grad_x, x_shape, xp), shaped(grad_t, t_shape, xp)
+
+
+# --- nll -----------------------------------------------------------------------------------------
+
+
+def nll(x, y):
+    r"""nll(x, y) = -x_y   (or -sum_j y_j*x_j for target rows; y is not differentiated)
+
+    Forward:  \mathcal{L}(\mathbf{x}, y) = -x_y = -\sum_j y_j x_j
+
+    x: an array (..., K): a batch of vectors along the last axis
+    y: class indices (...,), 0-based, or target rows (..., C) (one-hot or probabilities)
+    Returns one number per sample (...,).
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(x, y)
+    x = xp.asarray(x)
+    y = xp.asarray(y)
+    batch = x.shape[:-1]
+    x_shape = x.shape
+    y_shape = y.shape
+    x = rows(x, xp)
+    y = labels(y, x.shape[-1], x.dtype, xp=xp)
+    if y.shape[-2] != x.shape[-2]:
+        raise ValueError(f"y: shape {y_shape}: {y.shape[-2]} samples, expected {x.shape[-2]} (as x, shape {x_shape})")
+    out = xp.sum(-(x * y), axis=-1, keepdims=True)
+    return xp.reshape(out, batch)
+
+
+def nll_backward(x, y, grad):
+    r"""The vector–Jacobian product of nll: grad · ∂nll/∂(x).
+
+    Forward:  \mathcal{L}(\mathbf{x}, y) = -x_y = -\sum_j y_j x_j
+    Identity: \frac{\partial \mathcal{L}}{\partial x_j} = -y_j
+
+    x: an array (..., K): a batch of vectors along the last axis
+    y: class indices (...,), 0-based, or target rows (..., C) (one-hot or probabilities)
+    grad: the upstream gradient, one number per sample (...,)
+    Returns the gradient with respect to x, shaped like x.
+    Not differentiated (data): y.
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(x, y, grad)
+    x = xp.asarray(x)
+    y = xp.asarray(y)
+    grad = xp.asarray(grad)
+    x_shape = x.shape
+    y_shape = y.shape
+    grad_shape = grad.shape
+    x = rows(x, xp)
+    y = labels(y, x.shape[-1], x.dtype, xp=xp)
+    grad = xp.reshape(grad, (-1, 1))
+    if y.shape[-2] != x.shape[-2]:
+        raise ValueError(f"y: shape {y_shape}: {y.shape[-2]} samples, expected {x.shape[-2]} (as x, shape {x_shape})")
+    if grad.shape[-2] != x.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {x.shape[-2]} (as x, shape {x_shape})")
+    grad_x = grad * y
+    grad_x *= -1
+    return shaped(grad_x, x_shape, xp)
+
+
+# --- cosine_similarity ---------------------------------------------------------------------------
+
+
+def cosine_similarity(x1, x2, eps=1e-08):
+    r"""cosine_similarity(x1, x2, eps=1e-8) = x1.x2 / (max(||x1||, eps) * max(||x2||, eps))
+
+    Forward:  \cos(\mathbf{x}_1, \mathbf{x}_2) = \frac{\mathbf{x}_1^{\top}\mathbf{x}_2}{\lVert \mathbf{x}_1 \rVert\,\lVert \mathbf{x}_2 \rVert}
+
+    x1: an array (..., K): a batch of vectors along the last axis
+    x2: an array (..., K): a batch of vectors along the last axis
+    eps: a number (default 1e-08)
+    Returns one number per sample (...,).
+    Kinks: ||x|| < eps: the norm is clamped at eps and the clamp is not differentiated (as torch); a zero row has x/||x|| = 0
+    """
+    xp = namespace(x1, x2)
+    x1 = xp.asarray(x1)
+    x2 = xp.asarray(x2)
+    batch = x1.shape[:-1]
+    x1_shape = x1.shape
+    x2_shape = x2.shape
+    x1 = rows(x1, xp)
+    x2 = rows(x2, xp)
+    if x2.shape != x1.shape:
+        raise ValueError(f"x2: shape {x2_shape}, expected that of x1, {x1_shape}")
+    out = cosine_np(x1, x2, eps, xp=xp)
+    return xp.reshape(out, batch)
+
+
+def cosine_similarity_backward(x1, x2, grad, eps=1e-08):
+    r"""The vector–Jacobian product of cosine_similarity: grad · ∂cosine_similarity/∂(x1, x2).
+
+    Forward:  \cos(\mathbf{x}_1, \mathbf{x}_2) = \frac{\mathbf{x}_1^{\top}\mathbf{x}_2}{\lVert \mathbf{x}_1 \rVert\,\lVert \mathbf{x}_2 \rVert}
+    Identity: \frac{\partial \cos}{\partial \mathbf{x}_1} = \frac{1}{\lVert \mathbf{x}_1 \rVert}\Bigl(\frac{\mathbf{x}_2}{\lVert \mathbf{x}_2 \rVert} - \cos \frac{\mathbf{x}_1}{\lVert \mathbf{x}_1 \rVert}\Bigr)
+
+    x1: an array (..., K): a batch of vectors along the last axis
+    x2: an array (..., K): a batch of vectors along the last axis
+    eps: a number (default 1e-08)
+    grad: the upstream gradient, one number per sample (...,)
+    Returns the gradients with respect to x1, x2, each shaped like its input.
+    Kinks: ||x|| < eps: the norm is clamped at eps and the clamp is not differentiated (as torch); a zero row has x/||x|| = 0
+    """
+    xp = namespace(x1, x2, grad)
+    x1 = xp.asarray(x1)
+    x2 = xp.asarray(x2)
+    grad = xp.asarray(grad)
+    x1_shape = x1.shape
+    x2_shape = x2.shape
+    grad_shape = grad.shape
+    x1 = rows(x1, xp)
+    x2 = rows(x2, xp)
+    grad = xp.reshape(grad, (-1, 1))
+    if x2.shape != x1.shape:
+        raise ValueError(f"x2: shape {x2_shape}, expected that of x1, {x1_shape}")
+    if grad.shape[-2] != x1.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {x1.shape[-2]} (as x1, shape {x1_shape})")
+    grad_x1 = cosine_vjp_np(x1, x2, grad, eps, xp=xp)
+    grad_x2 = cosine_vjp_np(x2, x1, grad, eps, xp=xp)
+    return shaped(grad_x1, x1_shape, xp), shaped(grad_x2, x2_shape, xp)
+
+
+# --- cosine_embedding ----------------------------------------------------------------------------
+
+
+def cosine_embedding(x1, x2, y, margin=0.0):
+    r"""cosine_embedding(x1, x2, y, margin=0) = 1 - cos(x1, x2) if y = 1 else max(0, cos(x1, x2) - margin)
+
+    Forward:  \ell(\mathbf{x}_1, \mathbf{x}_2, y) = \begin{cases} 1 - \cos(\mathbf{x}_1, \mathbf{x}_2) & y = 1 \\ \max\bigl(0, \cos(\mathbf{x}_1, \mathbf{x}_2) - m\bigr) & y = -1 \end{cases}
+
+    x1: an array (..., K): a batch of vectors along the last axis
+    x2: an array (..., K): a batch of vectors along the last axis
+    y: an array (...,): one number per sample
+    margin: a number (default 0.0)
+    Returns one number per sample (...,).
+    Kinks: cos - margin = 0 (y = -1): the gradient passes (torch.clamp_min); torch adds 1e-12 to each squared norm where symgrad clamps the norms at 1e-8 (relative difference ~1e-12/||x||^2)
+    """
+    xp = namespace(x1, x2, y)
+    x1 = xp.asarray(x1)
+    x2 = xp.asarray(x2)
+    y = xp.asarray(y)
+    batch = x1.shape[:-1]
+    x1_shape = x1.shape
+    x2_shape = x2.shape
+    y_shape = y.shape
+    x1 = rows(x1, xp)
+    x2 = rows(x2, xp)
+    y = xp.reshape(y, (-1, 1))
+    if x2.shape != x1.shape:
+        raise ValueError(f"x2: shape {x2_shape}, expected that of x1, {x1_shape}")
+    if y.shape[-2] != x1.shape[-2]:
+        raise ValueError(f"y: shape {y_shape}: {y.shape[-2]} samples, expected {x1.shape[-2]} (as x1, shape {x1_shape})")
+    _t0 = cosine_np(x1, x2, 1.0e-8, xp=xp)
+    out = 1.0 - y
+    out *= clamp_min_np(((-margin) + _t0), xp=xp)
+    out *= 1/2
+    out += ((1/2)*((y + 1.0) * (1.0 - _t0)))
+    return xp.reshape(out, batch)
+
+
+def cosine_embedding_backward(x1, x2, y, grad, margin=0.0):
+    r"""The vector–Jacobian product of cosine_embedding: grad · ∂cosine_embedding/∂(x1, x2).
+
+    Forward:  \ell(\mathbf{x}_1, \mathbf{x}_2, y) = \begin{cases} 1 - \cos(\mathbf{x}_1, \mathbf{x}_2) & y = 1 \\ \max\bigl(0, \cos(\mathbf{x}_1, \mathbf{x}_2) - m\bigr) & y = -1 \end{cases}
+    Identity: \frac{\partial \ell}{\partial \mathbf{x}_1} = \Bigl(-\tfrac{1 + y}{2} + \tfrac{1 - y}{2}\,\mathbf{1}[\cos - m \ge 0]\Bigr) \frac{\partial \cos}{\partial \mathbf{x}_1}
+
+    x1: an array (..., K): a batch of vectors along the last axis
+    x2: an array (..., K): a batch of vectors along the last axis
+    y: an array (...,): one number per sample
+    margin: a number (default 0.0)
+    grad: the upstream gradient, one number per sample (...,)
+    Returns the gradients with respect to x1, x2, each shaped like its input.
+    Not differentiated (data): y.
+    Kinks: cos - margin = 0 (y = -1): the gradient passes (torch.clamp_min); torch adds 1e-12 to each squared norm where symgrad clamps the norms at 1e-8 (relative difference ~1e-12/||x||^2)
+    """
+    xp = namespace(x1, x2, y, grad)
+    x1 = xp.asarray(x1)
+    x2 = xp.asarray(x2)
+    y = xp.asarray(y)
+    grad = xp.asarray(grad)
+    x1_shape = x1.shape
+    x2_shape = x2.shape
+    y_shape = y.shape
+    grad_shape = grad.shape
+    x1 = rows(x1, xp)
+    x2 = rows(x2, xp)
+    y = xp.reshape(y, (-1, 1))
+    grad = xp.reshape(grad, (-1, 1))
+    if x2.shape != x1.shape:
+        raise ValueError(f"x2: shape {x2_shape}, expected that of x1, {x1_shape}")
+    if y.shape[-2] != x1.shape[-2]:
+        raise ValueError(f"y: shape {y_shape}: {y.shape[-2]} samples, expected {x1.shape[-2]} (as x1, shape {x1_shape})")
+    if grad.shape[-2] != x1.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {x1.shape[-2]} (as x1, shape {x1_shape})")
+    _t0 = 1.0 - y
+    _t0 *= step_at_least_np(((-margin) + (cosine_np(x1, x2, 1.0e-8, xp=xp))), xp=xp)
+    _t0 *= grad
+    _t0 *= 1/2
+    _t0 -= ((1/2)*((y + 1.0) * grad))
+    grad_x1 = cosine_vjp_np(x1, x2, _t0, 1.0e-8, xp=xp)
+    grad_x2 = cosine_vjp_np(x2, x1, _t0, 1.0e-8, xp=xp)
+    return shaped(grad_x1, x1_shape, xp), shaped(grad_x2, x2_shape, xp)
+
+
+# --- triplet_margin ------------------------------------------------------------------------------
+
+
+def triplet_margin(a, p, n, margin=1.0, eps=1e-06):
+    r"""triplet_margin(a, p, n, margin=1, eps=1e-6) = max(0, margin + ||a - p + eps|| - ||a - n + eps||)
+
+    Forward:  \ell(\mathbf{a}, \mathbf{p}, \mathbf{n}) = \max\bigl(0, m + \lVert \mathbf{a} - \mathbf{p} + \epsilon \rVert_2 - \lVert \mathbf{a} - \mathbf{n} + \epsilon \rVert_2\bigr)
+
+    a: an array (..., K): a batch of vectors along the last axis
+    p: an array (..., K): a batch of vectors along the last axis
+    n: an array (..., K): a batch of vectors along the last axis
+    margin: a number (default 1.0)
+    eps: a number (default 1e-06)
+    Returns one number per sample (...,).
+    Kinks: at the hinge the gradient passes (torch.clamp_min); a zero difference has gradient 0 (torch's norm at 0)
+    """
+    xp = namespace(a, p, n)
+    a = xp.asarray(a)
+    p = xp.asarray(p)
+    n = xp.asarray(n)
+    batch = a.shape[:-1]
+    a_shape = a.shape
+    p_shape = p.shape
+    n_shape = n.shape
+    a = rows(a, xp)
+    p = rows(p, xp)
+    n = rows(n, xp)
+    if p.shape != a.shape:
+        raise ValueError(f"p: shape {p_shape}, expected that of a, {a_shape}")
+    if n.shape != a.shape:
+        raise ValueError(f"n: shape {n_shape}, expected that of a, {a_shape}")
+    out = clamp_min_np(((margin) + (distance_np(a, p, eps, xp=xp)) - (distance_np(a, n, eps, xp=xp))), xp=xp)
+    return xp.reshape(out, batch)
+
+
+def triplet_margin_backward(a, p, n, grad, margin=1.0, eps=1e-06):
+    r"""The vector–Jacobian product of triplet_margin: grad · ∂triplet_margin/∂(a, p, n).
+
+    Forward:  \ell(\mathbf{a}, \mathbf{p}, \mathbf{n}) = \max\bigl(0, m + \lVert \mathbf{a} - \mathbf{p} + \epsilon \rVert_2 - \lVert \mathbf{a} - \mathbf{n} + \epsilon \rVert_2\bigr)
+    Identity: \frac{\partial \ell}{\partial \mathbf{p}} = -g\,\frac{\mathbf{a} - \mathbf{p} + \epsilon}{\lVert \mathbf{a} - \mathbf{p} + \epsilon \rVert},\quad \frac{\partial \ell}{\partial \mathbf{n}} = g\,\frac{\mathbf{a} - \mathbf{n} + \epsilon}{\lVert \mathbf{a} - \mathbf{n} + \epsilon \rVert},\quad \frac{\partial \ell}{\partial \mathbf{a}} = -\frac{\partial \ell}{\partial \mathbf{p}} - \frac{\partial \ell}{\partial \mathbf{n}},\quad g = \mathbf{1}[\ell\text{'s argument} \ge 0]
+
+    a: an array (..., K): a batch of vectors along the last axis
+    p: an array (..., K): a batch of vectors along the last axis
+    n: an array (..., K): a batch of vectors along the last axis
+    margin: a number (default 1.0)
+    eps: a number (default 1e-06)
+    grad: the upstream gradient, one number per sample (...,)
+    Returns the gradients with respect to a, p, n, each shaped like its input.
+    Kinks: at the hinge the gradient passes (torch.clamp_min); a zero difference has gradient 0 (torch's norm at 0)
+    """
+    xp = namespace(a, p, n, grad)
+    a = xp.asarray(a)
+    p = xp.asarray(p)
+    n = xp.asarray(n)
+    grad = xp.asarray(grad)
+    a_shape = a.shape
+    p_shape = p.shape
+    n_shape = n.shape
+    grad_shape = grad.shape
+    a = rows(a, xp)
+    p = rows(p, xp)
+    n = rows(n, xp)
+    grad = xp.reshape(grad, (-1, 1))
+    if p.shape != a.shape:
+        raise ValueError(f"p: shape {p_shape}, expected that of a, {a_shape}")
+    if n.shape != a.shape:
+        raise ValueError(f"n: shape {n_shape}, expected that of a, {a_shape}")
+    if grad.shape[-2] != a.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {a.shape[-2]} (as a, shape {a_shape})")
+    _t0 = step_at_least_np(((margin) + (distance_np(a, p, eps, xp=xp)) - (distance_np(a, n, eps, xp=xp))), xp=xp)
+    _t0 *= grad
+    _t1 = distance_vjp_np(a, n, -_t0, eps, xp=xp)
+    _t2 = distance_vjp_np(a, p, _t0, eps, xp=xp)
+    grad_a = _t1 + _t2
+    grad_p = -_t2
+    grad_n = -_t1
+    return shaped(grad_a, a_shape, xp), shaped(grad_p, p_shape, xp), shaped(grad_n, n_shape, xp)
 
 
 # --- dense ---------------------------------------------------------------------------------------
@@ -1780,8 +2733,15 @@ def dense(W, x, b):
     x = xp.asarray(x)
     b = xp.asarray(b)
     batch = x.shape[:-1]
-    x = xp.reshape(x, (-1, x.shape[-1]))
+    W_shape = W.shape
+    x_shape = x.shape
+    b_shape = b.shape
+    x = rows(x, xp)
     b = xp.reshape(b, (1, -1))
+    if x.shape[-1] != W.shape[-1]:
+        raise ValueError(f"x: shape {x_shape}: axis -1 should be D = {W.shape[-1]} (axis -1 of W, shape {W_shape})")
+    if b.shape[-1] != W.shape[-2]:
+        raise ValueError(f"b: shape {b_shape}: its length should be H = {W.shape[-2]} (axis -2 of W, shape {W_shape})")
     out = x @ W.T
     out += b
     return xp.reshape(out, batch + (out.shape[-1],))
@@ -1805,15 +2765,25 @@ def dense_backward(W, x, b, grad):
     x = xp.asarray(x)
     b = xp.asarray(b)
     grad = xp.asarray(grad)
+    W_shape = W.shape
     x_shape = x.shape
     b_shape = b.shape
-    x = xp.reshape(x, (-1, x.shape[-1]))
+    grad_shape = grad.shape
+    x = rows(x, xp)
     b = xp.reshape(b, (1, -1))
-    grad = xp.reshape(grad, (-1, grad.shape[-1]))
+    grad = rows(grad, xp)
+    if x.shape[-1] != W.shape[-1]:
+        raise ValueError(f"x: shape {x_shape}: axis -1 should be D = {W.shape[-1]} (axis -1 of W, shape {W_shape})")
+    if b.shape[-1] != W.shape[-2]:
+        raise ValueError(f"b: shape {b_shape}: its length should be H = {W.shape[-2]} (axis -2 of W, shape {W_shape})")
+    if grad.shape[-2] != x.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {x.shape[-2]} (as x, shape {x_shape})")
+    if grad.shape[-1] != W.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: axis -1 should be H = {W.shape[-2]} (axis -2 of W, shape {W_shape})")
     grad_W = grad.T @ x
     grad_x = grad @ W
     grad_b = xp.sum(grad, axis=-2, keepdims=True)
-    return grad_W, xp.reshape(grad_x, x_shape), xp.reshape(grad_b, b_shape)
+    return grad_W, shaped(grad_x, x_shape, xp), shaped(grad_b, b_shape, xp)
 
 
 # --- lp_pool -------------------------------------------------------------------------------------
@@ -1832,7 +2802,8 @@ def lp_pool(x, p):
     xp = namespace(x)
     x = xp.asarray(x)
     batch = x.shape[:-1]
-    x = xp.reshape(x, (-1, x.shape[-1]))
+    x_shape = x.shape
+    x = rows(x, xp)
     out = (xp.sum(x**p, axis=-1, keepdims=True))**(1/p)
     return xp.reshape(out, batch)
 
@@ -1841,7 +2812,7 @@ def lp_pool_backward(x, grad, p):
     r"""The vector–Jacobian product of lp_pool: grad · ∂lp_pool/∂(x).
 
     Forward:  y = \Bigl(\sum_{i=1}^{n} x_i^{p}\Bigr)^{1/p}
-    Identity: x_k' = y' \, x_k^{p-1} \Bigl(\sum_{i} x_i^{p}\Bigr)^{\frac{1-p}{p}}
+    Identity: \frac{\partial L}{\partial \mathbf{x}} = y' \bigl(\mathbf{1}^{\top}\mathbf{x}^{\circ p}\bigr)^{\frac{1-p}{p}} \mathbf{x}^{\circ (p-1)}, \quad x_k' = y' \, x_k^{p-1} \Bigl(\sum_{i} x_i^{p}\Bigr)^{\frac{1-p}{p}}
 
     x: an array (..., K): a batch of vectors along the last axis
     p: a number
@@ -1853,11 +2824,14 @@ def lp_pool_backward(x, grad, p):
     x = xp.asarray(x)
     grad = xp.asarray(grad)
     x_shape = x.shape
-    x = xp.reshape(x, (-1, x.shape[-1]))
+    grad_shape = grad.shape
+    x = rows(x, xp)
     grad = xp.reshape(grad, (-1, 1))
+    if grad.shape[-2] != x.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {x.shape[-2]} (as x, shape {x_shape})")
     grad_x = x**(p - 1)
     grad_x *= (((xp.sum(x**p, axis=-1, keepdims=True))**(-1 + 1/p)) * grad)
-    return xp.reshape(grad_x, x_shape)
+    return shaped(grad_x, x_shape, xp)
 
 
 # --- log_avg_pool --------------------------------------------------------------------------------
@@ -1876,7 +2850,8 @@ def log_avg_pool(x, beta):
     xp = namespace(x)
     x = xp.asarray(x)
     batch = x.shape[:-1]
-    x = xp.reshape(x, (-1, x.shape[-1]))
+    x_shape = x.shape
+    x = rows(x, xp)
     out = row_log_mean_exp_np(beta*x, xp=xp)
     out *= 1/beta
     return xp.reshape(out, batch)
@@ -1898,11 +2873,14 @@ def log_avg_pool_backward(x, grad, beta):
     x = xp.asarray(x)
     grad = xp.asarray(grad)
     x_shape = x.shape
-    x = xp.reshape(x, (-1, x.shape[-1]))
+    grad_shape = grad.shape
+    x = rows(x, xp)
     grad = xp.reshape(grad, (-1, 1))
+    if grad.shape[-2] != x.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {x.shape[-2]} (as x, shape {x_shape})")
     grad_x = row_softmax_np(beta*x, xp=xp)
     grad_x *= grad
-    return xp.reshape(grad_x, x_shape)
+    return shaped(grad_x, x_shape, xp)
 
 
 # --- sq_norm_linear ------------------------------------------------------------------------------
@@ -1922,7 +2900,11 @@ def sq_norm_linear(W, x):
     W = xp.asarray(W)
     x = xp.asarray(x)
     batch = x.shape[:-1]
-    x = xp.reshape(x, (-1, x.shape[-1]))
+    W_shape = W.shape
+    x_shape = x.shape
+    x = rows(x, xp)
+    if x.shape[-1] != W.shape[-1]:
+        raise ValueError(f"x: shape {x_shape}: axis -1 should be D = {W.shape[-1]} (axis -1 of W, shape {W_shape})")
     out = xp.sum((x @ W.T)**2, axis=-1, keepdims=True)
     return xp.reshape(out, batch)
 
@@ -1943,13 +2925,152 @@ def sq_norm_linear_backward(W, x, grad):
     W = xp.asarray(W)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
+    W_shape = W.shape
     x_shape = x.shape
-    x = xp.reshape(x, (-1, x.shape[-1]))
+    grad_shape = grad.shape
+    x = rows(x, xp)
     grad = xp.reshape(grad, (-1, 1))
+    if x.shape[-1] != W.shape[-1]:
+        raise ValueError(f"x: shape {x_shape}: axis -1 should be D = {W.shape[-1]} (axis -1 of W, shape {W_shape})")
+    if grad.shape[-2] != x.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {x.shape[-2]} (as x, shape {x_shape})")
     _t0 = 2*(W @ x.T)
     grad_W = (_t0 * grad.T) @ x
     grad_x = (grad * _t0.T) @ W
-    return grad_W, xp.reshape(grad_x, x_shape)
+    return grad_W, shaped(grad_x, x_shape, xp)
+
+
+# --- dropout -------------------------------------------------------------------------------------
+
+
+def dropout(x, mask, p=0.5):
+    r"""dropout(x, mask, p=0.5) = x*mask/(1 - p)   (the mask is given and not differentiated)
+
+    Forward:  y = rac{m\,x}{1 - p},\quad m \in \{0, 1\}
+
+    x: an array (any shape; inputs broadcast)
+    mask: an array (any shape; inputs broadcast)
+    p: a number (default 0.5)
+    Returns an array of the broadcast shape.
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(x, mask)
+    x = xp.asarray(x)
+    mask = xp.asarray(mask)
+    return mask*x/(1 - p)
+
+
+def dropout_backward(x, mask, grad, p=0.5):
+    r"""The vector–Jacobian product of dropout: grad · ∂dropout/∂(x).
+
+    Forward:  y = rac{m\,x}{1 - p},\quad m \in \{0, 1\}
+    Identity: rac{\partial y}{\partial x} = rac{m}{1 - p}
+
+    x: an array (any shape; inputs broadcast)
+    mask: an array (any shape; inputs broadcast)
+    p: a number (default 0.5)
+    grad: the upstream gradient, shaped like the output
+    Returns the gradient with respect to x, shaped like x.
+    Not differentiated (data): mask.
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(x, mask, grad)
+    x = xp.asarray(x)
+    mask = xp.asarray(mask)
+    grad = xp.asarray(grad)
+    grad_x = grad*mask/(1 - p)
+    return reduce_to(grad_x, x.shape, xp)
+
+
+# --- max_pool ------------------------------------------------------------------------------------
+
+
+def max_pool(x):
+    r"""max_pool(x) = max_i x_i
+
+    Forward:  y = \max_{i} x_i
+
+    x: an array (..., K): a batch of vectors along the last axis
+    Returns one number per sample (...,).
+    Kinks: ties: the gradient goes to the first largest input (as torch.max(x, dim) and max_pool1d); a NaN is the largest
+    """
+    xp = namespace(x)
+    x = xp.asarray(x)
+    batch = x.shape[:-1]
+    x_shape = x.shape
+    x = rows(x, xp)
+    out = row_max_np(x, xp=xp)
+    return xp.reshape(out, batch)
+
+
+def max_pool_backward(x, grad):
+    r"""The vector–Jacobian product of max_pool: grad · ∂max_pool/∂(x).
+
+    Forward:  y = \max_{i} x_i
+    Identity: x_k' = y' \, \mathbf{1}[k = \operatorname{argmax}_i x_i]
+
+    x: an array (..., K): a batch of vectors along the last axis
+    grad: the upstream gradient, one number per sample (...,)
+    Returns the gradient with respect to x, shaped like x.
+    Kinks: ties: the gradient goes to the first largest input (as torch.max(x, dim) and max_pool1d); a NaN is the largest
+    """
+    xp = namespace(x, grad)
+    x = xp.asarray(x)
+    grad = xp.asarray(grad)
+    x_shape = x.shape
+    grad_shape = grad.shape
+    x = rows(x, xp)
+    grad = xp.reshape(grad, (-1, 1))
+    if grad.shape[-2] != x.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {x.shape[-2]} (as x, shape {x_shape})")
+    grad_x = max_vjp_np(x, grad, xp=xp)
+    return shaped(grad_x, x_shape, xp)
+
+
+# --- logsumexp -----------------------------------------------------------------------------------
+
+
+def logsumexp(x):
+    r"""logsumexp(z) = log(sum_j exp(z_j))   (stable: max z + log1p of the rest)
+
+    Forward:  \operatorname{LSE}(\mathbf{z}) = \log \sum_j e^{z_j}
+
+    x: an array (..., K): a batch of vectors along the last axis
+    Returns one number per sample (...,).
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(x)
+    x = xp.asarray(x)
+    batch = x.shape[:-1]
+    x_shape = x.shape
+    x = rows(x, xp)
+    out = row_logsumexp_np(x, xp=xp)
+    return xp.reshape(out, batch)
+
+
+def logsumexp_backward(x, grad):
+    r"""The vector–Jacobian product of logsumexp: grad · ∂logsumexp/∂(x).
+
+    Forward:  \operatorname{LSE}(\mathbf{z}) = \log \sum_j e^{z_j}
+    Identity: \frac{\partial \operatorname{LSE}}{\partial z_j} = \operatorname{softmax}(\mathbf{z})_j
+
+    x: an array (..., K): a batch of vectors along the last axis
+    grad: the upstream gradient, one number per sample (...,)
+    Returns the gradient with respect to x, shaped like x.
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(x, grad)
+    x = xp.asarray(x)
+    grad = xp.asarray(grad)
+    x_shape = x.shape
+    grad_shape = grad.shape
+    x = rows(x, xp)
+    grad = xp.reshape(grad, (-1, 1))
+    if grad.shape[-2] != x.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {x.shape[-2]} (as x, shape {x_shape})")
+    grad_x = row_softmax_np(x, xp=xp)
+    grad_x *= grad
+    return shaped(grad_x, x_shape, xp)
 
 
 # --- logistic_regression -------------------------------------------------------------------------
@@ -1973,10 +3094,18 @@ def logistic_regression(w, x, b, y):
     b = xp.asarray(b)
     y = xp.asarray(y)
     batch = x.shape[:-1]
+    w_shape = w.shape
+    x_shape = x.shape
+    b_shape = b.shape
+    y_shape = y.shape
     w = xp.reshape(w, (-1, 1))
-    x = xp.reshape(x, (-1, x.shape[-1]))
+    x = rows(x, xp)
     b = xp.reshape(b, (1, 1))
     y = xp.reshape(y, (-1, 1))
+    if x.shape[-1] != w.shape[-2]:
+        raise ValueError(f"x: shape {x_shape}: axis -1 should be D = {w.shape[-2]} (axis -2 of w, shape {w_shape})")
+    if y.shape[-2] != x.shape[-2]:
+        raise ValueError(f"y: shape {y_shape}: {y.shape[-2]} samples, expected {x.shape[-2]} (as x, shape {x_shape})")
     out = bce_with_logits_np(x @ w + b, y, xp=xp)
     return xp.reshape(out, batch)
 
@@ -2005,11 +3134,18 @@ def logistic_regression_backward(w, x, b, y, grad):
     x_shape = x.shape
     b_shape = b.shape
     y_shape = y.shape
+    grad_shape = grad.shape
     w = xp.reshape(w, (-1, 1))
-    x = xp.reshape(x, (-1, x.shape[-1]))
+    x = rows(x, xp)
     b = xp.reshape(b, (1, 1))
     y = xp.reshape(y, (-1, 1))
     grad = xp.reshape(grad, (-1, 1))
+    if x.shape[-1] != w.shape[-2]:
+        raise ValueError(f"x: shape {x_shape}: axis -1 should be D = {w.shape[-2]} (axis -2 of w, shape {w_shape})")
+    if y.shape[-2] != x.shape[-2]:
+        raise ValueError(f"y: shape {y_shape}: {y.shape[-2]} samples, expected {x.shape[-2]} (as x, shape {x_shape})")
+    if grad.shape[-2] != x.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {x.shape[-2]} (as x, shape {x_shape})")
     _t0 = x @ w
     _t0 += b
     _t1 = sigmoid_shift_np(_t0, -y, xp=xp)
@@ -2019,7 +3155,7 @@ def logistic_regression_backward(w, x, b, y, grad):
     grad_w = x.T @ _t1
     grad_x = _t1 @ w.T
     grad_b = xp.sum(_t1, axis=-2, keepdims=True)
-    return xp.reshape(grad_w, w_shape), xp.reshape(grad_x, x_shape), xp.reshape(grad_b, b_shape), xp.reshape(grad_y, y_shape)
+    return shaped(grad_w, w_shape, xp), shaped(grad_x, x_shape, xp), shaped(grad_b, b_shape, xp), shaped(grad_y, y_shape, xp)
 
 
 # --- softmax_regression --------------------------------------------------------------------------
@@ -2043,9 +3179,19 @@ def softmax_regression(W, x, b, y):
     b = xp.asarray(b)
     y = xp.asarray(y)
     batch = x.shape[:-1]
-    x = xp.reshape(x, (-1, x.shape[-1]))
+    W_shape = W.shape
+    x_shape = x.shape
+    b_shape = b.shape
+    y_shape = y.shape
+    x = rows(x, xp)
     b = xp.reshape(b, (1, -1))
     y = labels(y, W.shape[-2], x.dtype, xp=xp)
+    if x.shape[-1] != W.shape[-1]:
+        raise ValueError(f"x: shape {x_shape}: axis -1 should be D = {W.shape[-1]} (axis -1 of W, shape {W_shape})")
+    if b.shape[-1] != W.shape[-2]:
+        raise ValueError(f"b: shape {b_shape}: its length should be C = {W.shape[-2]} (axis -2 of W, shape {W_shape})")
+    if y.shape[-2] != x.shape[-2]:
+        raise ValueError(f"y: shape {y_shape}: {y.shape[-2]} samples, expected {x.shape[-2]} (as x, shape {x_shape})")
     out = row_softmax_cross_entropy_np(x @ W.T + b, y, xp=xp)
     return xp.reshape(out, batch)
 
@@ -2062,6 +3208,7 @@ def softmax_regression_backward(W, x, b, y, grad):
     y: class indices (...,), 0-based, or target rows (..., C) (one-hot or probabilities)
     grad: the upstream gradient, one number per sample (...,)
     Returns the gradients with respect to W, x, b, y, each shaped like its input.
+    The gradient for y is None when y holds class indices (not differentiable).
     Kinks: smooth: differentiable everywhere
     """
     xp = namespace(W, x, b, y, grad)
@@ -2070,22 +3217,36 @@ def softmax_regression_backward(W, x, b, y, grad):
     b = xp.asarray(b)
     y = xp.asarray(y)
     grad = xp.asarray(grad)
+    W_shape = W.shape
     x_shape = x.shape
     b_shape = b.shape
     y_shape = y.shape
-    x = xp.reshape(x, (-1, x.shape[-1]))
+    grad_shape = grad.shape
+    x = rows(x, xp)
     b = xp.reshape(b, (1, -1))
+    y_rows = not indices(y, xp)
     y = labels(y, W.shape[-2], x.dtype, xp=xp)
     grad = xp.reshape(grad, (-1, 1))
+    if x.shape[-1] != W.shape[-1]:
+        raise ValueError(f"x: shape {x_shape}: axis -1 should be D = {W.shape[-1]} (axis -1 of W, shape {W_shape})")
+    if b.shape[-1] != W.shape[-2]:
+        raise ValueError(f"b: shape {b_shape}: its length should be C = {W.shape[-2]} (axis -2 of W, shape {W_shape})")
+    if y.shape[-2] != x.shape[-2]:
+        raise ValueError(f"y: shape {y_shape}: {y.shape[-2]} samples, expected {x.shape[-2]} (as x, shape {x_shape})")
+    if grad.shape[-2] != x.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {x.shape[-2]} (as x, shape {x_shape})")
     _t0 = (softmax_minus_targets_np(x @ W.T + b, y, xp=xp)).T
     _t1 = grad.T * _t0
-    grad_y = row_log_softmax_np(x @ W.T + b, xp=xp)
-    grad_y *= grad
-    grad_y *= -1
     grad_W = _t1 @ x
     grad_x = _t1.T @ W
     grad_b = xp.sum(_t1.T, axis=-2, keepdims=True)
-    return grad_W, xp.reshape(grad_x, x_shape), xp.reshape(grad_b, b_shape), xp.reshape(grad_y, y_shape)
+    grad_y = None  # class indices are not differentiable
+    if y_rows:  # target rows (probabilities) are
+        grad_y = row_log_softmax_np(x @ W.T + b, xp=xp)
+        grad_y *= grad
+        grad_y *= -1
+        grad_y = xp.reshape(grad_y, y_shape)
+    return grad_W, shaped(grad_x, x_shape, xp), shaped(grad_b, b_shape, xp), grad_y
 
 
 # --- mlp -----------------------------------------------------------------------------------------
@@ -2113,10 +3274,28 @@ def mlp(W1, b1, W2, b2, x, y):
     x = xp.asarray(x)
     y = xp.asarray(y)
     batch = x.shape[:-1]
+    W1_shape = W1.shape
+    b1_shape = b1.shape
+    W2_shape = W2.shape
+    b2_shape = b2.shape
+    x_shape = x.shape
+    y_shape = y.shape
     b1 = xp.reshape(b1, (1, -1))
     b2 = xp.reshape(b2, (1, -1))
-    x = xp.reshape(x, (-1, x.shape[-1]))
-    y = xp.reshape(y, (-1, y.shape[-1]))
+    x = rows(x, xp)
+    y = rows(y, xp)
+    if b1.shape[-1] != W1.shape[-2]:
+        raise ValueError(f"b1: shape {b1_shape}: its length should be H = {W1.shape[-2]} (axis -2 of W1, shape {W1_shape})")
+    if W2.shape[-1] != W1.shape[-2]:
+        raise ValueError(f"W2: shape {W2_shape}: axis -1 should be H = {W1.shape[-2]} (axis -2 of W1, shape {W1_shape})")
+    if b2.shape[-1] != W2.shape[-2]:
+        raise ValueError(f"b2: shape {b2_shape}: its length should be O = {W2.shape[-2]} (axis -2 of W2, shape {W2_shape})")
+    if x.shape[-1] != W1.shape[-1]:
+        raise ValueError(f"x: shape {x_shape}: axis -1 should be D = {W1.shape[-1]} (axis -1 of W1, shape {W1_shape})")
+    if y.shape[-2] != x.shape[-2]:
+        raise ValueError(f"y: shape {y_shape}: {y.shape[-2]} samples, expected {x.shape[-2]} (as x, shape {x_shape})")
+    if y.shape[-1] != W2.shape[-2]:
+        raise ValueError(f"y: shape {y_shape}: axis -1 should be O = {W2.shape[-2]} (axis -2 of W2, shape {W2_shape})")
     out = xp.sum((sigmoid_np((x @ W1.T + b1), xp=xp) @ W2.T + b2 - y)**2, axis=-1, keepdims=True)
     return xp.reshape(out, batch)
 
@@ -2145,15 +3324,32 @@ def mlp_backward(W1, b1, W2, b2, x, y, grad):
     x = xp.asarray(x)
     y = xp.asarray(y)
     grad = xp.asarray(grad)
+    W1_shape = W1.shape
     b1_shape = b1.shape
+    W2_shape = W2.shape
     b2_shape = b2.shape
     x_shape = x.shape
     y_shape = y.shape
+    grad_shape = grad.shape
     b1 = xp.reshape(b1, (1, -1))
     b2 = xp.reshape(b2, (1, -1))
-    x = xp.reshape(x, (-1, x.shape[-1]))
-    y = xp.reshape(y, (-1, y.shape[-1]))
+    x = rows(x, xp)
+    y = rows(y, xp)
     grad = xp.reshape(grad, (-1, 1))
+    if b1.shape[-1] != W1.shape[-2]:
+        raise ValueError(f"b1: shape {b1_shape}: its length should be H = {W1.shape[-2]} (axis -2 of W1, shape {W1_shape})")
+    if W2.shape[-1] != W1.shape[-2]:
+        raise ValueError(f"W2: shape {W2_shape}: axis -1 should be H = {W1.shape[-2]} (axis -2 of W1, shape {W1_shape})")
+    if b2.shape[-1] != W2.shape[-2]:
+        raise ValueError(f"b2: shape {b2_shape}: its length should be O = {W2.shape[-2]} (axis -2 of W2, shape {W2_shape})")
+    if x.shape[-1] != W1.shape[-1]:
+        raise ValueError(f"x: shape {x_shape}: axis -1 should be D = {W1.shape[-1]} (axis -1 of W1, shape {W1_shape})")
+    if y.shape[-2] != x.shape[-2]:
+        raise ValueError(f"y: shape {y_shape}: {y.shape[-2]} samples, expected {x.shape[-2]} (as x, shape {x_shape})")
+    if y.shape[-1] != W2.shape[-2]:
+        raise ValueError(f"y: shape {y_shape}: axis -1 should be O = {W2.shape[-2]} (axis -2 of W2, shape {W2_shape})")
+    if grad.shape[-2] != x.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {x.shape[-2]} (as x, shape {x_shape})")
     _t0 = sigmoid_np((W1 @ x.T + b1.T), xp=xp)
     _t1 = W2 @ _t0
     _t1 -= y.T
@@ -2171,4 +3367,4 @@ def mlp_backward(W1, b1, W2, b2, x, y, grad):
     grad_b2 = xp.sum(_t3, axis=-2, keepdims=True)
     grad_x = _t4 @ W1
     grad_y = (-2)*_t5.T
-    return grad_W1, xp.reshape(grad_b1, b1_shape), grad_W2, xp.reshape(grad_b2, b2_shape), xp.reshape(grad_x, x_shape), xp.reshape(grad_y, y_shape)
+    return grad_W1, shaped(grad_b1, b1_shape, xp), grad_W2, shaped(grad_b2, b2_shape, xp), shaped(grad_x, x_shape, xp), shaped(grad_y, y_shape, xp)

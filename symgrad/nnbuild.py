@@ -20,12 +20,14 @@ when the committed file differs from what this builds.
 from __future__ import annotations
 
 import inspect
+import re
 import sys
 from pathlib import Path
 
 import sympy as sp
 
-from .catalog.registry import ARG_KINDS, Arg, Batched, Block, blocks
+from . import runtime
+from .catalog.registry import ARG_KINDS, Arg, Batched, Block, Choice, blocks
 from .compiler import ArrayAPIPrinter, helper_closure, program, stabilise
 from .matrices import matrix_gradient
 
@@ -59,6 +61,13 @@ def _elementwise(block: Block) -> bool:
         and all(isinstance(w, sp.Symbol) for w in ex.wrt)
 
 
+def differentiable(form: Batched) -> list[Arg]:
+    """The inputs the backward returns gradients for, in signature order: the declared ``wrt``
+    (targets included where torch.autograd differentiates them). A ``labels`` input is
+    differentiable as target rows (probabilities); its gradient is None for class indices."""
+    return [a for a in form.args if a.name in form.wrt and a.kind != "param"]
+
+
 def _elementwise_form(block: Block) -> Batched:
     """An elementwise block's example as a (broadcasting) batched form: scalar symbols."""
     ex = block.build()
@@ -68,23 +77,20 @@ def _elementwise_form(block: Block) -> Batched:
             args.append(Arg(name, sym, "param", float(block.params[name])))
         else:
             args.append(Arg(name, sym, "samples"))
-    wrt = tuple(name for name, sym in ex.inputs.items() if sym in ex.wrt)
+    # the example's wrt, and every other input on a continuous domain (a target y ∈ [0, 1], as
+    # torch differentiates it); inputs drawn from a finite set (a mask, labels ±1) are data
+    wrt = tuple(name for name, sym in ex.inputs.items() if name not in block.params and
+                (sym in ex.wrt or not isinstance(ex.domain.get(sym), Choice)))
     return Batched(ex.expr, tuple(args), wrt)
 
 
-def _backward_outputs(form: Batched, grad: sp.Basic, elementwise: bool) -> list[sp.Basic]:
+def _backward_output(form: Batched, arg: Arg, grad: sp.Basic, elementwise: bool) -> sp.Basic:
     from .derive import derive
 
-    outs = []
-    for arg in form.args:
-        if arg.name not in form.wrt:
-            continue
-        if elementwise:
-            local = stabilise(derive(form.forward, arg.symbol).result)
-            outs.append(sp.piecewise_fold(grad * local))  # grad · f'(x), one branch per case
-        else:
-            outs.append(matrix_gradient(sp.Trace(grad.T * form.forward), arg.symbol))
-    return outs
+    if elementwise:
+        local = stabilise(derive(form.forward, arg.symbol).result)
+        return sp.piecewise_fold(grad * local)  # grad · f'(x), one branch per case
+    return matrix_gradient(sp.Trace(grad.T * form.forward), arg.symbol)
 
 
 def _signature(form: Batched, extra: list[str] | None = None) -> str:
@@ -95,8 +101,14 @@ def _signature(form: Batched, extra: list[str] | None = None) -> str:
     return ", ".join(inputs + (extra or []) + [a.name if a.default is None else f"{a.name}={a.default!r}" for a in params])
 
 
-def _prologue(form: Batched, grad: sp.Basic | None, keep_shapes: bool) -> list[str]:
-    """Namespace, arrays, and the batched inputs flattened to 2-D (rows = samples)."""
+_FLATTEN = {"rows": "rows({0}, xp)", "samples": "xp.reshape({0}, (-1, 1))", "row": "xp.reshape({0}, (1, -1))",
+            "column": "xp.reshape({0}, (-1, 1))", "scalar": "xp.reshape({0}, (1, 1))"}
+_BATCHED = ("rows", "samples", "labels")  # the kinds whose leading axes are the samples
+
+
+def _prologue(form: Batched, grad: sp.Basic | None, backward: bool) -> list[str]:
+    """Namespace, arrays, and the batched inputs flattened to 2-D (rows = samples), then checks that
+    the sizes agree (an error names the argument and the shape it should have)."""
     arrays = [a for a in form.args if a.kind != "param"]
     names = [a.name for a in arrays] + (["grad"] if grad is not None else [])
     lines = [f"xp = namespace({', '.join(names)})"]
@@ -104,28 +116,53 @@ def _prologue(form: Batched, grad: sp.Basic | None, keep_shapes: bool) -> list[s
     if not isinstance(form.forward, sp.MatrixExpr):
         return lines
     rows = [a for a in arrays if a.kind == "rows"]
-    if not keep_shapes:  # the forward restores the batch axes of its output
+    if not backward:  # the forward restores the batch axes of its output
         lines.append(f"batch = {rows[0].name}.shape[:-1]")
+    lines += [f"{n}_shape = {n}.shape" for n in names]
     for a in arrays:
-        if keep_shapes and a.name in form.wrt and a.kind != "weight":
-            lines.append(f"{a.name}_shape = {a.name}.shape")
-    for a in arrays:
-        if a.kind == "rows":
-            lines.append(f"{a.name} = xp.reshape({a.name}, (-1, {a.name}.shape[-1]))")
-        elif a.kind == "samples":
-            lines.append(f"{a.name} = xp.reshape({a.name}, (-1, 1))")
-        elif a.kind == "row":
-            lines.append(f"{a.name} = xp.reshape({a.name}, (1, -1))")
-        elif a.kind == "column":
-            lines.append(f"{a.name} = xp.reshape({a.name}, (-1, 1))")
-        elif a.kind == "scalar":
-            lines.append(f"{a.name} = xp.reshape({a.name}, (1, 1))")
+        if a.kind in _FLATTEN:
+            lines.append(f"{a.name} = {_FLATTEN[a.kind].format(a.name)}")
     for a in arrays:
         if a.kind == "labels":
+            if backward and a in differentiable(form):
+                lines.append(f"{a.name}_rows = not indices({a.name}, xp)")
             lines.append(f"{a.name} = labels({a.name}, {_classes(form, a)}, {rows[0].name}.dtype, xp=xp)")
     if grad is not None:
         per_sample = form.forward.shape[1] == 1
-        lines.append("grad = xp.reshape(grad, (-1, 1))" if per_sample else "grad = xp.reshape(grad, (-1, grad.shape[-1]))")
+        lines.append("grad = xp.reshape(grad, (-1, 1))" if per_sample else "grad = rows(grad, xp)")
+    return lines + _checks(form, grad)
+
+
+def _checks(form: Batched, grad: sp.Basic | None) -> list[str]:
+    """``if …: raise ValueError(…)`` for every size two inputs (or ``grad`` and the output) share."""
+    entries = [(a.name, a.kind, a.symbol) for a in form.args if a.kind != "param"]
+    if grad is not None:
+        entries.append(("grad", "rows", grad))
+    seen: dict = {}
+    lines = []
+    for k, (name, kind, sym) in enumerate(entries):
+        twin = next((e for e in entries[:k] if e[2].shape == sym.shape and e[1] == kind and kind in ("rows", "samples")), None)
+        if twin is not None and all(dim in seen for dim in sym.shape if dim != 1):  # one comparison
+            lines.append(f"if {name}.shape != {twin[0]}.shape:")
+            lines.append(f'    raise ValueError(f"{name}: shape {{{name}_shape}}, expected that of {twin[0]}, '
+                         f'{{{twin[0]}_shape}}")')
+            continue
+        for axis, dim in ((-2, sym.shape[0]), (-1, sym.shape[1])):
+            if dim == 1 or (kind == "labels" and axis == -1):  # labels() checks the classes itself
+                continue
+            if dim not in seen:
+                seen[dim] = (name, kind, axis)
+                continue
+            first, first_kind, first_axis = seen[dim]
+            got, want = f"{name}.shape[{axis}]", f"{first}.shape[{first_axis}]"
+            if axis == -2 and kind in _BATCHED + ("grad",) and first_kind in _BATCHED:
+                what = f"{{{got}}} samples, expected {{{want}}} (as {first}, shape {{{first}_shape}})"
+            else:
+                where = "its length" if kind in ("row", "column") else f"axis {axis}"
+                what = (f"{where} should be {dim} = {{{want}}} (axis {first_axis} of {first}, "
+                        f"shape {{{first}_shape}})")
+            lines.append(f"if {got} != {want}:")
+            lines.append(f'    raise ValueError(f"{name}: shape {{{name}_shape}}: {what}")')
     return lines
 
 
@@ -143,7 +180,7 @@ def _classes(form: Batched, labels_arg: Arg) -> str:
 
 def _doc(block: Block, form: Batched, backward: bool) -> str:
     lines = [f"{block.formula}" if not backward else f"The vector–Jacobian product of {block.name}: "
-             f"grad · ∂{block.name}/∂({', '.join(form.wrt)}).", ""]
+             f"grad · ∂{block.name}/∂({', '.join(a.name for a in differentiable(form))}).", ""]
     lines.append(f"Forward:  {block.latex}")
     if backward:
         lines.append(f"Identity: {block.derivative}")
@@ -164,8 +201,15 @@ def _doc(block: Block, form: Batched, backward: bool) -> str:
             lines.append("grad: the upstream gradient, one number per sample (...,)")
         else:
             lines.append("grad: the upstream gradient (..., K), shaped like the output")
-        lines.append(f"Returns the gradient with respect to {form.wrt[0]}, shaped like {form.wrt[0]}." if len(form.wrt) == 1 else
-                     f"Returns the gradients with respect to {', '.join(form.wrt)}, each shaped like its input.")
+        wrt = [a.name for a in differentiable(form)]
+        lines.append(f"Returns the gradient with respect to {wrt[0]}, shaped like {wrt[0]}." if len(wrt) == 1 else
+                     f"Returns the gradients with respect to {', '.join(wrt)}, each shaped like its input.")
+        for a in differentiable(form):
+            if a.kind == "labels":
+                lines.append(f"The gradient for {a.name} is None when {a.name} holds class indices (not differentiable).")
+        data = [a.name for a in form.args if a.kind != "param" and a.name not in wrt]
+        if data:
+            lines.append(f"Not differentiated (data): {', '.join(data)}.")
     else:
         if elementwise:
             lines.append("Returns an array of the broadcast shape.")
@@ -182,38 +226,53 @@ def _doc(block: Block, form: Batched, backward: bool) -> str:
 def _function(block: Block, form: Batched, backward: bool, helpers: dict) -> str:
     elementwise = not isinstance(form.forward, sp.MatrixExpr)
     grad = None
+    names = {a.symbol: a.name for a in form.args}
     if backward:
         grad = sp.Symbol("grad", real=True) if elementwise else sp.MatrixSymbol("grad", *form.forward.shape)
-        outputs = _backward_outputs(form, grad, elementwise)
-    else:
-        outputs = [form.forward]
-    outputs = [stabilise(o) for o in outputs]
-    symbols = [a.symbol for a in form.args] + ([grad] if grad is not None else [])
-    names = {a.symbol: a.name for a in form.args}
-    if grad is not None:
         names[grad] = "grad"
+    symbols = [a.symbol for a in form.args] + ([grad] if grad is not None else [])
     printer = ArrayAPIPrinter(names)
-    wrt = [a for a in form.args if a.name in form.wrt]
-    out_names = [f"grad_{a.name}" for a in wrt] if backward else ["out"]
-    body, returned = program(outputs, symbols, names, printer, out_names=out_names)
-    helpers.update(printer.helpers)
     name = f"{block.name}_backward" if backward else block.name
     lines = [f"def {name}({_signature(form, ['grad'] if backward else None)}):", _doc(block, form, backward)]
-    lines += [f"    {line}" for line in _prologue(form, grad, keep_shapes=backward)]
-    lines += [f"    {line}" for line in body]
-    if elementwise:
-        ret = returned
-    elif backward:
-        ret = []
-        for a, code in zip(wrt, returned):
+    lines += [f"    {line}" for line in _prologue(form, grad, backward)]
+    if not backward:
+        body, returned = program([stabilise(form.forward)], symbols, names, printer, out_names=["out"])
+        lines += [f"    {line}" for line in body]
+        if elementwise:
+            ret = returned
+        else:
+            if returned[0] != "out":
+                lines.append(f"    out = {returned[0]}")
+            per_sample = form.forward.shape[1] == 1
+            ret = ["xp.reshape(out, batch)" if per_sample else "xp.reshape(out, batch + (out.shape[-1],))"]
+    else:
+        wrt = differentiable(form)
+        main = [a for a in wrt if a.kind != "labels"]
+        outputs = [stabilise(_backward_output(form, a, grad, elementwise)) for a in main]
+        body, returned = program(outputs, symbols, names, printer, out_names=[f"grad_{a.name}" for a in main],
+                                 full=[grad] if elementwise else ())
+        lines += [f"    {line}" for line in body]
+        for a, code in zip(main, returned):
             if code != f"grad_{a.name}":
                 lines.append(f"    grad_{a.name} = {code}")
-            ret.append(f"grad_{a.name}" if a.kind == "weight" else f"xp.reshape(grad_{a.name}, {a.name}_shape)")
-    else:
-        if returned[0] != "out":
-            lines.append(f"    out = {returned[0]}")
-        per_sample = form.forward.shape[1] == 1
-        ret = ["xp.reshape(out, batch)" if per_sample else "xp.reshape(out, batch + (out.shape[-1],))"]
+        for a in wrt:
+            if a.kind != "labels":
+                continue
+            out = stabilise(_backward_output(form, a, grad, elementwise))
+            body, (code,) = program([out], symbols, names, printer, out_names=[f"grad_{a.name}"])
+            lines.append(f"    grad_{a.name} = None  # class indices are not differentiable")
+            lines.append(f"    if {a.name}_rows:  # target rows (probabilities) are")
+            lines += [f"        {line}" for line in body]
+            lines.append(f"        grad_{a.name} = xp.reshape({code}, {a.name}_shape)")
+        ret = []
+        for a in wrt:
+            if elementwise:
+                ret.append(f"reduce_to(grad_{a.name}, {a.name}.shape, xp)")
+            elif a.kind in ("weight", "labels"):
+                ret.append(f"grad_{a.name}")
+            else:
+                ret.append(f"shaped(grad_{a.name}, {a.name}_shape, xp)")
+    helpers.update(printer.helpers)
     lines.append(f"    return {ret[0] if len(ret) == 1 else ', '.join(ret)}")
     return "\n".join(lines) + "\n"
 
@@ -235,7 +294,8 @@ def build_source(progress: bool = False) -> str:
         names += [block.name, f"{block.name}_backward"]
     uses_math = any("math." in f for f in functions)
     closure = helper_closure(helpers)
-    imported = sorted({"labels", "namespace"} | {n for n, fn in closure.items() if fn.__module__ == "symgrad.runtime"})
+    used = {n for n in runtime.__all__ if any(re.search(rf"\b{n}\(", f) for f in functions)}
+    imported = sorted(used | {n for n, fn in closure.items() if fn.__module__ == "symgrad.runtime"})
     header = _HEADER.replace("{math}", "import math\n\n" if uses_math else "").replace("{sympy}", sp.__version__)
     header = header.replace("{runtime}", ", ".join(imported))
     parts = [header.rstrip("\n"), "__all__ = [\n" + "".join(f'    "{n}",\n' for n in names) + "]"]

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["assemble", "result_dtype", "namespace", "labels", "device"]
+__all__ = ["assemble", "result_dtype", "namespace", "labels", "device", "indices", "rows", "shaped", "reduce_to"]
 
 
 def namespace(*arrays):
     """The array namespace of the inputs: NumPy itself for NumPy arrays, Python numbers and
     lists (no wrapper on the fast path); otherwise array-api-compat's namespace of the arrays
     (PyTorch, CuPy, JAX, Dask, array-api-strict)."""
-    others = [a for a in arrays if not isinstance(a, (np.ndarray, np.generic, int, float, list, tuple))]
-    if not others:
+    numpy_like = (np.ndarray, np.generic, int, float, list, tuple)  # (copied into exported modules)
+    for a in arrays:
+        if not isinstance(a, numpy_like):
+            break
+    else:
         return np
+    others = [a for a in arrays if not isinstance(a, numpy_like)]
     try:
         import array_api_compat
     except ImportError:
@@ -65,6 +69,34 @@ def labels(y, classes: int, dtype, xp=np):
         raise ValueError(f"targets must be class indices (an integer array) or rows of {classes} "
                          f"probabilities, got shape {tuple(y.shape)} and dtype {y.dtype}")
     return xp.reshape(y, (-1, classes))
+
+
+def indices(y, xp=np) -> bool:
+    """Whether targets ``y`` are class indices (an integer array), not rows of probabilities."""
+    return bool(xp.isdtype(y.dtype, "integral")) if hasattr(xp, "isdtype") else np.issubdtype(y.dtype, np.integer)
+
+
+def rows(x, xp=np):
+    """``x`` (..., K) as an (N, K) matrix, the leading axes flattened (a 2-D array as it is)."""
+    return x if x.ndim == 2 else xp.reshape(x, (-1, x.shape[-1]))
+
+
+def shaped(x, shape, xp=np):
+    """``x`` reshaped to ``shape`` (as it is when it has that shape already)."""
+    return x if x.shape == shape else xp.reshape(x, shape)
+
+
+def reduce_to(g, shape, xp=np):
+    """The gradient ``g`` of a broadcast input, summed over the axes the input was broadcast along
+    (the VJP of broadcasting), and spread where it does not vary: shaped like the input."""
+    if g.shape == shape:
+        return g
+    full = np.broadcast_shapes(tuple(g.shape), tuple(shape))
+    if full != tuple(g.shape):
+        g = xp.broadcast_to(g, full) + 0  # a new array of the full shape
+    lead = len(full) - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and full[lead + i] != 1)
+    return xp.reshape(xp.sum(g, axis=axes) if axes else g, shape)
 
 
 def assemble(shape, entries, xp=np):

@@ -36,16 +36,17 @@ def test_sigmoid_gradient_is_accurate_and_finite_over_the_float64_range():
 
 
 def test_stability_rules_rewrite_what_is_compiled():
-    from symgrad.catalog.stable import sech2, sigmoid_grad, sigmoid_shift
+    from symgrad.catalog.stable import sech2, sigmoid_grad, sigmoid_minus, sigmoid_shift
 
     s = sg.sigmoid(x)
     assert stabilise(s * (1 - s)) == sigmoid_grad(x)
     assert stabilise(sp.log(s)) == -sg.softplus(-x)
-    assert stabilise(s - y) == sigmoid_shift(x, -y)
+    assert stabilise(s - y) == sigmoid_minus(x, y)  # no negated copy of y
+    assert stabilise(s + y) == sigmoid_shift(x, y)
     assert stabilise(1 - sp.tanh(x) ** 2) == sech2(x)
     elu_grad = sg.elu(x, 2).diff(x)
     assert stabilise(elu_grad) == sp.Piecewise((1, x > 0), (2 * sp.exp(sp.Min(x, 0)), True))
-    for fused, plain in ((sigmoid_grad(x), s * (1 - s)), (sigmoid_shift(x, -y), s - y), (sech2(x), 1 - sp.tanh(x) ** 2)):
+    for fused, plain in ((sigmoid_grad(x), s * (1 - s)), (sigmoid_minus(x, y), s - y), (sigmoid_shift(x, y), s + y), (sech2(x), 1 - sp.tanh(x) ** 2)):
         for v in (-3.1, 0.4, 2.2):
             pt = {x: v, y: 0.3}
             assert float(fused.rewrite("elementary").subs(pt)) == pytest.approx(float(plain.rewrite("elementary").subs(pt)), rel=1e-14)
@@ -116,7 +117,7 @@ def test_generated_source_is_readable():
     d = sg.derive(sg.bce(sg.sigmoid(sp.Symbol("w", real=True) * x), y), sp.Symbol("w", real=True))
     src = d.compile().source
     assert src.startswith("def gradient(w, x, y):")
-    assert "sigmoid_shift_np(" in src and "lambda" not in src
+    assert "sigmoid_minus_np(w*x, y, scale=x, xp=xp)" in src and "lambda" not in src  # x multiplied in, in cache
     assert r"\sigma" in src  # the formula in the docstring
 
 

@@ -24,7 +24,8 @@ N, C, D, H = 5, 4, 3, 6
 
 
 def _spec(name: str, rng: np.random.Generator, dtype=np.float64):
-    """(positional inputs, keyword params, indices of the differentiable inputs) for one block."""
+    """(positional inputs, keyword params, indices of the inputs whose gradients the backward returns,
+    in order; the gradient of class indices is None) for one block."""
     r = lambda *shape: rng.normal(size=shape).astype(dtype)  # noqa: E731
     idx = rng.integers(0, C, size=N)
     probs = lambda *shape: (lambda e: e / e.sum(-1, keepdims=True))(np.exp(r(*shape)))  # noqa: E731
@@ -52,9 +53,26 @@ def _spec(name: str, rng: np.random.Generator, dtype=np.float64):
         "logistic_regression": ((r(D), r(N, D), r(), rng.uniform(0, 1, N).astype(dtype)), {}),
         "softmax_regression": ((r(C, D), r(N, D), r(C), idx), {}),
         "mlp": ((r(H, D), r(H), r(C, H), r(C), r(N, D), r(N, C)), {}),
+        "huber": ((r(N, C), r(N, C)), {"delta": 0.7}), "smooth_l1": ((r(N, C), r(N, C)), {"beta": 0.6}),
+        "l1_loss": ((r(N, C), r(N, C)), {}),
+        "margin_ranking": ((r(N), r(N), rng.choice([-1.0, 1.0], N).astype(dtype)), {"margin": 0.3}),
+        "binary_focal": ((r(N, C), rng.uniform(0, 1, (N, C)).astype(dtype)), {}),
+        "kl_div": ((np.log(probs(N, C)), rng.uniform(0.5, 1.5, (N, C)).astype(dtype)), {}),  # t ≫ the FD step
+        "kl_div_log_target": ((np.log(probs(N, C)), np.log(probs(N, C))), {}),
+        "nll": ((np.log(probs(N, C)), idx), {}),
+        "cosine_similarity": ((r(N, C), r(N, C)), {}),
+        "cosine_embedding": ((r(N, C), r(N, C), rng.choice([-1.0, 1.0], N).astype(dtype)), {"margin": 0.1}),
+        "triplet_margin": ((r(N, C), r(N, C), r(N, C)), {}),
+        "dropout": ((r(N, C), rng.choice([0.0, 1.0], (N, C)).astype(dtype)), {"p": 0.3}),
+        "max_pool": ((r(N, C),), {}), "logsumexp": ((r(N, C),), {}),
     }
     wrt = {"prelu": (0, 1), "maxout": (0, 1, 2, 3, 4), "dense": (0, 1, 2), "sq_norm_linear": (0, 1),
-           "logistic_regression": (0, 2), "softmax_regression": (0, 2), "mlp": (0, 1, 2, 3)}
+           "logistic_regression": (0, 1, 2, 3), "softmax_regression": (0, 1, 2, 3), "mlp": (0, 1, 2, 3, 4, 5),
+           # targets too, as torch differentiates them (class indices: None; hinge's ±1, SVM indices: data)
+           **{n: (0, 1) for n in ("bce", "bce_with_logits", "cross_entropy", "softmax_cross_entropy", "squared_l2")},
+           **{n: (0, 1) for n in ("huber", "smooth_l1", "l1_loss", "binary_focal", "kl_div", "kl_div_log_target",
+                                  "cosine_similarity", "cosine_embedding")},
+           "margin_ranking": (0, 1, 2), "triplet_margin": (0, 1, 2)}
     args, params = table[name]
     return list(args), params, wrt.get(name, (0,))
 
@@ -98,6 +116,9 @@ def test_backward_matches_finite_differences(name):
     got = _as_tuple(getattr(nn, f"{name}_backward")(*args, grad, **params))
     assert len(got) == len(wrt)
     for g, i in zip(got, wrt):
+        if _indices(args[i]):
+            assert g is None, (name, i)
+            continue
         x = np.array(args[i], dtype=float)
         assert np.shape(g) == x.shape, (name, i)
         fd = np.zeros(x.shape)
@@ -143,6 +164,20 @@ def _torch_reference(name, torch, F):
         "logistic_regression": lambda w, x, b, y: F.binary_cross_entropy_with_logits(x @ w + b, y, reduction="none"),
         "softmax_regression": lambda W, x, b, y: F.cross_entropy(F.linear(x, W, b), y, reduction="none"),
         "mlp": lambda W1, b1, W2, b2, x, y: ((F.linear(torch.sigmoid(F.linear(x, W1, b1)), W2, b2) - y) ** 2).sum(-1),
+        "huber": lambda x, y, delta: F.huber_loss(x, y, reduction="none", delta=delta),
+        "smooth_l1": lambda x, y, beta: F.smooth_l1_loss(x, y, reduction="none", beta=beta),
+        "l1_loss": lambda x, y: F.l1_loss(x, y, reduction="none"),
+        "margin_ranking": lambda x1, x2, y, margin: F.margin_ranking_loss(x1, x2, y, margin=margin, reduction="none"),
+        "binary_focal": lambda z, y: (0.25 * y + 0.75 * (1 - y)) * F.binary_cross_entropy_with_logits(z, y, reduction="none")
+        * (1 - (torch.sigmoid(z) * y + (1 - torch.sigmoid(z)) * (1 - y))) ** 2,  # torchvision's sigmoid_focal_loss
+        "kl_div": lambda x, t: F.kl_div(x, t, reduction="none").sum(-1),
+        "kl_div_log_target": lambda x, t: F.kl_div(x, t, reduction="none", log_target=True).sum(-1),
+        "nll": lambda x, y: F.nll_loss(x, y, reduction="none"),
+        "cosine_similarity": lambda x1, x2: F.cosine_similarity(x1, x2, dim=-1),
+        "cosine_embedding": lambda x1, x2, y, margin: F.cosine_embedding_loss(x1, x2, y, margin=margin, reduction="none"),
+        "triplet_margin": lambda a, p, n: F.triplet_margin_loss(a, p, n, reduction="none"),
+        "dropout": lambda x, mask, p: x * mask / (1 - p),
+        "max_pool": lambda x: torch.max(x, dim=-1).values, "logsumexp": lambda x: torch.logsumexp(x, -1),
     }[name]
 
 
@@ -157,10 +192,40 @@ def test_forward_and_backward_match_torch_autograd(name):
     out = getattr(nn, name)(*args, **params)
     np.testing.assert_allclose(out, ref.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=name)
     grad = np.random.default_rng(2).normal(size=np.shape(out))
-    expected = torch.autograd.grad(ref, [t_args[i] for i in wrt], grad_outputs=torch.tensor(grad))
+    floats = [i for i in wrt if not _indices(args[i])]
+    expected = torch.autograd.grad(ref, [t_args[i] for i in floats], grad_outputs=torch.tensor(grad))
     got = _as_tuple(getattr(nn, f"{name}_backward")(*args, grad, **params))
-    for g, e in zip(got, expected):
+    assert len(got) == len(wrt)
+    got = [g for g, i in zip(got, wrt) if not _indices(args[i])]
+    for g, e in zip(got, expected, strict=True):
         np.testing.assert_allclose(g, e.numpy(), rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+def _indices(a) -> bool:
+    return np.issubdtype(np.asarray(a).dtype, np.integer)
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "softmax_cross_entropy", "softmax_regression"])
+def test_probability_targets_get_torch_gradients(name):
+    """Target rows (probabilities) are differentiated as torch.autograd differentiates them."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    args, params, wrt = _spec(name, np.random.default_rng(21))
+    rng = np.random.default_rng(22)
+    e = np.exp(rng.normal(size=(N, C)))
+    args[-1] = e / e.sum(-1, keepdims=True)
+    t_args = [torch.tensor(a, requires_grad=True) for a in args]
+    if name == "cross_entropy":
+        ref = -(t_args[1] * torch.log(t_args[0])).sum(-1)
+    elif name == "softmax_cross_entropy":
+        ref = F.cross_entropy(t_args[0], t_args[1], reduction="none")
+    else:
+        ref = F.cross_entropy(F.linear(t_args[1], t_args[0], t_args[2]), t_args[3], reduction="none")
+    grad = rng.normal(size=N)
+    expected = torch.autograd.grad(ref, t_args, grad_outputs=torch.tensor(grad))
+    got = getattr(nn, f"{name}_backward")(*args, grad)
+    for g, t in zip(got, expected, strict=True):
+        np.testing.assert_allclose(g, t.numpy(), rtol=1e-10, atol=1e-12, err_msg=name)
 
 
 # --- shapes, dtypes, labels ----------------------------------------------------------------------
@@ -177,6 +242,9 @@ def test_leading_batch_axes_and_float32(name):
     assert np.asarray(out32).dtype == np.float32, name
     np.testing.assert_allclose(out32, out, rtol=2e-4, atol=2e-4)
     for g32, g in zip(back32, back):
+        if g is None:
+            assert g32 is None
+            continue
         assert np.asarray(g32).dtype == np.float32, name
         np.testing.assert_allclose(g32, g, rtol=2e-3, atol=2e-3)
     # samples split over two leading axes (N = 5 → (1, 5)): the same numbers, shapes kept
@@ -186,6 +254,8 @@ def test_leading_batch_axes_and_float32(name):
     np.testing.assert_allclose(np.asarray(out_b)[0], out, rtol=1e-14)
     back_b = _as_tuple(getattr(nn, f"{name}_backward")(*batched, np.asarray(grad)[None], **params))
     for gb, g, i in zip(back_b, back, wrt):
+        if g is None:
+            continue
         assert np.shape(gb) == np.shape(batched[i])
         np.testing.assert_allclose(gb, np.asarray(g)[None] if _is_batched(name, i) else g, rtol=1e-12, atol=1e-14)
 
@@ -205,7 +275,9 @@ def test_class_indices_are_zero_based_and_match_one_hot_rows():
         np.testing.assert_allclose(getattr(nn, name)(z, idx), getattr(nn, name)(z, onehot), rtol=1e-15)
     a = nn.softmax(z)
     np.testing.assert_allclose(nn.cross_entropy(a, idx), -np.log(a[np.arange(N), idx]), rtol=1e-14)
-    np.testing.assert_allclose(nn.softmax_cross_entropy_backward(z, idx, np.ones(N)), a - onehot, atol=1e-15)
+    grad_z, grad_y = nn.softmax_cross_entropy_backward(z, idx, np.ones(N))
+    np.testing.assert_allclose(grad_z, a - onehot, atol=1e-15)
+    assert grad_y is None  # class indices are not differentiable
     with pytest.raises(ValueError, match="0-based"):
         nn.softmax_cross_entropy(z, np.array([0, 1, 2, 3, 4]))
     with pytest.raises(ValueError, match="class indices .* or rows of 4"):
@@ -256,12 +328,13 @@ def test_losses_on_logits_stay_finite_at_extreme_logits():
     with np.errstate(over="raise", divide="raise", invalid="raise"):
         z = np.array([[1000.0, 0.0, -1000.0]])
         assert nn.softmax_cross_entropy(z, np.array([1]))[0] == pytest.approx(1000.0)
-        np.testing.assert_allclose(nn.softmax_cross_entropy_backward(z, np.array([1]), np.ones(1)), [[1.0, -1.0, 0.0]])
+        np.testing.assert_allclose(nn.softmax_cross_entropy_backward(z, np.array([1]), np.ones(1))[0], [[1.0, -1.0, 0.0]])
         np.testing.assert_allclose(nn.log_softmax(z), [[0.0, -1000.0, -2000.0]])
         assert nn.log_avg_pool(z, beta=1.0)[0] == pytest.approx(1000.0 - np.log(3.0), rel=1e-15)
         out = nn.bce_with_logits(GRID, np.ones_like(GRID))
         assert np.all(np.isfinite(out)) and out[0] == pytest.approx(1000.0)
-        g = nn.bce_with_logits_backward(GRID, np.ones_like(GRID), np.ones_like(GRID))
+        g, g_y = nn.bce_with_logits_backward(GRID, np.ones_like(GRID), np.ones_like(GRID))
+        np.testing.assert_array_equal(g_y, -GRID)  # ∂/∂y = −z, as torch
         assert g[0] == -1.0 and g[-1] == 0.0 and g[9] == pytest.approx(-np.exp(-40.0) / (1 + np.exp(-40.0)), rel=1e-14)
 
 
@@ -280,6 +353,9 @@ def test_array_api_strict_inputs_give_the_numpy_results(name):
     assert type(x_out).__module__.startswith("array_api_strict")
     np.testing.assert_allclose(np.asarray(x_out), out, rtol=1e-14, atol=1e-15)
     for xg, g in zip(x_back, back):
+        if g is None:
+            assert xg is None
+            continue
         assert type(xg).__module__.startswith("array_api_strict")
         np.testing.assert_allclose(np.asarray(xg), g, rtol=1e-14, atol=1e-15)
 
@@ -311,6 +387,9 @@ def test_other_array_libraries_run_every_block(library):
         assert type(l_out).__module__.split(".")[0] in (library, "jaxlib"), (name, type(l_out))
         np.testing.assert_allclose(to_numpy(l_out), out, rtol=1e-13, atol=1e-15, err_msg=name)
         for lg, g in zip(l_back, back):
+            if g is None:
+                assert lg is None, name
+                continue
             np.testing.assert_allclose(to_numpy(lg), g, rtol=1e-13, atol=1e-15, err_msg=name)
 
 
@@ -351,18 +430,18 @@ SLICES = {
     "leaky_relu": (lambda v: (nn.leaky_relu(v), nn.leaky_relu_backward(v, 1.0)),
                    lambda v: (v if v > 0 else mpmath.mpf("0.01") * v, 1 if v > 0 else mpmath.mpf("0.01"))),
     "hinge t=1": (lambda v: (nn.hinge(v, 1.0), nn.hinge_backward(v, 1.0, 1.0)), lambda v: (max(1 - v, 0), -1 if v < 1 else 0)),
-    "bce_with_logits y=1": (lambda v: (nn.bce_with_logits(v, 1.0), nn.bce_with_logits_backward(v, 1.0, 1.0)),
+    "bce_with_logits y=1": (lambda v: (nn.bce_with_logits(v, 1.0), nn.bce_with_logits_backward(v, 1.0, 1.0)[0]),
                             lambda v: (_softplus(-v), -_sig(-v))),
-    "bce_with_logits y=0": (lambda v: (nn.bce_with_logits(v, 0.0), nn.bce_with_logits_backward(v, 0.0, 1.0)),
+    "bce_with_logits y=0": (lambda v: (nn.bce_with_logits(v, 0.0), nn.bce_with_logits_backward(v, 0.0, 1.0)[0]),
                             lambda v: (_softplus(v), _sig(v))),
     "logistic_regression y=1": (lambda v: (nn.logistic_regression(np.ones(1), np.full((1, 1), v), 0.0, np.ones(1))[0],
                                            nn.logistic_regression_backward(np.ones(1), np.full((1, 1), v), 0.0, np.ones(1), np.ones(1))[1]),
                                 lambda v: (_softplus(-v), -_sig(-v))),
     "softmax_cross_entropy y=0": (lambda v: (nn.softmax_cross_entropy(np.array([[v, 0.0]]), np.array([0]))[0],
-                                             nn.softmax_cross_entropy_backward(np.array([[v, 0.0]]), np.array([0]), np.ones(1))[0, 0]),
+                                             nn.softmax_cross_entropy_backward(np.array([[v, 0.0]]), np.array([0]), np.ones(1))[0][0, 0]),
                                   lambda v: (_softplus(-v), -_sig(-v))),
     "softmax_cross_entropy y=1": (lambda v: (nn.softmax_cross_entropy(np.array([[v, 0.0]]), np.array([1]))[0],
-                                             nn.softmax_cross_entropy_backward(np.array([[v, 0.0]]), np.array([1]), np.ones(1))[0, 0]),
+                                             nn.softmax_cross_entropy_backward(np.array([[v, 0.0]]), np.array([1]), np.ones(1))[0][0, 0]),
                                   lambda v: (_softplus(v), _sig(v))),
     "softmax": (lambda v: (nn.softmax(np.array([v, 0.0]))[0], nn.softmax_backward(np.array([v, 0.0]), np.array([1.0, 0.0]))[0]),
                 lambda v: (_sig(v), _sig(v) * _sig(-v))),

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 import sympy as sp
+from sympy.printing.precedence import PRECEDENCE
 
 from ..matrices import Entrywise
 from .activations import SoftmaxEntry, _pick, sigmoid
 from .base import Primitive
 
-__all__ = ["sigmoid_grad", "sigmoid_shift", "sech2", "SigmoidShiftEntries", "softmax_entry_shift"]
+__all__ = ["sigmoid_grad", "sigmoid_shift", "sigmoid_minus", "sech2", "SigmoidShiftEntries", "softmax_entry_shift"]
 
 
 def sigmoid_grad_np(u, xp=np):
@@ -34,6 +35,54 @@ def sigmoid_shift_np(u, c, xp=np):
     e = xp.exp(-xp.abs(u))
     pos = u >= 0
     return ((1 + c) * xp.where(pos, 1.0, e) + c * xp.where(pos, e, 1.0)) / (1.0 + e)
+
+
+def _blocks(*arrays):
+    """Whether the fast NumPy loop applies: float arrays of one shape, dtype and C order."""
+    first = arrays[0]
+    return all(isinstance(a, np.ndarray) and a.shape == first.shape and a.dtype == first.dtype
+               and a.flags.c_contiguous for a in arrays) and first.ndim > 0 and first.dtype.kind == "f"
+
+
+def sigmoid_minus_np(u, y, scale=None, xp=np):
+    """(σ(u) − y)·scale = ((1 − y) − y e^{−u}) / (1 + e^{−u})·scale: one exp, exact at y = 1 (−σ(−u))
+    and y = 0 (σ(u)); no cancellation but the one in σ(u) ≈ y itself. Where e^{−u} would overflow
+    (u < −708), the form in e = e^{−|u|}; ±inf give the limits 1 − y and −y.
+
+    NumPy arrays of one shape go through blocks of 2¹⁴ entries (a few such temporaries stay in cache), in place (``scale``, the
+    upstream gradient, is multiplied in while the block is in cache)."""
+    if _blocks(u, y) and (scale is None or _blocks(u, scale)):
+        out = np.empty_like(u)
+        fu, fy, fo = u.reshape(-1), y.reshape(-1), out.reshape(-1)
+        fs = scale.reshape(-1) if scale is not None else None
+        step = min(fu.size, 1 << 14)
+        e, d = np.empty(step, u.dtype), np.empty(step, u.dtype)
+        limit = 700.0 if u.dtype.itemsize >= 8 else 85.0  # e^{−u} stays finite below it
+        for i in range(0, fu.size, step):
+            ui, yi, oi = fu[i:i + step], fy[i:i + step], fo[i:i + step]
+            ei, di = e[:ui.size], d[:ui.size]
+            np.negative(ui, out=ei)
+            if not ei.max() <= limit:  # e^{−u} could overflow, or a NaN: the careful form
+                oi[...] = _sigmoid_minus_wide(ui, yi, np)
+            else:
+                np.exp(ei, out=ei)
+                np.subtract(1.0, yi, out=oi)
+                np.add(ei, 1.0, out=di)
+                ei *= yi
+                oi -= ei
+                oi /= di
+            if fs is not None:
+                oi *= fs[i:i + step]
+        return out
+    out = _sigmoid_minus_wide(u, y, xp)
+    return out if scale is None else out * scale
+
+
+def _sigmoid_minus_wide(u, y, xp=np):
+    """σ(u) − y from e = e^{−|u|} ≤ 1 (no overflow anywhere): ((1 − y)·[1 or e] − y·[e or 1])/(1 + e)."""
+    e = xp.exp(-xp.abs(u))
+    pos = u >= 0
+    return ((1 - y) * xp.where(pos, 1.0, e) - y * xp.where(pos, e, 1.0)) / (1.0 + e)
 
 
 def sech2_np(u, xp=np):
@@ -83,6 +132,20 @@ class sigmoid_shift(Primitive):
         return 1 / (1 + sp.exp(-u)) + c
 
 
+class sigmoid_minus(Primitive):
+    """σ(u) − y (the BCE-on-logits gradient), fused: one exp, no cancellation where σ(u) ≈ y = 1."""
+
+    nargs = 2
+    numpy_form = staticmethod(sigmoid_minus_np)
+
+    def fdiff(self, argindex=1):
+        return sigmoid_grad(self.args[0]) if argindex == 1 else sp.S.NegativeOne
+
+    @staticmethod
+    def elementary(u, y):
+        return 1 / (1 + sp.exp(-u)) - y
+
+
 class sech2(Primitive):
     """1 − tanh²(u)."""
 
@@ -103,6 +166,19 @@ class SigmoidShiftEntries(Entrywise):
 
     function = sigmoid_shift
     numpy_form = staticmethod(sigmoid_shift_np)
+
+    precedence = PRECEDENCE["Add"]  # printed as the sum it is: Xᵀ(σ(Xw) − y)
+
+    def plain(self) -> sp.MatrixExpr:
+        """The textbook form it computes: σ(U) + C."""
+        U, C = self.args
+        return sp.MatAdd(sigmoid(U), C)
+
+    def _latex(self, printer, **kwargs):
+        return printer._print(self.plain())
+
+    def _sympystr(self, printer):
+        return printer._print(self.plain())
 
 
 def softmax_entry_shift_np(i, c, *z, xp=np):
