@@ -7,8 +7,14 @@ For a :class:`~symgrad.derive.Derivation`, at random points of the inputs' domai
   which uses none of symgrad's derivative identities;
 * the plain-SymPy derivative (``raw``) evaluated at 40 digits is compared with the same.
 
-Relative errors are per entry with a floor tied to the derivative's scale (1e-6 of its
-largest entry), so that entries near zero are neither excused nor blown up.
+Points and floors follow :mod:`symgrad.sampling` (the policy every check shares): moderate
+values, magnitudes across decades (10⁻³ … 10³ here, float64 code), values near 0, and both
+sides of every breakpoint of the forward expression (never the kink itself: a finite
+difference there is no derivative); declared domains (``Interval``, ``Simplex``, ``Choice``)
+are respected. Relative errors are per entry with a floor tied to the derivative's scale
+(:data:`~symgrad.sampling.FLOOR` of its largest entry), so that entries near zero are neither
+excused nor blown up. A point where the reference lies beyond float64's range is skipped; a
+compiled value that is not finite where the reference is fails.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
+from . import sampling
 from .catalog.registry import Choice, Interval, Simplex
 from .simplify import elementary
 
@@ -41,7 +48,17 @@ class CheckResult:
     method: str = "40-digit finite differences"
 
     def _repr_markdown_(self) -> str:
-        return "```\n" + str(self) + "\n```"
+        """Markdown with math (Jupyter prefers Markdown to LaTeX)."""
+        rel = r"\le" if self.ok else ">"
+        raw = "" if self.max_rel_error_raw != self.max_rel_error_raw else \
+            rf", plain SymPy ${_sci(self.max_rel_error_raw)}$"
+        return (f"**cross-check {'ok' if self.ok else 'FAILED'}** — {self.method}, {self.points} points\n\n"
+                rf"$$\max_i \frac{{|g_i - \hat g_i|}}{{\max(|\hat g_i|,\ 10^{{-7}} \max_j |\hat g_j|)}} = "
+                rf"{_sci(self.max_rel_error)} \;{rel}\; {_sci(self.tolerance)}$$" + f"\n\n(compiled textbook form{raw})")
+
+    def _repr_latex_(self) -> str:
+        rel = r"\le" if self.ok else ">"
+        return rf"$\text{{max relative error}} = {_sci(self.max_rel_error)} \;{rel}\; {_sci(self.tolerance)}$"
 
     def __str__(self) -> str:
         status = "ok" if self.ok else "FAILED"
@@ -51,17 +68,31 @@ class CheckResult:
                 f"{self.method} at {self.points} points (tolerance {self.tolerance:g})")
 
 
+def _sci(x: float) -> str:
+    r"""1.2\times 10^{-9} (LaTeX)."""
+    if x != x:
+        return r"\text{nan}"
+    if x == 0:
+        return "0"
+    mant, exp = f"{x:.2e}".split("e")
+    return rf"{mant}\times 10^{{{int(exp)}}}"
+
+
+POLICY = sampling.Policy(decades=(-3.0, 3.0), at_kink=False, near_kink=(1e-6, 1e-2, 0.5), max_kink_points=6)
+KINDS = ("moderate", "wide", "moderate", "tiny")
+
+
 def _default_domain(sym: sp.Basic):
     if getattr(sym, "is_integer", False):
         return Choice((1, 2, 3))
-    if getattr(sym, "is_positive", False):
-        return Interval(0.2, 3.0)
-    return Interval(-2.0, 2.0)
+    return None  # the sampling policy, by the symbol's assumptions
 
 
 def sample_point(symbols, domain: Mapping, sizes: Mapping, rng: np.random.Generator,
-                 arrays: Mapping[sp.Symbol, sp.IndexedBase] | None = None, length: int = 4) -> dict:
-    """One random point: {symbol: value}; labels of indexed bases (``arrays``) get arrays."""
+                 arrays: Mapping[sp.Symbol, sp.IndexedBase] | None = None, length: int = 4,
+                 kind: str | None = "moderate") -> dict:
+    """One random point: {symbol: value}; labels of indexed bases (``arrays``) get arrays.
+    ``kind``: the sampling policy's "moderate", "wide" or "tiny" values (None: any)."""
     arrays = dict(arrays or {})
     point: dict = {}
     for key, spec in domain.items():
@@ -80,16 +111,25 @@ def sample_point(symbols, domain: Mapping, sizes: Mapping, rng: np.random.Genera
         if sym in arrays:
             base = arrays[sym]
             spec = domain.get(base) or _default_domain(base.label)
-            point[sym] = np.array([_draw(spec, rng) for _ in range(length)])
+            point[sym] = np.array([_draw(spec, rng, base.label, kind) for _ in range(length)])
         else:
-            point[sym] = _draw(domain.get(sym) or _default_domain(sym), rng)
+            point[sym] = _draw(domain.get(sym) or _default_domain(sym), rng, sym, kind)
     return point
 
 
-def _draw(spec, rng):
-    if isinstance(spec, Choice):
-        return int(rng.choice(spec.values))
-    return float(rng.uniform(spec.low, spec.high))
+def _draw(spec, rng, sym=None, kind: str | None = "moderate"):
+    return sampling.draw(sym if sym is not None else sp.Symbol("_"), rng, spec, POLICY, kind)
+
+
+def _kink_points(forward, inputs, domain, rng, count: int) -> list[dict]:
+    """Scalar values on both sides of the forward's breakpoints (the sampling policy's)."""
+    scalars = [s for s in inputs if isinstance(s, sp.Symbol) and not s.is_integer and
+               not isinstance(domain.get(s), (Choice, Simplex))]
+    if not scalars or not sampling.breakpoints(forward):
+        return []
+    spec = {s: domain[s] for s in scalars if s in domain}
+    found = sampling.points(scalars, [forward], 0, rng, spec, POLICY)
+    return [{s: float(v) for s, v in p.items()} for p in found[:count]]
 
 
 def _pairs(expr: sp.Basic, w: sp.Basic) -> list[tuple[sp.Expr, sp.Basic]]:
@@ -122,8 +162,11 @@ def cross_check(derivation, *, points: int = 4, seed: int = 0, tolerance: float 
     length = max((int(v) for v in sizes.values()), default=4)  # indices never exceed the size
     forward = _concrete(elementary(derivation.expr), sizes)  # already weighted by any upstream
     worst_rel, worst_raw, worst = 0.0, 0.0, {}
-    for _ in range(points):
-        point = sample_point(inputs, domain, sizes, rng, arrays, length)
+    chosen = [sample_point(inputs, domain, sizes, rng, arrays, length, KINDS[k % len(KINDS)]) for k in range(points)]
+    for near in _kink_points(forward, inputs, domain, rng, max(points, 2)):
+        chosen.append({**sample_point(inputs, domain, sizes, rng, arrays, length), **near})
+    evaluated = 0
+    for point in chosen:
         kwargs = {s.name: v for s, v in point.items() if s.name in compiled.params}
         got = compiled(**kwargs)
         got = (got,) if derivation.single else got
@@ -134,15 +177,18 @@ def cross_check(derivation, *, points: int = 4, seed: int = 0, tolerance: float 
             raw_entries = _entries(_concrete(raw, sizes)) if raw is not None else [None] * len(pairs)
             values = np.asarray(value, dtype=float).reshape(-1)
             refs = [_finite_difference(out, var, subs) for out, var in pairs]
+            if not all(np.isfinite(refs)):
+                continue  # beyond float64's range at this point: nothing to compare
+            evaluated += 1
             scale = max([abs(r) for r in refs] + [1e-300])
             for index, ((out, var), ref, raw_e, val) in enumerate(zip(pairs, refs, raw_entries, values)):
-                floor = max(abs(ref), 1e-6 * scale, 1e-300)
-                rel = abs(val - ref) / floor
+                floor = max(abs(ref), sampling.FLOOR * scale, 1e-300)
+                rel = abs(val - ref) / floor if np.isfinite(val) else float("inf")
                 if raw_e is None:
                     raw_val, rel_raw = float("nan"), 0.0
                 else:
-                    raw_val = float(sp.N(raw_e.xreplace(subs), DIGITS)) if raw_e.free_symbols else float(raw_e)
-                    rel_raw = abs(raw_val - ref) / floor
+                    raw_val = _float(sp.N(raw_e.xreplace(subs), DIGITS)) if raw_e.free_symbols else _float(raw_e)
+                    rel_raw = abs(raw_val - ref) / floor if np.isfinite(raw_val) else float("inf")
                 if rel > worst_rel or not worst:
                     worst = {"wrt": sp.sstr(var), "compiled": float(val), "reference": float(ref),
                              "plain_sympy": raw_val,
@@ -150,8 +196,15 @@ def cross_check(derivation, *, points: int = 4, seed: int = 0, tolerance: float 
                                        for k, v in point.items()}}
                 worst_rel = max(worst_rel, rel)
                 worst_raw = max(worst_raw, rel_raw)
-    ok = bool(worst_rel <= tolerance and worst_raw <= tolerance)
-    return CheckResult(ok, float(worst_rel), float(worst_raw), points, tolerance, worst)
+    ok = bool(worst_rel <= tolerance and worst_raw <= tolerance and evaluated)
+    return CheckResult(ok, float(worst_rel), float(worst_raw), len(chosen), tolerance, worst)
+
+
+def _float(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, OverflowError):  # complex or beyond float64
+        return float("nan")
 
 
 def _concrete(obj, sizes: Mapping):
@@ -189,7 +242,10 @@ def _finite_difference(out: sp.Expr, var: sp.Basic, subs: Mapping) -> float:
     t = sp.Dummy("t")
     f = sp.lambdify(t, fixed.xreplace({var: t}), modules="mpmath")
     with mpmath.workdps(DIGITS):
-        return float(mpmath.diff(f, mpmath.mpf(str(subs[var]))))
+        try:
+            return float(mpmath.diff(f, mpmath.mpf(str(subs[var]))))
+        except (OverflowError, TypeError, ValueError, ZeroDivisionError):
+            return float("nan")  # beyond float64 (or undefined) here
 
 
 # --- matrix expressions: differentiate the explicit entries at a small size ------------------------
@@ -209,7 +265,10 @@ def _cross_check_matrices(derivation, compiled, points, rng, tolerance, sizes, d
     symbols = [e for m in matrices for e in entries[m]] + scalars
     refs, shapes = [], []
     for w in derivation.wrt:
-        if isinstance(explicit, sp.MatrixBase):  # a vector: its Jacobian, rows = outputs
+        if w not in entries:  # a scalar wrt beside the matrices (b in σ(wᵀx + b))
+            refs.append(sp.lambdify(symbols, [sp.diff(explicit, w)], modules="numpy"))
+            shapes.append((1, 1))
+        elif isinstance(explicit, sp.MatrixBase):  # a vector: its Jacobian, rows = outputs
             J = explicit.jacobian(list(entries[w]))
             refs.append(sp.lambdify(symbols, list(J), modules="numpy"))
             shapes.append(J.shape)
@@ -221,6 +280,7 @@ def _cross_check_matrices(derivation, compiled, points, rng, tolerance, sizes, d
 
     square = {m for m in matrices if concrete[m].shape[0] == concrete[m].shape[1]}
     simplex_rows = set(row_simplex_targets(L))
+    simplex_columns = {t.arg for t in simplex_rows if isinstance(t, sp.Transpose)}  # y of CE(softmax(zᵀ), yᵀ)
     for _ in range(points):
         arrays = {}
         for m in matrices:
@@ -228,9 +288,13 @@ def _cross_check_matrices(derivation, compiled, points, rng, tolerance, sizes, d
             noise = rng.normal(size=(r, c))
             if m in simplex_rows:  # one-hot rows: the targets of a cross-entropy
                 arrays[m] = np.eye(c)[rng.integers(c, size=r)]
+            elif m in simplex_columns:  # one-hot columns: a target vector, given as the row yᵀ
+                arrays[m] = np.eye(r)[:, rng.integers(r, size=c)]
+            elif isinstance(domain.get(m), Interval):  # entries from the block's domain (x_i > 0)
+                arrays[m] = rng.uniform(domain[m].low, domain[m].high, size=(r, c))
             else:
                 arrays[m] = np.eye(r) * 2 + 0.3 * noise if m in square else noise  # well-conditioned squares
-        scalar_values = {x: _draw(domain.get(x) or _default_domain(x), rng) for x in scalars}
+        scalar_values = {x: _draw(domain.get(x) or _default_domain(x), rng, x) for x in scalars}
         got = compiled(**{m.name: arrays[m] for m in matrices if m.name in compiled.params},
                        **{x.name: v for x, v in scalar_values.items()})
         got = (got,) if derivation.single else got
@@ -239,7 +303,7 @@ def _cross_check_matrices(derivation, compiled, points, rng, tolerance, sizes, d
             ref = np.asarray(ref_fn(*values), dtype=float)
             val = np.broadcast_to(np.asarray(value, dtype=float), shape).ravel()
             scale = max(np.abs(ref).max(), 1e-300)
-            rel = np.abs(val - ref) / np.maximum(np.abs(ref), 1e-6 * scale)
+            rel = np.abs(val - ref) / np.maximum(np.abs(ref), sampling.FLOOR * scale)
             k = int(np.argmax(rel))
             if rel[k] > worst_rel or not worst:
                 worst = {"wrt": w.name, "entry": [int(i) for i in np.unravel_index(k, shape)],

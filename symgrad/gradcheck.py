@@ -29,10 +29,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["check_grad", "GradReport", "Coordinate"]
+from .sampling import FLOOR, RTOL, directions as _rademacher, rtol_for
 
-FLOOR = 1e-7  # of the gradient's largest entry
-RTOL = {np.dtype(np.float64): 1e-6, np.dtype(np.float32): 1e-3, np.dtype(np.float16): 3e-2}
+__all__ = ["check_grad", "GradReport", "Coordinate"]
+# FLOOR (of the gradient's largest entry) and RTOL (per dtype) are the sampling policy's, shared
+# with cross_check and verify's NumPy claims
 
 
 @dataclass
@@ -78,7 +79,31 @@ class GradReport:
         return "\n".join(lines)
 
     def _repr_markdown_(self) -> str:
-        return "```\n" + str(self) + "\n```"
+        """Markdown with math (Jupyter prefers Markdown to LaTeX)."""
+        rel = r"\le" if self.ok else ">"
+        head = "gradient check passed" if self.ok else "gradient check FAILED"
+        lines = [f"**{head}** — {self.checked} coordinates ({self.mode})", "",
+                 rf"$$\max_i \frac{{|g_i - \hat g_i|}}{{\max(|\hat g_i|,\ 10^{{-7}}\max_j|\hat g_j|)}} = "
+                 rf"{_sci(self.max_rel_error)} \;{rel}\; {_sci(self.rtol)}$$", ""]
+        for c in self.worst[:5]:
+            lines.append(f"- input {c.input} {c.index}: analytic ${c.analytic:.10g}$, numeric ${c.numeric:.10g}$, "
+                         f"rel. error ${_sci(c.rel_error)}${' (near a kink)' if c.near_kink else ''}")
+        lines += [f"- diagnosis: {d}" for d in self.diagnosis]
+        return "\n".join(lines)
+
+    def _repr_latex_(self) -> str:
+        rel = r"\le" if self.ok else ">"
+        return rf"$\text{{max relative error}} = {_sci(self.max_rel_error)} \;{rel}\; {_sci(self.rtol)}$"
+
+
+def _sci(x: float) -> str:
+    r"""1.2\times 10^{-9} (LaTeX)."""
+    if x != x:
+        return r"\text{nan}"
+    if x == 0:
+        return "0"
+    mant, exp = f"{x:.2e}".split("e")
+    return rf"{mant}\times 10^{{{int(exp)}}}"
 
 
 # --- the checker ----------------------------------------------------------------------------------
@@ -107,7 +132,7 @@ def check_grad(f: Callable[..., Any], grad: Callable[..., Any], *inputs: Any, rt
             raise ValueError(f"grad's array {i} has shape {gi.shape} but input {i} has shape {x.shape}")
     _check_scalar(f(*xs))
     dtype = np.result_type(*[gi.dtype for gi in gs if np.issubdtype(gi.dtype, np.floating)] or [np.float64])
-    rtol = RTOL.get(np.dtype(dtype), 1e-6) if rtol is None else rtol
+    rtol = rtol_for(dtype) if rtol is None else rtol
     total = sum(x.size for x in xs)
     fast = total > 4096 if fast is None else fast
     evaluator = _Evaluator(f, xs, complex_step)
@@ -300,7 +325,7 @@ def _fast_check(ev: _Evaluator, xs, gs, rtol, directions, rng) -> GradReport:
     total = sum(sizes)
 
     def direction_for(mask: np.ndarray) -> list[np.ndarray]:
-        v = rng.choice([-1.0, 1.0], size=total) * mask
+        v = _rademacher(rng, total) * mask
         out, start = [], 0
         for x, n in zip(xs, sizes):
             out.append(v[start:start + n].reshape(x.shape))

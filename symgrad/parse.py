@@ -41,7 +41,19 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 def _sum(*args):
     if len(args) == 1 and isinstance(args[0], sp.MatrixBase):
         return sp.Add(*args[0])
+    if len(args) == 1 and isinstance(args[0], sp.MatrixExpr):  # Σ_ij A_ij = 1ᵀ A 1 (a 1×1 matrix)
+        A = args[0]
+        return sp.OneMatrix(1, A.shape[0]) * A * sp.OneMatrix(A.shape[1], 1)
     return sp.Add(*args)
+
+
+def _sq_frobenius(A):
+    """‖A‖² = Σ_ij A_ij² = tr(Aᵀ A)."""
+    if isinstance(A, sp.MatrixBase):
+        return sp.Add(*[e ** 2 for e in A])
+    if isinstance(A, sp.MatrixExpr):
+        return sp.Trace(A.T * A)
+    return A ** 2
 
 
 def _transpose(x):
@@ -75,6 +87,7 @@ ELEMENTARY: dict[str, tuple[Callable, int, int, frozenset]] = {
     "Piecewise": (sp.Piecewise, 1, 16, frozenset()),  # built by _Builder.piecewise (conditions allowed there only)
     "step": (C.step, 1, 1, frozenset()),
     "transpose": (_transpose, 1, 1, frozenset()), "diag": (_diag, 1, 1, frozenset()),
+    "trace": (sp.Trace, 1, 1, frozenset()), "sq_frobenius": (_sq_frobenius, 1, 1, frozenset()),
 }
 
 

@@ -31,10 +31,21 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
-import sympy as sp
 
-from .catalog.registry import Choice, Interval, Simplex
-from .simplify import elementary
+# SymPy and the catalog load on first use of the symbolic half: check_grad, which needs only the
+# floors and tolerances, stays free of SymPy (symgrad.testing is a pytest plugin, loaded by every run)
+
+
+def _sympy():
+    import sympy
+
+    return sympy
+
+
+def _domains():
+    from .catalog.registry import Choice, Interval, Simplex
+
+    return Choice, Interval, Simplex
 
 __all__ = ["DIGITS", "EXACT_RTOL", "FLOAT_RTOL", "FLOOR", "RTOL", "rtol_for", "claim_tolerance",
            "Policy", "DEFAULT", "breakpoints", "kink_roots", "draw", "points", "exact", "value",
@@ -54,6 +65,7 @@ def rtol_for(dtype) -> float:
 
 def claim_tolerance(*exprs: sp.Basic) -> float:
     """:data:`FLOAT_RTOL` when any expression contains a floating-point number, else :data:`EXACT_RTOL`."""
+    sp = _sympy()
     for e in exprs:
         if isinstance(e, sp.Basic) and any(isinstance(a, sp.Float) for a in e.atoms(sp.Float)):
             return FLOAT_RTOL
@@ -77,6 +89,7 @@ DEFAULT = Policy()
 # --- symbols: one object per name -----------------------------------------------------------------
 def by_name(*objs) -> dict[str, sp.Basic]:
     """name → the first symbol (or IndexedBase / MatrixSymbol) of that name in ``objs``."""
+    sp = _sympy()
     out: dict[str, sp.Basic] = {}
     for obj in objs:
         if not isinstance(obj, (sp.Basic, sp.MatrixBase)):
@@ -92,6 +105,7 @@ def by_name(*objs) -> dict[str, sp.Basic]:
 def unify(obj, names: Mapping[str, sp.Basic]):
     """``obj`` with every symbol, IndexedBase and MatrixSymbol replaced by the one of its name in
     ``names`` (whatever its assumptions): ``a`` and positive ``a`` are one variable."""
+    sp = _sympy()
     if not isinstance(obj, (sp.Basic, sp.MatrixBase)):
         return obj
     subs = {}
@@ -111,6 +125,8 @@ def unify(obj, names: Mapping[str, sp.Basic]):
 # --- breakpoints --------------------------------------------------------------------------------
 def breakpoints(*exprs: sp.Basic) -> list[sp.Expr]:
     """The arguments u whose zeros switch a branch of ``exprs`` (blocks read in elementary form)."""
+    sp = _sympy()
+    from .simplify import elementary
     found: list[sp.Expr] = []
 
     def add(u):
@@ -145,6 +161,7 @@ def breakpoints(*exprs: sp.Basic) -> list[sp.Expr]:
 def _branches(u: sp.Expr, limit: int = 16) -> list[sp.Expr]:
     """u with each Max/Min/|·|/Piecewise inside replaced by one of its branches (all combinations,
     at most ``limit``): a zero of u is a zero of one of them."""
+    sp = _sympy()
     out = [u]
     for _ in range(4):
         nxt = []
@@ -166,6 +183,7 @@ def _branches(u: sp.Expr, limit: int = 16) -> list[sp.Expr]:
 
 def kink_roots(u: sp.Expr, s: sp.Basic, fixed: Mapping[sp.Basic, sp.Expr]) -> list[sp.Expr]:
     """Real zeros of u in ``s`` with the other symbols at ``fixed`` (exact when linear)."""
+    sp = _sympy()
     roots: list[sp.Expr] = []
     for v in _branches(u.xreplace({k: w for k, w in fixed.items() if k != s})):
         if not v.has(s) or v.free_symbols - {s} - s.free_symbols:
@@ -197,6 +215,8 @@ def kink_roots(u: sp.Expr, s: sp.Basic, fixed: Mapping[sp.Basic, sp.Expr]) -> li
 
 # --- values -------------------------------------------------------------------------------------
 def _default_domain(sym: sp.Basic):
+    sp = _sympy()
+    Choice, Interval, Simplex = _domains()
     if isinstance(sym, sp.Indexed):
         sym = sym.base
     label = sym.label if isinstance(sym, sp.IndexedBase) else sym
@@ -206,6 +226,7 @@ def _default_domain(sym: sp.Basic):
 
 
 def _positive(sym) -> bool:
+    sp = _sympy()
     base = sym.base if isinstance(sym, sp.Indexed) else sym
     label = base.label if isinstance(base, sp.IndexedBase) else base
     for s in (base, label):
@@ -215,6 +236,7 @@ def _positive(sym) -> bool:
 
 
 def _nonnegative(sym) -> bool:
+    sp = _sympy()
     base = sym.base if isinstance(sym, sp.Indexed) else sym
     label = base.label if isinstance(base, sp.IndexedBase) else base
     return bool(getattr(base, "is_nonnegative", False) or getattr(label, "is_nonnegative", False))
@@ -224,6 +246,7 @@ def draw(sym: sp.Basic, rng: np.random.Generator, spec=None, policy: Policy = DE
     """One value of ``sym`` (a Python float, or an int for integers) under ``policy``.
 
     ``kind``: "moderate", "wide" (log-uniform over the decades), "tiny" (near 0) or None (any)."""
+    Choice, Interval, Simplex = _domains()
     spec = spec or _default_domain(sym)
     if isinstance(spec, Choice):
         return int(rng.choice(spec.values))
@@ -253,6 +276,8 @@ def points(symbols: Sequence[sp.Basic], exprs: Iterable[sp.Basic], count: int, r
     """``count`` random points (moderate first, then across the decades and near 0), then points at
     and on both sides of every breakpoint of ``exprs`` in each symbol (with the others at a random
     point), each {symbol: value} inside the symbols' domains. Values are Python floats/ints."""
+    sp = _sympy()
+    Choice, Interval, Simplex = _domains()
     domain = dict(domain or {})
     symbols = list(symbols)
     kinds = ["moderate", "moderate", "wide", "moderate", "wide", "tiny"]
@@ -296,6 +321,7 @@ def points(symbols: Sequence[sp.Basic], exprs: Iterable[sp.Basic], count: int, r
 
 
 def _inside(sym, v: float, spec) -> bool:
+    Choice, Interval, Simplex = _domains()
     if isinstance(spec, Interval):
         return spec.low <= v <= spec.high
     if _positive(sym):
@@ -313,6 +339,7 @@ def directions(rng: np.random.Generator, size: int) -> np.ndarray:
 # --- exact evaluation ------------------------------------------------------------------------
 def exact(v) -> sp.Expr:
     """A sampled value as an exact SymPy number (a float's exact binary value)."""
+    sp = _sympy()
     if isinstance(v, sp.Basic):
         return v
     if isinstance(v, (int, np.integer)):
@@ -322,6 +349,7 @@ def exact(v) -> sp.Expr:
 
 def exact_floats(expr):
     """``expr`` with each Float replaced by the exact rational it stores (evaluation stays exact)."""
+    sp = _sympy()
     if not isinstance(expr, sp.Basic):
         return expr
     floats = expr.atoms(sp.Float)
@@ -332,6 +360,7 @@ def value(expr: sp.Expr, subs: Mapping, digits: int = DIGITS, maxn: int = 2000):
     """``expr`` at the exact point ``subs`` to ``digits`` correct digits (SymPy's evalf tracks the
     accuracy of every step), as an mpmath number (mpf or mpc), or None when that accuracy cannot
     be reached (a cancellation beyond ``maxn`` digits) or the value is not a finite number."""
+    sp = _sympy()
     import mpmath
 
     try:
@@ -361,6 +390,7 @@ def value(expr: sp.Expr, subs: Mapping, digits: int = DIGITS, maxn: int = 2000):
 
 
 def _mpf(x: sp.Expr, prec: int):
+    sp = _sympy()
     import mpmath
 
     if x == 0:

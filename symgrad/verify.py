@@ -147,7 +147,7 @@ def verify(expr: Any, wrt: Any, claim: Any, *, timeout: float = 5.0, points: int
     parsed, truth_cmp = _kink_convention(parsed), _kink_convention(truth)
     if isinstance(truth_cmp, sp.MatrixExpr) and isinstance(parsed, sp.MatrixExpr) and \
             not isinstance(truth_cmp, sp.MatrixBase) and not isinstance(parsed, sp.MatrixBase) and \
-            parsed.shape == truth_cmp.shape and (parsed - truth_cmp).doit() == sp.ZeroMatrix(*truth_cmp.shape):
+            parsed.shape == truth_cmp.shape and _equal_matrix_expressions(parsed, truth_cmp, budget):
         return Verdict("proven", parsed, truth_cmp, "symbolic: the matrix expressions are equal",
                        time.perf_counter() - started, None, notes, 0)
     concrete = _explicit_pair(parsed, truth_cmp, derivation.expr)
@@ -164,7 +164,7 @@ def verify(expr: Any, wrt: Any, claim: Any, *, timeout: float = 5.0, points: int
     if refuted is not None and refuted[0] == "counterexample":
         info = refuted[1]
         return Verdict("refuted", parsed, truth_cmp,
-                       f"{DIGITS}-digit evaluation {where}at {info['evaluated']} points (relative tolerance {tol:.2g})",
+                       f"{DIGITS}-digit evaluation {where}at {_count(info['evaluated'])} (relative tolerance {tol:.2g})",
                        time.perf_counter() - started, info, notes, info["evaluated"])
     evaluated = refuted[1] if refuted is not None and refuted[0] == "consistent" else 0
     if refuted is not None and refuted[0] == "unevaluable":
@@ -178,7 +178,7 @@ def verify(expr: Any, wrt: Any, claim: Any, *, timeout: float = 5.0, points: int
         return Verdict("undecided", parsed, truth_cmp, "neither proven nor evaluated (budget exhausted or no "
                        "point in the domain could be evaluated)", time.perf_counter() - started, None, notes, 0)
     return Verdict("numerically-consistent", parsed, truth_cmp,
-                   f"no counterexample at {evaluated} points ({DIGITS} digits, {where}relative tolerance {tol:.2g}); "
+                   f"no counterexample at {_count(evaluated)} ({DIGITS} digits, {where}relative tolerance {tol:.2g}); "
                    "not proven symbolically", time.perf_counter() - started, None, notes, evaluated)
 
 
@@ -233,14 +233,22 @@ def _symbols_by_name(derivation: Derivation) -> dict:
 
 def _as_claim(claim: Any, symbols: Mapping[str, sp.Basic]) -> Any:
     if isinstance(claim, str):
-        text = claim.strip()
-        if "\\" in text or "{" in text:
-            from .latex_input import parse_latex
-
-            return parse_latex(text, symbols=symbols)
+        from .errors import ParseError
+        from .latex_input import parse_latex
         from .parse import parse
 
-        return parse(text, symbols=dict(symbols))
+        text = claim.strip()
+        if "\\" in text or "{" in text:
+            return parse_latex(text, symbols=symbols)
+        try:
+            return parse(text, symbols=dict(symbols))
+        except ParseError as exc:
+            if "malformed" not in str(exc):
+                raise
+            try:  # not Python syntax: LaTeX's implicit products (2 W x)
+                return parse_latex(text, symbols=symbols)
+            except ParseError:
+                raise exc from None
     if isinstance(claim, (list, tuple)):
         return sp.Matrix([_as_claim(c, symbols) for c in claim])
     if isinstance(claim, (sp.Basic, sp.MatrixBase)):
@@ -270,6 +278,14 @@ def _kink_convention(obj):
         return obj
     return obj.replace(lambda n: isinstance(n, sp.Heaviside) and (len(n.args) == 1 or n.args[1] in (sp.S.Half, 0)),
                        lambda n: step(n.args[0]))
+
+
+def _equal_matrix_expressions(a, b, budget: Budget) -> bool:
+    zero = sp.ZeroMatrix(*b.shape)
+    if (a - b).doit() == zero:
+        return True
+    out = budget.run("proof (matrix expand)", lambda: sp.expand((a - b).doit()).doit(), cap=max(budget.remaining() / 4, 0.05))
+    return out is not None and (out == zero or out == 0)
 
 
 # --- shapes: matrix expressions written out at small sizes -----------------------------------------------
@@ -487,6 +503,10 @@ def _inputs(concrete) -> list:
     scalars = {s for c, t in concrete for s in (c.free_symbols | t.free_symbols)
                if isinstance(s, sp.Symbol) and s not in labels}
     return sorted(scalars, key=str) + sorted(indexed, key=str)
+
+
+def _count(n: int) -> str:
+    return f"{n} point" + ("" if n == 1 else "s")
 
 
 def _show(v) -> str:
