@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import re
 import sys
 from typing import Sequence
@@ -32,6 +34,29 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{message} (see `{self.prog} --help`)")
 
 
+def _seconds(text: str) -> float:
+    """--timeout: a positive finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the timeout must be a positive finite number of seconds")
+    return value
+
+
+def _matrix_spec(text: str) -> tuple[str, tuple[str, str]]:
+    """--matrix W:n,n → ("W", ("n", "n")): a matrix name and its two sizes (names or numbers)."""
+    m = re.fullmatch(r"\s*([A-Za-z][A-Za-z0-9_]*)\s*:\s*([A-Za-z0-9_]+)\s*,\s*([A-Za-z0-9_]+)\s*", text)
+    if not m or "__" in text:
+        raise argparse.ArgumentTypeError(f"{text!r}: write NAME:ROWS,COLS, e.g. W:n,n or x:n,1")
+    dims = (m.group(2), m.group(3))
+    for d in dims:
+        if not (d.isdigit() and 0 < int(d) <= 64) and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", d):
+            raise argparse.ArgumentTypeError(f"{text!r}: a size is a name (n) or a number from 1 to 64")
+    return m.group(1), dims
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="symgrad", description="Derive, verify and compile the gradients of ML math.")
     parser.add_argument("--version", action="version", version=f"symgrad {__version__}")
@@ -49,7 +74,7 @@ def _build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--latex", action="store_true", help="print the align* derivation")
     fmt.add_argument("--python", action="store_true", help="print a standalone NumPy module")
     fmt.add_argument("--json", action="store_true", help="print JSON")
-    der.add_argument("--timeout", type=float, default=5.0, help="seconds for the bounded simplification (default 5)")
+    der.add_argument("--timeout", type=_seconds, default=5.0, help="seconds for the bounded simplification (default 5)")
 
     ver = sub.add_parser("verify", help="judge a hand-derived derivative: proven, refuted (with a "
                          "counterexample), numerically consistent or undecided")
@@ -57,7 +82,9 @@ def _build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--wrt", required=True, help="the variable")
     ver.add_argument("--claim", required=True, help="the claimed derivative (Python syntax or LaTeX)")
     ver.add_argument("--positive", help="comma-separated symbols that are positive")
-    ver.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
+    ver.add_argument("--matrix", action="append", type=_matrix_spec, default=[], metavar="NAME:ROWS,COLS",
+                     help="declare a matrix symbol and its shape, e.g. --matrix W:n,n --matrix x:n,1 (repeatable)")
+    ver.add_argument("--timeout", type=_seconds, default=5.0, help="seconds for the whole verdict (default 5)")
     vfmt = ver.add_mutually_exclusive_group()
     vfmt.add_argument("--latex", action="store_true", help="print the verdict as LaTeX")
     vfmt.add_argument("--json", action="store_true", help="print JSON")
@@ -93,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if getattr(args, "output", None) is not None:
+            _check_output(args.output, folder=args.command == "report")
         return {"catalog": _catalog, "derive": _derive, "report": _report, "verify": _verify,
                 "plot": _plot, "export": _export}[args.command](args)
     except (SymgradError, ValueError, TypeError, KeyError, NotImplementedError) as exc:
@@ -101,12 +130,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RecursionError:
         print("symgrad: error: the expression is too deeply nested", file=sys.stderr)
         return 2
+    except OSError as exc:  # an output that cannot be written
+        print(f"symgrad: error: cannot write {exc.filename or 'the output'}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("symgrad: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # never a traceback for the user
         print(f"symgrad: internal error ({type(exc).__name__}: {exc}); please report it", file=sys.stderr)
         return 70
+
+
+def _check_output(path: str, folder: bool = False) -> None:
+    """-o: a file (or, for ``folder``, a folder) that can be written, else a ValueError saying why."""
+    if not path or "\0" in path:
+        raise ValueError("-o needs a path")
+    target = os.path.abspath(path)
+    parent = os.path.dirname(target) or "."
+    if folder:
+        if os.path.exists(target) and not os.path.isdir(target):
+            raise ValueError(f"-o {path}: it is a file, not a folder")
+        probe = target if os.path.isdir(target) else parent
+    else:
+        if os.path.isdir(target):
+            raise ValueError(f"-o {path}: it is a folder; name a file, e.g. {os.path.join(path, 'gradient.py')}")
+        probe = parent
+    if not os.path.isdir(probe):
+        raise ValueError(f"-o {path}: the folder {probe} does not exist")
+    if not os.access(probe, os.W_OK) or probe.startswith(("/proc", "/sys")):
+        raise ValueError(f"-o {path}: the folder {probe} is not writable")
 
 
 def _options(parser: argparse.ArgumentParser) -> tuple[set, set]:
@@ -265,11 +317,22 @@ def _lookup_wrt(name: str, inputs: dict, expr):
     raise ValueError(f"unknown variable {name!r} for --wrt; choose from: {', '.join(known) or 'none'}")
 
 
-def _split(text: str) -> list[str]:
+def _split(text: str, option: str = "--wrt") -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
-        raise ValueError("--wrt is empty")
+        raise ValueError(f"{option} is empty")
     return names
+
+
+def _matrices(specs) -> dict[str, sp.MatrixSymbol]:
+    """--matrix W:n,n → {"W": MatrixSymbol W of shape (n, n)}; sizes that are names are positive integers."""
+    out: dict[str, sp.MatrixSymbol] = {}
+    for name, dims in specs:
+        if name in out:
+            raise ValueError(f"--matrix {name} is declared twice")
+        shape = [sp.Integer(int(d)) if d.isdigit() else sp.Symbol(d, integer=True, positive=True) for d in dims]
+        out[name] = sp.MatrixSymbol(name, *shape)
+    return out
 
 
 def _plot(args) -> int:
@@ -283,19 +346,23 @@ def _plot(args) -> int:
 
 
 def _verify(args) -> int:
-    from .parse import parse
+    from .parse import check_name, parse
     from .verify import verify
 
     target = args.target.strip()
-    positive = _split(args.positive) if args.positive else []
-    if _BARE_NAME.match(target):
+    positive = [check_name(n, "--positive name") for n in _split(args.positive, "--positive")] if args.positive else []
+    matrices = _matrices(args.matrix)
+    if _BARE_NAME.match(target) and target not in matrices:
         expr = get_block(target).build().expr
     else:
-        expr = parse(target, assumptions={n: {"positive": True} for n in positive})
-    wrt = _split(args.wrt)
+        expr = parse(target, symbols=matrices, assumptions={n: {"positive": True} for n in positive})
+    wrt = [check_name(n, "--wrt name") for n in _split(args.wrt)]
     if len(wrt) != 1:
         raise ValueError("verify takes one variable: --wrt NAME")
-    verdict = verify(expr, wrt[0], args.claim, timeout=args.timeout, positive=positive)
+    unused = sorted(set(matrices) - {m.name for m in expr.atoms(sp.MatrixSymbol)})
+    if unused:
+        raise ValueError(f"--matrix {', '.join(unused)}: not in the expression")
+    verdict = verify(expr, matrices.get(wrt[0], wrt[0]), args.claim, timeout=args.timeout, positive=positive)
     if args.json:
         print(json.dumps(verdict.to_json(), indent=2, default=str))
     elif args.latex:

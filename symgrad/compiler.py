@@ -873,7 +873,7 @@ class CompiledFunction:
         self.formula = formula
         self.__doc__ = fn.__doc__
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, /, *args, **kwargs):  # positional-only self: an input may be named self
         if args:
             raise TypeError(f"pass the inputs by name, e.g. f({', '.join(p + '=…' for p in self.params)})")
         if kwargs.keys() == self._keys:  # the common call: every input, nothing else
