@@ -470,3 +470,103 @@ def test_every_block_slice_is_accurate_over_the_float64_range(name):
         for g, r, what in zip(got, ref, ("forward", "backward")):
             assert np.isfinite(g), (name, v, what)
             assert (g == 0) if abs(r) < 5e-324 else abs(g - r) <= 1e-13 * abs(r), (name, what, v, g, r)
+
+
+# --- ±inf gives the limits, NaN stays NaN ------------------------------------------------------------
+BIG = 1e300  # a stand-in for ±inf where torch's (shifted) results are already the limits
+
+
+def test_rows_holding_inf_give_the_limits_of_torch_at_huge_logits():
+    """softmax([inf, 0]) = [1, 0]: every row block at ±inf equals torch at ±1e300 (where the
+    shifted forms have reached their limits), with no floating-point warning; a row of −inf has no
+    limit (NaN, as torch)."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    inf = np.inf
+    z = np.array([[inf, 0.0, 1.0], [inf, inf, 0.0], [-inf, 0.0, 1.0], [2.0, -inf, -inf], [1.0, 2.0, 3.0]])
+    zt = torch.tensor(np.clip(z, -BIG, BIG))
+    g = np.random.default_rng(31).normal(size=z.shape)
+    idx = np.array([0, 2, 1, 0, 2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(over="raise", divide="raise", invalid="raise"):
+            a = nn.softmax(z)
+            vjp = nn.softmax_backward(z, g)
+            log_vjp = nn.log_softmax_backward(z, g)
+            ce_grad, _ = nn.softmax_cross_entropy_backward(z, idx, np.ones(5))
+            ce = nn.softmax_cross_entropy(z, idx)
+            logs = nn.log_softmax(z)
+    np.testing.assert_allclose(a, torch.softmax(zt, -1).numpy(), rtol=1e-15, atol=0)
+    zr = zt.clone().requires_grad_(True)
+    ref_vjp, = torch.autograd.grad(torch.softmax(zr, -1), zr, torch.tensor(g))
+    np.testing.assert_allclose(vjp, ref_vjp.numpy(), rtol=1e-14, atol=1e-300)
+    ref_log_vjp, = torch.autograd.grad(torch.log_softmax(zr, -1), zr, torch.tensor(g))
+    np.testing.assert_allclose(log_vjp, ref_log_vjp.numpy(), rtol=1e-14, atol=1e-300)
+    ref_ce = F.cross_entropy(zr, torch.tensor(idx), reduction="none")
+    ref_ce_grad, = torch.autograd.grad(ref_ce.sum(), zr)
+    np.testing.assert_allclose(ce_grad, ref_ce_grad.numpy(), rtol=1e-14, atol=1e-300)
+    # infinite losses are inf where torch's are 1e300; finite ones equal
+    finite = ref_ce.detach().numpy() < 1e299
+    np.testing.assert_allclose(ce[finite], ref_ce.detach().numpy()[finite], rtol=1e-14)
+    assert np.all(np.isposinf(ce[~finite])) and (~finite).sum() == 1  # row 3: its class sits at −inf
+    assert np.array_equal(np.isneginf(logs), np.isinf(z) & ~np.isposinf(z) | (np.isposinf(z).any(-1, keepdims=True) & ~np.isposinf(z)))
+    for f in (nn.softmax, nn.log_softmax):
+        assert np.all(np.isnan(f(np.array([[-inf, -inf], [np.nan, 0.0]]))))
+
+
+def test_bce_with_logits_at_inf_gives_the_limits():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    z = np.array([np.inf, np.inf, -np.inf, -np.inf, np.inf, -np.inf])
+    y = np.array([0.3, 1.0, 0.3, 0.0, 0.0, 1.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(over="raise", divide="raise", invalid="raise"):
+            loss = nn.bce_with_logits(z, y)
+            g_z, g_y = nn.bce_with_logits_backward(z, y, np.ones(6))
+    zt = torch.tensor(np.clip(z, -BIG, BIG), requires_grad=True)
+    ref = F.binary_cross_entropy_with_logits(zt, torch.tensor(y), reduction="none")
+    ref_g, = torch.autograd.grad(ref.sum(), zt)
+    np.testing.assert_array_equal(loss, np.where(ref.detach().numpy() > 1e299, np.inf, ref.detach().numpy()))
+    np.testing.assert_array_equal(g_z, ref_g.numpy())  # σ(±inf) − y = 1 − y or −y
+    np.testing.assert_array_equal(g_y, -z)
+
+
+def test_nan_stays_nan_through_the_backward():
+    x = np.array([np.nan, -1.0, 0.0, 2.0])
+    for name in ("relu", "sigmoid", "tanh", "softplus"):  # (blocks printed as where(x > 0, …) map NaN to a branch)
+        back = getattr(nn, f"{name}_backward")(x, np.ones(4))
+        assert np.isnan(back[0]) and np.all(np.isfinite(back[1:])), (name, back)
+    np.testing.assert_array_equal(nn.relu_backward(x, np.ones(4))[1:], [0.0, 0.0, 1.0])
+    g_z, g_y = nn.bce_with_logits_backward(np.array([np.nan, 1.0]), np.array([1.0, np.nan]), np.ones(2))
+    assert np.all(np.isnan(g_z)) and np.isnan(g_y[0])
+    assert np.all(np.isnan(nn.softmax_backward(np.array([[np.nan, 0.0]]), np.ones((1, 2)))))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fused_sigmoid_minus_in_blocks_matches_mpmath(dtype):
+    """(σ(u) − y)·g over three NumPy blocks of 2¹⁴ entries, one holding u < −700 (the e^{−|u|} form),
+    one a NaN, one ±inf: within a few ulps of 40-digit mpmath where y is 0 or 1 (no cancellation
+    allowed), within float rounding of y elsewhere."""
+    from symgrad.catalog.stable import sigmoid_minus_np
+
+    rng = np.random.default_rng(41)
+    n = 3 * 2 ** 14 + 17
+    u = (rng.normal(size=n) * 30).astype(dtype)
+    y = rng.choice([0.0, 1.0, 0.25, 0.9], n).astype(dtype)
+    g = rng.normal(size=n).astype(dtype)
+    u[5], u[2 ** 14 + 3], u[2 ** 15 + 1], u[2 ** 15 + 2] = -720.0 if dtype == np.float64 else -90.0, np.nan, np.inf, -np.inf
+    got = sigmoid_minus_np(u, y, scale=g)
+    assert got.dtype == dtype and got.shape == u.shape
+    assert np.isnan(got[2 ** 14 + 3]) and got[2 ** 15 + 1] == (1 - y[2 ** 15 + 1]) * g[2 ** 15 + 1]
+    assert got[2 ** 15 + 2] == -y[2 ** 15 + 2] * g[2 ** 15 + 2]
+    eps = np.finfo(dtype).eps
+    for i in list(rng.choice(n, 300, replace=False)) + [5, 2 ** 14, 2 ** 15]:
+        if not np.isfinite(u[i]):
+            continue
+        with mpmath.workdps(40 + int(abs(float(u[i])) / 2.3)):
+            v = mpmath.mpf(float(u[i]))
+            ref = float((1 / (1 + mpmath.exp(-v)) - mpmath.mpf(float(y[i]))) * mpmath.mpf(float(g[i])))
+        tol = 8 * eps * abs(ref) if y[i] in (0.0, 1.0) else 8 * eps * abs(float(g[i]))
+        assert abs(float(got[i]) - ref) <= max(tol, np.finfo(dtype).tiny), (i, u[i], y[i], got[i], ref)
+    np.testing.assert_array_equal(sigmoid_minus_np(u[:100], y[:100]) * g[:100], got[:100])  # unblocked: same numbers
