@@ -380,7 +380,7 @@ def expression_graph(expr: sp.Basic, output: str | None = None) -> Graph:
         out = new
         if node is not expr:
             if isinstance(new, ElementwiseApplyFunction):
-                twin = ElementwiseApplyFunction(new.function, sp.Transpose(new.expr).doit())
+                twin = new.func(new.function, sp.Transpose(new.expr).doit())
                 out = name(twin).T if _transposes(twin) < _transposes(new) else name(new)
             elif isinstance(new, sp.MatrixExpr):
                 if uses.get(node, 0) > 1 and not isinstance(new, sp.Transpose) or isinstance(new, _NAMED_MATRIX_NODES):

@@ -31,7 +31,7 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 from .errors import SymgradLimit
 from .runtime import device
 
-__all__ = ["matrix_gradient", "is_matrix_expression", "elementwise", "sq_frobenius",
+__all__ = ["Elementwise", "tidy", "collect_factors", "matrix_gradient", "is_matrix_expression", "elementwise", "sq_frobenius",
            "elementwise_derivative", "as_scalar", "SCALAR_ATOMS", "RowSoftmax", "SoftmaxCrossEntropy",
            "row_softmax", "row_simplex_targets", "RowLogSoftmax", "vector_softmax", "vector_jacobian",
            "RowLogMeanExp", "RowSoftmaxCrossEntropy", "Entrywise", "SoftmaxMinusTargets",
@@ -46,9 +46,21 @@ def is_matrix_expression(expr: sp.Basic) -> bool:
     return isinstance(expr, sp.MatrixExpr) or bool(expr.atoms(sp.MatrixSymbol))
 
 
+class Elementwise(ElementwiseApplyFunction):
+    """f applied to every entry of a matrix: SymPy's ElementwiseApplyFunction, printed the way it
+    is written (sigmoid(X*W), not a Lambda of an internal variable)."""
+
+    def _sympystr(self, printer):
+        body, (var,) = self.function.expr, self.function.variables
+        if isinstance(body, sp.Function) and body.args == (var,):
+            return f"{printer._print(sp.Symbol(type(body).__name__))}({printer._print(self.expr)})"
+        x = sp.Symbol("x")
+        return f"(x -> {printer._print(body.xreplace({var: x}))})({printer._print(self.expr)})"
+
+
 def elementwise(function: Callable, arg: sp.MatrixExpr) -> sp.MatrixExpr:
     """f applied to every entry of a matrix expression: σ(X W) as a matrix."""
-    return ElementwiseApplyFunction(sp.Lambda(ENTRY, function(ENTRY)), arg)
+    return Elementwise(sp.Lambda(ENTRY, function(ENTRY)), arg)
 
 
 def sq_frobenius(A: sp.MatrixExpr) -> sp.Expr:
@@ -68,15 +80,46 @@ def as_scalar(expr: sp.Basic) -> sp.Expr:
 
 
 def _rematricize(sum_node: sp.Sum) -> sp.Expr:
-    """Σ_i w[i, 0] x[i, 0] (SymPy's expansion of (wᵀx)[0, 0]) → (wᵀx)[0, 0]."""
+    """Σ_i w[i, 0] x[i, 0] (SymPy's expansion of (wᵀx)[0, 0]) → (wᵀx)[0, 0]; a square
+    Σ_i w[i, 0]² (SymPy's (wᵀw)[0, 0]) → (wᵀw)[0, 0]."""
     from sympy.tensor.array.expressions.from_array_to_matrix import convert_array_to_matrix
     from sympy.tensor.array.expressions.from_indexed_to_array import convert_indexed_to_array
 
+    twins: dict = {}
+
+    def twin_product(power):  # M_ij² → M_ij · M'_ij: SymPy's converter reads products, not powers
+        entry = power.base
+        twin = twins.setdefault(entry.parent, sp.MatrixSymbol(f"_twin{len(twins)}", *entry.parent.shape))
+        return sp.Mul(entry, MatrixElement(twin, entry.args[1], entry.args[2]), evaluate=False)
+
+    applied: dict = {}
+
+    def entry_of_elementwise(call):  # f(M_ij) → F_ij with F = f(M) elementwise (a placeholder for now)
+        entry = call.args[0]
+        F = elementwise(call.func, entry.parent)
+        holder = applied.setdefault(F, sp.MatrixSymbol(f"_applied{len(applied)}", *F.shape))
+        return MatrixElement(holder, entry.args[1], entry.args[2])
+
+    body = sum_node.function.replace(
+        lambda n: isinstance(n, sp.Function) and len(n.args) == 1 and isinstance(n.args[0], MatrixElement),
+        entry_of_elementwise)
+    body = body.replace(lambda n: n.is_Pow and n.exp == 2 and isinstance(n.base, MatrixElement), twin_product)
     try:
-        back = convert_array_to_matrix(convert_indexed_to_array(sum_node))
-    except Exception as exc:  # SymPy's converters raise many kinds of errors
-        raise SymgradLimit(f"cannot write the sum over matrix entries {sum_node} as matrices ({exc}); "
-                           "write it with matrix products instead") from None
+        back = convert_array_to_matrix(convert_indexed_to_array(sp.Sum(body, *sum_node.limits)))
+    except Exception:  # SymPy's converters raise many kinds of errors; Σ_i M_i0 fails: read it as Σ_i 1_i M_i0
+        ones = {}
+        for index, low, high in sum_node.limits:
+            ones[sp.MatrixSymbol(f"_ones{len(ones)}", high - low + 1, 1)] = sp.OneMatrix(high - low + 1, 1)
+        weighted = body * sp.Mul(*[MatrixElement(o, lim[0] - lim[1], 0) for o, lim in zip(ones, sum_node.limits)])
+        try:
+            back = convert_array_to_matrix(convert_indexed_to_array(sp.Sum(weighted, *sum_node.limits)))
+        except Exception as exc:
+            raise SymgradLimit(f"cannot write the sum over matrix entries {sum_node} as matrices ({exc}); "
+                               "write it with matrix products instead") from None
+        back = back.xreplace(ones)
+    back = back.xreplace({t: M for M, t in twins.items()}).xreplace({h: F for F, h in applied.items()})
+    if back.has(*twins.values()) if twins else False:  # pragma: no cover - guards SymPy
+        raise SymgradLimit(f"cannot write the sum over matrix entries {sum_node} as matrices")
     return MatrixElement(back, 0, 0) if isinstance(back, sp.MatrixExpr) else back
 
 
@@ -86,7 +129,7 @@ def elementwise_derivative(node: ElementwiseApplyFunction) -> sp.MatrixExpr:
     allows (σ' = σ(1 − σ) → Z ∘ (1 − Z), tanh' → 1 − Z∘Z), else elementwise f'(A)."""
     template, placeholder = _derivative_template(node.function, node.shape)
     if template is None:
-        return ElementwiseApplyFunction(sp.Lambda(ENTRY, sp.diff(node.function(ENTRY), ENTRY)), node.expr)
+        return Elementwise(sp.Lambda(ENTRY, sp.diff(node.function(ENTRY), ENTRY)), node.expr)
     return template.xreplace({placeholder: node})
 
 
@@ -314,7 +357,7 @@ def _push(node: sp.MatrixExpr, G: sp.MatrixExpr, add, wrt) -> None:
         if body.has(wrt):  # a parameter of f itself (α of leaky_relu, p of a power): Σ_ij G_ij ∂f/∂p
             for atom in body.atoms(MatrixElement):
                 if atom.has(wrt):
-                    partial = ElementwiseApplyFunction(sp.Lambda(node.function.variables, sp.diff(body, atom)), node.expr)
+                    partial = Elementwise(sp.Lambda(node.function.variables, sp.diff(body, atom)), node.expr)
                     _seed_scalar(atom, sp.Trace(_mul(_T(G), partial)), add, wrt)
     elif isinstance(node, (_RowBlock, Entrywise)):
         for arg, G_arg in node.adjoints(G):
@@ -359,7 +402,37 @@ def tidy(G: sp.MatrixExpr) -> sp.MatrixExpr:
         G = G.replace(lambda n: isinstance(n, HadamardProduct)
                       and any(isinstance(a, sp.MatMul) and a.as_coeff_mmul()[0] != 1 for a in n.args),
                       pull_coefficients)
+        G = _doit(G)
+        G = G.replace(lambda n: isinstance(n, sp.MatAdd), collect_factors)
     return G if isinstance(G, sp.MatrixBase) else _doit(G)
+
+
+def collect_factors(total: sp.MatAdd) -> sp.MatrixExpr:
+    """Terms with one outer factor and one coefficient up to sign share them, the textbook way:
+    (1/N) Xᵀa − (1/N) Xᵀy → (1/N) Xᵀ(a − y);  A xᵀ + B xᵀ → (A + B) xᵀ."""
+    terms = list(total.args)
+    for side in (0, -1):
+        groups: dict = {}
+        for t in terms:
+            coeff, mats = t.as_coeff_matrices() if isinstance(t, sp.MatMul) else (sp.S.One, [t])
+            if len(mats) < 2:
+                continue
+            groups.setdefault((mats[side], -coeff if coeff.could_extract_minus_sign() else coeff), []).append(t)
+        for (factor, magnitude), members in groups.items():
+            if len(members) < 2:
+                continue
+            inner = []
+            for t in members:
+                coeff, mats = t.as_coeff_matrices()
+                rest = mats[1:] if side == 0 else mats[:-1]
+                body = rest[0] if len(rest) == 1 else sp.MatMul(*rest)
+                inner.append(body if coeff == magnitude else sp.MatMul(-1, body))
+            rest_terms = [t for t in terms if t not in members]
+            inner_sum = _doit(sp.MatAdd(*inner))
+            pieces = [factor, inner_sum] if side == 0 else [inner_sum, factor]
+            collected = sp.MatMul(*([magnitude] if magnitude != 1 else []), *pieces)
+            return collect_factors(sp.MatAdd(collected, *rest_terms)) if rest_terms else collected
+    return total
 
 
 # --- row-wise softmax and its cross-entropy (matrix blocks) --------------------------------------
@@ -369,9 +442,11 @@ def row_shift_np(Z, xp=np):
     NaN, and a row of −inf, which has no limit, gives NaN."""
     if isinstance(Z, np.ndarray):
         m = Z.max(axis=-1, keepdims=True)
-        shifted = Z - m
-        if not np.isfinite(m).all():  # one number per row: cheap, and rare
-            np.copyto(shifted, 0.0, where=(Z == m) & (m > 0))
+        if np.isfinite(m).all():  # one number per row: cheap
+            return m, Z - m
+        with np.errstate(invalid="ignore"):  # inf − inf, replaced by the limit
+            shifted = Z - m
+        np.copyto(shifted, 0.0, where=(Z == m) & (m > 0))
         return m, shifted
     m = xp.max(Z, axis=-1, keepdims=True)
     return m, xp.where((Z == m) & (m > 0), 0.0, Z - m)
@@ -615,7 +690,10 @@ class RowLogMeanExp(_RowBlock):
 def _spread_rows(Z):
     """For NumPy: e = e^{Z − m} and its row sums when every row sum is at least 1.5 (the row maximum's
     share a_max ≤ 2/3: the textbook forms lose no digits); None otherwise (NaN, ±inf, a peaked row)."""
-    e = Z - Z.max(axis=-1, keepdims=True)
+    m = Z.max(axis=-1, keepdims=True)
+    if not np.isfinite(m).all():
+        return None
+    e = Z - m
     np.exp(e, out=e)
     total = e.sum(axis=-1, keepdims=True)
     return (e, total) if total.min() >= 1.5 else None
@@ -773,12 +851,13 @@ def row_softmax_cross_entropy_np(Z, Y, xp=np):
     """−Σ_j Y_ij log softmax(Z)_ij for each row (keeping the last axis), with the shift; a target
     0 against log softmax = −inf (a row with a +inf logit) counts 0 (the limit), not NaN."""
     logs = row_log_softmax_np(Z, xp=xp)
-    terms = Y * logs
-    if isinstance(terms, np.ndarray):
+    if isinstance(logs, np.ndarray):
+        with np.errstate(invalid="ignore"):  # 0 · (−inf), replaced by the limit 0
+            terms = Y * logs
         if np.isnan(terms).any():
             np.copyto(terms, 0.0, where=(Y == 0) & np.isinf(logs))
     else:
-        terms = xp.where((Y == 0) & (logs == -np.inf), 0.0, terms)
+        terms = xp.where((Y == 0) & (logs == -np.inf), 0.0, Y * logs)
     return -xp.sum(terms, axis=-1, keepdims=True)
 
 

@@ -41,7 +41,8 @@ COOKBOOK = [
 def test_matrix_cookbook(name, expr, wrt, expected):
     d = sg.derive(expr, wrt)
     assert d.result.shape == wrt.shape
-    assert (d.result - expected).doit() == sp.ZeroMatrix(*wrt.shape) or d.result == expected.doit()
+    difference = sp.expand((d.result - expected).doit()).doit()
+    assert difference == sp.ZeroMatrix(*wrt.shape) or d.result == expected.doit() or d.result == expected
     check = d.check()
     assert check.ok and check.max_rel_error < 1e-10, str(check)
 
@@ -142,7 +143,7 @@ zv, Wv, xv, bv = (sp.MatrixSymbol("z", Cn, 1), sp.MatrixSymbol("W", Cn, Pn), sp.
                   sp.MatrixSymbol("b", Cn, 1))
 JACOBIANS = [
     ("softmax", lambda: sg.softmax(zv), zv, r"\operatorname{diag}\left(\mathbf{a}\right) - \mathbf{a} \mathbf{a}^{T}"),
-    ("log_softmax", lambda: sg.log_softmax(zv), zv, r"\mathbb{I} - \mathbf{1} \mathbf{a}^{T}"),
+    ("log_softmax", lambda: sg.log_softmax(zv), zv, r"I - \mathbf{1} \mathbf{a}^{T}"),
     ("sigmoid", lambda: sg.sigmoid(zv), zv,
      r"\operatorname{diag}\left(\mathbf{a} \circ \left(\mathbf{1} - \mathbf{a}\right)\right)"),
     ("softmax∘dense", lambda: sg.softmax(Wv * xv + bv), xv,

@@ -20,7 +20,26 @@ from typing import Callable, ClassVar
 
 import sympy as sp
 
-__all__ = ["Primitive", "constraints_of"]
+__all__ = ["Primitive", "constraints_of", "sum_entries", "elementwise_of"]
+
+
+def sum_entries(M: sp.MatrixExpr) -> sp.Expr:
+    """Σ_ij M_ij = (1ᵀ M 1): a loss over a batch (reduction "sum"; divide by N for the mean)."""
+    from sympy.matrices.expressions.matexpr import MatrixElement
+
+    rows, cols = M.shape
+    return MatrixElement(sp.MatMul(sp.OneMatrix(1, rows), M, sp.OneMatrix(cols, 1)), 0, 0)
+
+
+def elementwise_of(M: sp.Basic, function: type) -> sp.MatrixExpr | None:
+    """Z when ``M`` is ``function`` applied to every entry of Z (σ(Z) → Z), else None."""
+    from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+
+    if isinstance(M, ElementwiseApplyFunction):
+        body, (var,) = M.function.expr, M.function.variables
+        if isinstance(body, function) and body.args == (var,):
+            return M.expr
+    return None
 
 
 class Primitive(sp.Function):
@@ -32,6 +51,11 @@ class Primitive(sp.Function):
 
     @classmethod
     def eval(cls, *args):
+        if any(isinstance(a, sp.MatrixExpr) and a.shape == (1, 1) for a in args):  # 1×1 matrices are scalars
+            from sympy.matrices.expressions.matexpr import MatrixElement
+
+            return cls(*[MatrixElement(a, 0, 0) if isinstance(a, sp.MatrixExpr) and a.shape == (1, 1) else a
+                         for a in args])
         if cls.elementwise and len(args) >= 1 and isinstance(args[0], sp.MatrixBase):
             first, rest = args[0], args[1:]
             return first.applyfunc(lambda entry: cls(entry, *rest))
@@ -40,6 +64,8 @@ class Primitive(sp.Function):
 
             first, rest = args[0], args[1:]
             return elementwise(lambda entry: cls(entry, *rest), first)
+        if any(isinstance(a, sp.MatrixExpr) for a in args) and hasattr(cls, "on_matrices"):
+            return cls.on_matrices(*args)
         if any(isinstance(a, (sp.MatrixBase, sp.MatrixExpr)) for a in args):
             raise TypeError(
                 f"{cls.__name__} takes scalar arguments here; pass a list or Matrix only as "
