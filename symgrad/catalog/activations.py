@@ -691,7 +691,7 @@ def gelu_tanh_np(x, xp=np):
 
 class gelu_tanh(Primitive):
     r"""GELU_tanh(x) = x(1 + tanh u)/2 = x σ(2u), u = √(2/π)(x + 0.044715x³);
-    GELU_tanh'(x) = σ(2u) + 2x σ(2u)σ(−2u) u'(x)  (since (1 + tanh u)/2 = σ(2u))."""
+    GELU_tanh'(x) = σ(2u)(1 + 2x u'(x) σ(−2u))  (since (1 + tanh u)/2 = σ(2u) and σ' = σ(u)σ(−u))."""
 
     nargs = 1
     elementwise = True
@@ -701,7 +701,7 @@ class gelu_tanh(Primitive):
     def fdiff(self, argindex=1):
         x = self.args[0]
         u = _gelu_tanh_u(x)
-        return sigmoid(2 * u) + 2 * x * sigmoid(2 * u) * sigmoid(-2 * u) * u.diff(x)
+        return sigmoid(2 * u) * (1 + 2 * x * u.diff(x) * sigmoid(-2 * u))
 
     @staticmethod
     def elementary(x):
@@ -716,7 +716,7 @@ register(Block(
     name="gelu_tanh", domain="x real", family="activation", function=gelu_tanh,
     formula="gelu_tanh(x) = x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715*x**3)))",
     latex=r"\operatorname{GELU}_{\tanh}(x) = \frac{x}{2}\left(1 + \tanh u\right) = x\,\sigma(2u), \quad u = \sqrt{2/\pi}\,(x + 0.044715\,x^{3})",
-    derivative=r"\operatorname{GELU}_{\tanh}'(x) = \sigma(2u) + 2x\,\sigma(2u)\,\sigma(-2u)\,u'(x)",
+    derivative=r"\operatorname{GELU}_{\tanh}'(x) = \sigma(2u)\,\bigl(1 + 2x\,u'(x)\,\sigma(-2u)\bigr)",
     kink="smooth: differentiable everywhere (PyTorch's gelu(approximate='tanh'))",
     example=lambda: Example(gelu_tanh(_x), (_x,), {"x": _x}),
 ))
@@ -1199,8 +1199,10 @@ register(Block(
     name="softmin", domain="z in R^C", family="activation", function=None,
     formula="softmin(z)_i = exp(-z_i) / sum_j exp(-z_j) = softmax(-z)_i",
     latex=r"\operatorname{softmin}(\mathbf{z})_i = \frac{e^{-z_i}}{\sum_j e^{-z_j}} = \operatorname{softmax}(-\mathbf{z})_i",
-    derivative=r"\frac{\partial b_i}{\partial z_j} = -b_i(\delta_{ij} - b_j), \quad b = \operatorname{softmin}(\mathbf{z})",
-    example=lambda: (lambda z: Example(softmin(z), (z,), {"z": z}))(vector("z", 3)),
+    derivative=r"\frac{\partial \mathbf{b}}{\partial \mathbf{z}} = -\bigl(\operatorname{diag}(\mathbf{b}) - \mathbf{b}\mathbf{b}^{\top}\bigr), \quad "
+               r"\frac{\partial b_i}{\partial z_j} = -b_i(\delta_{ij} - b_j), \quad \mathbf{b} = \operatorname{softmin}(\mathbf{z})",
+    example=lambda: _vector_block_example(softmin, column("z", size("C"))),
+    entries=lambda: _vector_block_example(softmin, vector("z", 3)),
     batched=_softmin_batched,
 ))
 
