@@ -141,6 +141,9 @@ def verify(expr: Any, wrt: Any, claim: Any, *, timeout: float = 5.0, points: int
     parsed = sampling.unify(_as_claim(claim, symbols), symbols)
     _refuse_non_finite(parsed)
     notes: list[str] = []
+    foreign = sorted(set(sampling.by_name(parsed)) - set(symbols))
+    if foreign:
+        notes.append(f"the claim has symbols the expression does not: {', '.join(foreign)} (sampled as free variables)")
     if _has_heaviside(parsed) or _has_heaviside(truth):
         notes.append("Heaviside(u) read as the step 1[u > 0] (the kink convention ReLU'(0) = 0); claims "
                      "that differ only where u = 0 are judged equal")
