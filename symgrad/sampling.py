@@ -242,32 +242,37 @@ def _nonnegative(sym) -> bool:
     return bool(getattr(base, "is_nonnegative", False) or getattr(label, "is_nonnegative", False))
 
 
-def draw(sym: sp.Basic, rng: np.random.Generator, spec=None, policy: Policy = DEFAULT, kind: str | None = None):
+def draw(sym: sp.Basic, rng: np.random.Generator, spec=None, policy: Policy = DEFAULT, kind: str | None = None,
+         stratum: float | None = None, sign: int | None = None):
     """One value of ``sym`` (a Python float, or an int for integers) under ``policy``.
 
-    ``kind``: "moderate", "wide" (log-uniform over the decades), "tiny" (near 0) or None (any)."""
+    ``kind``: "moderate" (|v| ≲ 3), "wide" (|v| log-uniform over 10⁰ … 10^hi of the decades),
+    "tiny" (10^lo … 10⁻², near 0) or None (any). ``stratum`` in [0, 1) picks the decade (so a
+    series of points covers them all); ``sign`` (±1) the sign of a real symbol."""
     Choice, Interval, Simplex = _domains()
     spec = spec or _default_domain(sym)
     if isinstance(spec, Choice):
         return int(rng.choice(spec.values))
     kind = kind or str(rng.choice(["moderate", "moderate", "wide", "wide", "tiny"]))
+    u = float(rng.random()) if stratum is None else float(stratum) % 1.0
+    sign = sign if sign in (-1, 1) else (1 if rng.random() < 0.5 else -1)
     if isinstance(spec, Interval):
         lo, hi = float(spec.low), float(spec.high)
         if kind == "wide" and lo > 0 and hi / lo > 10:  # log-uniform across the interval's decades
-            return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+            return float(math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo))))
         if kind == "tiny" and lo < 0 < hi:
-            return float(rng.choice([-1, 1]) * 10 ** rng.uniform(-8, -2))
-        return float(rng.uniform(lo, hi))
+            return float(sign * 10 ** (-8 + 6 * u))
+        return float(lo + u * (hi - lo)) if stratum is not None else float(rng.uniform(lo, hi))
     lo, hi = policy.decades
     positive, nonneg = _positive(sym), _nonnegative(sym)
     if kind == "moderate":
         v = float(np.exp(rng.uniform(-2.3, 1.6))) if (positive or nonneg) else float(rng.uniform(-policy.moderate, policy.moderate))
     elif kind == "tiny":
-        v = float(10 ** rng.uniform(-12, -3))
+        v = float(10 ** (lo + u * (-2 - lo)))
     else:
-        v = float(10 ** rng.uniform(lo, hi))
-    if not (positive or nonneg) and kind != "moderate" and rng.random() < 0.5:
-        v = -v
+        v = float(10 ** (u * hi))
+    if not (positive or nonneg) and kind != "moderate":
+        v = sign * v
     return v
 
 
@@ -280,7 +285,7 @@ def points(symbols: Sequence[sp.Basic], exprs: Iterable[sp.Basic], count: int, r
     Choice, Interval, Simplex = _domains()
     domain = dict(domain or {})
     symbols = list(symbols)
-    kinds = ["moderate", "moderate", "wide", "moderate", "wide", "tiny"]
+    kinds = ["moderate", "wide", "moderate", "wide", "tiny", "wide"]
 
     def spec(s):
         if s in domain:
@@ -289,10 +294,14 @@ def points(symbols: Sequence[sp.Basic], exprs: Iterable[sp.Basic], count: int, r
             return domain[s.base]
         return None
 
-    def base_point(kind):
-        return {s: draw(s, rng, spec(s), policy, kind) for s in symbols}
+    offset = float(rng.random())
 
-    out = [base_point(kinds[i % len(kinds)]) for i in range(count)]
+    def base_point(kind, i=0):
+        # the i-th wide/tiny point takes the decade i·φ (mod 1) along the range, signs alternating
+        return {s: draw(s, rng, spec(s), policy, kind, stratum=offset + (i + k) * 0.6180339887,
+                        sign=1 if (i + k) % 2 == 0 else -1) for k, s in enumerate(symbols)}
+
+    out = [base_point(kinds[i % len(kinds)], i // 2) for i in range(count)]
     kinks = breakpoints(*exprs)
     extra: list[dict] = []
     for u in kinks:
