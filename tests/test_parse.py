@@ -100,3 +100,49 @@ def test_special_looking_names_are_just_symbols():
 def test_parse_takes_text_only():
     with pytest.raises(TypeError):
         parse(42)
+
+
+# --- issue 11: the input language users type --------------------------------------------------------
+def test_elementary_functions_users_type():
+    from symgrad.parse import parse
+
+    x = sp.Symbol("x", real=True)
+    assert parse("sech(x)**2", symbols={"x": x}) == sp.sech(x) ** 2
+    assert parse("erf(x) + sign(x)", symbols={"x": x}) == sp.erf(x) + sp.sign(x)
+
+
+def test_lambda_and_greek_letters_are_symbol_names():
+    from symgrad.parse import parse
+
+    lam = sp.Symbol("lambda", real=True)
+    assert parse("lambda*x**2").has(lam)
+    assert parse("λ*x") == parse("lambda*x")
+
+
+def test_every_catalog_block_is_typeable_by_its_name():
+    from symgrad.catalog import blocks
+    from symgrad.parse import FUNCTIONS
+
+    assert {b.name for b in blocks() if b.name.isidentifier()} <= set(FUNCTIONS)
+
+
+def test_matrix_notation_in_text():
+    from symgrad.parse import parse
+
+    n = sp.Symbol("n", integer=True, positive=True)
+    W, v = sp.MatrixSymbol("W", n, n), sp.MatrixSymbol("x", n, 1)
+    syms = {"W": W, "x": v}
+    for text in ["W.T*x", "transpose(W)*x", "W^T*x", "W.T @ x"]:
+        assert parse(text, symbols=syms) == W.T * v
+    with pytest.raises(ParseError):
+        parse("x.T", symbols={"x": sp.Symbol("x")})  # not a matrix
+    with pytest.raises(ParseError):
+        parse("x.__class__", symbols=syms)
+
+
+@pytest.mark.parametrize("text", ["1/0", "x/(x - x)", "0**-1", "log(0)", "x/0 + 1"])
+def test_division_by_zero_is_refused(text):
+    from symgrad.parse import parse
+
+    with pytest.raises(ParseError):
+        parse(text)
