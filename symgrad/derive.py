@@ -26,7 +26,7 @@ from .errors import SymgradLimit
 from .matrices import as_scalar, is_matrix_expression, tidy
 from .simplify import Budget, elementary, fold, textbook
 
-__all__ = ["derive", "Derivation", "Step"]
+__all__ = ["derive", "hessian", "hvp", "Derivation", "Step"]
 
 WrtLike = Union[sp.Symbol, sp.Indexed, sp.MatrixBase, str]
 Result = Union[sp.Expr, sp.MatrixBase]
@@ -733,3 +733,92 @@ def _is_loss(expr: sp.Basic) -> bool:
     from .catalog.losses import BCE, BCEWithLogits, CrossEntropy
 
     return isinstance(expr, (BCE, BCEWithLogits, CrossEntropy))
+
+
+# --- second order ---------------------------------------------------------------------------------
+def hessian(expr: Any, wrt: WrtLike | Sequence[WrtLike], *, timeout: float = 5.0) -> Derivation:
+    r"""The Hessian ∂²f/∂w∂wᵀ, in textbook form: the Jacobian of the gradient.
+
+    .. math:: H_{ij} = \frac{\partial^2 f}{\partial w_i \partial w_j}
+              \quad\text{e.g.}\quad \nabla^2_x\, x^\top A x = A + A^\top,\;
+              \nabla^2_z \operatorname{CE}(\operatorname{softmax}(z), y) = \operatorname{diag}(a) - a a^\top
+
+    ``wrt``: a list of scalar symbols (H is len(wrt) × len(wrt)), a Matrix of symbols, or one column
+    vector ``MatrixSymbol`` of a matrix expression (H is n × n, in compact matrix form). The result
+    compiles and cross-checks like a gradient (``.compile()``, ``.check()``)."""
+    started = time.perf_counter()
+    expr = _as_expression(expr)
+    if is_matrix_expression(expr):
+        x = wrt[0] if isinstance(wrt, (list, tuple)) and len(wrt) == 1 else wrt
+        if isinstance(x, str):
+            x = next((m for m in expr.atoms(sp.MatrixSymbol) if m.name == x), x)
+        if not (isinstance(x, sp.MatrixSymbol) and x.shape[1] == 1):
+            raise TypeError("the Hessian of a matrix expression is taken with respect to one column vector "
+                            "(a MatrixSymbol n×1); for a matrix W use hvp(expr, W, V)")
+        gradient = derive(expr, x, timeout=timeout)
+        H = vector_jacobian_of(gradient.result, x)
+        names = {**gradient.intermediates, **_name_vector_outputs(H)}
+        back = _renaming(names)
+        step = Step("textbook", sp.Derivative(sp.Symbol("L"), x, x, evaluate=False), H.xreplace(back),
+                    "the Jacobian of the gradient")
+        # what is differentiated is the gradient: .check() compares H with differences of ∇f
+        return Derivation(expr=gradient.result, wrt=(x,), result=H, raw=None, steps=list(gradient.steps) + [step],
+                          intermediates=names, assumptions=gradient.assumptions, notes=gradient.notes,
+                          seconds=time.perf_counter() - started, single=True)
+    symbols = list(wrt) if isinstance(wrt, (list, tuple)) else list(wrt) if isinstance(wrt, sp.MatrixBase) else [wrt]
+    symbols = [_resolve_wrt(w, expr) for w in symbols]
+    if not all(isinstance(w, sp.Symbol) for w in symbols):
+        raise TypeError("hessian(expr, wrt): wrt must be scalar symbols (or their names) for a scalar expression")
+    first = derive(expr, symbols, timeout=timeout)
+    budget = Budget(timeout)
+    rows = []
+    for g in first.results:
+        if g == 0:
+            rows.append([sp.S.Zero] * len(symbols))
+            continue
+        second = derive(g, [w for w in symbols if g.has(w)], timeout=timeout) if any(g.has(w) for w in symbols) else None
+        by_symbol = dict(zip(second.wrt, second.results)) if second is not None else {}
+        rows.append([by_symbol.get(w, sp.S.Zero) for w in symbols])
+        if second is not None:
+            budget.hits.extend(second.notes)
+    H = sp.Matrix(rows)
+    plain = elementary(first.expr)
+    raw = sp.Matrix(len(symbols), len(symbols), lambda i, j: sp.diff(plain, symbols[i], symbols[j]))
+    steps = [Step("goal", sp.Symbol("H"), sp.hessian(sp.Function("f")(*symbols), symbols), "what we want"),
+             Step("raw", sp.Symbol("H"), raw, "plain SymPy, elementary form"),
+             Step("textbook", sp.Symbol("H"), H, "textbook form")]
+    # what is differentiated is the gradient: .check() compares H with differences of ∇f
+    return Derivation(expr=sp.Matrix(first.results), wrt=(sp.Matrix(symbols),), result=H, raw=raw, steps=steps,
+                      intermediates=dict(first.intermediates), assumptions=first.assumptions,
+                      notes=first.notes + budget.hits, seconds=time.perf_counter() - started, single=True)
+
+
+def hvp(expr: Any, wrt: Any, direction: Any, *, timeout: float = 5.0) -> Derivation:
+    r"""The Hessian-vector product H v = ∂/∂w ⟨∇_w f, v⟩ (w and v of one shape), without forming H.
+
+    .. math:: H v = \nabla_w \left( \nabla_w f \cdot v \right)
+
+    Scalar expressions: ``wrt`` a list of symbols and ``direction`` a list of numbers or symbols of
+    the same length. Matrix expressions: ``wrt`` a MatrixSymbol W and ``direction`` a matrix V of
+    W's shape (a MatrixSymbol), giving ∂/∂W tr((∂L/∂W)ᵀ V)."""
+    expr = _as_expression(expr)
+    if is_matrix_expression(expr):
+        if not (isinstance(wrt, sp.MatrixSymbol) and getattr(direction, "shape", None) == wrt.shape):
+            raise ValueError("hvp of a matrix expression: wrt must be a MatrixSymbol and direction a matrix "
+                             f"of the same shape {getattr(wrt, 'shape', '')}")
+        gradient = derive(expr, wrt, timeout=timeout).result
+        return derive(sp.Trace(sp.Transpose(gradient) * direction), wrt, timeout=timeout)
+    symbols = list(wrt) if isinstance(wrt, (list, tuple, sp.MatrixBase)) else [wrt]
+    vector = list(direction) if isinstance(direction, (list, tuple, sp.MatrixBase)) else [direction]
+    if len(vector) != len(symbols):
+        raise ValueError(f"the direction has {len(vector)} entries; wrt has {len(symbols)}")
+    first = derive(expr, symbols, timeout=timeout)
+    contraction = sp.Add(*[g * sp.sympify(v) for g, v in zip(first.results, vector)])
+    return derive(contraction, symbols, timeout=timeout)
+
+
+def vector_jacobian_of(F: sp.MatrixExpr, x: sp.MatrixSymbol) -> sp.MatrixExpr:
+    """∂F/∂x for a column vector F of the column vector x (rows: outputs), in compact form."""
+    from .matrices import vector_jacobian
+
+    return vector_jacobian(F, x)

@@ -330,7 +330,7 @@ def _push(node: sp.MatrixExpr, G: sp.MatrixExpr, add, wrt) -> None:
     """Send the adjoint G of ``node`` to its arguments."""
     if isinstance(node, sp.MatAdd):
         for a in node.args:
-            add(a, G)
+            add(a, _unbroadcast(G, a.shape, node.shape))
     elif isinstance(node, sp.MatMul):
         coeff, mats = node.as_coeff_matrices()
         if coeff.has(wrt):  # a scalar factor that depends on wrt: ⟨G, M⟩ dc
@@ -372,8 +372,24 @@ def _push(node: sp.MatrixExpr, G: sp.MatrixExpr, add, wrt) -> None:
             add(A, _mul(*([_T(A)] * i), G, *([_T(A)] * (k - 1 - i))))
     elif isinstance(node, (sp.MatrixSymbol, sp.Identity, sp.ZeroMatrix, sp.OneMatrix)):
         return
+    elif hasattr(node, "adjoints"):  # a catalog block that declares its VJP (catalog/norms.py)
+        for arg, G_arg in node.adjoints(G):
+            add(arg, G_arg)
     else:
         raise SymgradLimit(f"no matrix chain rule for {type(node).__name__} yet")
+
+
+def _unbroadcast(G: sp.MatrixExpr, shape, full) -> sp.MatrixExpr:
+    """The adjoint of a term that was spread over the sum's shape (a bias row b in XW + b):
+    summed over the rows it was repeated on (1ᵀG) or the columns (G1)."""
+    if tuple(shape) == tuple(full):
+        return G
+    rows, cols = shape
+    if rows == 1 and full[0] != 1:
+        G = sp.MatMul(sp.OneMatrix(1, full[0]), G)
+    if cols == 1 and full[1] != 1:
+        G = sp.MatMul(G, sp.OneMatrix(full[1], 1))
+    return G
 
 
 def tidy(G: sp.MatrixExpr) -> sp.MatrixExpr:
@@ -491,6 +507,11 @@ class _RowBlock(sp.MatrixExpr):
 
     def _symgrad_numpy(self, printer):
         return printer.print_block(self)
+
+    def _entry(self, i, j, **kwargs):
+        """An entry stays an entry of the block (SymPy's (yᵀ log softmax(z))[0, 0] is then a sum over
+        the block's entries, which ``as_scalar`` writes back as the product)."""
+        return MatrixElement(self, i, j)
 
     @staticmethod
     def explicit_row(row: list) -> list:  # pragma: no cover - every row block declares it
@@ -936,4 +957,14 @@ def vector_jacobian(F: sp.MatrixExpr, z: sp.MatrixSymbol) -> sp.MatrixExpr:
     if isinstance(F, ElementwiseApplyFunction):
         local = sp.DiagMatrix(elementwise_derivative(F))
         return _doit(_mul(local, vector_jacobian(F.expr, z)))
+    if hasattr(F, "plain"):  # a fused block (σ(U) + C): the Jacobian of what it computes
+        return vector_jacobian(F.plain(), z)
+    if isinstance(F, HadamardProduct):  # product rule: J(a ∘ b) = diag(b) J_a + diag(a) J_b
+        terms = []
+        for i, a in enumerate(F.args):
+            if a.has(z):
+                others = F.args[:i] + F.args[i + 1:]
+                rest = others[0] if len(others) == 1 else HadamardProduct(*others)
+                terms.append(_mul(sp.DiagMatrix(rest), vector_jacobian(a, z)))
+        return _doit(sp.MatAdd(*terms)) if len(terms) > 1 else _doit(terms[0])
     raise SymgradLimit(f"no Jacobian rule for {type(F).__name__}; use a scalar loss (gradient) instead")

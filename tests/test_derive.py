@@ -288,3 +288,63 @@ def test_pooling_derivations_do_not_grow_with_n(block):
     d = sg.derive(ex.expr, ex.wrt[0], upstream=ex.upstream)
     assert time.perf_counter() - t0 < 0.5
     assert not d.result.has(sp.Piecewise) and not d.result.has(sp.KroneckerDelta)
+
+
+# --- second order: Hessians and Hessian-vector products -----------------------------------------
+def test_hessian_of_a_quadratic_form_is_a_plus_a_transpose():
+    n = sp.Symbol("n", integer=True, positive=True)
+    A, x = sp.MatrixSymbol("A", n, n), sp.MatrixSymbol("x", n, 1)
+    h = sg.hessian((x.T * A * x)[0, 0], x)
+    assert h.result == A + A.T
+    assert sg.latex(h.named) == "A + A^{T}"
+    assert h.check().ok
+    M = np.random.default_rng(0).normal(size=(4, 4))
+    np.testing.assert_allclose(h.compile()(A=M, x=np.ones((4, 1))), M + M.T)
+
+
+def test_hessian_of_softmax_cross_entropy_in_the_logits_is_diag_a_minus_aat_and_equals_torch():
+    torch = pytest.importorskip("torch")
+    from symgrad.matrices import SoftmaxCrossEntropy
+
+    C = sp.Symbol("C", integer=True, positive=True)
+    z, y = sp.MatrixSymbol("z", C, 1), sp.MatrixSymbol("y", C, 1)
+    h = sg.hessian(SoftmaxCrossEntropy(z.T, y.T), z)
+    assert sg.latex(h.named) == r"\operatorname{diag}\left(\mathbf{a}\right) - \mathbf{a} \mathbf{a}^{T}"
+    assert h.check().ok
+    zv = np.random.default_rng(1).normal(size=(5, 1)) * 3
+    yv = np.eye(5)[[2]].T
+    want = torch.autograd.functional.hessian(
+        lambda t: torch.nn.functional.cross_entropy(t.T, torch.tensor([2])), torch.tensor(zv))
+    np.testing.assert_allclose(h.compile()(z=zv, y=yv), want.reshape(5, 5).numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_scalar_hessian_matches_sympy_and_second_differences():
+    a, b = sp.symbols("a b", real=True)
+    h = sg.hessian(sg.sigmoid(a * b) + sg.softplus(a) * b, [a, b])
+    assert h.result.shape == (2, 2)
+    assert sp.simplify(h.result[0, 1] - h.result[1, 0]) == 0  # symmetric
+    assert h.check().ok
+    plain = 1 / (1 + sp.exp(-a * b)) + sp.log(1 + sp.exp(a)) * b
+    ref = sp.lambdify((a, b), sp.hessian(plain, (a, b)), "mpmath")
+    got = h.compile()(a=0.7, b=-1.3)
+    np.testing.assert_allclose(np.asarray(got, dtype=float), np.asarray(ref(0.7, -1.3).tolist(), dtype=float), rtol=1e-12)
+
+
+def test_hessian_vector_products_equal_the_hessian_times_the_vector():
+    torch = pytest.importorskip("torch")
+    a, b = sp.symbols("a b", real=True)
+    u, v = sp.symbols("u v", real=True)
+    f = sg.tanh(a * b) + a ** 3
+    hv = sg.hvp(f, [a, b], [u, v])
+    H = sg.hessian(f, [a, b]).compile()(a=0.4, b=0.9)
+    got = hv.compile()(a=0.4, b=0.9, u=1.5, v=-2.0)
+    np.testing.assert_allclose(np.asarray(got, dtype=float), np.asarray(H) @ np.array([1.5, -2.0]), rtol=1e-12)
+    n, m = sp.symbols("n m", integer=True, positive=True)
+    X, W, V = sp.MatrixSymbol("X", m, n), sp.MatrixSymbol("W", n, n), sp.MatrixSymbol("V", n, n)
+    r = sg.sigmoid(X * W)
+    d = sg.hvp(sp.Trace(r.T * r), W, V)
+    rng = np.random.default_rng(2)
+    Xv, Wv, Vv = rng.normal(size=(5, 3)), rng.normal(size=(3, 3)), rng.normal(size=(3, 3))
+    _, hvp_t = torch.autograd.functional.hvp(lambda w: (torch.sigmoid(torch.tensor(Xv) @ w) ** 2).sum(),
+                                             torch.tensor(Wv), torch.tensor(Vv))
+    np.testing.assert_allclose(d.compile()(X=Xv, W=Wv, V=Vv), hvp_t.numpy(), rtol=1e-10)

@@ -267,3 +267,98 @@ MORE = [
 def test_more_matrix_gradients_agree_with_explicit_entries(name, expr, wrt):
     check = sg.derive(expr, wrt).check()
     assert check.ok and check.max_rel_error < 1e-10, str(check)
+
+
+# --- matrix expressions people write (each derives, compiles and matches its forward) -----------
+def _central_differences(forward, values, name, eps=1e-6):
+    """∂forward/∂values[name] by central differences, entry by entry (float64)."""
+    base = np.asarray(values[name], dtype=float)
+    grad = np.zeros_like(base)
+    for idx in np.ndindex(base.shape):
+        plus = {**values, name: base.copy()}
+        minus = {**values, name: base.copy()}
+        plus[name][idx] += eps
+        minus[name][idx] -= eps
+        grad[idx] = (forward(**plus) - forward(**minus)) / (2 * eps)
+    return grad if base.shape else float(grad)
+
+
+Nn, Dn = sp.symbols("N D", integer=True, positive=True)
+Xb, wb, yb = sp.MatrixSymbol("X", Nn, Dn), sp.MatrixSymbol("w", Dn, 1), sp.MatrixSymbol("y", Nn, 1)
+xb = sp.MatrixSymbol("x", Dn, 1)
+lam_b, b_b, t_b = sp.Symbol("lam", positive=True), sp.Symbol("b", real=True), sp.Symbol("t", real=True)
+
+
+def _np_sigmoid(u):
+    return 1 / (1 + np.exp(-u))
+
+
+def _np_bce(a, y):
+    return -(y * np.log(a) + (1 - y) * np.log(1 - a))
+
+
+WRITTEN = [
+    ("bce(sigmoid(X*w), y)", lambda: sg.bce(sg.sigmoid(Xb * wb), yb), [wb],
+     lambda X, w, y: float(np.sum(_np_bce(_np_sigmoid(X @ w), y)))),
+    ("softplus logistic loss + lam*||w||^2",
+     lambda: ((sp.OneMatrix(Nn, 1).T * sg.softplus(Xb * wb) - yb.T * Xb * wb) / Nn)[0, 0] + lam_b * (wb.T * wb)[0, 0],
+     [wb, lam_b],
+     lambda X, w, y, lam: float((np.sum(np.logaddexp(0, X @ w)) - (y.T @ X @ w)[0, 0]) / X.shape[0]
+                                + lam * (w.T @ w)[0, 0])),
+    ("bce(sigmoid(w.T*x + b), t), wrt [w, b]", lambda: sg.bce(sg.sigmoid((wb.T * xb)[0, 0] + b_b), t_b), [wb, b_b],
+     lambda w, x, b, t: float(_np_bce(_np_sigmoid((w.T @ x)[0, 0] + b), t))),
+    ("bce(sigmoid(w.T*x), y 1x1)", lambda: sg.bce(sg.sigmoid(wb.T * xb), sp.MatrixSymbol("y", 1, 1)), [wb],
+     lambda w, x, y: float(_np_bce(_np_sigmoid((w.T @ x)[0, 0]), y[0, 0]))),
+]
+
+
+@pytest.mark.parametrize("name,build,wrt,forward", WRITTEN, ids=[c[0] for c in WRITTEN])
+def test_matrix_expressions_people_write_derive_compile_and_match_their_forward(name, build, wrt, forward):
+    rng = np.random.default_rng(3)
+    d = sg.derive(build(), wrt)
+    f = d.compile()
+    sizes = {Nn: 5, Dn: 3}
+    values = {}
+    for s in f.params:
+        sym = next((m for m in d.expr.atoms(sp.MatrixSymbol) if m.name == s), None)
+        if sym is not None:
+            shape = tuple(int(sp.sympify(k).xreplace(sizes)) for k in sym.shape)
+            values[s] = rng.uniform(0.1, 0.9, size=shape) if s in ("y",) else rng.normal(size=shape)
+        else:
+            values[s] = float(rng.uniform(0.1, 0.9)) if s in ("t", "lam") else float(rng.normal())
+    got = f(**values)
+    got = got if isinstance(got, tuple) else (got,)
+    for w, g in zip(wrt, got):
+        want = _central_differences(forward, {k: values[k] for k in forward.__code__.co_varnames[:forward.__code__.co_argcount]}, w.name)
+        np.testing.assert_allclose(np.asarray(g, dtype=float).reshape(np.shape(want)), want, rtol=1e-6, atol=1e-8)
+    text = sg.latex(d.named if d.single else sp.Tuple(*d.named)) + str(d.named)
+    assert "Lambda" not in text and "_entry" not in text
+
+
+def test_batch_bce_is_the_textbook_xt_a_minus_y_and_equals_torch():
+    torch = pytest.importorskip("torch")
+    d = sg.derive(sg.bce(sg.sigmoid(Xb * wb), yb) / Nn, wb)
+    assert sg.latex(d.named) == r"\frac{1}{N} X^{T} \left(\sigma\left(X \mathbf{w}\right) - \mathbf{y}\right)"
+    rng = np.random.default_rng(4)
+    X, w, y = rng.normal(size=(7, 3)) * 4, rng.normal(size=(3, 1)), rng.integers(0, 2, size=(7, 1)).astype(float)
+    wt = torch.tensor(w, requires_grad=True)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(torch.tensor(X) @ wt, torch.tensor(y))
+    loss.backward()
+    np.testing.assert_allclose(d.compile()(X=X, w=w, y=y), wt.grad.numpy(), rtol=1e-12)
+
+
+def test_a_bias_row_is_broadcast_over_the_batch_and_its_gradient_sums_the_rows():
+    torch = pytest.importorskip("torch")
+    H = sp.Symbol("H", integer=True, positive=True)
+    X, W, b, Y = (sp.MatrixSymbol("X", Nn, Dn), sp.MatrixSymbol("W", Dn, H), sp.MatrixSymbol("b", 1, H),
+                  sp.MatrixSymbol("Y", Nn, H))
+    r = sg.tanh(X * W + b) - Y
+    d = sg.derive(sp.Trace(r.T * r), [W, b])
+    rng = np.random.default_rng(5)
+    v = dict(X=rng.normal(size=(6, 3)), W=rng.normal(size=(3, 4)), b=rng.normal(size=(1, 4)), Y=rng.normal(size=(6, 4)))
+    gW, gb = d.compile()(**v)
+    t = {k: torch.tensor(a, requires_grad=k in ("W", "b")) for k, a in v.items()}
+    loss = ((torch.tanh(t["X"] @ t["W"] + t["b"]) - t["Y"]) ** 2).sum()
+    loss.backward()
+    np.testing.assert_allclose(gW, t["W"].grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(np.reshape(gb, (1, 4)), t["b"].grad.numpy(), rtol=1e-12)
