@@ -9,6 +9,7 @@ from .losses import (BCE, BCEWithLogits, CrossEntropy, bce, bce_with_logits, cro
                      l2, multiclass_svm, softmax_cross_entropy, squared_l2)
 from .layers import dense, log_avg_pool, lp_pool, sq_norm_linear
 from .compositions import ACTIVATIONS, LOSSES, logistic_regression, mlp, softmax_regression
+from .norms import batch_norm, layer_norm, rms_norm, scaled_dot_product_attention
 
 __all__ = [
     "Block", "Choice", "Example", "Interval", "Simplex", "blocks", "get_block", "register",
