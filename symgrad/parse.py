@@ -20,6 +20,7 @@ import difflib
 import inspect
 import math
 import re
+import sys
 from typing import Any, Callable, Iterator, Mapping
 
 import sympy as sp
@@ -120,18 +121,19 @@ _BLOCK_CACHE: dict = {}
 
 def block_builders() -> dict[str, Callable]:
     """name → the callable that builds the block: every catalog block by its registry name (the
-    catalog's function of that name, else the block's ``sympy.Function``)."""
-    from .catalog.registry import blocks
+    catalog's function of that name, else the declaring module's, else the block's ``sympy.Function``)."""
+    from .catalog.registry import Block, blocks
 
     declared = blocks()
     key = tuple(b.name for b in declared)
     if _BLOCK_CACHE.get("key") != key:
         out = {}
         for b in declared:
-            fn = getattr(C, b.name, None)
-            fn = fn if callable(fn) else b.function
-            if callable(fn):
-                out[b.name] = fn
+            home = sys.modules.get(getattr(b.example, "__module__", ""), None)  # the module declaring it
+            for fn in (getattr(C, b.name, None), getattr(home, b.name, None), b.function):
+                if callable(fn) and not isinstance(fn, Block):
+                    out[b.name] = fn
+                    break
         _BLOCK_CACHE.update(key=key, builders=out, table=None)
     return _BLOCK_CACHE["builders"]
 
