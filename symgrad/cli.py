@@ -75,6 +75,8 @@ def _build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--python", action="store_true", help="print a standalone NumPy module")
     fmt.add_argument("--json", action="store_true", help="print JSON")
     der.add_argument("--timeout", type=_seconds, default=5.0, help="seconds for the bounded simplification (default 5)")
+    der.add_argument("--entries", action="store_true", help="a vector block on explicit entries at a small size "
+                     "(a grid of entries) instead of its vectorized textbook form")
 
     ver = sub.add_parser("verify", help="judge a hand-derived derivative: proven, refuted (with a "
                          "counterexample), numerically consistent or undecided")
@@ -234,12 +236,17 @@ def _derivation_for(args):
     target = args.target.strip()
     upstream = None
     if _BARE_NAME.match(target):
-        example = get_block(target).build()
+        block = get_block(target)
+        if getattr(args, "entries", False) and block.entries is None:
+            raise ValueError(f"{target} has no entries form: it is a scalar block (--entries is for vector blocks)")
+        example = block.build(entries=getattr(args, "entries", False))
         expr, inputs, upstream = example.expr, dict(example.inputs), example.upstream
         wrt = list(example.wrt)
         if args.wrt:
             wrt = [_lookup_wrt(name, inputs, expr) for name in _split(args.wrt)]
     else:
+        if getattr(args, "entries", False):
+            raise ValueError("--entries is for a catalog block's example (e.g. `symgrad derive softmax --entries`)")
         expr = parse(target)
         if args.wrt:
             wrt = [_lookup_wrt(name, {}, expr) for name in _split(args.wrt)]

@@ -121,21 +121,27 @@ def _column_view(expr):
     return None
 
 
+def _diag_vector(expr):
+    """The vector of diag(v), as a column: diag(a) for a = softmax(z), whichever way SymPy stored it."""
+    v = expr.args[0]
+    if v.shape[0] == 1 and v.shape[1] != 1:
+        column = sp.Transpose(v)
+        return column if _column_view(column) is not None else column.doit()
+    return v
+
+
 class SymgradStrPrinter(StrPrinter):
     """SymPy's text printer with the textbook order of terms and factors."""
 
     def _print_Add(self, expr, order=None):
         return _textbook_add(self, expr, StrPrinter._print_Add, order)
 
-    def _print_Mul(self, expr):
-        return _textbook_mul(self, expr, StrPrinter._print_Mul)
 
     def _print_MatAdd(self, expr):
         return _matadd(self, expr, lambda t: self.parenthesize(t, 40))
 
     def _print_DiagMatrix(self, expr):
-        v = expr.args[0]
-        return f"diag({self._print(v.arg if isinstance(v, sp.Transpose) else v)})"
+        return f"diag({self._print(_diag_vector(expr))})"
 
     def _print_OneMatrix(self, expr):
         if expr.rows == 1 and expr.cols != 1:
@@ -145,7 +151,8 @@ class SymgradStrPrinter(StrPrinter):
     def _print_HadamardPower(self, expr):
         base, e = expr.args
         b = self.parenthesize(base, 60)
-        return " ∘ ".join([b] * int(e)) if e.is_Integer and 1 < e <= 3 else f"{b}∘^{self._print(e)}"
+        power = self._print(e) if e.is_Atom else f"({self._print(e)})"  # x∘^(p - 1), not x∘^p - 1
+        return " ∘ ".join([b] * int(e)) if e.is_Integer and 1 < e <= 3 else f"{b}∘^{power}"
 
     def _print_HadamardProduct(self, expr):
         return " ∘ ".join(self.parenthesize(a, 50) for a in _sums_last(expr.args))
@@ -155,10 +162,23 @@ class SymgradStrPrinter(StrPrinter):
         return self._print(applied) if applied is not None else super()._print_ElementwiseApplyFunction(expr)
 
     def _print_MatrixElement(self, expr):
-        if _one_by_one(expr.parent):
-            parent = self._print(expr.parent)
-            return parent if isinstance(expr.parent, sp.MatrixSymbol) else f"({parent})"
+        if _one_by_one(expr.parent):  # wᵀx as a number: w.T*x
+            return self._print(expr.parent)
         return super()._print_MatrixElement(expr)
+
+    def _print_Pow(self, expr, rational=False):
+        base = expr.base
+        if isinstance(base, MatrixElement) and _one_by_one(base.parent) and not isinstance(base.parent, sp.MatrixSymbol):
+            return f"({self._print(base.parent)})**{self.parenthesize(expr.exp, 60)}"
+        return super()._print_Pow(expr, rational=rational)
+
+    def _print_Mul(self, expr):
+        products = [f for f in expr.args if isinstance(f, MatrixElement) and _one_by_one(f.parent)
+                    and not isinstance(f.parent, sp.MatrixSymbol)]
+        if products and len(expr.args) > 1:  # 2*(w.T*x), not 2*w.T*x (a scalar times a product)
+            shown = {f: sp.Symbol(f"({self._print(f.parent)})") for f in products}
+            return _textbook_mul(self, expr.xreplace(shown), StrPrinter._print_Mul)
+        return _textbook_mul(self, expr, StrPrinter._print_Mul)
 
     def _print_Transpose(self, expr):
         column = _column_view(expr)
@@ -208,9 +228,7 @@ class SymgradLatexPrinter(LatexPrinter):
         return self._print(applied) if applied is not None else super()._print_ElementwiseApplyFunction(expr)
 
     def _print_DiagMatrix(self, expr):
-        v = expr.args[0]
-        v = v.arg if isinstance(v, sp.Transpose) and _column_view(v) is None else v
-        return rf"\operatorname{{diag}}\left({self._print(v)}\right)"
+        return rf"\operatorname{{diag}}\left({self._print(_diag_vector(expr))}\right)"
 
     def _print_Identity(self, expr):
         return "I"

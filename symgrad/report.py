@@ -67,9 +67,8 @@ def build_report(selection: Sequence[Block] | None = None,
                                    time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"))
             continue
         d = outcome.derivation
-        shown = text(d.results[0])
-        if len(shown) > 48:  # long: write it with the intermediates' names
-            shown = text(d.named if d.single else d.named[0])
+        # the shorter of the result and the result written with the intermediates' names (a = σ(z))
+        shown = min(text(d.results[0]), text(d.named if d.single else d.named[0]), key=len)
         check = outcome.check
         report.outcomes[block.name] = outcome
         report.rows.append(Row(block.name, block.family, shown, check.max_rel_error,

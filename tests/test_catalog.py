@@ -164,3 +164,128 @@ def test_mlp_builder_validates_its_arguments():
         sg.mlp(xv, yv, (2, 3, 1), "swish")
     with pytest.raises(ValueError, match="widths"):
         sg.mlp(xv, yv, (2,), "tanh")
+
+
+# --- vectorized textbook forms: vectors of symbolic size, checked against torch.autograd ---------
+from symgrad.printing import latex as _latex  # noqa: E402
+
+torch = pytest.importorskip("torch")
+
+# block, wrt, the exact LaTeX of the named textbook result, a torch forward of the named inputs
+VECTORIZED = [
+    ("sq_norm_linear", "W", r"2 W \mathbf{x} \mathbf{x}^{T}", lambda W, x: ((W @ x) ** 2).sum()),
+    ("sq_norm_linear", "x", r"2 W^{T} W \mathbf{x}", lambda W, x: ((W @ x) ** 2).sum()),
+    ("dense", "W", r"\mathbf{g} \mathbf{x}^{T}", lambda W, x, b, g: (g * (W @ x + b)).sum()),
+    ("dense", "x", r"W^{T} \mathbf{g}", lambda W, x, b, g: (g * (W @ x + b)).sum()),
+    ("dense", "b", r"\mathbf{g}", lambda W, x, b, g: (g * (W @ x + b)).sum()),
+    ("logistic_regression", "w", r"\left(a - y\right) \mathbf{x}",
+     lambda w, x, b, y: torch.nn.functional.binary_cross_entropy(torch.sigmoid(w[:, 0] @ x[:, 0] + b), y)),
+    ("logistic_regression", "b", "a - y",
+     lambda w, x, b, y: torch.nn.functional.binary_cross_entropy(torch.sigmoid(w[:, 0] @ x[:, 0] + b), y)),
+    ("softmax_regression", "W",
+     r"\left(\operatorname{softmax}\left(W \mathbf{x} + \mathbf{b}\right) - \mathbf{y}\right) \mathbf{x}^{T}",
+     lambda W, x, b, y: -(y[:, 0] * torch.log_softmax((W @ x + b)[:, 0], 0)).sum()),
+    ("softmax_regression", "b", r"\operatorname{softmax}\left(W \mathbf{x} + \mathbf{b}\right) - \mathbf{y}",
+     lambda W, x, b, y: -(y[:, 0] * torch.log_softmax((W @ x + b)[:, 0], 0)).sum()),
+    ("mlp", "W1",
+     r"2 \left(\left(W_{2}^{T} \left(W_{2} \mathbf{h} + \mathbf{b}_{2} - \mathbf{y}\right)\right) \circ \mathbf{h}"
+     r" \circ \left(\mathbf{1} - \mathbf{h}\right)\right) \mathbf{x}^{T}",
+     lambda W1, b1, W2, b2, x, y: ((W2 @ torch.sigmoid(W1 @ x + b1) + b2 - y) ** 2).sum()),
+    ("mlp", "W2", r"2 \left(W_{2} \mathbf{h} + \mathbf{b}_{2} - \mathbf{y}\right) \mathbf{h}^{T}",
+     lambda W1, b1, W2, b2, x, y: ((W2 @ torch.sigmoid(W1 @ x + b1) + b2 - y) ** 2).sum()),
+    ("log_avg_pool", "x", r"y' \operatorname{softmax}\left(\beta \mathbf{x}\right)",
+     lambda x, beta, yp: yp * torch.log(torch.exp(beta * x).mean()) / beta),
+    ("lp_pool", "x",
+     r"y' \left(\mathbf{1}^{T} \mathbf{x}^{\circ {p}}\right)^{\frac{1 - p}{p}} \mathbf{x}^{\circ \left({p - 1}\right)}",
+     lambda x, p, yp: yp * (x ** p).sum() ** (1 / p)),
+]
+SIZES = {"m": 2, "n": 3, "p": 4, "C": 3, "D": 3, "H": 4, "O": 2}  # unequal, so a transposition shows
+
+
+def _arrays(ex, rng, onehot=False):
+    """Values for the example's inputs (arrays for matrices, at SIZES; numbers in their domains)."""
+    values = {}
+    for name, sym in ex.inputs.items():
+        if isinstance(sym, sp.MatrixSymbol):
+            shape = tuple(SIZES[d.name] if isinstance(d, sp.Symbol) else int(d) for d in sym.shape)
+            spec = ex.domain.get(sym)
+            values[name] = rng.uniform(spec.low, spec.high, shape) if spec else rng.normal(size=shape)
+        else:
+            spec = ex.domain.get(sym)
+            values[name] = float(rng.uniform(spec.low, spec.high)) if spec else float(rng.uniform(0.5, 2.0))
+    if onehot:
+        values["y"] = np.eye(values["y"].shape[0])[:, [rng.integers(values["y"].shape[0])]]
+    return values
+
+
+@pytest.mark.parametrize("name,wrt,tex,forward", VECTORIZED, ids=lambda v: v if isinstance(v, str) else "")
+def test_vectorized_textbook_forms_match_torch(name, wrt, tex, forward, rng):
+    ex = get_block(name).build()
+    d = sg.derive(ex.expr, ex.inputs[wrt], upstream=ex.upstream)
+    assert _latex(d.named) == tex
+    for _ in range(3):
+        values = _arrays(ex, rng, onehot=name == "softmax_regression")
+        got = d.compile()(**{k: v for k, v in values.items() if k in d.compile().params})
+        tensors = {k: torch.tensor(v, dtype=torch.float64, requires_grad=(k == wrt)) for k, v in values.items()}
+        forward(*[tensors[k] for k in _torch_names(forward)]).backward()
+        want = tensors[wrt].grad.numpy()
+        np.testing.assert_allclose(np.broadcast_to(np.asarray(got, dtype=float), want.shape), want, rtol=1e-10, atol=1e-12)
+
+
+def _torch_names(forward):
+    """The example's input names in the order of the forward's parameters (yp is the upstream y')."""
+    import inspect
+
+    return [{"yp": "y'"}.get(p, p) for p in inspect.signature(forward).parameters]
+
+
+@pytest.mark.parametrize("name,tex", [
+    ("softmax", r"\operatorname{diag}\left(\mathbf{a}\right) - \mathbf{a} \mathbf{a}^{T}"),
+    ("log_softmax", r"I - \mathbf{1} \mathbf{a}^{T}"),
+])
+def test_vector_block_jacobians_are_compact_and_match_torch(name, tex, rng):
+    ex = get_block(name).build()
+    d = sg.derive(ex.expr, ex.wrt[0])
+    assert _latex(d.named) == tex
+    fn = torch.softmax if name == "softmax" else torch.log_softmax
+    for _ in range(3):
+        z = rng.normal(size=(4, 1)) * 3
+        want = torch.autograd.functional.jacobian(lambda t: fn(t[:, 0], 0), torch.tensor(z, dtype=torch.float64))
+        np.testing.assert_allclose(d.compile()(z=z), want.numpy()[:, :, 0], rtol=1e-10, atol=1e-14)
+
+
+def test_vector_blocks_declare_an_explicit_instance():
+    for name in ["softmax", "log_softmax", "dense", "sq_norm_linear", "lp_pool", "log_avg_pool",
+                 "logistic_regression", "softmax_regression", "mlp"]:
+        block = get_block(name)
+        vectorized, explicit = block.build(), block.build(entries=True)
+        assert any(isinstance(v, sp.MatrixSymbol) for v in vectorized.inputs.values()), name
+        assert not explicit.expr.atoms(sp.MatrixSymbol), name
+    assert get_block("sigmoid").build(entries=True).expr == get_block("sigmoid").build().expr
+
+
+def test_explicit_instance_agrees_with_the_vectorized_form(rng):
+    """∂‖Wx‖²/∂W on a 2×2 grid of entries (SymPy's diff) equals 2Wxxᵀ evaluated at the same numbers."""
+    ex = get_block("sq_norm_linear").build(entries=True)
+    W, x = ex.inputs["W"], ex.inputs["x"]
+    values = {s: float(v) for s, v in zip(list(W) + list(x), rng.normal(size=len(W) + len(x)))}
+    grid = np.array(sp.Matrix(2, 2, lambda i, j: sp.diff(ex.expr, W[i, j])).xreplace(values), dtype=float)
+    vec = get_block("sq_norm_linear").build()
+    d = sg.derive(vec.expr, vec.inputs["W"])
+    Wv = np.array(W.xreplace(values), dtype=float)
+    xv = np.array(x.xreplace(values), dtype=float)
+    np.testing.assert_allclose(d.compile()(W=Wv, x=xv), grid, rtol=1e-12)
+    np.testing.assert_allclose(grid, 2 * Wv @ xv @ xv.T, rtol=1e-12)  # the notes' 2 W x xᵀ
+
+
+def test_symbolic_mlp_builder_validates_sizes():
+    from symgrad.catalog.registry import size
+    from symgrad.catalog.vectors import column
+
+    D, H, O = size("D"), size("H"), size("O")
+    loss, params = sg.mlp(column("x", D), column("y", O), (D, H, O), "tanh")
+    assert params["W1"].shape == (H, D) and params["b2"].shape == (O, 1)
+    with pytest.raises(ValueError, match="widths"):
+        sg.mlp(column("x", D), column("y", O), (D, 3, O))
+    with pytest.raises(ValueError, match="widths"):
+        sg.mlp(column("x", D), column("y", O), (H, O))

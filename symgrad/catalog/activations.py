@@ -471,8 +471,10 @@ register(Block(
     name="log_softmax", domain="z in R^C", family="activation", function=LogSoftmaxEntry,
     formula="log_softmax(z)_i = z_i - log(sum_j exp(z_j))",
     latex=r"\log a_i = z_i - \log \sum_j e^{z_j}",
-    derivative=r"\frac{\partial \log a_i}{\partial z_j} = \delta_{ij} - a_j",
-    example=lambda: (lambda z: Example(log_softmax(z), (z,), {"z": z}))(vector("z", 3)),
+    derivative=r"\frac{\partial \log \mathbf{a}}{\partial \mathbf{z}} = I - \mathbf{1}\mathbf{a}^{\top},"
+               r" \quad \frac{\partial \log a_i}{\partial z_j} = \delta_{ij} - a_j",
+    example=lambda: _vector_block_example(log_softmax, column("z", size("C"))),
+    entries=lambda: _vector_block_example(log_softmax, vector("z", 3)),
     batched=lambda: _row_block_batched(log=True),
 ))
 

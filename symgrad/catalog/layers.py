@@ -140,28 +140,21 @@ register(Block(
 ))
 
 
-def _indexed_pool_symbols():
-    x = sp.IndexedBase("x", positive=True)
-    n = sp.Symbol("n", integer=True, positive=True)
-    k = sp.Symbol("k", integer=True, positive=True)
-    upstream = sp.Symbol("y'", real=True)
-    return x, n, k, upstream
-
-
-def _lp_example() -> Example:
-    x, n, k, up = _indexed_pool_symbols()
-    p = sp.Symbol("p", positive=True)
-    return Example(lp_pool(x, p, n), (x[k],), {"x": x, "p": p, "n": n, "k": k, "y'": up},
-                   domain={x: Interval(0.1, 3.0), p: Interval(1.0, 4.0)}, upstream=up,
-                   sizes={n: 4, k: 2})
+def _lp_example(entries: bool = False) -> Example:
+    n, up, p = size("n"), sp.Symbol("y'", real=True), sp.Symbol("p", positive=True)
+    x = vector("x", 3, positive=True) if entries else sp.MatrixSymbol("x", n, 1)
+    return Example(up * lp_pool(x, p), (x,), {"x": x, "p": p, "y'": up},
+                   domain={x if not entries else tuple(x): Interval(0.1, 3.0), p: Interval(1.0, 4.0)})
 
 
 register(Block(
-    name="lp_pool", domain="x_i > 0, p >= 1, n inputs", family="layer",
+    name="lp_pool", domain="x in R^n, x_i > 0, p >= 1", family="layer",
     formula="lp_pool(x, p) = (sum_i x_i^p)^(1/p)",
     latex=r"y = \Bigl(\sum_{i=1}^{n} x_i^{p}\Bigr)^{1/p}",
-    derivative=r"x_k' = y' \, x_k^{p-1} \Bigl(\sum_{i} x_i^{p}\Bigr)^{\frac{1-p}{p}}",
+    derivative=r"\frac{\partial L}{\partial \mathbf{x}} = y' \bigl(\mathbf{1}^{\top}\mathbf{x}^{\circ p}\bigr)^{\frac{1-p}{p}}"
+               r" \mathbf{x}^{\circ (p-1)}, \quad x_k' = y' \, x_k^{p-1} \Bigl(\sum_{i} x_i^{p}\Bigr)^{\frac{1-p}{p}}",
     example=_lp_example,
+    entries=lambda: _lp_example(entries=True),
     batched=lambda: _pool_batched("lp"),
 ))
 
