@@ -265,8 +265,15 @@ def _export(args) -> int:
     d = _derivation_for(args)
     target = args.target.strip()
     path = args.output or (f"gradient_{target}.py" if _BARE_NAME.match(target) else "gradient.py")
-    export_module(d, path, name=args.name)
-    print(f"wrote {path}: {args.name}({', '.join(s.name for s in d.free_symbols())})")
+    arrays = None  # a catalog block's vectors given entry by entry (w1, w2, w3) become one array w
+    if _BARE_NAME.match(target) and target in {b.name for b in blocks()}:
+        example = get_block(target).build(entries=bool(getattr(args, "entries", False)))
+        arrays = {k: list(v) for k, v in example.inputs.items() if isinstance(v, sp.MatrixBase)}
+    export_module(d, path, name=args.name, arrays=arrays)
+    with open(path, encoding="utf-8") as written:
+        source = written.read()
+    signature = re.search(rf"^def {re.escape(args.name)}\((.*)\):", source, re.M)
+    print(f"wrote {path}: {args.name}({signature.group(1) if signature else ''})")
     return 0
 
 

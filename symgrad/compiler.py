@@ -618,7 +618,7 @@ def generate_source(fn_name: str, outputs: Sequence[sp.Basic], args: Sequence[sp
     lines = [f"def {fn_name}({', '.join(names[a] for a in args)}):"]
     if doc:
         lines.append(f'    r"""{doc}"""')
-    lines += [f"    {line}" for line in namespace_lines([names[a] for a in args]) + body]
+    lines += [f"    {line}" for line in namespace_lines([names[a] for a in args]) + _shape_checks(args, names, printer) + body]
     ret = returned[0] if len(returned) == 1 and not as_tuple else "(" + ", ".join(returned) + ",)"
     lines.append(f"    return {ret}")
     return "\n".join(lines) + "\n", printer.helpers, names
@@ -1018,7 +1018,7 @@ def _shape_checks(args, names, printer) -> list[str]:
             if dim.is_Integer:
                 want, what = str(int(dim)), str(int(dim))
             elif dim in seen:
-                want, what = seen[dim], f"{dim} (from {seen[dim]})"
+                want, what = seen[dim], f"{dim} = {{{seen[dim]}}} (as {seen[dim]})"
             else:
                 seen[dim] = got
                 continue
@@ -1028,11 +1028,43 @@ def _shape_checks(args, names, printer) -> list[str]:
     return lines
 
 
-def module_source(derivation, *, name: str = "gradient", stable: bool = True) -> str:
+def _vector_groups(arrays, args, names, reserved) -> list[tuple[str, list]]:
+    """(parameter name, its entry symbols) for each group of ``arrays`` whose entries are inputs."""
+    groups, taken = [], set(names.values()) | set(reserved)
+    for label, entries in (arrays or {}).items():
+        entries = list(entries)
+        if not entries or not all(isinstance(e, sp.Symbol) for e in entries) or not any(e in args for e in entries):
+            continue
+        param = label if _IDENT.match(label) and label not in taken - {names[e] for e in entries if e in names} else f"{label}_"
+        while param in taken:
+            param += "_"
+        taken.add(param)
+        groups.append((param, entries))
+    return groups
+
+
+def _vector_lines(groups, names) -> list[str]:
+    """The entries of each vector argument: a shape check, then ``a1 = a[..., 0]`` for each."""
+    lines = []
+    for param, entries in groups:
+        n = len(entries)
+        lines.append(f"if len({param}.shape) < 1 or {param}.shape[-1] != {n}:")
+        lines.append(f'    raise ValueError(f"{param}: shape {{tuple({param}.shape)}}, expected (..., {n}): '
+                     f'the entries {entries[0].name} … {entries[-1].name}")')
+        lines += [f"{names[e]} = {param}[..., {k}]" for k, e in enumerate(entries) if e in names]
+    return lines
+
+
+def module_source(derivation, *, name: str = "gradient", stable: bool = True,
+                  arrays: dict[str, Sequence[sp.Symbol]] | None = None) -> str:
     """A standalone Python module computing the derivation's textbook result: the formula in its
     docstrings, shape checks for matrix inputs, and code for the array namespace of its inputs
     (NumPy arrays directly; PyTorch, CuPy, JAX, Dask, array-api-strict through array-api-compat).
-    It imports NumPy (and array-api-compat for other arrays), never SymPy or symgrad."""
+    It imports NumPy (and array-api-compat for other arrays), never SymPy or symgrad.
+
+    ``arrays`` names vectors given entry by entry (``{"w": [w1, w2, w3]}``): the function takes one
+    array ``w`` (..., 3) for them, and returns the gradient with respect to them as one array
+    shaped like it. A column-vector MatrixSymbol (n × 1) also takes a 1-D array (n,)."""
 
     args = derivation.free_symbols()
     outputs = [derivation.result] if derivation.single else list(derivation.result)
@@ -1042,13 +1074,28 @@ def module_source(derivation, *, name: str = "gradient", stable: bool = True) ->
     names = _safe_names(args, _RESERVED | helper_names | {name, "xp", "namespace", "math", "np"})
     printer = ArrayAPIPrinter(names, stacks=True)
     body, returned = program(outputs, args, names, printer, matrix_names=_matrix_names(derivation))
-    arrays = [names[a] for a in args]
-    lines = [f"def {name}({', '.join(arrays)}):", f'    r"""{formula}"""']
-    if arrays:
-        lines.append(f"    xp = namespace({', '.join(arrays)})")
-        lines += [f"    {a} = xp.asarray({a})" for a in arrays]
-    lines += [f"    {c}" for c in _shape_checks(args, names, printer)]
+    groups = _vector_groups(arrays, args, names, _RESERVED | helper_names | {name})
+    grouped = {e for _, entries in groups for e in entries}
+    params = sorted([p for p, _ in groups] + [names[a] for a in args if a not in grouped])
+    columns = [a for a in args if isinstance(a, sp.MatrixSymbol) and a.shape[1] == 1 and a.shape[0] != 1]
+    lines = [f"def {name}({', '.join(params)}):", f'    r"""{formula}"""']
+    if params:
+        lines.append(f"    xp = namespace({', '.join(params)})")
+        lines += [f"    {a} = xp.asarray({a})" for a in params]
+    for a in columns:  # a column vector (n × 1) may come as a 1-D array (n,)
+        lines += [f"    {names[a]}_1d = {names[a]}.ndim == 1",
+                  f"    {names[a]} = xp.reshape({names[a]}, (-1, 1)) if {names[a]}_1d else {names[a]}"]
+    lines += [f"    {c}" for c in _vector_lines(groups, names) + _shape_checks(args, names, printer)]
     lines += [f"    {line}" for line in body]
+    wrt = list(derivation.wrt) if isinstance(derivation.wrt, (list, tuple)) else [derivation.wrt]
+    for k, w in enumerate(wrt[:len(returned)]):
+        entries = list(w) if isinstance(w, sp.MatrixBase) else None
+        param = next((p for p, e in groups if entries == e), None)
+        if param is not None:  # the gradient of a vector argument, shaped like it
+            returned[k] = f"xp.reshape({returned[k]}, {param}.shape)"
+        elif w in columns:
+            lines.append(f"    grad_{names[w]} = {returned[k]}")
+            returned[k] = f"xp.reshape(grad_{names[w]}, (-1,)) if {names[w]}_1d else grad_{names[w]}"
     ret = returned[0] if derivation.single else "(" + ", ".join(returned) + ",)"
     lines.append(f"    return {ret}")
     source = "\n".join(lines) + "\n"
@@ -1062,13 +1109,15 @@ def module_source(derivation, *, name: str = "gradient", stable: bool = True) ->
     return "\n\n".join(p.rstrip("\n") for p in parts) + "\n"
 
 
-def export_module(derivation, path, *, name: str = "gradient") -> Path:
+def export_module(derivation, path, *, name: str = "gradient",
+                  arrays: dict[str, Sequence[sp.Symbol]] | None = None) -> Path:
     r"""Write ``derivation`` as a standalone, importable ``.py`` module (NumPy only, no SymPy):
-    readable code, the formula in LaTeX in its docstring, shape checks on matrix inputs."""
+    readable code, the formula in LaTeX in its docstring, shape checks on matrix inputs; ``arrays``
+    (vectors given entry by entry, e.g. a catalog example's inputs) as in :func:`module_source`."""
     if not name.isidentifier() or keyword.iskeyword(name):
         raise ValueError(f"the function name {name!r} is not a Python identifier")
     path = Path(path)
-    path.write_text(module_source(derivation, name=name), encoding="utf-8")
+    path.write_text(module_source(derivation, name=name, arrays=arrays), encoding="utf-8")
     return path
 
 

@@ -287,3 +287,43 @@ def test_the_softmax_rewrites_are_the_same_functions():
     Zs, Gs = sp.MatrixSymbol("Z", N, C), sp.MatrixSymbol("G", N, C)
     assert type(stabilise(RowSoftmax(Zs).adjoint(Gs))).__name__ == "SoftmaxVJP"
     assert type(stabilise(RowLogSoftmax(Zs).adjoint(Gs))).__name__ == "LogSoftmaxVJP"
+
+
+def test_exported_vector_blocks_take_arrays(tmp_path, capsys):
+    """`symgrad export` of a block given entry by entry takes one array per vector (a, y: (..., 3)),
+    returns the gradient shaped like its vector, and refuses a wrong length naming the argument;
+    a column vector (p × 1) may come as a 1-D array. References: torch.autograd, hand NumPy."""
+    from symgrad.cli import main
+
+    assert main(["export", "cross_entropy", "-o", str(tmp_path / "ce.py")]) == 0
+    assert capsys.readouterr().out.strip().endswith("gradient(a, y)")
+    ce = _load(tmp_path / "ce.py")
+    r = np.random.default_rng(3)
+    a = r.uniform(0.1, 0.9, (4, 3))
+    t = r.dirichlet(np.ones(3), 4)
+    np.testing.assert_allclose(ce.gradient(a, t), -t / a, rtol=1e-15)  # ∂(−Σ y log a)/∂a = −y/a
+    with pytest.raises(ValueError, match=r"a: shape \(4, 4\), expected \(\.\.\., 3\)"):
+        ce.gradient(np.ones((4, 4)), t)
+    torch = pytest.importorskip("torch")
+    assert main(["export", "logistic_regression", "-o", str(tmp_path / "lr.py"), "--name", "lr_grad"]) == 0
+    assert capsys.readouterr().out.strip().endswith("lr_grad(b, w, x, y)")
+    lr = _load(tmp_path / "lr.py")
+    w, xv, b = r.normal(size=3), r.normal(size=3), 0.4
+    g_w, g_b = lr.lr_grad(b, w, xv, 1.0)
+    tw, tb = torch.tensor(w, requires_grad=True), torch.tensor(b, dtype=torch.float64, requires_grad=True)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(tw @ torch.tensor(xv) + tb, torch.tensor(1.0, dtype=torch.float64))
+    ew, eb = torch.autograd.grad(loss, [tw, tb])
+    assert np.shape(g_w) == (3,)
+    np.testing.assert_allclose(g_w, ew.numpy(), rtol=1e-13)
+    np.testing.assert_allclose(g_b, eb.numpy(), rtol=1e-13)
+
+
+def test_compiled_functions_name_the_argument_and_the_shape_it_needs():
+    N, D, H = sp.symbols("N D H", integer=True, positive=True)
+    X, W = sp.MatrixSymbol("x", N, D), sp.MatrixSymbol("W", D, H)
+    f = sg.derive(sp.Trace((X * W).T * (X * W)), W).compile()
+    r = np.random.default_rng(4)
+    xv, wv = r.normal(size=(4, 3)), r.normal(size=(3, 2))
+    np.testing.assert_allclose(f(x=xv, W=wv), 2 * xv.T @ xv @ wv, rtol=1e-13)
+    with pytest.raises(ValueError, match=r"x: axis -1 has length 3, expected D = 2"):
+        f(x=xv, W=np.ones((2, 2)))
