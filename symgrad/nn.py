@@ -84,6 +84,28 @@ __all__ = [
     "multiclass_svm_backward",
     "l2",
     "l2_backward",
+    "huber",
+    "huber_backward",
+    "smooth_l1",
+    "smooth_l1_backward",
+    "l1_loss",
+    "l1_loss_backward",
+    "margin_ranking",
+    "margin_ranking_backward",
+    "binary_focal",
+    "binary_focal_backward",
+    "kl_div",
+    "kl_div_backward",
+    "kl_div_log_target",
+    "kl_div_log_target_backward",
+    "nll",
+    "nll_backward",
+    "cosine_similarity",
+    "cosine_similarity_backward",
+    "cosine_embedding",
+    "cosine_embedding_backward",
+    "triplet_margin",
+    "triplet_margin_backward",
     "dense",
     "dense_backward",
     "lp_pool",
@@ -92,16 +114,37 @@ __all__ = [
     "log_avg_pool_backward",
     "sq_norm_linear",
     "sq_norm_linear_backward",
+    "dropout",
+    "dropout_backward",
+    "max_pool",
+    "max_pool_backward",
+    "logsumexp",
+    "logsumexp_backward",
     "logistic_regression",
     "logistic_regression_backward",
     "softmax_regression",
     "softmax_regression_backward",
     "mlp",
     "mlp_backward",
+    "layer_norm",
+    "layer_norm_backward",
+    "rms_norm",
+    "rms_norm_backward",
+    "batch_norm",
+    "batch_norm_backward",
+    "scaled_dot_product_attention",
+    "scaled_dot_product_attention_backward",
+    "masked_attention",
+    "masked_attention_backward",
 ]
 
 
 # --- stable forms, copied from the catalog --------------------------------------------------------
+
+
+def _affine_np(xhat, gamma, beta):
+    out = xhat if isinstance(gamma, (int, float)) and gamma == 1 else xhat * gamma
+    return out if isinstance(beta, (int, float)) and beta == 0 else out + beta
 
 
 def _at_top(values, top, xp=np):
@@ -124,8 +167,28 @@ def _is_top(values, top, xp):
     return xp.reshape(positions, (1,) * (values.ndim - 1) + (-1,)) == top
 
 
+def _masked_rows(S, out, xp=np):
+    """``out`` with 0 in the rows where every score is −inf (they attend to nothing, as torch)."""
+    dead = xp.all(S == -math.inf, axis=-1, keepdims=True)
+    if isinstance(out, np.ndarray):
+        if dead.any():
+            np.copyto(out, 0.0, where=dead)
+        return out
+    return xp.where(dead, xp.zeros_like(out), out)
+
+
 def _plain_numpy(Z, G) -> bool:
     return isinstance(Z, np.ndarray) and isinstance(G, np.ndarray) and G.shape == Z.shape and Z.dtype.kind == "f"
+
+
+def _scale_np(X, axis, xp=np):
+    """s = max |x| along ``axis`` (1 where that is 0 or not finite): x/s has entries in [−1, 1]."""
+    s = xp.max(xp.abs(X), axis=axis, keepdims=True)
+    return xp.where((s > 0) & xp.isfinite(s), s, xp.ones_like(s))
+
+
+def _scaled(G, gamma):
+    return G if isinstance(gamma, (int, float)) and gamma == 1 else G * gamma
 
 
 def _set_top(values, top, new, xp=np):
@@ -198,6 +261,49 @@ def _without_top(values, top, xp=np):
     return xp.sum(xp.where(_is_top(values, top, xp), 0.0, values), axis=-1, keepdims=True)
 
 
+def attention_np(Q, K, V, M=None, xp=np):
+    """softmax(Q Kᵀ/√d + M) V."""
+    if V.ndim != K.ndim:
+        raise ValueError(f"v: shape {tuple(V.shape)}: values must be a matrix (S, F) like the keys")
+    return attention_weights_np(attention_scores_np(Q, K, M, xp), xp) @ V
+
+
+def attention_scores_np(Q, K, M=None, xp=np):
+    """Q Kᵀ/√d (d = the key size), then the mask: a boolean M keeps the scores where it is True and
+    sets −inf elsewhere (as torch); any other M is added."""
+    if K.ndim != Q.ndim:
+        raise ValueError(f"k: shape {tuple(K.shape)}: keys must be a matrix (S, d) shared by every query "
+                         f"(q has shape {tuple(Q.shape)})")
+    S = (Q @ xp.matrix_transpose(K)) * (1.0 / math.sqrt(Q.shape[-1]))
+    if M is None:
+        return S
+    if xp.isdtype(M.dtype, "bool"):
+        return xp.where(M, S, xp.full_like(S, -math.inf))
+    return S + M
+
+
+def attention_weights_np(S, xp=np):
+    """softmax(S) over the last axis (shifted), rows of −inf giving 0."""
+    return _masked_rows(S, row_softmax_np(S, xp), xp)
+
+
+def attention_weights_vjp_np(S, P, xp=np):
+    """A ∘ (P − Σ_j P ∘ A), A = softmax(S), without 1 − a_max; rows of −inf scores give 0."""
+    return _masked_rows(S, softmax_vjp_np(S, P, xp), xp)
+
+
+def batch_norm_np(X, gamma=1, beta=0, eps=1e-5, xp=np):
+    """x̂ ∘ γ + β, x̂ = (x − μ)/√(var x + ε) over the samples (axis −2): training mode."""
+    return _affine_np(standardize_np(X, eps, -2, xp)[0], gamma, beta)
+
+
+def batch_norm_vjp_np(X, gamma, G, eps=1e-5, xp=np):
+    """γ σ⁻¹ (G − mean_n G − x̂ mean_n (G ∘ x̂)) over the samples (axis −2)."""
+    xhat, sigma = standardize_np(X, eps, -2, xp)
+    out = (G - xp.mean(G, axis=-2, keepdims=True) - xhat * xp.mean(G * xhat, axis=-2, keepdims=True)) / sigma
+    return _scaled(out, gamma)
+
+
 def bce_np(a, y, xp=np):
     """−(y log a + (1 − y) log(1 − a)), with log1p for the second term."""
     return -(y * xp.log(a) + (1 - y) * xp.log1p(-a))
@@ -211,6 +317,41 @@ def bce_with_logits_np(z, y, xp=np):
 def celu_np(x, alpha=1.0, xp=np):
     """x for x > 0, α(e^{x/α} − 1) otherwise (expm1 of min(x, 0)/α: no overflow)."""
     return xp.where(x > 0, x, alpha * xp.expm1(xp.minimum(x, 0) / alpha))
+
+
+def clamp_min_np(u, xp=np):
+    """max(u, 0) (NaN stays NaN)."""
+    return xp.maximum(u, 0)
+
+
+def cosine_np(X1, X2, eps=1e-8, xp=np):
+    """Σ_j x1_j x2_j / (max(‖x1‖, ε) max(‖x2‖, ε)) for each row (keeping the last axis), as the sum
+    of the normalised rows (torch.nn.functional.cosine_similarity)."""
+    m1 = xp.maximum(row_norm_np(X1, xp=xp), eps)
+    m2 = xp.maximum(row_norm_np(X2, xp=xp), eps)
+    return xp.sum((X1 / m1) * (X2 / m2), axis=-1, keepdims=True)
+
+
+def cosine_vjp_np(X, O, G, eps=1e-8, xp=np):
+    """g (o/m_o − cos · x/‖x‖)/m_x by rows, m = max(‖·‖, ε): ∂cos(x, o)/∂x times the upstream g, as
+    torch (the clamp at ε is not differentiated; a zero row x has x/‖x‖ = 0)."""
+    nx, no = row_norm_np(X, xp=xp), row_norm_np(O, xp=xp)
+    mx, mo = xp.maximum(nx, eps), xp.maximum(no, eps)
+    uo = O / mo
+    c = xp.sum((X / mx) * uo, axis=-1, keepdims=True)
+    return G * (uo - c * (X / xp.where(nx == 0, 1.0, nx))) / mx
+
+
+def distance_np(X1, X2, eps=0.0, xp=np):
+    """‖x1 − x2 + ε‖₂ for each pair of rows (keeping the last axis): torch's pairwise_distance (p = 2)."""
+    return row_norm_np(X1 - X2 + eps, xp=xp)
+
+
+def distance_vjp_np(X1, X2, G, eps=0.0, xp=np):
+    """g (d/‖d‖), d = x1 − x2 + ε, by rows: ∂‖d‖/∂x1 times the upstream g; 0 where d = 0 (torch's norm at 0)."""
+    d = X1 - X2 + eps
+    n = row_norm_np(d, xp=xp)
+    return G * (d / xp.where(n == 0, 1.0, n))
 
 
 def elu_np(x, alpha=1.0, xp=np):
@@ -273,6 +414,26 @@ def hardtanh_np(x, min_val=-1.0, max_val=1.0, xp=np):
     return xp.minimum(xp.maximum(x, min_val), max_val)
 
 
+def huber_np(d, delta=1.0, xp=np):
+    """½d² for |d| < δ, δ(|d| − ½δ) otherwise, as m(|d| − ½m) with m = min(|d|, δ): one branch,
+    no d² overflow for large |d| (the same roundings as torch.nn.functional.huber_loss)."""
+    a = xp.abs(d)
+    m = xp.minimum(a, delta)
+    return m * (a - 0.5 * m)
+
+
+def layer_norm_np(X, gamma=1, beta=0, eps=1e-5, xp=np):
+    """x̂ ∘ γ + β, x̂ = (x − μ)/√(var x + ε) over the last axis."""
+    return _affine_np(standardize_np(X, eps, -1, xp)[0], gamma, beta)
+
+
+def layer_norm_vjp_np(X, gamma, G, eps=1e-5, xp=np):
+    """σ⁻¹ (g − mean_j g − x̂ mean_j (g ∘ x̂)), g = G ∘ γ, over the last axis."""
+    xhat, sigma = standardize_np(X, eps, -1, xp)
+    G = _scaled(G, gamma)
+    return (G - xp.mean(G, axis=-1, keepdims=True) - xhat * xp.mean(G * xhat, axis=-1, keepdims=True)) / sigma
+
+
 def leaky_relu_np(x, alpha=0.01, xp=np):
     """x for x > 0, alpha·x otherwise."""
     return xp.where(x > 0, x, alpha * x)
@@ -314,6 +475,18 @@ def logsigmoid_np(x, xp=np):
     return -xp.logaddexp(0.0, -x)
 
 
+def max_vjp_np(X, G, xp=np):
+    """G at the first largest entry of each row of X and 0 elsewhere (torch.max(x, dim)'s gradient;
+    a NaN counts as the largest, as in torch and numpy.argmax)."""
+    top = xp.argmax(X, axis=-1, keepdims=True)
+    if isinstance(X, np.ndarray) and isinstance(G, np.ndarray):
+        out = np.zeros(X.shape, dtype=np.result_type(X.dtype, G.dtype))
+        np.put_along_axis(out, top, np.broadcast_to(G, top.shape), axis=-1)
+        return out
+    positions = xp.arange(X.shape[-1], device=getattr(X, "device", None))
+    return xp.where(xp.reshape(positions, (1,) * (X.ndim - 1) + (-1,)) == top, G, xp.zeros_like(X))
+
+
 def mish_np(x, xp=np):
     """x tanh(softplus(x)) (softplus by logaddexp: no overflow)."""
     return x * xp.tanh(softplus_np(x, xp=xp))
@@ -339,6 +512,27 @@ def relu_np(x, xp=np):
     return xp.maximum(x, 0)
 
 
+def rms_norm_np(X, gamma=1, eps=1e-6, xp=np):
+    """x̂ ∘ γ, x̂ = x/√(mean x² + ε) over the last axis."""
+    return _affine_np(root_mean_square_np(X, eps, xp)[0], gamma, 0)
+
+
+def rms_norm_vjp_np(X, gamma, G, eps=1e-6, xp=np):
+    """rms⁻¹ (g − x̂ mean_j (g ∘ x̂)), g = G ∘ γ, over the last axis."""
+    xhat, r = root_mean_square_np(X, eps, xp)
+    G = _scaled(G, gamma)
+    return (G - xhat * xp.mean(G * xhat, axis=-1, keepdims=True)) / r
+
+
+def root_mean_square_np(X, eps, xp=np):
+    """(x̂, rms) over the last axis: x̂ = x / rms, rms = √(mean x² + ε) = hypot(s √mean (x/s)², √ε)."""
+    s = _scale_np(X, -1, xp)
+    u = X / s
+    t = s * xp.sqrt(xp.mean(u * u, axis=-1, keepdims=True))
+    r = xp.hypot(t, xp.zeros_like(t) + eps ** 0.5)
+    return X / r, r
+
+
 def row_log_mean_exp_np(Z, xp=np):
     """log((1/C) Σ_j exp(Z_ij)) over the last axis (keeping it) = m + log1p(Σ_{j ≠ max} expm1(Z_j − m) / C),
     m the row maximum: no overflow, and no cancellation against log C when the entries are close."""
@@ -351,6 +545,37 @@ def row_log_softmax_np(Z, xp=np):
     """log softmax over the last axis: (Z − m) − log1p(Σ_{j ≠ argmax} e^{Z_j − m}), m = max Z."""
     shifted = row_shift_np(Z, xp)[1]
     return shifted - log_sum_shifted_np(shifted, xp=xp)
+
+
+def row_logsumexp_np(Z, xp=np):
+    """log Σ_j exp(Z_ij) for each row (keeping the last axis) = m + log1p(Σ_{j ≠ max} e^{Z_j − m}),
+    m the row maximum: no overflow, full digits when one entry dominates; a row whose maximum is
+    ±inf (or NaN) gives that maximum (logsumexp([inf, 0]) = inf, of all −inf = −inf)."""
+    m = xp.max(Z, axis=-1, keepdims=True)
+    finite = xp.isfinite(m)
+    shifted = Z - xp.where(finite, m, 0.0)
+    top = xp.argmax(shifted, axis=-1, keepdims=True)
+    e = xp.exp(shifted)
+    if isinstance(e, np.ndarray):
+        np.put_along_axis(e, top, 0.0, axis=-1)
+    else:
+        positions = xp.arange(Z.shape[-1], device=getattr(Z, "device", None))
+        e = xp.where(xp.reshape(positions, (1,) * (Z.ndim - 1) + (-1,)) == top, 0.0, e)
+    return xp.where(finite, m + xp.log1p(xp.sum(e, axis=-1, keepdims=True)), m)
+
+
+def row_max_np(X, xp=np):
+    """The largest entry of each row (keeping the last axis); NaN if the row holds one (as torch)."""
+    return xp.max(X, axis=-1, keepdims=True)
+
+
+def row_norm_np(D, xp=np):
+    """‖d‖₂ of each row (keeping the last axis), scaled by the row's largest |d_j| so that d² can
+    neither overflow nor underflow (‖(1e200, 2e200)‖ = 2.24e200, not inf)."""
+    s = xp.max(xp.abs(D), axis=-1, keepdims=True)
+    safe = xp.where((s == 0) | xp.isinf(s), 1.0, s)
+    q = D / safe
+    return xp.where(xp.isinf(s), s, safe * xp.sqrt(xp.sum(q * q, axis=-1, keepdims=True)))
 
 
 def row_shift_np(Z, xp=np):
@@ -545,9 +770,30 @@ def softsign_np(x, xp=np):
     return x / (1.0 + xp.abs(x))
 
 
+def standardize_np(X, eps, axis=-1, xp=np):
+    """(x̂, σ) along ``axis``: x̂ = (x − μ)/σ, σ = √(var x + ε) (biased variance), from u = x/s
+    (s = max |x|): σ = hypot(s √var u, √ε), so that no square overflows or underflows."""
+    s = _scale_np(X, axis, xp)
+    u = X / s
+    c = u - xp.mean(u, axis=axis, keepdims=True)
+    t = s * xp.sqrt(xp.mean(c * c, axis=axis, keepdims=True))
+    sigma = xp.hypot(t, xp.zeros_like(t) + eps ** 0.5)
+    return (c * s) / sigma, sigma
+
+
+def step_at_least_np(u, xp=np):
+    """1 where u ≥ 0, else 0 (torch.clamp_min(u, 0)'s gradient: it passes at u = 0; 0 at NaN)."""
+    return xp.where(u >= 0, 1.0, xp.zeros_like(u))
+
+
 def step_np(x, xp=np):
     """1 where x > 0, else 0 (the ReLU derivative; 0 at the kink); NaN stays NaN: sign(max(x, 0))."""
     return xp.sign(xp.maximum(x, 0))
+
+
+def xlogx_np(t, xp=np):
+    """t log t, 0 at t = 0 (torch.xlogy(t, t)): one-hot targets give a finite loss."""
+    return t * xp.log(xp.where(t == 0, 1.0, t))
 
 
 # --- sigmoid -------------------------------------------------------------------------------------
@@ -834,7 +1080,7 @@ def log_softmax_backward(z, grad):
     r"""The vector–Jacobian product of log_softmax: grad · ∂log_softmax/∂(z).
 
     Forward:  \log a_i = z_i - \log \sum_j e^{z_j}
-    Identity: \frac{\partial \log a_i}{\partial z_j} = \delta_{ij} - a_j
+    Identity: \frac{\partial \log \mathbf{a}}{\partial \mathbf{z}} = I - \mathbf{1}\mathbf{a}^{\top}, \quad \frac{\partial \log a_i}{\partial z_j} = \delta_{ij} - a_j
 
     z: an array (..., K): a batch of vectors along the last axis
     grad: the upstream gradient (..., K), shaped like the output
@@ -1923,6 +2169,654 @@ def l2_backward(W, grad, lam):
     return shaped(grad_W, W_shape, xp)
 
 
+# --- huber ---------------------------------------------------------------------------------------
+
+
+def huber(x, y, delta=1.0):
+    r"""huber(x, y, delta=1) = 0.5*(x - y)^2 if |x - y| < delta else delta*(|x - y| - 0.5*delta)
+
+    Forward:  \ell_{\delta}(x, y) = \begin{cases} \tfrac12 (x - y)^2 & |x - y| < \delta \\ \delta\bigl(|x - y| - \tfrac12\delta\bigr) & \text{otherwise} \end{cases}
+
+    x: an array (any shape; inputs broadcast)
+    y: an array (any shape; inputs broadcast)
+    delta: a number (default 1.0)
+    Returns an array of the broadcast shape.
+    Kinks: |x - y| = delta: derivative ±delta from both branches (C^1, as PyTorch)
+    """
+    xp = namespace(x, y)
+    x = xp.asarray(x)
+    y = xp.asarray(y)
+    return huber_np(x - y, delta, xp=xp)
+
+
+def huber_backward(x, y, grad, delta=1.0):
+    r"""The vector–Jacobian product of huber: grad · ∂huber/∂(x, y).
+
+    Forward:  \ell_{\delta}(x, y) = \begin{cases} \tfrac12 (x - y)^2 & |x - y| < \delta \\ \delta\bigl(|x - y| - \tfrac12\delta\bigr) & \text{otherwise} \end{cases}
+    Identity: \frac{\partial \ell}{\partial x} = -\frac{\partial \ell}{\partial y} = \operatorname{clip}(x - y, -\delta, \delta)
+
+    x: an array (any shape; inputs broadcast)
+    y: an array (any shape; inputs broadcast)
+    delta: a number (default 1.0)
+    grad: the upstream gradient, shaped like the output
+    Returns the gradients with respect to x, y, each shaped like its input.
+    Kinks: |x - y| = delta: derivative ±delta from both branches (C^1, as PyTorch)
+    """
+    xp = namespace(x, y, grad)
+    x = xp.asarray(x)
+    y = xp.asarray(y)
+    grad = xp.asarray(grad)
+    _t0 = delta*grad
+    _t1 = -_t0
+    _t2 = x - y
+    _t3 = (delta < -_t2)
+    _t4 = (delta < _t2)
+    _t5 = _t2*grad
+    grad_x = xp.where(_t3, _t1, xp.where(_t4, _t0, _t5))
+    grad_y = xp.where(_t3, _t0, xp.where(_t4, _t1, -_t5))
+    return reduce_to(grad_x, x.shape, xp), reduce_to(grad_y, y.shape, xp)
+
+
+# --- smooth_l1 -----------------------------------------------------------------------------------
+
+
+def smooth_l1(x, y, beta=1.0):
+    r"""smooth_l1(x, y, beta=1) = huber(x, y, beta)/beta = 0.5*(x - y)^2/beta if |x - y| < beta else |x - y| - 0.5*beta
+
+    Forward:  \ell_{\beta}(x, y) = \frac{\operatorname{Huber}_{\beta}(x - y)}{\beta} = \begin{cases} \tfrac{1}{2\beta} (x - y)^2 & |x - y| < \beta \\ |x - y| - \tfrac12\beta & \text{otherwise} \end{cases}
+
+    x: an array (any shape; inputs broadcast)
+    y: an array (any shape; inputs broadcast)
+    beta: a number (default 1.0)
+    Returns an array of the broadcast shape.
+    Kinks: |x - y| = beta: derivative ±1 from both branches (C^1, as PyTorch); beta = 0 (torch's L1) is excluded
+    """
+    xp = namespace(x, y)
+    x = xp.asarray(x)
+    y = xp.asarray(y)
+    return huber_np(x - y, beta, xp=xp)/beta
+
+
+def smooth_l1_backward(x, y, grad, beta=1.0):
+    r"""The vector–Jacobian product of smooth_l1: grad · ∂smooth_l1/∂(x, y).
+
+    Forward:  \ell_{\beta}(x, y) = \frac{\operatorname{Huber}_{\beta}(x - y)}{\beta} = \begin{cases} \tfrac{1}{2\beta} (x - y)^2 & |x - y| < \beta \\ |x - y| - \tfrac12\beta & \text{otherwise} \end{cases}
+    Identity: \frac{\partial \ell}{\partial x} = -\frac{\partial \ell}{\partial y} = \operatorname{clip}\Bigl(\frac{x - y}{\beta}, -1, 1\Bigr)
+
+    x: an array (any shape; inputs broadcast)
+    y: an array (any shape; inputs broadcast)
+    beta: a number (default 1.0)
+    grad: the upstream gradient, shaped like the output
+    Returns the gradients with respect to x, y, each shaped like its input.
+    Kinks: |x - y| = beta: derivative ±1 from both branches (C^1, as PyTorch); beta = 0 (torch's L1) is excluded
+    """
+    xp = namespace(x, y, grad)
+    x = xp.asarray(x)
+    y = xp.asarray(y)
+    grad = xp.asarray(grad)
+    _t0 = -grad
+    _t1 = x - y
+    _t2 = (beta < -_t1)
+    _t3 = (beta < _t1)
+    _t4 = _t1*grad/beta
+    grad_x = xp.where(_t2, _t0, xp.where(_t3, grad, _t4))
+    grad_y = xp.where(_t2, grad, xp.where(_t3, _t0, -_t4))
+    return reduce_to(grad_x, x.shape, xp), reduce_to(grad_y, y.shape, xp)
+
+
+# --- l1_loss -------------------------------------------------------------------------------------
+
+
+def l1_loss(x, y):
+    r"""l1_loss(x, y) = |x - y|
+
+    Forward:  \ell(x, y) = |x - y|
+
+    x: an array (any shape; inputs broadcast)
+    y: an array (any shape; inputs broadcast)
+    Returns an array of the broadcast shape.
+    Kinks: x = y: derivative 0 (sign(0) = 0, as PyTorch)
+    """
+    xp = namespace(x, y)
+    x = xp.asarray(x)
+    y = xp.asarray(y)
+    return abs(x - y)
+
+
+def l1_loss_backward(x, y, grad):
+    r"""The vector–Jacobian product of l1_loss: grad · ∂l1_loss/∂(x, y).
+
+    Forward:  \ell(x, y) = |x - y|
+    Identity: \frac{\partial \ell}{\partial x} = -\frac{\partial \ell}{\partial y} = \operatorname{sign}(x - y)
+
+    x: an array (any shape; inputs broadcast)
+    y: an array (any shape; inputs broadcast)
+    grad: the upstream gradient, shaped like the output
+    Returns the gradients with respect to x, y, each shaped like its input.
+    Kinks: x = y: derivative 0 (sign(0) = 0, as PyTorch)
+    """
+    xp = namespace(x, y, grad)
+    x = xp.asarray(x)
+    y = xp.asarray(y)
+    grad = xp.asarray(grad)
+    _t0 = grad*xp.sign(x - y)
+    grad_x = _t0
+    grad_y = -_t0
+    return reduce_to(grad_x, x.shape, xp), reduce_to(grad_y, y.shape, xp)
+
+
+# --- margin_ranking ------------------------------------------------------------------------------
+
+
+def margin_ranking(x1, x2, y, margin=0.0):
+    r"""margin_ranking(x1, x2, y, margin=0) = max(0, -y*(x1 - x2) + margin)
+
+    Forward:  \ell(x_1, x_2, y) = \max\bigl(0, -y(x_1 - x_2) + m\bigr)
+
+    x1: an array (any shape; inputs broadcast)
+    x2: an array (any shape; inputs broadcast)
+    y: an array (any shape; inputs broadcast)
+    margin: a number (default 0.0)
+    Returns an array of the broadcast shape.
+    Kinks: -y*(x1 - x2) + margin = 0: the gradient passes (torch.clamp_min's convention, not ReLU'(0) = 0)
+    """
+    xp = namespace(x1, x2, y)
+    x1 = xp.asarray(x1)
+    x2 = xp.asarray(x2)
+    y = xp.asarray(y)
+    return clamp_min_np(margin - y*(x1 - x2), xp=xp)
+
+
+def margin_ranking_backward(x1, x2, y, grad, margin=0.0):
+    r"""The vector–Jacobian product of margin_ranking: grad · ∂margin_ranking/∂(x1, x2, y).
+
+    Forward:  \ell(x_1, x_2, y) = \max\bigl(0, -y(x_1 - x_2) + m\bigr)
+    Identity: \frac{\partial \ell}{\partial x_1} = -\frac{\partial \ell}{\partial x_2} = -y\,g,\quad \frac{\partial \ell}{\partial y} = -(x_1 - x_2)\,g,\quad g = \mathbf{1}[-y(x_1 - x_2) + m \ge 0]
+
+    x1: an array (any shape; inputs broadcast)
+    x2: an array (any shape; inputs broadcast)
+    y: an array (any shape; inputs broadcast)
+    margin: a number (default 0.0)
+    grad: the upstream gradient, shaped like the output
+    Returns the gradients with respect to x1, x2, y, each shaped like its input.
+    Kinks: -y*(x1 - x2) + margin = 0: the gradient passes (torch.clamp_min's convention, not ReLU'(0) = 0)
+    """
+    xp = namespace(x1, x2, y, grad)
+    x1 = xp.asarray(x1)
+    x2 = xp.asarray(x2)
+    y = xp.asarray(y)
+    grad = xp.asarray(grad)
+    _t0 = x1 - x2
+    _t1 = grad*step_at_least_np(-_t0*y + margin, xp=xp)
+    _t2 = _t1*y
+    grad_x1 = -_t2
+    grad_x2 = _t2
+    grad_y = -_t0*_t1
+    return reduce_to(grad_x1, x1.shape, xp), reduce_to(grad_x2, x2.shape, xp), reduce_to(grad_y, y.shape, xp)
+
+
+# --- binary_focal --------------------------------------------------------------------------------
+
+
+def binary_focal(z, y, gamma=2.0, alpha=0.25):
+    r"""binary_focal(z, y, gamma=2, alpha=0.25) = alpha_t*(1 - p_t)^gamma*bce_with_logits(z, y), 1 - p_t = (1 - y)*sigmoid(z) + y*sigmoid(-z), alpha_t = alpha*y + (1 - alpha)*(1 - y)
+
+    Forward:  \mathcal{L}(z, y) = \alpha_t (1 - p_t)^{\gamma}\,\operatorname{BCE}(\sigma(z), y),\quad 1 - p_t = (1 - y)\,\sigma(z) + y\,\sigma(-z)
+
+    z: an array (any shape; inputs broadcast)
+    y: an array (any shape; inputs broadcast)
+    gamma: a number (default 2.0)
+    alpha: a number (default 0.25)
+    Returns an array of the broadcast shape.
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(z, y)
+    z = xp.asarray(z)
+    y = xp.asarray(y)
+    _t0 = 1 - y
+    return (_t0*(1 - alpha) + alpha*y)*(_t0*sigmoid_np(z, xp=xp) + y*sigmoid_np(-z, xp=xp))**gamma*bce_with_logits_np(z, y, xp=xp)
+
+
+def binary_focal_backward(z, y, grad, gamma=2.0, alpha=0.25):
+    r"""The vector–Jacobian product of binary_focal: grad · ∂binary_focal/∂(z, y).
+
+    Forward:  \mathcal{L}(z, y) = \alpha_t (1 - p_t)^{\gamma}\,\operatorname{BCE}(\sigma(z), y),\quad 1 - p_t = (1 - y)\,\sigma(z) + y\,\sigma(-z)
+    Identity: \frac{\partial \mathcal{L}}{\partial z} = \alpha_t (1 - p_t)^{\gamma - 1}\bigl((1 - p_t)(\sigma(z) - y) + \gamma (1 - 2y)\,\sigma(z)\sigma(-z)\,\operatorname{BCE}\bigr)
+
+    z: an array (any shape; inputs broadcast)
+    y: an array (any shape; inputs broadcast)
+    gamma: a number (default 2.0)
+    alpha: a number (default 0.25)
+    grad: the upstream gradient, shaped like the output
+    Returns the gradients with respect to z, y, each shaped like its input.
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(z, y, grad)
+    z = xp.asarray(z)
+    y = xp.asarray(y)
+    grad = xp.asarray(grad)
+    _t0 = -z
+    _t1 = sigmoid_np(_t0, xp=xp)
+    _t2 = _t1*y
+    _t3 = 1 - y
+    _t4 = sigmoid_np(z, xp=xp)
+    _t5 = _t2 + _t3*_t4
+    _t6 = _t5**gamma
+    _t7 = alpha*y
+    _t8 = -_t3*alpha + _t7 - y + 1
+    _t9 = bce_with_logits_np(z, y, xp=xp)
+    _t10 = gamma*(_t3*(1 - alpha) + _t7)
+    _t11 = _t10*_t5**(gamma - 1)*_t9
+    _t12 = _t10/_t5
+    grad_z = grad*(sigmoid_minus_np(_t0, 1, scale=_t11*_t2, xp=xp) + _t11*_t3*sigmoid_grad_np(z, xp=xp) + sigmoid_minus_np(z, y, scale=_t6*_t8, xp=xp))
+    grad_y = _t6*grad*(-_t8*z + _t9*(_t1*_t12 + alpha) - _t9*(_t12*_t4 - alpha + 1))
+    return reduce_to(grad_z, z.shape, xp), reduce_to(grad_y, y.shape, xp)
+
+
+# --- kl_div --------------------------------------------------------------------------------------
+
+
+def kl_div(x, t):
+    r"""kl_div(x, t) = sum_j t_j*(log(t_j) - x_j)   (0 log 0 = 0; torch's kl_div summed over classes)
+
+    Forward:  \mathcal{L}(\mathbf{x}, \mathbf{t}) = \sum_j t_j (\log t_j - x_j)
+
+    x: an array (..., K): a batch of vectors along the last axis
+    t: an array (..., K): a batch of vectors along the last axis
+    Returns one number per sample (...,).
+    Kinks: t_j = 0: the term is 0 (t log t -> 0), as torch.xlogy; its gradient in t_j is not finite there
+    """
+    xp = namespace(x, t)
+    x = xp.asarray(x)
+    t = xp.asarray(t)
+    batch = x.shape[:-1]
+    x_shape = x.shape
+    t_shape = t.shape
+    x = rows(x, xp)
+    t = rows(t, xp)
+    if t.shape != x.shape:
+        raise ValueError(f"t: shape {t_shape}, expected that of x, {x_shape}")
+    out = xp.sum(xlogx_np((t), xp=xp) - (t * x), axis=-1, keepdims=True)
+    return xp.reshape(out, batch)
+
+
+def kl_div_backward(x, t, grad):
+    r"""The vector–Jacobian product of kl_div: grad · ∂kl_div/∂(x, t).
+
+    Forward:  \mathcal{L}(\mathbf{x}, \mathbf{t}) = \sum_j t_j (\log t_j - x_j)
+    Identity: \frac{\partial \mathcal{L}}{\partial x_j} = -t_j,\quad \frac{\partial \mathcal{L}}{\partial t_j} = \log t_j + 1 - x_j
+
+    x: an array (..., K): a batch of vectors along the last axis
+    t: an array (..., K): a batch of vectors along the last axis
+    grad: the upstream gradient, one number per sample (...,)
+    Returns the gradients with respect to x, t, each shaped like its input.
+    Kinks: t_j = 0: the term is 0 (t log t -> 0), as torch.xlogy; its gradient in t_j is not finite there
+    """
+    xp = namespace(x, t, grad)
+    x = xp.asarray(x)
+    t = xp.asarray(t)
+    grad = xp.asarray(grad)
+    x_shape = x.shape
+    t_shape = t.shape
+    grad_shape = grad.shape
+    x = rows(x, xp)
+    t = rows(t, xp)
+    grad = xp.reshape(grad, (-1, 1))
+    if t.shape != x.shape:
+        raise ValueError(f"t: shape {t_shape}, expected that of x, {x_shape}")
+    if grad.shape[-2] != x.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {x.shape[-2]} (as x, shape {x_shape})")
+    grad_x = grad * t
+    grad_x *= -1
+    grad_t = xp.log((t)) + 1
+    grad_t *= grad
+    grad_t -= (grad * x)
+    return shaped(grad_x, x_shape, xp), shaped(grad_t, t_shape, xp)
+
+
+# --- kl_div_log_target ---------------------------------------------------------------------------
+
+
+def kl_div_log_target(x, t):
+    r"""kl_div_log_target(x, t) = sum_j exp(t_j)*(t_j - x_j)   (torch's kl_div(..., log_target=True) summed over classes)
+
+    Forward:  \mathcal{L}(\mathbf{x}, \mathbf{t}) = \sum_j e^{t_j} (t_j - x_j)
+
+    x: an array (..., K): a batch of vectors along the last axis
+    t: an array (..., K): a batch of vectors along the last axis
+    Returns one number per sample (...,).
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(x, t)
+    x = xp.asarray(x)
+    t = xp.asarray(t)
+    batch = x.shape[:-1]
+    x_shape = x.shape
+    t_shape = t.shape
+    x = rows(x, xp)
+    t = rows(t, xp)
+    if t.shape != x.shape:
+        raise ValueError(f"t: shape {t_shape}, expected that of x, {x_shape}")
+    out = xp.sum((t - x) * xp.exp((t)), axis=-1, keepdims=True)
+    return xp.reshape(out, batch)
+
+
+def kl_div_log_target_backward(x, t, grad):
+    r"""The vector–Jacobian product of kl_div_log_target: grad · ∂kl_div_log_target/∂(x, t).
+
+    Forward:  \mathcal{L}(\mathbf{x}, \mathbf{t}) = \sum_j e^{t_j} (t_j - x_j)
+    Identity: \frac{\partial \mathcal{L}}{\partial x_j} = -e^{t_j},\quad \frac{\partial \mathcal{L}}{\partial t_j} = e^{t_j}(t_j - x_j + 1)
+
+    x: an array (..., K): a batch of vectors along the last axis
+    t: an array (..., K): a batch of vectors along the last axis
+    grad: the upstream gradient, one number per sample (...,)
+    Returns the gradients with respect to x, t, each shaped like its input.
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(x, t, grad)
+    x = xp.asarray(x)
+    t = xp.asarray(t)
+    grad = xp.asarray(grad)
+    x_shape = x.shape
+    t_shape = t.shape
+    grad_shape = grad.shape
+    x = rows(x, xp)
+    t = rows(t, xp)
+    grad = xp.reshape(grad, (-1, 1))
+    if t.shape != x.shape:
+        raise ValueError(f"t: shape {t_shape}, expected that of x, {x_shape}")
+    if grad.shape[-2] != x.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {x.shape[-2]} (as x, shape {x_shape})")
+    _t0 = xp.exp((t))
+    _t1 = grad * _t0
+    grad_t = t - x
+    grad_t *= grad
+    grad_t *= _t0
+    grad_t += _t1
+    grad_x = -_t1
+    return shaped(grad_x, x_shape, xp), shaped(grad_t, t_shape, xp)
+
+
+# --- nll -----------------------------------------------------------------------------------------
+
+
+def nll(x, y):
+    r"""nll(x, y) = -x_y   (or -sum_j y_j*x_j for target rows; y is not differentiated)
+
+    Forward:  \mathcal{L}(\mathbf{x}, y) = -x_y = -\sum_j y_j x_j
+
+    x: an array (..., K): a batch of vectors along the last axis
+    y: class indices (...,), 0-based, or target rows (..., C) (one-hot or probabilities)
+    Returns one number per sample (...,).
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(x, y)
+    x = xp.asarray(x)
+    y = xp.asarray(y)
+    batch = x.shape[:-1]
+    x_shape = x.shape
+    y_shape = y.shape
+    x = rows(x, xp)
+    y = labels(y, x.shape[-1], x.dtype, xp=xp)
+    if y.shape[-2] != x.shape[-2]:
+        raise ValueError(f"y: shape {y_shape}: {y.shape[-2]} samples, expected {x.shape[-2]} (as x, shape {x_shape})")
+    out = xp.sum(-(x * y), axis=-1, keepdims=True)
+    return xp.reshape(out, batch)
+
+
+def nll_backward(x, y, grad):
+    r"""The vector–Jacobian product of nll: grad · ∂nll/∂(x).
+
+    Forward:  \mathcal{L}(\mathbf{x}, y) = -x_y = -\sum_j y_j x_j
+    Identity: \frac{\partial \mathcal{L}}{\partial x_j} = -y_j
+
+    x: an array (..., K): a batch of vectors along the last axis
+    y: class indices (...,), 0-based, or target rows (..., C) (one-hot or probabilities)
+    grad: the upstream gradient, one number per sample (...,)
+    Returns the gradient with respect to x, shaped like x.
+    Not differentiated (data): y.
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(x, y, grad)
+    x = xp.asarray(x)
+    y = xp.asarray(y)
+    grad = xp.asarray(grad)
+    x_shape = x.shape
+    y_shape = y.shape
+    grad_shape = grad.shape
+    x = rows(x, xp)
+    y = labels(y, x.shape[-1], x.dtype, xp=xp)
+    grad = xp.reshape(grad, (-1, 1))
+    if y.shape[-2] != x.shape[-2]:
+        raise ValueError(f"y: shape {y_shape}: {y.shape[-2]} samples, expected {x.shape[-2]} (as x, shape {x_shape})")
+    if grad.shape[-2] != x.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {x.shape[-2]} (as x, shape {x_shape})")
+    grad_x = grad * y
+    grad_x *= -1
+    return shaped(grad_x, x_shape, xp)
+
+
+# --- cosine_similarity ---------------------------------------------------------------------------
+
+
+def cosine_similarity(x1, x2, eps=1e-08):
+    r"""cosine_similarity(x1, x2, eps=1e-8) = x1.x2 / (max(||x1||, eps) * max(||x2||, eps))
+
+    Forward:  \cos(\mathbf{x}_1, \mathbf{x}_2) = \frac{\mathbf{x}_1^{\top}\mathbf{x}_2}{\lVert \mathbf{x}_1 \rVert\,\lVert \mathbf{x}_2 \rVert}
+
+    x1: an array (..., K): a batch of vectors along the last axis
+    x2: an array (..., K): a batch of vectors along the last axis
+    eps: a number (default 1e-08)
+    Returns one number per sample (...,).
+    Kinks: ||x|| < eps: the norm is clamped at eps and the clamp is not differentiated (as torch); a zero row has x/||x|| = 0
+    """
+    xp = namespace(x1, x2)
+    x1 = xp.asarray(x1)
+    x2 = xp.asarray(x2)
+    batch = x1.shape[:-1]
+    x1_shape = x1.shape
+    x2_shape = x2.shape
+    x1 = rows(x1, xp)
+    x2 = rows(x2, xp)
+    if x2.shape != x1.shape:
+        raise ValueError(f"x2: shape {x2_shape}, expected that of x1, {x1_shape}")
+    out = cosine_np(x1, x2, eps, xp=xp)
+    return xp.reshape(out, batch)
+
+
+def cosine_similarity_backward(x1, x2, grad, eps=1e-08):
+    r"""The vector–Jacobian product of cosine_similarity: grad · ∂cosine_similarity/∂(x1, x2).
+
+    Forward:  \cos(\mathbf{x}_1, \mathbf{x}_2) = \frac{\mathbf{x}_1^{\top}\mathbf{x}_2}{\lVert \mathbf{x}_1 \rVert\,\lVert \mathbf{x}_2 \rVert}
+    Identity: \frac{\partial \cos}{\partial \mathbf{x}_1} = \frac{1}{\lVert \mathbf{x}_1 \rVert}\Bigl(\frac{\mathbf{x}_2}{\lVert \mathbf{x}_2 \rVert} - \cos \frac{\mathbf{x}_1}{\lVert \mathbf{x}_1 \rVert}\Bigr)
+
+    x1: an array (..., K): a batch of vectors along the last axis
+    x2: an array (..., K): a batch of vectors along the last axis
+    eps: a number (default 1e-08)
+    grad: the upstream gradient, one number per sample (...,)
+    Returns the gradients with respect to x1, x2, each shaped like its input.
+    Kinks: ||x|| < eps: the norm is clamped at eps and the clamp is not differentiated (as torch); a zero row has x/||x|| = 0
+    """
+    xp = namespace(x1, x2, grad)
+    x1 = xp.asarray(x1)
+    x2 = xp.asarray(x2)
+    grad = xp.asarray(grad)
+    x1_shape = x1.shape
+    x2_shape = x2.shape
+    grad_shape = grad.shape
+    x1 = rows(x1, xp)
+    x2 = rows(x2, xp)
+    grad = xp.reshape(grad, (-1, 1))
+    if x2.shape != x1.shape:
+        raise ValueError(f"x2: shape {x2_shape}, expected that of x1, {x1_shape}")
+    if grad.shape[-2] != x1.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {x1.shape[-2]} (as x1, shape {x1_shape})")
+    grad_x1 = cosine_vjp_np(x1, x2, grad, eps, xp=xp)
+    grad_x2 = cosine_vjp_np(x2, x1, grad, eps, xp=xp)
+    return shaped(grad_x1, x1_shape, xp), shaped(grad_x2, x2_shape, xp)
+
+
+# --- cosine_embedding ----------------------------------------------------------------------------
+
+
+def cosine_embedding(x1, x2, y, margin=0.0):
+    r"""cosine_embedding(x1, x2, y, margin=0) = 1 - cos(x1, x2) if y = 1 else max(0, cos(x1, x2) - margin)
+
+    Forward:  \ell(\mathbf{x}_1, \mathbf{x}_2, y) = \begin{cases} 1 - \cos(\mathbf{x}_1, \mathbf{x}_2) & y = 1 \\ \max\bigl(0, \cos(\mathbf{x}_1, \mathbf{x}_2) - m\bigr) & y = -1 \end{cases}
+
+    x1: an array (..., K): a batch of vectors along the last axis
+    x2: an array (..., K): a batch of vectors along the last axis
+    y: an array (...,): one number per sample
+    margin: a number (default 0.0)
+    Returns one number per sample (...,).
+    Kinks: cos - margin = 0 (y = -1): the gradient passes (torch.clamp_min); torch adds 1e-12 to each squared norm where symgrad clamps the norms at 1e-8 (relative difference ~1e-12/||x||^2)
+    """
+    xp = namespace(x1, x2, y)
+    x1 = xp.asarray(x1)
+    x2 = xp.asarray(x2)
+    y = xp.asarray(y)
+    batch = x1.shape[:-1]
+    x1_shape = x1.shape
+    x2_shape = x2.shape
+    y_shape = y.shape
+    x1 = rows(x1, xp)
+    x2 = rows(x2, xp)
+    y = xp.reshape(y, (-1, 1))
+    if x2.shape != x1.shape:
+        raise ValueError(f"x2: shape {x2_shape}, expected that of x1, {x1_shape}")
+    if y.shape[-2] != x1.shape[-2]:
+        raise ValueError(f"y: shape {y_shape}: {y.shape[-2]} samples, expected {x1.shape[-2]} (as x1, shape {x1_shape})")
+    _t0 = cosine_np(x1, x2, 1.0e-8, xp=xp)
+    out = 1.0 - y
+    out *= clamp_min_np(((-margin) + _t0), xp=xp)
+    out *= 1/2
+    out += ((1/2)*((y + 1.0) * (1.0 - _t0)))
+    return xp.reshape(out, batch)
+
+
+def cosine_embedding_backward(x1, x2, y, grad, margin=0.0):
+    r"""The vector–Jacobian product of cosine_embedding: grad · ∂cosine_embedding/∂(x1, x2).
+
+    Forward:  \ell(\mathbf{x}_1, \mathbf{x}_2, y) = \begin{cases} 1 - \cos(\mathbf{x}_1, \mathbf{x}_2) & y = 1 \\ \max\bigl(0, \cos(\mathbf{x}_1, \mathbf{x}_2) - m\bigr) & y = -1 \end{cases}
+    Identity: \frac{\partial \ell}{\partial \mathbf{x}_1} = \Bigl(-\tfrac{1 + y}{2} + \tfrac{1 - y}{2}\,\mathbf{1}[\cos - m \ge 0]\Bigr) \frac{\partial \cos}{\partial \mathbf{x}_1}
+
+    x1: an array (..., K): a batch of vectors along the last axis
+    x2: an array (..., K): a batch of vectors along the last axis
+    y: an array (...,): one number per sample
+    margin: a number (default 0.0)
+    grad: the upstream gradient, one number per sample (...,)
+    Returns the gradients with respect to x1, x2, each shaped like its input.
+    Not differentiated (data): y.
+    Kinks: cos - margin = 0 (y = -1): the gradient passes (torch.clamp_min); torch adds 1e-12 to each squared norm where symgrad clamps the norms at 1e-8 (relative difference ~1e-12/||x||^2)
+    """
+    xp = namespace(x1, x2, y, grad)
+    x1 = xp.asarray(x1)
+    x2 = xp.asarray(x2)
+    y = xp.asarray(y)
+    grad = xp.asarray(grad)
+    x1_shape = x1.shape
+    x2_shape = x2.shape
+    y_shape = y.shape
+    grad_shape = grad.shape
+    x1 = rows(x1, xp)
+    x2 = rows(x2, xp)
+    y = xp.reshape(y, (-1, 1))
+    grad = xp.reshape(grad, (-1, 1))
+    if x2.shape != x1.shape:
+        raise ValueError(f"x2: shape {x2_shape}, expected that of x1, {x1_shape}")
+    if y.shape[-2] != x1.shape[-2]:
+        raise ValueError(f"y: shape {y_shape}: {y.shape[-2]} samples, expected {x1.shape[-2]} (as x1, shape {x1_shape})")
+    if grad.shape[-2] != x1.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {x1.shape[-2]} (as x1, shape {x1_shape})")
+    _t0 = 1.0 - y
+    _t0 *= step_at_least_np(((-margin) + (cosine_np(x1, x2, 1.0e-8, xp=xp))), xp=xp)
+    _t0 *= grad
+    _t0 *= 1/2
+    _t0 -= ((1/2)*((y + 1.0) * grad))
+    grad_x1 = cosine_vjp_np(x1, x2, _t0, 1.0e-8, xp=xp)
+    grad_x2 = cosine_vjp_np(x2, x1, _t0, 1.0e-8, xp=xp)
+    return shaped(grad_x1, x1_shape, xp), shaped(grad_x2, x2_shape, xp)
+
+
+# --- triplet_margin ------------------------------------------------------------------------------
+
+
+def triplet_margin(a, p, n, margin=1.0, eps=1e-06):
+    r"""triplet_margin(a, p, n, margin=1, eps=1e-6) = max(0, margin + ||a - p + eps|| - ||a - n + eps||)
+
+    Forward:  \ell(\mathbf{a}, \mathbf{p}, \mathbf{n}) = \max\bigl(0, m + \lVert \mathbf{a} - \mathbf{p} + \epsilon \rVert_2 - \lVert \mathbf{a} - \mathbf{n} + \epsilon \rVert_2\bigr)
+
+    a: an array (..., K): a batch of vectors along the last axis
+    p: an array (..., K): a batch of vectors along the last axis
+    n: an array (..., K): a batch of vectors along the last axis
+    margin: a number (default 1.0)
+    eps: a number (default 1e-06)
+    Returns one number per sample (...,).
+    Kinks: at the hinge the gradient passes (torch.clamp_min); a zero difference has gradient 0 (torch's norm at 0)
+    """
+    xp = namespace(a, p, n)
+    a = xp.asarray(a)
+    p = xp.asarray(p)
+    n = xp.asarray(n)
+    batch = a.shape[:-1]
+    a_shape = a.shape
+    p_shape = p.shape
+    n_shape = n.shape
+    a = rows(a, xp)
+    p = rows(p, xp)
+    n = rows(n, xp)
+    if p.shape != a.shape:
+        raise ValueError(f"p: shape {p_shape}, expected that of a, {a_shape}")
+    if n.shape != a.shape:
+        raise ValueError(f"n: shape {n_shape}, expected that of a, {a_shape}")
+    out = clamp_min_np(((margin) + (distance_np(a, p, eps, xp=xp)) - (distance_np(a, n, eps, xp=xp))), xp=xp)
+    return xp.reshape(out, batch)
+
+
+def triplet_margin_backward(a, p, n, grad, margin=1.0, eps=1e-06):
+    r"""The vector–Jacobian product of triplet_margin: grad · ∂triplet_margin/∂(a, p, n).
+
+    Forward:  \ell(\mathbf{a}, \mathbf{p}, \mathbf{n}) = \max\bigl(0, m + \lVert \mathbf{a} - \mathbf{p} + \epsilon \rVert_2 - \lVert \mathbf{a} - \mathbf{n} + \epsilon \rVert_2\bigr)
+    Identity: \frac{\partial \ell}{\partial \mathbf{p}} = -g\,\frac{\mathbf{a} - \mathbf{p} + \epsilon}{\lVert \mathbf{a} - \mathbf{p} + \epsilon \rVert},\quad \frac{\partial \ell}{\partial \mathbf{n}} = g\,\frac{\mathbf{a} - \mathbf{n} + \epsilon}{\lVert \mathbf{a} - \mathbf{n} + \epsilon \rVert},\quad \frac{\partial \ell}{\partial \mathbf{a}} = -\frac{\partial \ell}{\partial \mathbf{p}} - \frac{\partial \ell}{\partial \mathbf{n}},\quad g = \mathbf{1}[\ell\text{'s argument} \ge 0]
+
+    a: an array (..., K): a batch of vectors along the last axis
+    p: an array (..., K): a batch of vectors along the last axis
+    n: an array (..., K): a batch of vectors along the last axis
+    margin: a number (default 1.0)
+    eps: a number (default 1e-06)
+    grad: the upstream gradient, one number per sample (...,)
+    Returns the gradients with respect to a, p, n, each shaped like its input.
+    Kinks: at the hinge the gradient passes (torch.clamp_min); a zero difference has gradient 0 (torch's norm at 0)
+    """
+    xp = namespace(a, p, n, grad)
+    a = xp.asarray(a)
+    p = xp.asarray(p)
+    n = xp.asarray(n)
+    grad = xp.asarray(grad)
+    a_shape = a.shape
+    p_shape = p.shape
+    n_shape = n.shape
+    grad_shape = grad.shape
+    a = rows(a, xp)
+    p = rows(p, xp)
+    n = rows(n, xp)
+    grad = xp.reshape(grad, (-1, 1))
+    if p.shape != a.shape:
+        raise ValueError(f"p: shape {p_shape}, expected that of a, {a_shape}")
+    if n.shape != a.shape:
+        raise ValueError(f"n: shape {n_shape}, expected that of a, {a_shape}")
+    if grad.shape[-2] != a.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {a.shape[-2]} (as a, shape {a_shape})")
+    _t0 = step_at_least_np(((margin) + (distance_np(a, p, eps, xp=xp)) - (distance_np(a, n, eps, xp=xp))), xp=xp)
+    _t0 *= grad
+    _t1 = distance_vjp_np(a, n, -_t0, eps, xp=xp)
+    _t2 = distance_vjp_np(a, p, _t0, eps, xp=xp)
+    grad_a = _t1 + _t2
+    grad_p = -_t2
+    grad_n = -_t1
+    return shaped(grad_a, a_shape, xp), shaped(grad_p, p_shape, xp), shaped(grad_n, n_shape, xp)
+
+
 # --- dense ---------------------------------------------------------------------------------------
 
 
@@ -2021,7 +2915,7 @@ def lp_pool_backward(x, grad, p):
     r"""The vector–Jacobian product of lp_pool: grad · ∂lp_pool/∂(x).
 
     Forward:  y = \Bigl(\sum_{i=1}^{n} x_i^{p}\Bigr)^{1/p}
-    Identity: x_k' = y' \, x_k^{p-1} \Bigl(\sum_{i} x_i^{p}\Bigr)^{\frac{1-p}{p}}
+    Identity: \frac{\partial L}{\partial \mathbf{x}} = y' \bigl(\mathbf{1}^{\top}\mathbf{x}^{\circ p}\bigr)^{\frac{1-p}{p}} \mathbf{x}^{\circ (p-1)}, \quad x_k' = y' \, x_k^{p-1} \Bigl(\sum_{i} x_i^{p}\Bigr)^{\frac{1-p}{p}}
 
     x: an array (..., K): a batch of vectors along the last axis
     p: a number
@@ -2147,6 +3041,139 @@ def sq_norm_linear_backward(W, x, grad):
     grad_W = (_t0 * grad.T) @ x
     grad_x = (grad * _t0.T) @ W
     return grad_W, shaped(grad_x, x_shape, xp)
+
+
+# --- dropout -------------------------------------------------------------------------------------
+
+
+def dropout(x, mask, p=0.5):
+    r"""dropout(x, mask, p=0.5) = x*mask/(1 - p)   (the mask is given and not differentiated)
+
+    Forward:  y = rac{m\,x}{1 - p},\quad m \in \{0, 1\}
+
+    x: an array (any shape; inputs broadcast)
+    mask: an array (any shape; inputs broadcast)
+    p: a number (default 0.5)
+    Returns an array of the broadcast shape.
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(x, mask)
+    x = xp.asarray(x)
+    mask = xp.asarray(mask)
+    return mask*x/(1 - p)
+
+
+def dropout_backward(x, mask, grad, p=0.5):
+    r"""The vector–Jacobian product of dropout: grad · ∂dropout/∂(x).
+
+    Forward:  y = rac{m\,x}{1 - p},\quad m \in \{0, 1\}
+    Identity: rac{\partial y}{\partial x} = rac{m}{1 - p}
+
+    x: an array (any shape; inputs broadcast)
+    mask: an array (any shape; inputs broadcast)
+    p: a number (default 0.5)
+    grad: the upstream gradient, shaped like the output
+    Returns the gradient with respect to x, shaped like x.
+    Not differentiated (data): mask.
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(x, mask, grad)
+    x = xp.asarray(x)
+    mask = xp.asarray(mask)
+    grad = xp.asarray(grad)
+    grad_x = grad*mask/(1 - p)
+    return reduce_to(grad_x, x.shape, xp)
+
+
+# --- max_pool ------------------------------------------------------------------------------------
+
+
+def max_pool(x):
+    r"""max_pool(x) = max_i x_i
+
+    Forward:  y = \max_{i} x_i
+
+    x: an array (..., K): a batch of vectors along the last axis
+    Returns one number per sample (...,).
+    Kinks: ties: the gradient goes to the first largest input (as torch.max(x, dim) and max_pool1d); a NaN is the largest
+    """
+    xp = namespace(x)
+    x = xp.asarray(x)
+    batch = x.shape[:-1]
+    x_shape = x.shape
+    x = rows(x, xp)
+    out = row_max_np(x, xp=xp)
+    return xp.reshape(out, batch)
+
+
+def max_pool_backward(x, grad):
+    r"""The vector–Jacobian product of max_pool: grad · ∂max_pool/∂(x).
+
+    Forward:  y = \max_{i} x_i
+    Identity: x_k' = y' \, \mathbf{1}[k = \operatorname{argmax}_i x_i]
+
+    x: an array (..., K): a batch of vectors along the last axis
+    grad: the upstream gradient, one number per sample (...,)
+    Returns the gradient with respect to x, shaped like x.
+    Kinks: ties: the gradient goes to the first largest input (as torch.max(x, dim) and max_pool1d); a NaN is the largest
+    """
+    xp = namespace(x, grad)
+    x = xp.asarray(x)
+    grad = xp.asarray(grad)
+    x_shape = x.shape
+    grad_shape = grad.shape
+    x = rows(x, xp)
+    grad = xp.reshape(grad, (-1, 1))
+    if grad.shape[-2] != x.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {x.shape[-2]} (as x, shape {x_shape})")
+    grad_x = max_vjp_np(x, grad, xp=xp)
+    return shaped(grad_x, x_shape, xp)
+
+
+# --- logsumexp -----------------------------------------------------------------------------------
+
+
+def logsumexp(x):
+    r"""logsumexp(z) = log(sum_j exp(z_j))   (stable: max z + log1p of the rest)
+
+    Forward:  \operatorname{LSE}(\mathbf{z}) = \log \sum_j e^{z_j}
+
+    x: an array (..., K): a batch of vectors along the last axis
+    Returns one number per sample (...,).
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(x)
+    x = xp.asarray(x)
+    batch = x.shape[:-1]
+    x_shape = x.shape
+    x = rows(x, xp)
+    out = row_logsumexp_np(x, xp=xp)
+    return xp.reshape(out, batch)
+
+
+def logsumexp_backward(x, grad):
+    r"""The vector–Jacobian product of logsumexp: grad · ∂logsumexp/∂(x).
+
+    Forward:  \operatorname{LSE}(\mathbf{z}) = \log \sum_j e^{z_j}
+    Identity: \frac{\partial \operatorname{LSE}}{\partial z_j} = \operatorname{softmax}(\mathbf{z})_j
+
+    x: an array (..., K): a batch of vectors along the last axis
+    grad: the upstream gradient, one number per sample (...,)
+    Returns the gradient with respect to x, shaped like x.
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(x, grad)
+    x = xp.asarray(x)
+    grad = xp.asarray(grad)
+    x_shape = x.shape
+    grad_shape = grad.shape
+    x = rows(x, xp)
+    grad = xp.reshape(grad, (-1, 1))
+    if grad.shape[-2] != x.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {x.shape[-2]} (as x, shape {x_shape})")
+    grad_x = row_softmax_np(x, xp=xp)
+    grad_x *= grad
+    return shaped(grad_x, x_shape, xp)
 
 
 # --- logistic_regression -------------------------------------------------------------------------
@@ -2444,3 +3471,370 @@ def mlp_backward(W1, b1, W2, b2, x, y, grad):
     grad_x = _t4 @ W1
     grad_y = (-2)*_t5.T
     return grad_W1, shaped(grad_b1, b1_shape, xp), grad_W2, shaped(grad_b2, b2_shape, xp), shaped(grad_x, x_shape, xp), shaped(grad_y, y_shape, xp)
+
+
+# --- layer_norm ----------------------------------------------------------------------------------
+
+
+def layer_norm(x, gamma, beta, eps=1e-05):
+    r"""layer_norm(x, gamma, beta, eps=1e-5) = (x - mean(x)) / sqrt(var(x) + eps) * gamma + beta   (over the last axis, biased variance: torch.nn.functional.layer_norm)
+
+    Forward:  \operatorname{LN}(\mathbf{x}) = \hat{\mathbf{x}} \circ \gamma + \beta,\quad \hat{\mathbf{x}} = \frac{\mathbf{x} - \mu}{\sigma},\quad \sigma = \sqrt{\operatorname{var}\mathbf{x} + \epsilon}
+
+    x: an array (..., K): a batch of vectors along the last axis
+    gamma: a vector (K,) added to every sample (a bias)
+    beta: a vector (K,) added to every sample (a bias)
+    eps: a number (default 1e-05)
+    Returns an array (..., K).
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(x, gamma, beta)
+    x = xp.asarray(x)
+    gamma = xp.asarray(gamma)
+    beta = xp.asarray(beta)
+    batch = x.shape[:-1]
+    x_shape = x.shape
+    gamma_shape = gamma.shape
+    beta_shape = beta.shape
+    x = rows(x, xp)
+    gamma = xp.reshape(gamma, (1, -1))
+    beta = xp.reshape(beta, (1, -1))
+    if gamma.shape[-1] != x.shape[-1]:
+        raise ValueError(f"gamma: shape {gamma_shape}: its length should be D = {x.shape[-1]} (axis -1 of x, shape {x_shape})")
+    if beta.shape[-1] != x.shape[-1]:
+        raise ValueError(f"beta: shape {beta_shape}: its length should be D = {x.shape[-1]} (axis -1 of x, shape {x_shape})")
+    out = layer_norm_np(x, gamma, beta, eps, xp=xp)
+    return xp.reshape(out, batch + (out.shape[-1],))
+
+
+def layer_norm_backward(x, gamma, beta, grad, eps=1e-05):
+    r"""The vector–Jacobian product of layer_norm: grad · ∂layer_norm/∂(x, gamma, beta).
+
+    Forward:  \operatorname{LN}(\mathbf{x}) = \hat{\mathbf{x}} \circ \gamma + \beta,\quad \hat{\mathbf{x}} = \frac{\mathbf{x} - \mu}{\sigma},\quad \sigma = \sqrt{\operatorname{var}\mathbf{x} + \epsilon}
+    Identity: \frac{\partial L}{\partial \mathbf{x}} = \frac{1}{D}\,\sigma^{-1}\Bigl(D\,\mathbf{g} - \sum_j g_j - \hat{\mathbf{x}} \sum_j g_j \hat{x}_j\Bigr),\ \mathbf{g} = \mathbf{y}' \circ \gamma;\quad \frac{\partial L}{\partial \gamma} = \sum_n \mathbf{y}'_n \circ \hat{\mathbf{x}}_n,\quad \frac{\partial L}{\partial \beta} = \sum_n \mathbf{y}'_n
+
+    x: an array (..., K): a batch of vectors along the last axis
+    gamma: a vector (K,) added to every sample (a bias)
+    beta: a vector (K,) added to every sample (a bias)
+    eps: a number (default 1e-05)
+    grad: the upstream gradient (..., K), shaped like the output
+    Returns the gradients with respect to x, gamma, beta, each shaped like its input.
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(x, gamma, beta, grad)
+    x = xp.asarray(x)
+    gamma = xp.asarray(gamma)
+    beta = xp.asarray(beta)
+    grad = xp.asarray(grad)
+    x_shape = x.shape
+    gamma_shape = gamma.shape
+    beta_shape = beta.shape
+    grad_shape = grad.shape
+    x = rows(x, xp)
+    gamma = xp.reshape(gamma, (1, -1))
+    beta = xp.reshape(beta, (1, -1))
+    grad = rows(grad, xp)
+    if gamma.shape[-1] != x.shape[-1]:
+        raise ValueError(f"gamma: shape {gamma_shape}: its length should be D = {x.shape[-1]} (axis -1 of x, shape {x_shape})")
+    if beta.shape[-1] != x.shape[-1]:
+        raise ValueError(f"beta: shape {beta_shape}: its length should be D = {x.shape[-1]} (axis -1 of x, shape {x_shape})")
+    if grad.shape != x.shape:
+        raise ValueError(f"grad: shape {grad_shape}, expected that of x, {x_shape}")
+    grad_x = layer_norm_vjp_np(x, gamma, grad, eps, xp=xp)
+    grad_gamma = xp.sum((layer_norm_np(x, 1, 0, eps, xp=xp)) * grad, axis=-2, keepdims=True)
+    grad_beta = xp.sum(grad, axis=-2, keepdims=True)
+    return shaped(grad_x, x_shape, xp), shaped(grad_gamma, gamma_shape, xp), shaped(grad_beta, beta_shape, xp)
+
+
+# --- rms_norm ------------------------------------------------------------------------------------
+
+
+def rms_norm(x, gamma, eps=1e-06):
+    r"""rms_norm(x, gamma, eps=1e-6) = x / sqrt(mean(x^2) + eps) * gamma   (over the last axis: torch.nn.functional.rms_norm, whose default eps is the dtype's machine epsilon)
+
+    Forward:  \operatorname{RMSNorm}(\mathbf{x}) = \hat{\mathbf{x}} \circ \gamma,\quad \hat{\mathbf{x}} = \frac{\mathbf{x}}{\operatorname{rms}},\quad \operatorname{rms} = \sqrt{\tfrac{1}{D}\textstyle\sum_j x_j^2 + \epsilon}
+
+    x: an array (..., K): a batch of vectors along the last axis
+    gamma: a vector (K,) added to every sample (a bias)
+    eps: a number (default 1e-06)
+    Returns an array (..., K).
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(x, gamma)
+    x = xp.asarray(x)
+    gamma = xp.asarray(gamma)
+    batch = x.shape[:-1]
+    x_shape = x.shape
+    gamma_shape = gamma.shape
+    x = rows(x, xp)
+    gamma = xp.reshape(gamma, (1, -1))
+    if gamma.shape[-1] != x.shape[-1]:
+        raise ValueError(f"gamma: shape {gamma_shape}: its length should be D = {x.shape[-1]} (axis -1 of x, shape {x_shape})")
+    out = rms_norm_np(x, gamma, eps, xp=xp)
+    return xp.reshape(out, batch + (out.shape[-1],))
+
+
+def rms_norm_backward(x, gamma, grad, eps=1e-06):
+    r"""The vector–Jacobian product of rms_norm: grad · ∂rms_norm/∂(x, gamma).
+
+    Forward:  \operatorname{RMSNorm}(\mathbf{x}) = \hat{\mathbf{x}} \circ \gamma,\quad \hat{\mathbf{x}} = \frac{\mathbf{x}}{\operatorname{rms}},\quad \operatorname{rms} = \sqrt{\tfrac{1}{D}\textstyle\sum_j x_j^2 + \epsilon}
+    Identity: \frac{\partial L}{\partial \mathbf{x}} = \frac{1}{D}\,\operatorname{rms}^{-1}\Bigl(D\,\mathbf{g} - \hat{\mathbf{x}} \sum_j g_j \hat{x}_j\Bigr),\ \mathbf{g} = \mathbf{y}' \circ \gamma;\quad \frac{\partial L}{\partial \gamma} = \sum_n \mathbf{y}'_n \circ \hat{\mathbf{x}}_n
+
+    x: an array (..., K): a batch of vectors along the last axis
+    gamma: a vector (K,) added to every sample (a bias)
+    eps: a number (default 1e-06)
+    grad: the upstream gradient (..., K), shaped like the output
+    Returns the gradients with respect to x, gamma, each shaped like its input.
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(x, gamma, grad)
+    x = xp.asarray(x)
+    gamma = xp.asarray(gamma)
+    grad = xp.asarray(grad)
+    x_shape = x.shape
+    gamma_shape = gamma.shape
+    grad_shape = grad.shape
+    x = rows(x, xp)
+    gamma = xp.reshape(gamma, (1, -1))
+    grad = rows(grad, xp)
+    if gamma.shape[-1] != x.shape[-1]:
+        raise ValueError(f"gamma: shape {gamma_shape}: its length should be D = {x.shape[-1]} (axis -1 of x, shape {x_shape})")
+    if grad.shape != x.shape:
+        raise ValueError(f"grad: shape {grad_shape}, expected that of x, {x_shape}")
+    grad_x = rms_norm_vjp_np(x, gamma, grad, eps, xp=xp)
+    grad_gamma = xp.sum(grad * (rms_norm_np(x, 1, eps, xp=xp)), axis=-2, keepdims=True)
+    return shaped(grad_x, x_shape, xp), shaped(grad_gamma, gamma_shape, xp)
+
+
+# --- batch_norm ----------------------------------------------------------------------------------
+
+
+def batch_norm(x, gamma, beta, eps=1e-05):
+    r"""batch_norm(x, gamma, beta, eps=1e-5) = (x - mean(x)) / sqrt(var(x) + eps) * gamma + beta   (training mode: statistics of the batch, over every leading axis, features on the last axis; biased variance: torch.nn.functional.batch_norm(training=True) on (N, D))
+
+    Forward:  \operatorname{BN}(X) = \hat{X} \circ \gamma + \beta,\quad \hat{X} = \frac{X - \mu}{\sigma},\quad \mu = \tfrac{1}{N}\textstyle\sum_n \mathbf{x}_n,\ \sigma = \sqrt{\tfrac{1}{N}\textstyle\sum_n (\mathbf{x}_n - \mu)^2 + \epsilon}
+
+    x: an array (..., K): a batch of vectors along the last axis
+    gamma: a vector (K,) added to every sample (a bias)
+    beta: a vector (K,) added to every sample (a bias)
+    eps: a number (default 1e-05)
+    Returns an array (..., K).
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(x, gamma, beta)
+    x = xp.asarray(x)
+    gamma = xp.asarray(gamma)
+    beta = xp.asarray(beta)
+    batch = x.shape[:-1]
+    x_shape = x.shape
+    gamma_shape = gamma.shape
+    beta_shape = beta.shape
+    x = rows(x, xp)
+    gamma = xp.reshape(gamma, (1, -1))
+    beta = xp.reshape(beta, (1, -1))
+    if gamma.shape[-1] != x.shape[-1]:
+        raise ValueError(f"gamma: shape {gamma_shape}: its length should be D = {x.shape[-1]} (axis -1 of x, shape {x_shape})")
+    if beta.shape[-1] != x.shape[-1]:
+        raise ValueError(f"beta: shape {beta_shape}: its length should be D = {x.shape[-1]} (axis -1 of x, shape {x_shape})")
+    out = batch_norm_np(x, gamma, beta, eps, xp=xp)
+    return xp.reshape(out, batch + (out.shape[-1],))
+
+
+def batch_norm_backward(x, gamma, beta, grad, eps=1e-05):
+    r"""The vector–Jacobian product of batch_norm: grad · ∂batch_norm/∂(x, gamma, beta).
+
+    Forward:  \operatorname{BN}(X) = \hat{X} \circ \gamma + \beta,\quad \hat{X} = \frac{X - \mu}{\sigma},\quad \mu = \tfrac{1}{N}\textstyle\sum_n \mathbf{x}_n,\ \sigma = \sqrt{\tfrac{1}{N}\textstyle\sum_n (\mathbf{x}_n - \mu)^2 + \epsilon}
+    Identity: \frac{\partial L}{\partial X} = \frac{1}{N}\,\gamma\,\sigma^{-1}\Bigl(N\,Y' - \sum_n \mathbf{y}'_n - \hat{X} \circ \sum_n \mathbf{y}'_n \circ \hat{\mathbf{x}}_n\Bigr);\quad \frac{\partial L}{\partial \gamma} = \sum_n \mathbf{y}'_n \circ \hat{\mathbf{x}}_n,\quad \frac{\partial L}{\partial \beta} = \sum_n \mathbf{y}'_n
+
+    x: an array (..., K): a batch of vectors along the last axis
+    gamma: a vector (K,) added to every sample (a bias)
+    beta: a vector (K,) added to every sample (a bias)
+    eps: a number (default 1e-05)
+    grad: the upstream gradient (..., K), shaped like the output
+    Returns the gradients with respect to x, gamma, beta, each shaped like its input.
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(x, gamma, beta, grad)
+    x = xp.asarray(x)
+    gamma = xp.asarray(gamma)
+    beta = xp.asarray(beta)
+    grad = xp.asarray(grad)
+    x_shape = x.shape
+    gamma_shape = gamma.shape
+    beta_shape = beta.shape
+    grad_shape = grad.shape
+    x = rows(x, xp)
+    gamma = xp.reshape(gamma, (1, -1))
+    beta = xp.reshape(beta, (1, -1))
+    grad = rows(grad, xp)
+    if gamma.shape[-1] != x.shape[-1]:
+        raise ValueError(f"gamma: shape {gamma_shape}: its length should be D = {x.shape[-1]} (axis -1 of x, shape {x_shape})")
+    if beta.shape[-1] != x.shape[-1]:
+        raise ValueError(f"beta: shape {beta_shape}: its length should be D = {x.shape[-1]} (axis -1 of x, shape {x_shape})")
+    if grad.shape != x.shape:
+        raise ValueError(f"grad: shape {grad_shape}, expected that of x, {x_shape}")
+    grad_x = batch_norm_vjp_np(x, gamma, grad, eps, xp=xp)
+    grad_gamma = xp.sum((batch_norm_np(x, 1, 0, eps, xp=xp)) * grad, axis=-2, keepdims=True)
+    grad_beta = xp.sum(grad, axis=-2, keepdims=True)
+    return shaped(grad_x, x_shape, xp), shaped(grad_gamma, gamma_shape, xp), shaped(grad_beta, beta_shape, xp)
+
+
+# --- scaled_dot_product_attention ----------------------------------------------------------------
+
+
+def scaled_dot_product_attention(q, k, v):
+    r"""scaled_dot_product_attention(q, k, v) = softmax(q k^T / sqrt(d)) v   (torch.nn.functional.scaled_dot_product_attention, default scale)
+
+    Forward:  \operatorname{Attention}(Q, K, V) = \operatorname{softmax}\Bigl(\frac{Q K^{\top}}{\sqrt{d}}\Bigr) V
+
+    q: an array (..., K): a batch of vectors along the last axis
+    k: a matrix, shared by the whole batch
+    v: a matrix, shared by the whole batch
+    Returns an array (..., K).
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(q, k, v)
+    q = xp.asarray(q)
+    k = xp.asarray(k)
+    v = xp.asarray(v)
+    batch = q.shape[:-1]
+    q_shape = q.shape
+    k_shape = k.shape
+    v_shape = v.shape
+    q = rows(q, xp)
+    if k.shape[-1] != q.shape[-1]:
+        raise ValueError(f"k: shape {k_shape}: axis -1 should be d = {q.shape[-1]} (axis -1 of q, shape {q_shape})")
+    if v.shape[-2] != k.shape[-2]:
+        raise ValueError(f"v: shape {v_shape}: axis -2 should be S = {k.shape[-2]} (axis -2 of k, shape {k_shape})")
+    out = attention_np(q, k, v, xp=xp)
+    return xp.reshape(out, batch + (out.shape[-1],))
+
+
+def scaled_dot_product_attention_backward(q, k, v, grad):
+    r"""The vector–Jacobian product of scaled_dot_product_attention: grad · ∂scaled_dot_product_attention/∂(q, k, v).
+
+    Forward:  \operatorname{Attention}(Q, K, V) = \operatorname{softmax}\Bigl(\frac{Q K^{\top}}{\sqrt{d}}\Bigr) V
+    Identity: \frac{\partial L}{\partial V} = A^{\top} G,\ dA = G V^{\top},\ dS = A \circ \Bigl(dA - \sum_j dA \circ A\Bigr),\ \frac{\partial L}{\partial Q} = \frac{dS\,K}{\sqrt{d}},\ \frac{\partial L}{\partial K} = \frac{dS^{\top} Q}{\sqrt{d}}
+
+    q: an array (..., K): a batch of vectors along the last axis
+    k: a matrix, shared by the whole batch
+    v: a matrix, shared by the whole batch
+    grad: the upstream gradient (..., K), shaped like the output
+    Returns the gradients with respect to q, k, v, each shaped like its input.
+    Kinks: smooth: differentiable everywhere
+    """
+    xp = namespace(q, k, v, grad)
+    q = xp.asarray(q)
+    k = xp.asarray(k)
+    v = xp.asarray(v)
+    grad = xp.asarray(grad)
+    q_shape = q.shape
+    k_shape = k.shape
+    v_shape = v.shape
+    grad_shape = grad.shape
+    q = rows(q, xp)
+    grad = rows(grad, xp)
+    if k.shape[-1] != q.shape[-1]:
+        raise ValueError(f"k: shape {k_shape}: axis -1 should be d = {q.shape[-1]} (axis -1 of q, shape {q_shape})")
+    if v.shape[-2] != k.shape[-2]:
+        raise ValueError(f"v: shape {v_shape}: axis -2 should be S = {k.shape[-2]} (axis -2 of k, shape {k_shape})")
+    if grad.shape[-2] != q.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {q.shape[-2]} (as q, shape {q_shape})")
+    if grad.shape[-1] != v.shape[-1]:
+        raise ValueError(f"grad: shape {grad_shape}: axis -1 should be F = {v.shape[-1]} (axis -1 of v, shape {v_shape})")
+    d = q.shape[-1]
+    _t0 = attention_weights_vjp_np(attention_scores_np(q, k, xp=xp), grad @ v.T, xp=xp)
+    _t1 = (attention_weights_np(attention_scores_np(q, k, xp=xp), xp=xp)).T
+    grad_q = 1/xp.sqrt(d)*(_t0 @ k)
+    grad_k = 1/xp.sqrt(d)*(_t0.T @ q)
+    grad_v = _t1 @ grad
+    return shaped(grad_q, q_shape, xp), grad_k, grad_v
+
+
+# --- masked_attention ----------------------------------------------------------------------------
+
+
+def masked_attention(q, k, v, mask):
+    r"""masked_attention(q, k, v, mask) = softmax(q k^T / sqrt(d) + mask) v   (a boolean mask: -inf where False; a query that attends to nothing gets 0, as torch's scaled_dot_product_attention with attn_mask)
+
+    Forward:  \operatorname{Attention}(Q, K, V) = \operatorname{softmax}\Bigl(\frac{Q K^{\top}}{\sqrt{d}} + M\Bigr) V
+
+    q: an array (..., K): a batch of vectors along the last axis
+    k: a matrix, shared by the whole batch
+    v: a matrix, shared by the whole batch
+    mask: an array (..., K): a batch of vectors along the last axis
+    Returns an array (..., K).
+    Kinks: a row whose scores are all -inf (masked out) has weights 0 and gradient 0 (as torch)
+    """
+    xp = namespace(q, k, v, mask)
+    q = xp.asarray(q)
+    k = xp.asarray(k)
+    v = xp.asarray(v)
+    mask = xp.asarray(mask)
+    batch = q.shape[:-1]
+    q_shape = q.shape
+    k_shape = k.shape
+    v_shape = v.shape
+    mask_shape = mask.shape
+    q = rows(q, xp)
+    mask = rows(mask, xp)
+    if k.shape[-1] != q.shape[-1]:
+        raise ValueError(f"k: shape {k_shape}: axis -1 should be d = {q.shape[-1]} (axis -1 of q, shape {q_shape})")
+    if v.shape[-2] != k.shape[-2]:
+        raise ValueError(f"v: shape {v_shape}: axis -2 should be S = {k.shape[-2]} (axis -2 of k, shape {k_shape})")
+    if mask.shape[-2] != q.shape[-2]:
+        raise ValueError(f"mask: shape {mask_shape}: {mask.shape[-2]} samples, expected {q.shape[-2]} (as q, shape {q_shape})")
+    if mask.shape[-1] != k.shape[-2]:
+        raise ValueError(f"mask: shape {mask_shape}: axis -1 should be S = {k.shape[-2]} (axis -2 of k, shape {k_shape})")
+    out = attention_np(q, k, v, mask, xp=xp)
+    return xp.reshape(out, batch + (out.shape[-1],))
+
+
+def masked_attention_backward(q, k, v, mask, grad):
+    r"""The vector–Jacobian product of masked_attention: grad · ∂masked_attention/∂(q, k, v).
+
+    Forward:  \operatorname{Attention}(Q, K, V) = \operatorname{softmax}\Bigl(\frac{Q K^{\top}}{\sqrt{d}} + M\Bigr) V
+    Identity: \frac{\partial L}{\partial V} = A^{\top} G,\ dA = G V^{\top},\ dS = A \circ \Bigl(dA - \sum_j dA \circ A\Bigr),\ \frac{\partial L}{\partial Q} = \frac{dS\,K}{\sqrt{d}},\ \frac{\partial L}{\partial K} = \frac{dS^{\top} Q}{\sqrt{d}}
+
+    q: an array (..., K): a batch of vectors along the last axis
+    k: a matrix, shared by the whole batch
+    v: a matrix, shared by the whole batch
+    mask: an array (..., K): a batch of vectors along the last axis
+    grad: the upstream gradient (..., K), shaped like the output
+    Returns the gradients with respect to q, k, v, each shaped like its input.
+    Not differentiated (data): mask.
+    Kinks: a row whose scores are all -inf (masked out) has weights 0 and gradient 0 (as torch)
+    """
+    xp = namespace(q, k, v, mask, grad)
+    q = xp.asarray(q)
+    k = xp.asarray(k)
+    v = xp.asarray(v)
+    mask = xp.asarray(mask)
+    grad = xp.asarray(grad)
+    q_shape = q.shape
+    k_shape = k.shape
+    v_shape = v.shape
+    mask_shape = mask.shape
+    grad_shape = grad.shape
+    q = rows(q, xp)
+    mask = rows(mask, xp)
+    grad = rows(grad, xp)
+    if k.shape[-1] != q.shape[-1]:
+        raise ValueError(f"k: shape {k_shape}: axis -1 should be d = {q.shape[-1]} (axis -1 of q, shape {q_shape})")
+    if v.shape[-2] != k.shape[-2]:
+        raise ValueError(f"v: shape {v_shape}: axis -2 should be S = {k.shape[-2]} (axis -2 of k, shape {k_shape})")
+    if mask.shape[-2] != q.shape[-2]:
+        raise ValueError(f"mask: shape {mask_shape}: {mask.shape[-2]} samples, expected {q.shape[-2]} (as q, shape {q_shape})")
+    if mask.shape[-1] != k.shape[-2]:
+        raise ValueError(f"mask: shape {mask_shape}: axis -1 should be S = {k.shape[-2]} (axis -2 of k, shape {k_shape})")
+    if grad.shape[-2] != q.shape[-2]:
+        raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {q.shape[-2]} (as q, shape {q_shape})")
+    if grad.shape[-1] != v.shape[-1]:
+        raise ValueError(f"grad: shape {grad_shape}: axis -1 should be F = {v.shape[-1]} (axis -1 of v, shape {v_shape})")
+    d = q.shape[-1]
+    _t0 = attention_weights_vjp_np(attention_scores_np(q, k, mask, xp=xp), grad @ v.T, xp=xp)
+    _t1 = (attention_weights_np(attention_scores_np(q, k, mask, xp=xp), xp=xp)).T
+    grad_q = 1/xp.sqrt(d)*(_t0 @ k)
+    grad_k = 1/xp.sqrt(d)*(_t0.T @ q)
+    grad_v = _t1 @ grad
+    return shaped(grad_q, q_shape, xp), grad_k, grad_v

@@ -4,6 +4,7 @@ forms 2Wxxᵀ, Wᵀg), over explicit entries, or (pooling) over an ``IndexedBase
 
 from __future__ import annotations
 
+import numpy as np
 import sympy as sp
 
 from .activations import Maxout, SoftmaxEntry
@@ -12,7 +13,8 @@ from .registry import Arg, Batched, Block, Choice, Example, Interval, N, ones, r
 from .vectors import as_vector, column, is_symbolic, matrix, scalar, to_sympy, vector
 from ..matrices import RowSoftmax, _RowBlock
 
-__all__ = ["dense", "lp_pool", "log_avg_pool", "sq_norm_linear", "pool_index"]
+__all__ = ["dense", "lp_pool", "log_avg_pool", "sq_norm_linear", "pool_index",
+           "dropout", "max_pool", "logsumexp", "LogSumExp", "RowMax", "RowLogSumExp"]
 
 pool_index = sp.Symbol("i", integer=True, positive=True)  # the summation index of pooled sums
 
@@ -193,4 +195,172 @@ register(Block(
     example=_sq_norm_example,
     entries=lambda: _sq_norm_example(entries=True),
     batched=_sq_norm_batched,
+))
+
+
+# === dropout with a given mask, max pooling, log-sum-exp ======================================
+def dropout(x, mask, p=0.5) -> sp.Expr:
+    """x · mask/(1 − p) for a given mask (0 = dropped, 1 = kept) and drop probability p ∈ [0, 1):
+    torch's dropout in training mode with its random mask made an input. The mask is data."""
+    return to_sympy(x, "x") * to_sympy(mask, "mask") / (1 - to_sympy(p, "p"))
+
+
+_x, _mask, _p = sp.Symbol("x", real=True), sp.Symbol("mask", real=True), sp.Symbol("p", nonnegative=True)
+register(Block(
+    name="dropout", domain="x real, mask in {0, 1} (data, not differentiated), p in [0, 1)", family="layer",
+    params={"p": 0.5},
+    formula="dropout(x, mask, p=0.5) = x*mask/(1 - p)   (the mask is given and not differentiated)",
+    latex=r"y = rac{m\,x}{1 - p},\quad m \in \{0, 1\}",
+    derivative=r"rac{\partial y}{\partial x} = rac{m}{1 - p}",
+    example=lambda: Example(dropout(_x, _mask, _p), (_x,), {"x": _x, "mask": _mask, "p": _p},
+                            domain={_mask: Choice((0, 1)), _p: Interval(0.0, 0.8)}),
+))
+
+
+# --- max pooling over n inputs: the gradient goes to the (first) largest ------------------------
+def row_max_np(X, xp=np):
+    """The largest entry of each row (keeping the last axis); NaN if the row holds one (as torch)."""
+    return xp.max(X, axis=-1, keepdims=True)
+
+
+def max_vjp_np(X, G, xp=np):
+    """G at the first largest entry of each row of X and 0 elsewhere (torch.max(x, dim)'s gradient;
+    a NaN counts as the largest, as in torch and numpy.argmax)."""
+    top = xp.argmax(X, axis=-1, keepdims=True)
+    if isinstance(X, np.ndarray) and isinstance(G, np.ndarray):
+        out = np.zeros(X.shape, dtype=np.result_type(X.dtype, G.dtype))
+        np.put_along_axis(out, top, np.broadcast_to(G, top.shape), axis=-1)
+        return out
+    positions = xp.arange(X.shape[-1], device=getattr(X, "device", None))
+    return xp.where(xp.reshape(positions, (1,) * (X.ndim - 1) + (-1,)) == top, G, xp.zeros_like(X))
+
+
+class RowMax(_RowBlock):
+    r"""max_j Z_ij for each row (N × C → N × 1);  G_Z = G at the first argmax of each row, 0 elsewhere."""
+
+    numpy_form = staticmethod(row_max_np)
+    name = "row_max"
+
+    @property
+    def shape(self):
+        return (self.arg.shape[0], sp.S.One)
+
+    def adjoint(self, G):
+        return MaxVJP(self.arg, G)
+
+    explicit_row = staticmethod(lambda row: [Maxout(*row)])
+
+    def _latex(self, printer, **kwargs):
+        return rf"\max_{{\mathrm{{row}}}}\left({printer._print(self.arg)}\right)"
+
+
+class MaxVJP(_RowBlock):
+    r"""G routed to the first largest entry of each row of Z (N × C): the gradient of RowMax."""
+
+    numpy_form = staticmethod(max_vjp_np)
+    name = "max_vjp"
+
+    def __new__(cls, Z, G):
+        return sp.MatrixExpr.__new__(cls, Z, G)
+
+    def _sympystr(self, printer):
+        return f"max_vjp({printer._print(self.args[0])}, {printer._print(self.args[1])})"
+
+    def doit(self, **hints):
+        return type(self)(*(a.doit(**hints) for a in self.args))
+
+
+def max_pool(x) -> sp.Expr:
+    """max_i x_i over explicit entries (a list or Matrix): the gradient goes to the first largest."""
+    entries = as_vector(x, "max_pool input")
+    if len(entries) < 2:
+        raise ValueError("max_pool needs at least two inputs")
+    return Maxout(*entries)
+
+
+def _row_reduction_batched(block) -> Batched:
+    X = sp.MatrixSymbol("x", N, size("C"))
+    return Batched(block(X), (Arg("x", X, "rows"),), ("x",))
+
+
+register(Block(
+    name="max_pool", domain="x_i real, n inputs", family="layer", function=Maxout,
+    formula="max_pool(x) = max_i x_i",
+    latex=r"y = \max_{i} x_i",
+    derivative=r"x_k' = y' \, \mathbf{1}[k = \operatorname{argmax}_i x_i]",
+    kink="ties: the gradient goes to the first largest input (as torch.max(x, dim) and max_pool1d); a NaN is the largest",
+    example=lambda: (lambda x: Example(max_pool(x), (x,), {"x": x}))(vector("x", 3)),
+    batched=lambda: _row_reduction_batched(RowMax),
+))
+
+
+# --- log-sum-exp (stable); its gradient is the softmax ---------------------------------------
+def row_logsumexp_np(Z, xp=np):
+    """log Σ_j exp(Z_ij) for each row (keeping the last axis) = m + log1p(Σ_{j ≠ max} e^{Z_j − m}),
+    m the row maximum: no overflow, full digits when one entry dominates; a row whose maximum is
+    ±inf (or NaN) gives that maximum (logsumexp([inf, 0]) = inf, of all −inf = −inf)."""
+    m = xp.max(Z, axis=-1, keepdims=True)
+    finite = xp.isfinite(m)
+    shifted = Z - xp.where(finite, m, 0.0)
+    top = xp.argmax(shifted, axis=-1, keepdims=True)
+    e = xp.exp(shifted)
+    if isinstance(e, np.ndarray):
+        np.put_along_axis(e, top, 0.0, axis=-1)
+    else:
+        positions = xp.arange(Z.shape[-1], device=getattr(Z, "device", None))
+        e = xp.where(xp.reshape(positions, (1,) * (Z.ndim - 1) + (-1,)) == top, 0.0, e)
+    return xp.where(finite, m + xp.log1p(xp.sum(e, axis=-1, keepdims=True)), m)
+
+
+def logsumexp_np(*z, xp=np):
+    """log Σ_j e^{z_j} of scalar (or broadcasting) arguments z_1, …, z_C, stably."""
+    stacked = xp.stack(xp.broadcast_arrays(*[xp.asarray(v) for v in z]), axis=-1)
+    return row_logsumexp_np(stacked, xp=xp)[..., 0]
+
+
+class LogSumExp(Primitive):
+    r"""LSE(z) = log Σ_j e^{z_j};   ∂LSE/∂z_j = softmax(z)_j."""
+
+    latex_name = r"\operatorname{LSE}"
+    numpy_form = staticmethod(logsumexp_np)
+
+    def fdiff(self, argindex=1):
+        return SoftmaxEntry(argindex, *self.args)
+
+    @staticmethod
+    def elementary(*z):
+        return sp.log(sp.Add(*[sp.exp(v) for v in z]))
+
+
+class RowLogSumExp(_RowBlock):
+    r"""log Σ_j exp(Z_ij) for each row (N × C → N × 1);  G_Z = softmax(Z) ∘ (G 1ᵀ_C)."""
+
+    numpy_form = staticmethod(row_logsumexp_np)
+    name = "logsumexp"
+
+    @property
+    def shape(self):
+        return (self.arg.shape[0], sp.S.One)
+
+    def adjoint(self, G):
+        return sp.HadamardProduct(RowSoftmax(self.arg), sp.MatMul(G, sp.OneMatrix(1, self.arg.shape[1])))
+
+    explicit_row = staticmethod(lambda row: [LogSumExp(*row)])
+
+    def _latex(self, printer, **kwargs):
+        return rf"\operatorname{{LSE}}\left({printer._print(self.arg)}\right)"
+
+
+def logsumexp(z) -> sp.Expr:
+    """log Σ_j e^{z_j} of explicit entries (a list or Matrix), computed stably; its gradient is softmax(z)."""
+    return LogSumExp(*as_vector(z, "logsumexp input"))
+
+
+register(Block(
+    name="logsumexp", domain="z in R^C", family="layer", function=LogSumExp,
+    formula="logsumexp(z) = log(sum_j exp(z_j))   (stable: max z + log1p of the rest)",
+    latex=r"\operatorname{LSE}(\mathbf{z}) = \log \sum_j e^{z_j}",
+    derivative=r"\frac{\partial \operatorname{LSE}}{\partial z_j} = \operatorname{softmax}(\mathbf{z})_j",
+    example=lambda: (lambda z: Example(logsumexp(z), (z,), {"z": z}))(vector("z", 3)),
+    batched=lambda: _row_reduction_batched(RowLogSumExp),
 ))
