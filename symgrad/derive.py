@@ -378,30 +378,33 @@ def _derive_graph(graph, wrts, single, started) -> Derivation:
         if key not in graph.inputs:
             raise ValueError(f"{w!r} is not an input of the graph (inputs: {', '.join(sorted(by_name))})")
         resolved.append(key)
-    bp = graph.backprop()
+    budget = Budget(5.0)
+    bp = graph.backprop(budget=budget)
     top = graph.output
-    d = lambda v: sp.Derivative(top, v, evaluate=False)  # noqa: E731
-    steps = []
-    for e in bp.edges:
-        steps.append(Step("edge", sp.Derivative(e.node, e.input, evaluate=False),
-                          e.local if e.local is not None else e.product, e.gate))
-    for node, g in bp.upstream_names.items():
-        if node in bp.gradients:
-            steps.append(Step("upstream", g, bp.gradients[node], f"upstream gradient of {node}: sum over its uses"))
-    results = []
-    for w in resolved:
-        if w not in bp.gradients:
-            results.append(sp.ZeroMatrix(*w.shape) if isinstance(w, sp.MatrixSymbol) else sp.S.Zero)
-            continue
-        steps.append(Step("chain", d(w), bp.gradients[w], "local gradient × upstream gradient"))
-        results.append(bp.global_gradient(w))
-        steps.append(Step("textbook", d(w), results[-1], "in the inputs"))
     expr = graph.expression()
-    raws = [None if is_matrix_expression(expr) else sp.diff(elementary(expr), w) for w in resolved]
-    return Derivation(expr=expr, wrt=tuple(resolved), result=results[0] if single else tuple(results),
-                      raw=raws[0] if single else tuple(raws), steps=steps,
-                      intermediates=dict(graph.exprs), seconds=time.perf_counter() - started,
-                      single=single, backprop=bp)
+
+    def fill():  # the global (fully substituted) forms, built from the names when first read
+        d = lambda v: sp.Derivative(top, v, evaluate=False)  # noqa: E731
+        steps = [Step("edge", sp.Derivative(e.node, e.input, evaluate=False),
+                      e.local if e.local is not None else e.product, e.gate) for e in bp.edges]
+        steps += [Step("upstream", g, bp.gradients[node], f"upstream gradient of {node}: sum over its uses")
+                  for node, g in bp.upstream_names.items() if node in bp.gradients]
+        results = []
+        for w in resolved:
+            if w not in bp.gradients:
+                results.append(sp.ZeroMatrix(*w.shape) if isinstance(w, sp.MatrixSymbol) else sp.S.Zero)
+                continue
+            steps.append(Step("chain", d(w), bp.gradients[w], "local gradient × upstream gradient"))
+            results.append(bp.global_gradient(w))
+            steps.append(Step("textbook", d(w), results[-1], "in the inputs"))
+        raws = [None if is_matrix_expression(expr) else sp.diff(elementary(expr), w) for w in resolved]
+        return dict(result=results[0] if single else tuple(results), raw=raws[0] if single else tuple(raws),
+                    steps=steps, intermediates=dict(graph.exprs))
+
+    derivation = Derivation(expr=expr, wrt=tuple(resolved), notes=budget.hits, single=single, backprop=bp,
+                            program=bp, fill=fill)
+    derivation.seconds = time.perf_counter() - started
+    return derivation
 
 
 def _name_vector_outputs(F) -> dict:
