@@ -210,8 +210,8 @@ register(Block(
     name="dropout", domain="x real, mask in {0, 1} (data, not differentiated), p in [0, 1)", family="layer",
     params={"p": 0.5},
     formula="dropout(x, mask, p=0.5) = x*mask/(1 - p)   (the mask is given and not differentiated)",
-    latex=r"y = rac{m\,x}{1 - p},\quad m \in \{0, 1\}",
-    derivative=r"rac{\partial y}{\partial x} = rac{m}{1 - p}",
+    latex=r"y = \frac{m\,x}{1 - p},\quad m \in \{0, 1\}",
+    derivative=r"\frac{\partial y}{\partial x} = \frac{m}{1 - p}",
     example=lambda: Example(dropout(_x, _mask, _p), (_x,), {"x": _x, "mask": _mask, "p": _p},
                             domain={_mask: Choice((0, 1)), _p: Interval(0.0, 0.8)}),
 ))
