@@ -401,17 +401,24 @@ def glu_vjp_np(Z, G, xp=np):
 
 def hardsigmoid_np(x, xp=np):
     """min(max(x + 3, 0), 6)/6 = clip(x/6 + 1/2, 0, 1) (PyTorch's order of operations)."""
-    return xp.minimum(xp.maximum(x + 3.0, 0.0), 6.0) / 6.0
+    t = x + 3.0
+    t = np.clip(t, 0.0, 6.0, out=t) if isinstance(t, np.ndarray) and t.ndim else xp.clip(t, 0.0, 6.0)
+    t /= 6.0
+    return t
 
 
 def hardswish_np(x, xp=np):
     """x·min(max(x + 3, 0), 6)/6 (PyTorch's order of operations)."""
-    return x * xp.minimum(xp.maximum(x + 3.0, 0.0), 6.0) / 6.0
+    t = x + 3.0
+    t = np.clip(t, 0.0, 6.0, out=t) if isinstance(t, np.ndarray) and t.ndim else xp.clip(t, 0.0, 6.0)
+    t *= x
+    t /= 6.0
+    return t
 
 
 def hardtanh_np(x, min_val=-1.0, max_val=1.0, xp=np):
-    """min(max(x, min_val), max_val)."""
-    return xp.minimum(xp.maximum(x, min_val), max_val)
+    """min(max(x, min_val), max_val), by clip (one pass; NaN stays NaN)."""
+    return xp.clip(x, min_val, max_val)
 
 
 def huber_np(d, delta=1.0, xp=np):
@@ -503,8 +510,8 @@ def prelu_np(x, alpha, xp=np):
 
 
 def relu6_np(x, xp=np):
-    """min(max(x, 0), 6)."""
-    return xp.minimum(xp.maximum(x, 0.0), 6.0)
+    """min(max(x, 0), 6), by clip."""
+    return xp.clip(x, 0.0, 6.0)
 
 
 def relu_np(x, xp=np):
@@ -3049,7 +3056,7 @@ def sq_norm_linear_backward(W, x, grad):
 def dropout(x, mask, p=0.5):
     r"""dropout(x, mask, p=0.5) = x*mask/(1 - p)   (the mask is given and not differentiated)
 
-    Forward:  y = rac{m\,x}{1 - p},\quad m \in \{0, 1\}
+    Forward:  y = \frac{m\,x}{1 - p},\quad m \in \{0, 1\}
 
     x: an array (any shape; inputs broadcast)
     mask: an array (any shape; inputs broadcast)
@@ -3066,8 +3073,8 @@ def dropout(x, mask, p=0.5):
 def dropout_backward(x, mask, grad, p=0.5):
     r"""The vector–Jacobian product of dropout: grad · ∂dropout/∂(x).
 
-    Forward:  y = rac{m\,x}{1 - p},\quad m \in \{0, 1\}
-    Identity: rac{\partial y}{\partial x} = rac{m}{1 - p}
+    Forward:  y = \frac{m\,x}{1 - p},\quad m \in \{0, 1\}
+    Identity: \frac{\partial y}{\partial x} = \frac{m}{1 - p}
 
     x: an array (any shape; inputs broadcast)
     mask: an array (any shape; inputs broadcast)

@@ -31,6 +31,10 @@ def tanh(x):
         return elementwise(sp.tanh, x)
     return sp.tanh(to_sympy(x, "tanh argument"))
 _x = sp.Symbol("x", real=True)
+# The report's check differentiates the forward numerically at 40 digits: for ELU, SELU and CELU beyond
+# x ≈ −90 the derivative (~e^x) is below 1e−40 of the forward (≈ −α), out of its reach; their tails
+# are tested against mpmath at up to 500 digits in tests/test_activations_torch.py.
+_ELU_TAILS = Interval(-30.0, 30.0)
 
 
 # --- sigmoid ----------------------------------------------------------------------------
@@ -271,7 +275,7 @@ register(Block(
     derivative=r"\operatorname{ELU}_{\alpha}'(x) = \begin{cases} 1 & x > 0 \\ \operatorname{ELU}_{\alpha}(x) + \alpha & x \le 0 \end{cases}",
     kink="x = 0: derivative alpha (the x <= 0 branch, as PyTorch); continuous when alpha = 1",
     example=lambda: Example(elu(_x, _alpha), (_x,), {"x": _x, "alpha": _alpha},
-                            domain={_alpha: Interval(0.5, 2.0)}),
+                            domain={_alpha: Interval(0.5, 2.0), _x: _ELU_TAILS}),
 ))
 
 
@@ -838,7 +842,7 @@ register(Block(
     latex=r"\operatorname{SELU}(x) = \lambda \begin{cases} x & x > 0 \\ \alpha (e^{x} - 1) & x \le 0 \end{cases}",
     derivative=r"\operatorname{SELU}'(x) = \begin{cases} \lambda & x > 0 \\ \lambda\alpha e^{x} & x \le 0 \end{cases}",
     kink="x = 0: derivative scale*alpha (the x <= 0 branch, as PyTorch)",
-    example=lambda: Example(selu(_x), (_x,), {"x": _x}),
+    example=lambda: Example(selu(_x), (_x,), {"x": _x}, domain={_x: _ELU_TAILS}),
 ))
 
 
@@ -885,7 +889,7 @@ register(Block(
     derivative=r"\operatorname{CELU}_{\alpha}'(x) = \begin{cases} 1 & x > 0 \\ e^{x/\alpha} & x \le 0 \end{cases}",
     kink="x = 0: derivative 1 from both sides (continuously differentiable; the x <= 0 branch, as PyTorch)",
     example=lambda: Example(celu(_x, _alpha), (_x,), {"x": _x, "alpha": _alpha},
-                            domain={_alpha: Interval(0.5, 2.0)}),
+                            domain={_alpha: Interval(0.5, 2.0), _x: _ELU_TAILS}),
 ))
 
 
@@ -932,8 +936,8 @@ def _numbers(*args):
 
 
 def hardtanh_np(x, min_val=-1.0, max_val=1.0, xp=np):
-    """min(max(x, min_val), max_val)."""
-    return xp.minimum(xp.maximum(x, min_val), max_val)
+    """min(max(x, min_val), max_val), by clip (one pass; NaN stays NaN)."""
+    return xp.clip(x, min_val, max_val)
 
 
 class hardtanh(Primitive):
@@ -983,8 +987,8 @@ register(Block(
 
 
 def relu6_np(x, xp=np):
-    """min(max(x, 0), 6)."""
-    return xp.minimum(xp.maximum(x, 0.0), 6.0)
+    """min(max(x, 0), 6), by clip."""
+    return xp.clip(x, 0.0, 6.0)
 
 
 class relu6(Primitive):
@@ -1020,7 +1024,10 @@ register(Block(
 
 def hardsigmoid_np(x, xp=np):
     """min(max(x + 3, 0), 6)/6 = clip(x/6 + 1/2, 0, 1) (PyTorch's order of operations)."""
-    return xp.minimum(xp.maximum(x + 3.0, 0.0), 6.0) / 6.0
+    t = x + 3.0
+    t = np.clip(t, 0.0, 6.0, out=t) if isinstance(t, np.ndarray) and t.ndim else xp.clip(t, 0.0, 6.0)
+    t /= 6.0
+    return t
 
 
 class hardsigmoid(Primitive):
@@ -1057,7 +1064,11 @@ register(Block(
 
 def hardswish_np(x, xp=np):
     """x·min(max(x + 3, 0), 6)/6 (PyTorch's order of operations)."""
-    return x * xp.minimum(xp.maximum(x + 3.0, 0.0), 6.0) / 6.0
+    t = x + 3.0
+    t = np.clip(t, 0.0, 6.0, out=t) if isinstance(t, np.ndarray) and t.ndim else xp.clip(t, 0.0, 6.0)
+    t *= x
+    t /= 6.0
+    return t
 
 
 class hardswish(Primitive):
