@@ -1,9 +1,10 @@
 """Compiled gradients against hand-written NumPy (the baseline), naive lambdify, and torch /
 JAX when installed — measured side by side in one run, threads pinned to 1.
 
-    python benchmarks/compile_speed.py [--repeat 7]
+    python benchmarks/compile_speed.py [--repeat 7] [--only compiled|perf|blocks]
 
-Ratios are time / hand-NumPy time (lower is better; ≤ 1.0 is the goal).
+Ratios are time / hand-NumPy time (lower is better; ≤ 1.0 is the goal); the last section compares
+every symgrad.nn block's backward with torch.autograd (inputs and references from tests/test_nn.py).
 """
 
 from __future__ import annotations
@@ -188,18 +189,103 @@ def two_layer_net(repeat):
     return rows
 
 
+def perf_nn(repeat):
+    """The two figures of ../shared/checks/perf_nn.py: the stable BCE-on-logits backward at 10⁶
+    entries (symgrad.nn returns ∂/∂z and ∂/∂y = −z·g; the hand version ∂/∂z only, and loses every
+    digit of σ(z) − 1 from z ≈ 37 on) and a row softmax VJP at (32, 32) (per-call overhead)."""
+    rng = np.random.default_rng(3)
+    z, y, g = rng.normal(size=10**6) * 4, rng.uniform(size=10**6), rng.normal(size=10**6)
+    zs, gs = rng.normal(size=(32, 32)), rng.normal(size=(32, 32))
+
+    def hand_bce():
+        return (1.0 / (1.0 + np.exp(-z)) - y) * g
+
+    def hand_vjp():
+        a = np.exp(zs - zs.max(axis=-1, keepdims=True))
+        a /= a.sum(axis=-1, keepdims=True)
+        return a * (gs - (gs * a).sum(axis=-1, keepdims=True))
+
+    rows = {}
+    with np.errstate(over="ignore"):
+        rows["bce_with_logits backward, 10^6"] = (best(hand_bce, repeat), best(lambda: nn.bce_with_logits_backward(z, y, g), repeat))
+    rows["softmax VJP, (32, 32)"] = (best(hand_vjp, repeat), best(lambda: nn.softmax_backward(zs, gs), repeat))
+    torch = _torch()
+    if torch is not None:
+        tz, ty, tg, tzs, tgs = (torch.from_numpy(a) for a in (z, y, g, zs, gs))
+
+        def run_bce():
+            v, w = tz.clone().requires_grad_(True), ty.clone().requires_grad_(True)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(v, w, reduction="none")
+            return torch.autograd.grad(loss, (v, w), tg)
+
+        def run_vjp():
+            v = tzs.clone().requires_grad_(True)
+            return torch.autograd.grad(torch.softmax(v, -1), v, tgs)
+
+        rows["bce_with_logits backward, 10^6"] += (best(run_bce, repeat),)
+        rows["softmax VJP, (32, 32)"] += (best(run_vjp, repeat),)
+    return rows
+
+
+def every_block(repeat, n=2048, c=64):
+    """Each symgrad.nn block's backward (every differentiable input) against torch.autograd's forward
+    and backward of the same function, on the inputs (and torch references) of tests/test_nn.py at
+    n samples of c entries."""
+    torch = _torch()
+    if torch is None:
+        return {}
+    spec = importlib.util.spec_from_file_location("test_nn", Path(__file__).parents[1] / "tests" / "test_nn.py")
+    tests = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tests)
+    tests.N, tests.C, tests.D, tests.H = n, c, c, c
+    F = torch.nn.functional
+    rows = {}
+    for name in tests.NAMES:
+        try:
+            args, params, wrt = tests._spec(name, np.random.default_rng(5))
+            ref = tests._torch_reference(name, torch, F)
+        except KeyError:  # a block the tests do not compare with torch yet
+            continue
+        out = getattr(nn, name)(*args, **params)
+        grad = np.random.default_rng(6).normal(size=np.shape(out))
+        floats = [i for i in wrt if not np.issubdtype(np.asarray(args[i]).dtype, np.integer)]
+        t_args = [torch.from_numpy(np.asarray(a)) for a in args]
+        t_grad = torch.from_numpy(grad)
+
+        def run_torch():
+            leaves = [a.clone().requires_grad_(True) if i in floats else a for i, a in enumerate(t_args)]
+            return torch.autograd.grad(ref(*leaves, **params), [leaves[i] for i in floats], t_grad)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rows[name] = (best(lambda: getattr(nn, f"{name}_backward")(*args, grad, **params), repeat), best(run_torch, repeat))
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--only", choices=["compiled", "perf", "blocks"], help="one section only")
     args = ap.parse_args()
-    for title, bench in (("sigmoid backward, 10^6 float64", sigmoid_backward),
-                         ("softmax cross-entropy gradient, (1024, 1000)", softmax_ce),
-                         ("the seeds' 2-layer net gradient, (64, 1000, 100, 10)", two_layer_net)):
-        rows = bench(args.repeat)
-        base = rows["hand NumPy"]
-        print(title)
-        for name, t in rows.items():
-            print(f"  {name:<38} {t * 1e3:9.3f} ms   {t / base:6.2f}x")
+    if args.only in (None, "compiled"):
+        for title, bench in (("sigmoid backward, 10^6 float64", sigmoid_backward),
+                             ("softmax cross-entropy gradient, (1024, 1000)", softmax_ce),
+                             ("the seeds' 2-layer net gradient, (64, 1000, 100, 10)", two_layer_net)):
+            rows = bench(args.repeat)
+            base = rows["hand NumPy"]
+            print(title)
+            for name, t in rows.items():
+                print(f"  {name:<38} {t * 1e3:9.3f} ms   {t / base:6.2f}x")
+    if args.only in (None, "perf"):
+        print("symgrad.nn against hand NumPy (and torch autograd), ratios to hand NumPy")
+        for name, times in perf_nn(args.repeat).items():
+            hand, ours = times[:2]
+            extra = f"   torch {times[2] * 1e3:9.3f} ms {times[2] / hand:6.2f}x" if len(times) > 2 else ""
+            print(f"  {name:<34} hand {hand * 1e3:9.3f} ms   symgrad.nn {ours * 1e3:9.3f} ms {ours / hand:6.2f}x{extra}")
+    if args.only in (None, "blocks"):
+        print("every symgrad.nn backward (all differentiable inputs) against torch autograd, (2048, 64)")
+        for name, (ours, theirs) in every_block(args.repeat).items():
+            print(f"  {name:<28} symgrad.nn {ours * 1e3:8.3f} ms   torch {theirs * 1e3:8.3f} ms   {ours / theirs:6.2f}x torch")
 
 
 if __name__ == "__main__":

@@ -703,6 +703,8 @@ def accumulate_scalar(expr: sp.Basic, name: str, printer, full: Sequence[sp.Basi
     coeff, factors = expr.as_coeff_mul()
     if coeff == 1 or len(factors) < 2 or not any(f in full for f in factors):
         return None
+    if len(factors) == 2:  # c·a·b in one pass (symgrad.runtime.product)
+        return [f"{name} = product({printer.doprint(coeff)}, {', '.join(printer.doprint(f) for f in factors)}, xp)"]
     return [f"{name} = {printer.doprint(sp.Mul(*factors))}", f"{name} *= {printer.doprint(coeff)}"]
 
 

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from symgrad.runtime import device, indices, labels, namespace, reduce_to, rows, shaped
+from symgrad.runtime import device, indices, labels, namespace, product, reduce_to, rows, shaped
 
 
 __all__ = [
@@ -234,7 +234,7 @@ def _spread_rows(Z):
     """For NumPy: e = e^{Z − m} and its row sums when every row sum is at least 1.5 (the row maximum's
     share a_max ≤ 2/3: the textbook forms lose no digits); None otherwise (NaN, ±inf, a peaked row)."""
     m = Z.max(axis=-1, keepdims=True)
-    if not np.isfinite(m).all():
+    if not -np.inf < m.sum() < np.inf:  # a row maximum ±inf or NaN (one reduction: cheap)
         return None
     e = Z - m
     np.exp(e, out=e)
@@ -263,9 +263,11 @@ def _without_top(values, top, xp=np):
 
 def attention_np(Q, K, V, M=None, xp=np):
     """softmax(Q Kᵀ/√d + M) V."""
-    if V.ndim != K.ndim:
-        raise ValueError(f"v: shape {tuple(V.shape)}: values must be a matrix (S, F) like the keys")
-    return attention_weights_np(attention_scores_np(Q, K, M, xp), xp) @ V
+    S = attention_scores_np(Q, K, M, xp)
+    if V.ndim != Q.ndim:
+        raise ValueError(f"v: shape {tuple(V.shape)}: values must be a matrix (S, F) shared by every query "
+                         f"(q has shape {tuple(Q.shape)})")
+    return attention_weights_np(S, xp) @ V
 
 
 def attention_scores_np(Q, K, M=None, xp=np):
@@ -310,8 +312,19 @@ def bce_np(a, y, xp=np):
 
 
 def bce_with_logits_np(z, y, xp=np):
-    """BCE(σ(z), y) = max(z, 0) − z·y + log1p(e^{−|z|}): finite for every z."""
-    return xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
+    """BCE(σ(z), y) = c·z + log1p(e^{−|z|}), c = 1 − y for z ≥ 0 and −y below: finite for every finite
+    z; at ±inf the limit (inf, or 0 where c = 0: y = 1 at +inf, y = 0 at −inf)."""
+    c = xp.where(z >= 0, 1 - y, -y)
+    with np.errstate(invalid="ignore"):  # 0 · inf where c = 0: replaced by the limit 0
+        cz = c * z
+    return xp.where(c == 0, 0.0, cz) + xp.log1p(xp.exp(-xp.abs(z)))
+
+
+def binary_focal_np(z, y, gamma=2.0, alpha=0.25, xp=np):
+    """α_t q^γ BCE(σ(z), y), q = 1 − p_t = (1 − y)σ(z) + yσ(−z) from the stable sigmoids (torchvision's
+    1 − (p y + (1 − p)(1 − y)) cancels where σ(z) rounds to 1)."""
+    q = (1 - y) * sigmoid_np(z, xp=xp) + y * sigmoid_np(-z, xp=xp)
+    return (alpha * y + (1 - alpha) * (1 - y)) * q ** gamma * bce_with_logits_np(z, y, xp=xp)
 
 
 def celu_np(x, alpha=1.0, xp=np):
@@ -427,6 +440,11 @@ def huber_np(d, delta=1.0, xp=np):
     a = xp.abs(d)
     m = xp.minimum(a, delta)
     return m * (a - 0.5 * m)
+
+
+def key_scaled_np(M, K, xp=np):
+    """M/√d, d = the number of columns of K (the key size)."""
+    return M * (1.0 / math.sqrt(K.shape[-1]))
 
 
 def layer_norm_np(X, gamma=1, beta=0, eps=1e-5, xp=np):
@@ -664,32 +682,30 @@ def sigmoid_grad_np(u, xp=np):
 
 
 def sigmoid_minus_np(u, y, scale=None, xp=np):
-    """(σ(u) − y)·scale = ((1 − y) − y e^{−u}) / (1 + e^{−u})·scale: one exp, exact at y = 1 (−σ(−u))
-    and y = 0 (σ(u)); no cancellation but the one in σ(u) ≈ y itself. Where e^{−u} would overflow
-    (u < −708), the form in e = e^{−|u|}; ±inf give the limits 1 − y and −y.
+    """(σ(u) − y)·scale = (e^u (1 − y) − y) / (1 + e^u)·scale: one exp, exact at y = 1 (−σ(−u)) and
+    y = 0 (σ(u)); no cancellation but the one in σ(u) ≈ y itself. Where e^u would overflow
+    (u > 700), the form in e = e^{−|u|}; ±inf give the limits 1 − y and −y.
 
-    NumPy arrays of one shape go through blocks of 2¹⁴ entries (a few such temporaries stay in cache), in place (``scale``, the
-    upstream gradient, is multiplied in while the block is in cache)."""
+    NumPy arrays of one shape go through blocks of 2¹⁴ entries (a few such temporaries stay in cache), in place
+    (``scale``, the upstream gradient, is multiplied in while the block is in cache)."""
     if _blocks(u, y) and (scale is None or _blocks(u, scale)):
         out = np.empty_like(u)
         fu, fy, fo = u.reshape(-1), y.reshape(-1), out.reshape(-1)
         fs = scale.reshape(-1) if scale is not None else None
         step = min(fu.size, 1 << 14)
-        e, d = np.empty(step, u.dtype), np.empty(step, u.dtype)
-        limit = 700.0 if u.dtype.itemsize >= 8 else 85.0  # e^{−u} stays finite below it
+        e = np.empty(step, u.dtype)
+        limit = 700.0 if u.dtype.itemsize >= 8 else 85.0  # e^u stays finite below it
         for i in range(0, fu.size, step):
             ui, yi, oi = fu[i:i + step], fy[i:i + step], fo[i:i + step]
-            ei, di = e[:ui.size], d[:ui.size]
-            np.negative(ui, out=ei)
-            if not ei.max() <= limit:  # e^{−u} could overflow, or a NaN: the careful form
+            if not ui.max() <= limit:  # e^u could overflow, or a NaN: the careful form
                 oi[...] = _sigmoid_minus_wide(ui, yi, np)
             else:
-                np.exp(ei, out=ei)
+                ei = np.exp(ui, out=e[:ui.size])
                 np.subtract(1.0, yi, out=oi)
-                np.add(ei, 1.0, out=di)
-                ei *= yi
-                oi -= ei
-                oi /= di
+                oi *= ei
+                oi -= yi
+                ei += 1.0
+                oi /= ei
             if fs is not None:
                 oi *= fs[i:i + step]
         return out
@@ -1840,8 +1856,7 @@ def bce_with_logits_backward(z, y, grad):
     z = xp.asarray(z)
     y = xp.asarray(y)
     grad = xp.asarray(grad)
-    grad_y = grad*z
-    grad_y *= -1
+    grad_y = product(-1, grad, z, xp)
     grad_z = sigmoid_minus_np(z, y, scale=grad, xp=xp)
     return reduce_to(grad_z, z.shape, xp), reduce_to(grad_y, y.shape, xp)
 
@@ -1874,7 +1889,7 @@ def cross_entropy(a, y):
 
 
 def cross_entropy_backward(a, y, grad):
-    r"""The vector–Jacobian product of cross_entropy: grad · ∂cross_entropy/∂(a).
+    r"""The vector–Jacobian product of cross_entropy: grad · ∂cross_entropy/∂(a, y).
 
     Forward:  \mathcal{L}_{\mathrm{CE}}(\mathbf{a}, \mathbf{y}) = -\sum_k y_k \log a_k
     Identity: \frac{\partial \mathcal{L}}{\partial a_k} = -\frac{y_k}{a_k}
@@ -1882,8 +1897,8 @@ def cross_entropy_backward(a, y, grad):
     a: an array (..., K): a batch of vectors along the last axis
     y: class indices (...,), 0-based, or target rows (..., C) (one-hot or probabilities)
     grad: the upstream gradient, one number per sample (...,)
-    Returns the gradient with respect to a, shaped like a.
-    Not differentiated (data): y.
+    Returns the gradients with respect to a, y, each shaped like its input.
+    The gradient for y is None when y holds class indices (not differentiable).
     Kinks: smooth: differentiable everywhere
     """
     xp = namespace(a, y, grad)
@@ -1894,6 +1909,7 @@ def cross_entropy_backward(a, y, grad):
     y_shape = y.shape
     grad_shape = grad.shape
     a = rows(a, xp)
+    y_rows = not indices(y, xp)
     y = labels(y, a.shape[-1], a.dtype, xp=xp)
     grad = xp.reshape(grad, (-1, 1))
     if y.shape[-2] != a.shape[-2]:
@@ -1904,7 +1920,13 @@ def cross_entropy_backward(a, y, grad):
     grad_a *= grad
     grad_a *= y
     grad_a *= -1
-    return shaped(grad_a, a_shape, xp)
+    grad_y = None  # class indices are not differentiable
+    if y_rows:  # target rows (probabilities) are
+        grad_y = xp.log((a))
+        grad_y *= grad
+        grad_y *= -1
+        grad_y = xp.reshape(grad_y, y_shape)
+    return shaped(grad_a, a_shape, xp), grad_y
 
 
 # --- softmax_cross_entropy -----------------------------------------------------------------------
@@ -1935,7 +1957,7 @@ def softmax_cross_entropy(z, y):
 
 
 def softmax_cross_entropy_backward(z, y, grad):
-    r"""The vector–Jacobian product of softmax_cross_entropy: grad · ∂softmax_cross_entropy/∂(z).
+    r"""The vector–Jacobian product of softmax_cross_entropy: grad · ∂softmax_cross_entropy/∂(z, y).
 
     Forward:  \mathcal{L}(\mathbf{z}, \mathbf{y}) = -\sum_k y_k \log \operatorname{softmax}(\mathbf{z})_k
     Identity: \frac{\partial \mathcal{L}}{\partial \mathbf{z}} = \mathbf{a} - \mathbf{y} \quad (\textstyle\sum_k y_k = 1)
@@ -1943,8 +1965,8 @@ def softmax_cross_entropy_backward(z, y, grad):
     z: an array (..., K): a batch of vectors along the last axis
     y: class indices (...,), 0-based, or target rows (..., C) (one-hot or probabilities)
     grad: the upstream gradient, one number per sample (...,)
-    Returns the gradient with respect to z, shaped like z.
-    Not differentiated (data): y.
+    Returns the gradients with respect to z, y, each shaped like its input.
+    The gradient for y is None when y holds class indices (not differentiable).
     Kinks: smooth: differentiable everywhere
     """
     xp = namespace(z, y, grad)
@@ -1955,6 +1977,7 @@ def softmax_cross_entropy_backward(z, y, grad):
     y_shape = y.shape
     grad_shape = grad.shape
     z = rows(z, xp)
+    y_rows = not indices(y, xp)
     y = labels(y, z.shape[-1], z.dtype, xp=xp)
     grad = xp.reshape(grad, (-1, 1))
     if y.shape[-2] != z.shape[-2]:
@@ -1963,7 +1986,13 @@ def softmax_cross_entropy_backward(z, y, grad):
         raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {z.shape[-2]} (as z, shape {z_shape})")
     grad_z = softmax_minus_targets_np(z, y, xp=xp)
     grad_z *= grad
-    return shaped(grad_z, z_shape, xp)
+    grad_y = None  # class indices are not differentiable
+    if y_rows:  # target rows (probabilities) are
+        grad_y = row_log_softmax_np(z, xp=xp)
+        grad_y *= grad
+        grad_y *= -1
+        grad_y = xp.reshape(grad_y, y_shape)
+    return shaped(grad_z, z_shape, xp), grad_y
 
 
 # --- squared_l2 ----------------------------------------------------------------------------------
@@ -1994,7 +2023,7 @@ def squared_l2(p, y):
 
 
 def squared_l2_backward(p, y, grad):
-    r"""The vector–Jacobian product of squared_l2: grad · ∂squared_l2/∂(p).
+    r"""The vector–Jacobian product of squared_l2: grad · ∂squared_l2/∂(p, y).
 
     Forward:  \mathcal{L}(\hat{\mathbf{y}}, \mathbf{y}) = \lVert \hat{\mathbf{y}} - \mathbf{y} \rVert_2^2
     Identity: \frac{\partial \mathcal{L}}{\partial \hat{\mathbf{y}}} = 2(\hat{\mathbf{y}} - \mathbf{y})
@@ -2002,8 +2031,7 @@ def squared_l2_backward(p, y, grad):
     p: an array (..., K): a batch of vectors along the last axis
     y: an array (..., K): a batch of vectors along the last axis
     grad: the upstream gradient, one number per sample (...,)
-    Returns the gradient with respect to p, shaped like p.
-    Not differentiated (data): y.
+    Returns the gradients with respect to p, y, each shaped like its input.
     Kinks: smooth: differentiable everywhere
     """
     xp = namespace(p, y, grad)
@@ -2020,10 +2048,11 @@ def squared_l2_backward(p, y, grad):
         raise ValueError(f"y: shape {y_shape}, expected that of p, {p_shape}")
     if grad.shape[-2] != p.shape[-2]:
         raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {p.shape[-2]} (as p, shape {p_shape})")
-    grad_p = p - y
-    grad_p *= grad
-    grad_p *= 2
-    return shaped(grad_p, p_shape, xp)
+    _t0 = p - y
+    _t0 *= grad
+    grad_p = 2*_t0
+    grad_y = (-2)*_t0
+    return shaped(grad_p, p_shape, xp), shaped(grad_y, y_shape, xp)
 
 
 # --- hinge ---------------------------------------------------------------------------------------
@@ -2380,15 +2409,14 @@ def binary_focal(z, y, gamma=2.0, alpha=0.25):
     xp = namespace(z, y)
     z = xp.asarray(z)
     y = xp.asarray(y)
-    _t0 = 1 - y
-    return (_t0*(1 - alpha) + alpha*y)*(_t0*sigmoid_np(z, xp=xp) + y*sigmoid_np(-z, xp=xp))**gamma*bce_with_logits_np(z, y, xp=xp)
+    return binary_focal_np(z, y, gamma, alpha, xp=xp)
 
 
 def binary_focal_backward(z, y, grad, gamma=2.0, alpha=0.25):
     r"""The vector–Jacobian product of binary_focal: grad · ∂binary_focal/∂(z, y).
 
     Forward:  \mathcal{L}(z, y) = \alpha_t (1 - p_t)^{\gamma}\,\operatorname{BCE}(\sigma(z), y),\quad 1 - p_t = (1 - y)\,\sigma(z) + y\,\sigma(-z)
-    Identity: \frac{\partial \mathcal{L}}{\partial z} = \alpha_t (1 - p_t)^{\gamma - 1}\bigl((1 - p_t)(\sigma(z) - y) + \gamma (1 - 2y)\,\sigma(z)\sigma(-z)\,\operatorname{BCE}\bigr)
+    Identity: \frac{\partial \mathcal{L}}{\partial z} = \alpha_t \bigl(q^{\gamma} (\sigma(z) - y) + \gamma (1 - 2y)\,\sigma(z)\sigma(-z)\,\mathrm{CE}\,q^{\gamma - 1}\bigr),\quad \frac{\partial \mathcal{L}}{\partial y} = q^{\gamma}\bigl((2\alpha - 1)\mathrm{CE} - \alpha_t z\bigr) + \alpha_t \gamma (\sigma(-z) - \sigma(z))\,\mathrm{CE}\,q^{\gamma - 1},\quad q = 1 - p_t
 
     z: an array (any shape; inputs broadcast)
     y: an array (any shape; inputs broadcast)
@@ -2402,21 +2430,16 @@ def binary_focal_backward(z, y, grad, gamma=2.0, alpha=0.25):
     z = xp.asarray(z)
     y = xp.asarray(y)
     grad = xp.asarray(grad)
-    _t0 = -z
-    _t1 = sigmoid_np(_t0, xp=xp)
-    _t2 = _t1*y
-    _t3 = 1 - y
-    _t4 = sigmoid_np(z, xp=xp)
-    _t5 = _t2 + _t3*_t4
-    _t6 = _t5**gamma
-    _t7 = alpha*y
-    _t8 = -_t3*alpha + _t7 - y + 1
-    _t9 = bce_with_logits_np(z, y, xp=xp)
-    _t10 = gamma*(_t3*(1 - alpha) + _t7)
-    _t11 = _t10*_t5**(gamma - 1)*_t9
-    _t12 = _t10/_t5
-    grad_z = grad*(sigmoid_minus_np(_t0, 1, scale=_t11*_t2, xp=xp) + _t11*_t3*sigmoid_grad_np(z, xp=xp) + sigmoid_minus_np(z, y, scale=_t6*_t8, xp=xp))
-    grad_y = _t6*grad*(-_t8*z + _t9*(_t1*_t12 + alpha) - _t9*(_t12*_t4 - alpha + 1))
+    _t0 = 1 - y
+    _t1 = _t0*(1 - alpha) + alpha*y
+    _t2 = sigmoid_np(-z, xp=xp)
+    _t3 = sigmoid_np(z, xp=xp)
+    _t4 = _t0*_t3 + _t2*y
+    _t5 = _t4**gamma
+    _t6 = bce_with_logits_np(z, y, xp=xp)
+    _t7 = _t4**(gamma - 1)*_t6*gamma
+    grad_z = _t1*grad*(sigmoid_minus_np(z, y, scale=_t5, xp=xp) + _t7*(1 - 2*y)*sigmoid_grad_np(z, xp=xp))
+    grad_y = grad*(_t1*_t7*(_t2 - _t3) + _t5*(-_t1*z + _t6*(2*alpha - 1)))
     return reduce_to(grad_z, z.shape, xp), reduce_to(grad_y, y.shape, xp)
 
 
@@ -3749,11 +3772,10 @@ def scaled_dot_product_attention_backward(q, k, v, grad):
         raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {q.shape[-2]} (as q, shape {q_shape})")
     if grad.shape[-1] != v.shape[-1]:
         raise ValueError(f"grad: shape {grad_shape}: axis -1 should be F = {v.shape[-1]} (axis -1 of v, shape {v_shape})")
-    d = q.shape[-1]
     _t0 = attention_weights_vjp_np(attention_scores_np(q, k, xp=xp), grad @ v.T, xp=xp)
     _t1 = (attention_weights_np(attention_scores_np(q, k, xp=xp), xp=xp)).T
-    grad_q = 1/xp.sqrt(d)*(_t0 @ k)
-    grad_k = 1/xp.sqrt(d)*(_t0.T @ q)
+    grad_q = key_scaled_np(_t0 @ k, k, xp=xp)
+    grad_k = key_scaled_np(_t0.T @ q, k, xp=xp)
     grad_v = _t1 @ grad
     return shaped(grad_q, q_shape, xp), grad_k, grad_v
 
@@ -3838,10 +3860,9 @@ def masked_attention_backward(q, k, v, mask, grad):
         raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {q.shape[-2]} (as q, shape {q_shape})")
     if grad.shape[-1] != v.shape[-1]:
         raise ValueError(f"grad: shape {grad_shape}: axis -1 should be F = {v.shape[-1]} (axis -1 of v, shape {v_shape})")
-    d = q.shape[-1]
     _t0 = attention_weights_vjp_np(attention_scores_np(q, k, mask, xp=xp), grad @ v.T, xp=xp)
     _t1 = (attention_weights_np(attention_scores_np(q, k, mask, xp=xp), xp=xp)).T
-    grad_q = 1/xp.sqrt(d)*(_t0 @ k)
-    grad_k = 1/xp.sqrt(d)*(_t0.T @ q)
+    grad_q = key_scaled_np(_t0 @ k, k, xp=xp)
+    grad_k = key_scaled_np(_t0.T @ q, k, xp=xp)
     grad_v = _t1 @ grad
     return shaped(grad_q, q_shape, xp), grad_k, grad_v

@@ -45,32 +45,30 @@ def _blocks(*arrays):
 
 
 def sigmoid_minus_np(u, y, scale=None, xp=np):
-    """(σ(u) − y)·scale = ((1 − y) − y e^{−u}) / (1 + e^{−u})·scale: one exp, exact at y = 1 (−σ(−u))
-    and y = 0 (σ(u)); no cancellation but the one in σ(u) ≈ y itself. Where e^{−u} would overflow
-    (u < −708), the form in e = e^{−|u|}; ±inf give the limits 1 − y and −y.
+    """(σ(u) − y)·scale = (e^u (1 − y) − y) / (1 + e^u)·scale: one exp, exact at y = 1 (−σ(−u)) and
+    y = 0 (σ(u)); no cancellation but the one in σ(u) ≈ y itself. Where e^u would overflow
+    (u > 700), the form in e = e^{−|u|}; ±inf give the limits 1 − y and −y.
 
-    NumPy arrays of one shape go through blocks of 2¹⁴ entries (a few such temporaries stay in cache), in place (``scale``, the
-    upstream gradient, is multiplied in while the block is in cache)."""
+    NumPy arrays of one shape go through blocks of 2¹⁴ entries (a few such temporaries stay in cache), in place
+    (``scale``, the upstream gradient, is multiplied in while the block is in cache)."""
     if _blocks(u, y) and (scale is None or _blocks(u, scale)):
         out = np.empty_like(u)
         fu, fy, fo = u.reshape(-1), y.reshape(-1), out.reshape(-1)
         fs = scale.reshape(-1) if scale is not None else None
         step = min(fu.size, 1 << 14)
-        e, d = np.empty(step, u.dtype), np.empty(step, u.dtype)
-        limit = 700.0 if u.dtype.itemsize >= 8 else 85.0  # e^{−u} stays finite below it
+        e = np.empty(step, u.dtype)
+        limit = 700.0 if u.dtype.itemsize >= 8 else 85.0  # e^u stays finite below it
         for i in range(0, fu.size, step):
             ui, yi, oi = fu[i:i + step], fy[i:i + step], fo[i:i + step]
-            ei, di = e[:ui.size], d[:ui.size]
-            np.negative(ui, out=ei)
-            if not ei.max() <= limit:  # e^{−u} could overflow, or a NaN: the careful form
+            if not ui.max() <= limit:  # e^u could overflow, or a NaN: the careful form
                 oi[...] = _sigmoid_minus_wide(ui, yi, np)
             else:
-                np.exp(ei, out=ei)
+                ei = np.exp(ui, out=e[:ui.size])
                 np.subtract(1.0, yi, out=oi)
-                np.add(ei, 1.0, out=di)
-                ei *= yi
-                oi -= ei
-                oi /= di
+                oi *= ei
+                oi -= yi
+                ei += 1.0
+                oi /= ei
             if fs is not None:
                 oi *= fs[i:i + step]
         return out
