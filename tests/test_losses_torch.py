@@ -287,3 +287,38 @@ def test_data_inputs_are_not_differentiated_and_say_so(name):
     assert "not differentiated" in block.domain
     assert "gradients with respect to" in getattr(nn, f"{name}_backward").__doc__ or \
         "gradient with respect to" in getattr(nn, f"{name}_backward").__doc__
+
+
+# --- over the float64 range --------------------------------------------------------------------------
+GRID = np.array([-1000.0, -745.0, -710.0, -40.0, -1.0, -1e-8, 0.0, 1e-8, 1.0, 40.0, 710.0, 745.0, 1000.0])
+
+
+@pytest.mark.parametrize("y", [0.0, 1.0, 0.3])
+def test_binary_focal_over_the_float64_range_against_mpmath(y):
+    """Finite without floating-point warnings (q = 1 − p_t underflows to 0 beyond ±745: the gradient
+    never divides by it), and within 1e-12 of mpmath (or correctly 0)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(over="raise", divide="raise", invalid="raise"):
+            out = nn.binary_focal(GRID, np.full_like(GRID, y))
+            gz, gy = nn.binary_focal_backward(GRID, np.full_like(GRID, y), np.ones_like(GRID))
+    for k, v in enumerate(GRID):
+        with mpmath.workdps(60 + int(abs(v) / 2.3)):
+            zk, yk = mpmath.mpf(v), mpmath.mpf(y)
+            refs = (_focal_mp(zk, yk), mpmath.diff(lambda u: _focal_mp(u, yk), zk),
+                    mpmath.diff(lambda u: _focal_mp(zk, u), yk))
+            refs = [float(r) for r in refs]
+        for got, ref, what in zip((out[k], gz[k], gy[k]), refs, ("forward", "d/dz", "d/dy")):
+            assert np.isfinite(got), (v, y, what)
+            assert (abs(got) < 1e-300) if abs(ref) < 1e-300 else abs(got - ref) <= 1e-12 * abs(ref), (v, y, what, got, ref)
+
+
+def test_huber_and_l1_at_huge_differences_do_not_overflow():
+    x = np.array([1e300, -1e300, 1e200])
+    with np.errstate(over="raise", invalid="raise"):
+        np.testing.assert_array_equal(nn.huber(x, 0 * x, delta=2.0), 2.0 * (np.abs(x) - 1.0))
+        np.testing.assert_array_equal(nn.smooth_l1(x, 0 * x, beta=2.0), np.abs(x) - 1.0)
+        np.testing.assert_array_equal(nn.huber_backward(x, 0 * x, np.ones(3), delta=2.0)[0], [2.0, -2.0, 2.0])
+        np.testing.assert_array_equal(nn.l1_loss(x, 0 * x), np.abs(x))

@@ -524,28 +524,69 @@ register(Block(
 
 
 # --- binary focal loss on logits (torchvision.ops.sigmoid_focal_loss) --------------------------
+def binary_focal_np(z, y, gamma=2.0, alpha=0.25, xp=np):
+    """α_t q^γ BCE(σ(z), y), q = 1 − p_t = (1 − y)σ(z) + yσ(−z) from the stable sigmoids (torchvision's
+    1 − (p y + (1 − p)(1 − y)) cancels where σ(z) rounds to 1)."""
+    q = (1 - y) * sigmoid_np(z, xp=xp) + y * sigmoid_np(-z, xp=xp)
+    return (alpha * y + (1 - alpha) * (1 - y)) * q ** gamma * bce_with_logits_np(z, y, xp=xp)
+
+
+class BinaryFocal(Primitive):
+    r"""FL(z, y) = α_t q^γ CE with CE = BCE(σ(z), y), q = 1 − p_t = (1 − y)σ(z) + yσ(−z),
+    α_t = αy + (1 − α)(1 − y);   ∂FL/∂z = α_t (q^γ (σ(z) − y) + γ(1 − 2y) σ(z)σ(−z) CE q^{γ−1}),
+    ∂FL/∂y = q^γ((2α − 1) CE − α_t z) + α_t γ (σ(−z) − σ(z)) CE q^{γ−1} — never divided by q, which
+    underflows to 0 at logits beyond ±745."""
+
+    nargs = 4
+    latex_name = r"\operatorname{FL}"
+    numpy_form = staticmethod(binary_focal_np)
+
+    def fdiff(self, argindex=1):
+        z, y, gamma, alpha = self.args
+        s, t, ce = sigmoid(z), sigmoid(-z), BCEWithLogits(z, y)
+        q = (1 - y) * s + y * t
+        alpha_t = alpha * y + (1 - alpha) * (1 - y)
+        if argindex == 1:
+            return alpha_t * (q ** gamma * (s - y) + gamma * (1 - 2 * y) * s * t * ce * q ** (gamma - 1))
+        if argindex == 2:
+            return q ** gamma * ((2 * alpha - 1) * ce - alpha_t * z) + alpha_t * gamma * (t - s) * ce * q ** (gamma - 1)
+        if argindex == 3:
+            return alpha_t * q ** gamma * sp.log(q) * ce
+        return (2 * y - 1) * q ** gamma * ce
+
+    @staticmethod
+    def elementary(z, y, gamma, alpha):
+        q = (1 - y) * sigmoid.elementary(z) + y * sigmoid.elementary(-z)
+        return (alpha * y + (1 - alpha) * (1 - y)) * q ** gamma * BCEWithLogits.elementary(z, y)
+
+    def _latex(self, printer, exp=None):
+        z, y, gamma, alpha = (printer._print(a) for a in self.args)
+        tex = rf"\operatorname{{FL}}_{{{gamma}, {alpha}}}\left({z}, {y}\right)"
+        return tex if exp is None else rf"{tex}^{{{exp}}}"
+
+
 def binary_focal(z, y, gamma=2.0, alpha=0.25) -> sp.Expr:
-    """α_t (1 − p_t)^γ BCE(σ(z), y) with p = σ(z), 1 − p_t = (1 − y)σ(z) + yσ(−z) (no 1 − p) and
-    α_t = αy + (1 − α)(1 − y): torchvision's sigmoid_focal_loss, reduction='none', α ≥ 0."""
-    z, y = to_sympy(z, "z"), to_sympy(y, "y")
-    gamma, alpha = to_sympy(gamma, "gamma"), to_sympy(alpha, "alpha")
-    miss = (1 - y) * sigmoid(z) + y * sigmoid(-z)
-    return (alpha * y + (1 - alpha) * (1 - y)) * miss ** gamma * BCEWithLogits(z, y)
+    """α_t (1 − p_t)^γ BCE(σ(z), y) on a logit z against y ∈ [0, 1]: torchvision's sigmoid_focal_loss,
+    reduction='none', for α ≥ 0 (torchvision's α < 0, no weighting, is α_t = 1: not this block)."""
+    return BinaryFocal(to_sympy(z, "z"), to_sympy(y, "y"), to_sympy(gamma, "gamma"), to_sympy(alpha, "alpha"))
 
 
 _gamma, _alpha = sp.Symbol("gamma", positive=True), sp.Symbol("alpha", positive=True)
 register(Block(
-    name="binary_focal", domain="z real, y in [0, 1], gamma >= 0, alpha in [0, 1]", family="loss",
+    name="binary_focal", domain="z real, y in [0, 1], gamma >= 1 (gamma < 1: q^(gamma-1) diverges where q underflows), alpha in [0, 1]",
+    family="loss", function=BinaryFocal,
     params={"gamma": 2.0, "alpha": 0.25},
     formula="binary_focal(z, y, gamma=2, alpha=0.25) = alpha_t*(1 - p_t)^gamma*bce_with_logits(z, y),"
             " 1 - p_t = (1 - y)*sigmoid(z) + y*sigmoid(-z), alpha_t = alpha*y + (1 - alpha)*(1 - y)",
     latex=r"\mathcal{L}(z, y) = \alpha_t (1 - p_t)^{\gamma}\,\operatorname{BCE}(\sigma(z), y),\quad"
           r" 1 - p_t = (1 - y)\,\sigma(z) + y\,\sigma(-z)",
-    derivative=r"\frac{\partial \mathcal{L}}{\partial z} = \alpha_t (1 - p_t)^{\gamma - 1}\bigl((1 - p_t)(\sigma(z) - y)"
-               r" + \gamma (1 - 2y)\,\sigma(z)\sigma(-z)\,\operatorname{BCE}\bigr)",
+    derivative=r"\frac{\partial \mathcal{L}}{\partial z} = \alpha_t \bigl(q^{\gamma} (\sigma(z) - y)"
+               r" + \gamma (1 - 2y)\,\sigma(z)\sigma(-z)\,\mathrm{CE}\,q^{\gamma - 1}\bigr),\quad"
+               r" \frac{\partial \mathcal{L}}{\partial y} = q^{\gamma}\bigl((2\alpha - 1)\mathrm{CE} - \alpha_t z\bigr)"
+               r" + \alpha_t \gamma (\sigma(-z) - \sigma(z))\,\mathrm{CE}\,q^{\gamma - 1},\quad q = 1 - p_t",
     example=lambda: Example(binary_focal(_z, _y, _gamma, _alpha), (_z, _y),
                             {"z": _z, "y": _y, "gamma": _gamma, "alpha": _alpha},
-                            domain={_y: Interval(0.0, 1.0), _gamma: Interval(0.5, 3.0), _alpha: Interval(0.1, 0.9)}),
+                            domain={_y: Interval(0.0, 1.0), _gamma: Interval(1.0, 3.0), _alpha: Interval(0.1, 0.9)}),
 ))
 
 
