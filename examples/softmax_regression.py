@@ -16,8 +16,15 @@ print("dL/db =", d.named[1].T)
 print("using", d.assumptions)
 print(d.check(domain={tuple(y): sg.catalog.Simplex(onehot=True)}))
 
+# vectors of symbolic size (the catalog's example): dL/dW = (softmax(W x + b) - y) x^T
+C, P1 = sp.Symbol("C", integer=True, positive=True), sp.Symbol("p", integer=True, positive=True)
+Wv_, xv_, bv_, yv_ = (sp.MatrixSymbol("W", C, P1), sp.MatrixSymbol("x", P1, 1), sp.MatrixSymbol("b", C, 1),
+                      sp.MatrixSymbol("y", C, 1))
+v = sg.derive(sg.softmax_regression(Wv_, xv_, bv_, yv_), [Wv_, bv_])
+print("vectorized: dL/dW =", sg.latex(v.named[0]))
+print(v.check())
+
 # the softmax Jacobian the seeds write out, in compact form
-C = sp.Symbol("C", integer=True, positive=True)
 z = sp.MatrixSymbol("z", C, 1)
 J = sg.derive(sg.softmax(z), z)
 print("softmax Jacobian:", sg.latex(J.named))

@@ -38,7 +38,8 @@ def worked_examples(width: float | None = None) -> list[tuple[str, str]]:
     wl, xl, bl, yl = sp.symbols("w x b y", real=True)
     out.append(("Logistic regression: the chain rule for the cross-entropy of sigma(w x + b)",
                 derive(C.bce(C.sigmoid(wl * xl + bl), yl), wl).latex(width=width)))
-    W, v = sp.MatrixSymbol("W", 2, 2), sp.MatrixSymbol("x", 2, 1)
+    n = sp.Symbol("n", integer=True, positive=True)  # x ∈ R^n, W ∈ R^{n×n}, as the notes
+    W, v = sp.MatrixSymbol("W", n, n), sp.MatrixSymbol("x", n, 1)
     d = derive((W * v).T * (W * v), [W, v])
     gw, gx = d.compile()(W=np.array([[0.1, 0.5], [-0.3, 0.8]]), x=np.array([[0.2], [0.4]]))
     numbers = (rf"\[ \nabla_W f = {sp.latex(sp.Matrix(np.round(gw, 3)))},\quad "
