@@ -224,6 +224,20 @@ def test_vector_blocks_compiled_jacobian_matches_torch(name):
     np.testing.assert_allclose(got.reshape(ref.shape), ref, rtol=RTOL, atol=ATOL)
 
 
+def test_glu_inside_a_matrix_expression_matches_torch():
+    """‖GLU(X W)‖² by symgrad's matrix chain rule (the row block's adjoint J_GLU(XW)ᵀ[G]), compiled."""
+    from symgrad.matrices import sq_frobenius
+
+    n, d, h = sp.symbols("N D H", integer=True, positive=True)
+    X, W = sp.MatrixSymbol("X", n, d), sp.MatrixSymbol("W", d, 2 * h)
+    f = sg.derive(sq_frobenius(act.glu(X * W)), W).compile()
+    rng = np.random.default_rng(9)
+    Xv, Wv = rng.normal(size=(5, 3)), rng.normal(size=(3, 8))
+    Wt = torch.tensor(Wv, requires_grad=True)
+    (F.glu(torch.tensor(Xv) @ Wt, dim=-1) ** 2).sum().backward()
+    np.testing.assert_allclose(f(X=Xv, W=Wv), Wt.grad.numpy(), rtol=RTOL, atol=ATOL)
+
+
 def test_softmin_is_softmax_of_minus_z_and_stays_finite():
     z = np.array([[1000.0, 0.0, -1000.0], [3.0, 3.0, 3.0]])
     with np.errstate(over="raise", invalid="raise", divide="raise"):

@@ -1276,6 +1276,10 @@ class GLUVJP(_RowBlock):
     def _sympystr(self, printer):
         return f"glu_vjp({printer._print(self.args[0])}, {printer._print(self.args[1])})"
 
+    def _latex(self, printer, **kwargs):  # J_GLU(Z)ᵀ[G]: the Jacobian's transpose applied to G, row by row
+        Z, G = (printer._print(a) for a in self.args)
+        return rf"J_{{\operatorname{{GLU}}}}\left({Z}\right)^{{\top}}\left[{G}\right]"
+
     def doit(self, **hints):
         Z, G = (a.doit(**hints) for a in self.args)
         if isinstance(Z, sp.MatrixBase) and isinstance(G, sp.MatrixBase):
