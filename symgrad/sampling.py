@@ -365,7 +365,7 @@ def exact_floats(expr):
     return expr.xreplace({f: sp.Rational(f) for f in floats}) if floats else expr
 
 
-def value(expr: sp.Expr, subs: Mapping, digits: int = DIGITS, maxn: int = 2000):
+def value(expr: sp.Expr, subs: Mapping, digits: int = DIGITS, maxn: int = 400):
     """``expr`` at the exact point ``subs`` to ``digits`` correct digits (SymPy's evalf tracks the
     accuracy of every step), as an mpmath number (mpf or mpc), or None when that accuracy cannot
     be reached (a cancellation beyond ``maxn`` digits) or the value is not a finite number."""
@@ -407,3 +407,31 @@ def _mpf(x: sp.Expr, prec: int):
     if x.is_Rational:
         return mpmath.mpf(x.p) / x.q
     return mpmath.mpf(sp.Float(x, max(15, int(prec / 3.33)))._mpf_)
+
+
+def bound(expr, subs: Mapping, digits: int = DIGITS):
+    """An upper bound of |expr| at the exact point ``subs`` by interval arithmetic (mpmath.iv), for
+    a real expression in exp/log/sqrt/powers (tanh & co. rewritten through exp), or None. Where
+    evaluation to ``digits`` digits fails in a cancellation, this still bounds the value."""
+    import mpmath
+
+    sp = _sympy()
+    try:
+        e = exact_floats(expr).rewrite(sp.exp)
+        if e.has(sp.Piecewise, sp.Heaviside, sp.Max, sp.Min, sp.sign, sp.Sum, sp.Abs) or e.is_real is False:
+            return None
+        args = sorted(subs, key=str)
+        iv = mpmath.iv
+        f = sp.lambdify(args, e, modules=[{"exp": iv.exp, "log": iv.log, "sqrt": iv.sqrt, "mpf": iv.mpf}, "mpmath"])
+        saved = iv.dps
+        iv.dps = digits + 10
+        try:
+            vals = [iv.mpf(int(sp.Rational(subs[a]).p)) / int(sp.Rational(subs[a]).q) for a in args]
+            out = f(*vals)
+            out = out if isinstance(out, type(iv.mpf(0))) else iv.mpf(out)
+            hi = max(abs(mpmath.mpf(out.a)), abs(mpmath.mpf(out.b)))
+        finally:
+            iv.dps = saved
+        return hi * (1 + mpmath.mpf(10) ** (-digits)) if mpmath.isfinite(hi) else None
+    except Exception:  # noqa: BLE001 - any failure: no bound (the point is skipped, never guessed)
+        return None

@@ -43,6 +43,7 @@ __all__ = ["verify", "Verdict"]
 
 DIGITS = sampling.DIGITS
 MAX_TERMS = 256  # a numeric sum is written out only up to this many terms
+DIFF_MAXN = 150  # digits evalf may spend on claim − truth (a disguised zero costs that much, then gives up)
 
 
 @dataclass
@@ -161,7 +162,7 @@ def verify(expr: Any, wrt: Any, claim: Any, *, timeout: float = 5.0, points: int
     if shape_note:
         notes.append(shape_note)
     # 1. numbers first: a wrong claim is refuted fast, before any expensive simplification
-    refuted = _refute(pairs, points, seed, budget)
+    refuted = _refute(pairs, points, seed, budget, _alternatives(derivation, pairs, sized))
     tol = sampling.claim_tolerance(parsed, truth_cmp)
     where = "at small sizes " + ", ".join(f"{d} = {v}" for d, v in sized.items()) + "; " if sized else ""
     if refuted is not None and refuted[0] == "counterexample":
@@ -374,18 +375,32 @@ def _prove(pairs, budget: Budget) -> bool:
 
 
 # --- refutation -----------------------------------------------------------------------------------
-def _refute(pairs, points, seed, budget):
+def _alternatives(derivation, pairs, sized) -> list:
+    """Plain SymPy's derivative entries (``raw``), an equivalent form of the truth evaluated where
+    the textbook form cancels beyond the evaluation's reach (far in the tails)."""
+    raw = derivation.raws[0] if derivation.single and derivation.raws else None
+    if raw is None or sized:
+        return [None] * len(pairs)
+    entries = list(raw) if isinstance(raw, sp.MatrixBase) else [raw]
+    if len(entries) != len(pairs) or any(isinstance(e, sp.MatrixExpr) for e in entries):
+        return [None] * len(pairs)
+    return [_kink_convention(e) for e in entries]
+
+
+def _refute(pairs, points, seed, budget, alternatives=None):
     """("counterexample", info) | ("consistent", points evaluated) | ("unevaluable", why) | None."""
     rng = np.random.default_rng(seed)
-    plain = [(elementary(c), elementary(t)) for c, t in pairs]
-    tol = mpmath.mpf(sampling.claim_tolerance(*[e for pair in plain for e in pair]))
+    alternatives = alternatives or [None] * len(pairs)
+    plain = [(elementary(c), elementary(t), elementary(a) if a is not None else None)
+             for (c, t), a in zip(pairs, alternatives)]
+    tol = mpmath.mpf(sampling.claim_tolerance(*[e for pair in plain for e in pair[:2]]))
     rounds = _sizes_and_indices(plain, rng)
     if isinstance(rounds, str):
         return ("unevaluable", rounds)
     evaluated = 0
     for concrete in rounds:
         syms = _inputs(concrete)
-        exprs = [e for pair in concrete for e in pair]
+        exprs = [e for pair in concrete for e in pair[:2]]
         for point in sampling.points(syms, exprs, points, rng):
             if budget.remaining() <= 0:
                 break
@@ -397,11 +412,13 @@ def _refute(pairs, points, seed, budget):
                 continue
             evaluated += 1
             if outcome != "equal":
-                k, cv, tv = outcome
+                k, cv, tv, *bounded = outcome
+                truth_digits = _digits(tv) if not bounded else f"within ±{mpmath.nstr(bounded[0], 3)} of 0 (interval bound)"
+                claim_digits = _digits(cv) if not bounded else f"{_digits(cv)} (± {mpmath.nstr(bounded[0], 3)})"
                 return ("counterexample", {
                     "point": {str(s): _number(v) for s, v in point.items()},
                     "claim": _real(cv), "truth": _real(tv),
-                    "claim_digits": _digits(cv), "truth_digits": _digits(tv),
+                    "claim_digits": claim_digits, "truth_digits": truth_digits,
                     "entry": k if len(concrete) > 1 else None, "evaluated": evaluated})
     if evaluated == 0:
         return ("unevaluable", "no point could be evaluated (outside every domain, or the budget ran out)")
@@ -412,17 +429,36 @@ def _compare(concrete, point, tol):
     """"equal", "skipped" (the truth is undefined here) or (entry, claim value, truth value)."""
     subs = {s: sampling.exact(v) for s, v in point.items()}
     any_value = False
-    for k, (c, t) in enumerate(concrete):
+    for k, (c, t, a) in enumerate(concrete):
+        truth_form = t
         tv = sampling.value(t, subs)
-        if tv is None or isinstance(tv, mpmath.mpc):  # outside the truth's (real) domain
+        if tv is None and a is not None:  # the textbook form cancels here: plain SymPy's form
+            truth_form, tv = a, sampling.value(a, subs)
+        if isinstance(tv, mpmath.mpc):  # outside the truth's (real) domain
             continue
         cv = sampling.value(c, subs)
+        dv = None
+        if cv is None or tv is None:  # terms the claim shares with the truth cancel before evaluation
+            dv = sampling.value(c - t, subs, maxn=DIFF_MAXN)
+            if dv is None and truth_form is not t:
+                dv = sampling.value(c - truth_form, subs, maxn=DIFF_MAXN)
+            if isinstance(dv, mpmath.mpc):
+                dv = None
+        if tv is None:  # the truth cancels beyond reach here; an interval bound |truth| ≤ B may still decide
+            B = sampling.bound(t, subs) if dv is not None else None
+            if B is None and dv is not None and a is not None:
+                B = sampling.bound(a, subs)
+            if B is not None and abs(dv) * (1 - tol) > tol * B and abs(dv) > 2 * B:
+                return (k, dv, mpmath.mpf(0), B)
+            continue
+        if cv is None and dv is not None:
+            cv = tv + dv
         if cv is None:
             if _undefined(c, subs):  # the claim has no value where the derivative has one
                 return (k, mpmath.mpf("nan"), tv)
             continue
         any_value = True
-        gap = abs(cv - tv)
+        gap = abs(dv) if dv is not None else abs(cv - tv)
         scale = max(abs(cv), abs(tv))
         if gap > tol * scale:
             if tol > sampling.EXACT_RTOL and gap <= tol * max(scale, _term_scale(c, subs), _term_scale(t, subs)):
@@ -432,11 +468,15 @@ def _compare(concrete, point, tol):
 
 
 def _undefined(expr, subs) -> bool:
+    """Whether ``expr`` has no value at the point (a division by zero: zoo/nan appear)."""
     try:
-        at = sampling.exact_floats(expr).xreplace(subs)
-        return at.has(sp.zoo, sp.nan) or (at.is_number and at.is_finite is False)
+        return _exact_floats_at(expr, subs).has(sp.zoo, sp.nan)
     except (TypeError, ValueError, ZeroDivisionError):
         return True
+
+
+def _exact_floats_at(expr, subs):
+    return sampling.exact_floats(expr).xreplace(subs)
 
 
 def _term_scale(expr, subs):
@@ -452,11 +492,11 @@ def _term_scale(expr, subs):
 def _sizes_and_indices(plain, rng):
     """Rounds of concrete pairs: sums over a symbolic size written out at n = 4 (numeric sums up to
     MAX_TERMS terms), free integer indices drawn from 1..4 (two draws)."""
-    sizes = {lim[2] for c, t in plain for node in (c, t) for sm in node.atoms(sp.Sum) for lim in sm.limits
+    sizes = {lim[2] for pair in plain for node in pair[:2] for sm in node.atoms(sp.Sum) for lim in sm.limits
              if isinstance(lim[2], sp.Symbol)}
-    free_ints = {x for c, t in plain for x in (c.free_symbols | t.free_symbols)
+    free_ints = {x for pair in plain for node in pair[:2] for x in node.free_symbols
                  if isinstance(x, sp.Symbol) and x.is_integer and x not in sizes}
-    if not sizes and not free_ints and not any(c.has(sp.Sum) or t.has(sp.Sum) for c, t in plain):
+    if not sizes and not free_ints and not any(node.has(sp.Sum) for pair in plain for node in pair[:2]):
         return [plain]
     n = 4
     rounds = []
@@ -464,7 +504,7 @@ def _sizes_and_indices(plain, rng):
         subs = {s: sp.Integer(n) for s in sizes}
         subs.update({x: sp.Integer(int(rng.integers(1, n + 1))) for x in free_ints})
         out = []
-        for c, t in plain:
+        for c, t, _ in plain:
             pair = []
             for e in (c.xreplace(subs), t.xreplace(subs)):
                 for sm in e.atoms(sp.Sum):
@@ -475,7 +515,7 @@ def _sizes_and_indices(plain, rng):
                         if span + 1 > MAX_TERMS:
                             return f"a sum of {span + 1} terms is not written out (at most {MAX_TERMS})"
                 pair.append(e.replace(lambda x: isinstance(x, sp.Sum), lambda x: x.doit()))
-            out.append(tuple(pair))
+            out.append((*pair, None))
         rounds.append(out)
     return rounds
 
@@ -501,10 +541,10 @@ def _digits(z) -> str:
 
 def _inputs(concrete) -> list:
     """The scalar inputs of the pairs: symbols and indexed entries x[1] (not their bases' labels)."""
-    indexed = {i for c, t in concrete for i in (c.atoms(sp.Indexed) | t.atoms(sp.Indexed))}
+    nodes = [e for pair in concrete for e in pair if e is not None]
+    indexed = {i for e in nodes for i in e.atoms(sp.Indexed)}
     labels = {i.base.label for i in indexed}
-    scalars = {s for c, t in concrete for s in (c.free_symbols | t.free_symbols)
-               if isinstance(s, sp.Symbol) and s not in labels}
+    scalars = {s for e in nodes for s in e.free_symbols if isinstance(s, sp.Symbol) and s not in labels}
     return sorted(scalars, key=str) + sorted(indexed, key=str)
 
 
