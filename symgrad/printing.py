@@ -464,11 +464,11 @@ def _width(tex: str, i: int, end: int) -> tuple[float, int]:
             if name in ("frac", "dfrac", "tfrac"):
                 a0, a1 = _group(tex, i)
                 b0, b1 = _group(tex, a1 + (1 if tex[a0 - 1:a0] == "{" else 0))
-                total += max(_width(tex, a0, a1)[0], _width(tex, b0, b1)[0]) + 0.5
+                total += max(_width(tex, a0, a1)[0], _width(tex, b0, b1)[0]) + 1.0
                 i = b1 + (1 if tex[b0 - 1:b0] == "{" else 0)
-            elif name in _TEXT:
+            elif name in _TEXT:  # upright letters are wider than the italic average
                 g0, g1 = _group(tex, i)
-                total += 0.9 * len(tex[g0:g1].replace("\\", ""))
+                total += (1.15 if name in ("operatorname", "mathrm") else 0.9) * len(tex[g0:g1].replace("\\", ""))
                 i = g1 + 1
             elif name == "begin":
                 g0, g1 = _group(tex, i)
@@ -493,12 +493,15 @@ def _width(tex: str, i: int, end: int) -> tuple[float, int]:
             elif name in ("{", "}", "|", "_", "%", "#", "&", "$"):
                 total += 1.0
             elif name in ("log", "exp", "sin", "cos", "tan", "tanh", "max", "min", "det", "lim", "sup", "inf"):
-                total += len(name)
+                total += 1.15 * len(name)
+            elif name in ("sum", "prod", "int", "bigcup", "bigcap"):
+                total += 2.0
             else:
                 total += 1.0  # a Greek letter, \partial, \sum, \mathbf{…}'s content below
                 if name in ("mathbf", "mathbb", "mathcal", "boldsymbol", "mathit", "sqrt", "overline", "hat", "bar"):
                     g0, g1 = _group(tex, i)
-                    total += _width(tex, g0, g1)[0] - 1.0 + (1.0 if name == "sqrt" else 0.0)
+                    bold = 1.15 if name in ("mathbf", "boldsymbol") else 1.0  # bold letters are wider
+                    total += bold * _width(tex, g0, g1)[0] - 1.0 + (1.0 if name == "sqrt" else 0.0)
                     i = g1 + (1 if tex[g0 - 1:g0] == "{" else 0)
         elif ch in "^_":
             g0, g1 = _group(tex, i + 1)

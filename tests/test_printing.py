@@ -115,7 +115,7 @@ def test_1x1_products_stay_products_under_powers():
 def test_latex_width_counts_what_prints():
     assert latex_width(r"\frac{\partial L}{\partial W}") < latex_width(r"\partial L \partial W")
     assert latex_width(r"\left(a\right)") == latex_width("(a)")
-    assert latex_width(r"\operatorname{softmax}") == pytest.approx(0.9 * 7)
+    assert latex_width(r"\operatorname{softmax}") == pytest.approx(1.15 * 7)
     assert latex_width("x^{T}") == pytest.approx(1.7)
     grid = r"\left[\begin{matrix}a & b\\c & dddd\end{matrix}\right]"
     assert latex_width(grid) == pytest.approx(2 + 1 + 4 + 2 * 1.5)  # brackets, columns of width 1 and 4, gaps
