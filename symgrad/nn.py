@@ -234,7 +234,7 @@ def _spread_rows(Z):
     """For NumPy: e = e^{Z − m} and its row sums when every row sum is at least 1.5 (the row maximum's
     share a_max ≤ 2/3: the textbook forms lose no digits); None otherwise (NaN, ±inf, a peaked row)."""
     m = Z.max(axis=-1, keepdims=True)
-    if not np.isfinite(m).all():
+    if not -np.inf < m.sum() < np.inf:  # a row maximum ±inf or NaN (one reduction: cheap)
         return None
     e = Z - m
     np.exp(e, out=e)
@@ -263,9 +263,11 @@ def _without_top(values, top, xp=np):
 
 def attention_np(Q, K, V, M=None, xp=np):
     """softmax(Q Kᵀ/√d + M) V."""
-    if V.ndim != K.ndim:
-        raise ValueError(f"v: shape {tuple(V.shape)}: values must be a matrix (S, F) like the keys")
-    return attention_weights_np(attention_scores_np(Q, K, M, xp), xp) @ V
+    S = attention_scores_np(Q, K, M, xp)
+    if V.ndim != Q.ndim:
+        raise ValueError(f"v: shape {tuple(V.shape)}: values must be a matrix (S, F) shared by every query "
+                         f"(q has shape {tuple(Q.shape)})")
+    return attention_weights_np(S, xp) @ V
 
 
 def attention_scores_np(Q, K, M=None, xp=np):
@@ -310,8 +312,12 @@ def bce_np(a, y, xp=np):
 
 
 def bce_with_logits_np(z, y, xp=np):
-    """BCE(σ(z), y) = max(z, 0) − z·y + log1p(e^{−|z|}): finite for every z."""
-    return xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
+    """BCE(σ(z), y) = c·z + log1p(e^{−|z|}), c = 1 − y for z ≥ 0 and −y below: finite for every finite
+    z; at ±inf the limit (inf, or 0 where c = 0: y = 1 at +inf, y = 0 at −inf)."""
+    c = xp.where(z >= 0, 1 - y, -y)
+    with np.errstate(invalid="ignore"):  # 0 · inf where c = 0: replaced by the limit 0
+        cz = c * z
+    return xp.where(c == 0, 0.0, cz) + xp.log1p(xp.exp(-xp.abs(z)))
 
 
 def binary_focal_np(z, y, gamma=2.0, alpha=0.25, xp=np):
@@ -434,6 +440,11 @@ def huber_np(d, delta=1.0, xp=np):
     a = xp.abs(d)
     m = xp.minimum(a, delta)
     return m * (a - 0.5 * m)
+
+
+def key_scaled_np(M, K, xp=np):
+    """M/√d, d = the number of columns of K (the key size)."""
+    return M * (1.0 / math.sqrt(K.shape[-1]))
 
 
 def layer_norm_np(X, gamma=1, beta=0, eps=1e-5, xp=np):
@@ -1878,7 +1889,7 @@ def cross_entropy(a, y):
 
 
 def cross_entropy_backward(a, y, grad):
-    r"""The vector–Jacobian product of cross_entropy: grad · ∂cross_entropy/∂(a).
+    r"""The vector–Jacobian product of cross_entropy: grad · ∂cross_entropy/∂(a, y).
 
     Forward:  \mathcal{L}_{\mathrm{CE}}(\mathbf{a}, \mathbf{y}) = -\sum_k y_k \log a_k
     Identity: \frac{\partial \mathcal{L}}{\partial a_k} = -\frac{y_k}{a_k}
@@ -1886,8 +1897,8 @@ def cross_entropy_backward(a, y, grad):
     a: an array (..., K): a batch of vectors along the last axis
     y: class indices (...,), 0-based, or target rows (..., C) (one-hot or probabilities)
     grad: the upstream gradient, one number per sample (...,)
-    Returns the gradient with respect to a, shaped like a.
-    Not differentiated (data): y.
+    Returns the gradients with respect to a, y, each shaped like its input.
+    The gradient for y is None when y holds class indices (not differentiable).
     Kinks: smooth: differentiable everywhere
     """
     xp = namespace(a, y, grad)
@@ -1898,6 +1909,7 @@ def cross_entropy_backward(a, y, grad):
     y_shape = y.shape
     grad_shape = grad.shape
     a = rows(a, xp)
+    y_rows = not indices(y, xp)
     y = labels(y, a.shape[-1], a.dtype, xp=xp)
     grad = xp.reshape(grad, (-1, 1))
     if y.shape[-2] != a.shape[-2]:
@@ -1908,7 +1920,13 @@ def cross_entropy_backward(a, y, grad):
     grad_a *= grad
     grad_a *= y
     grad_a *= -1
-    return shaped(grad_a, a_shape, xp)
+    grad_y = None  # class indices are not differentiable
+    if y_rows:  # target rows (probabilities) are
+        grad_y = xp.log((a))
+        grad_y *= grad
+        grad_y *= -1
+        grad_y = xp.reshape(grad_y, y_shape)
+    return shaped(grad_a, a_shape, xp), grad_y
 
 
 # --- softmax_cross_entropy -----------------------------------------------------------------------
@@ -1939,7 +1957,7 @@ def softmax_cross_entropy(z, y):
 
 
 def softmax_cross_entropy_backward(z, y, grad):
-    r"""The vector–Jacobian product of softmax_cross_entropy: grad · ∂softmax_cross_entropy/∂(z).
+    r"""The vector–Jacobian product of softmax_cross_entropy: grad · ∂softmax_cross_entropy/∂(z, y).
 
     Forward:  \mathcal{L}(\mathbf{z}, \mathbf{y}) = -\sum_k y_k \log \operatorname{softmax}(\mathbf{z})_k
     Identity: \frac{\partial \mathcal{L}}{\partial \mathbf{z}} = \mathbf{a} - \mathbf{y} \quad (\textstyle\sum_k y_k = 1)
@@ -1947,8 +1965,8 @@ def softmax_cross_entropy_backward(z, y, grad):
     z: an array (..., K): a batch of vectors along the last axis
     y: class indices (...,), 0-based, or target rows (..., C) (one-hot or probabilities)
     grad: the upstream gradient, one number per sample (...,)
-    Returns the gradient with respect to z, shaped like z.
-    Not differentiated (data): y.
+    Returns the gradients with respect to z, y, each shaped like its input.
+    The gradient for y is None when y holds class indices (not differentiable).
     Kinks: smooth: differentiable everywhere
     """
     xp = namespace(z, y, grad)
@@ -1959,6 +1977,7 @@ def softmax_cross_entropy_backward(z, y, grad):
     y_shape = y.shape
     grad_shape = grad.shape
     z = rows(z, xp)
+    y_rows = not indices(y, xp)
     y = labels(y, z.shape[-1], z.dtype, xp=xp)
     grad = xp.reshape(grad, (-1, 1))
     if y.shape[-2] != z.shape[-2]:
@@ -1967,7 +1986,13 @@ def softmax_cross_entropy_backward(z, y, grad):
         raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {z.shape[-2]} (as z, shape {z_shape})")
     grad_z = softmax_minus_targets_np(z, y, xp=xp)
     grad_z *= grad
-    return shaped(grad_z, z_shape, xp)
+    grad_y = None  # class indices are not differentiable
+    if y_rows:  # target rows (probabilities) are
+        grad_y = row_log_softmax_np(z, xp=xp)
+        grad_y *= grad
+        grad_y *= -1
+        grad_y = xp.reshape(grad_y, y_shape)
+    return shaped(grad_z, z_shape, xp), grad_y
 
 
 # --- squared_l2 ----------------------------------------------------------------------------------
@@ -1998,7 +2023,7 @@ def squared_l2(p, y):
 
 
 def squared_l2_backward(p, y, grad):
-    r"""The vector–Jacobian product of squared_l2: grad · ∂squared_l2/∂(p).
+    r"""The vector–Jacobian product of squared_l2: grad · ∂squared_l2/∂(p, y).
 
     Forward:  \mathcal{L}(\hat{\mathbf{y}}, \mathbf{y}) = \lVert \hat{\mathbf{y}} - \mathbf{y} \rVert_2^2
     Identity: \frac{\partial \mathcal{L}}{\partial \hat{\mathbf{y}}} = 2(\hat{\mathbf{y}} - \mathbf{y})
@@ -2006,8 +2031,7 @@ def squared_l2_backward(p, y, grad):
     p: an array (..., K): a batch of vectors along the last axis
     y: an array (..., K): a batch of vectors along the last axis
     grad: the upstream gradient, one number per sample (...,)
-    Returns the gradient with respect to p, shaped like p.
-    Not differentiated (data): y.
+    Returns the gradients with respect to p, y, each shaped like its input.
     Kinks: smooth: differentiable everywhere
     """
     xp = namespace(p, y, grad)
@@ -2024,10 +2048,11 @@ def squared_l2_backward(p, y, grad):
         raise ValueError(f"y: shape {y_shape}, expected that of p, {p_shape}")
     if grad.shape[-2] != p.shape[-2]:
         raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {p.shape[-2]} (as p, shape {p_shape})")
-    grad_p = p - y
-    grad_p *= grad
-    grad_p *= 2
-    return shaped(grad_p, p_shape, xp)
+    _t0 = p - y
+    _t0 *= grad
+    grad_p = 2*_t0
+    grad_y = (-2)*_t0
+    return shaped(grad_p, p_shape, xp), shaped(grad_y, y_shape, xp)
 
 
 # --- hinge ---------------------------------------------------------------------------------------
@@ -3747,11 +3772,10 @@ def scaled_dot_product_attention_backward(q, k, v, grad):
         raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {q.shape[-2]} (as q, shape {q_shape})")
     if grad.shape[-1] != v.shape[-1]:
         raise ValueError(f"grad: shape {grad_shape}: axis -1 should be F = {v.shape[-1]} (axis -1 of v, shape {v_shape})")
-    d = q.shape[-1]
     _t0 = attention_weights_vjp_np(attention_scores_np(q, k, xp=xp), grad @ v.T, xp=xp)
     _t1 = (attention_weights_np(attention_scores_np(q, k, xp=xp), xp=xp)).T
-    grad_q = 1/xp.sqrt(d)*(_t0 @ k)
-    grad_k = 1/xp.sqrt(d)*(_t0.T @ q)
+    grad_q = key_scaled_np(_t0 @ k, k, xp=xp)
+    grad_k = key_scaled_np(_t0.T @ q, k, xp=xp)
     grad_v = _t1 @ grad
     return shaped(grad_q, q_shape, xp), grad_k, grad_v
 
@@ -3836,10 +3860,9 @@ def masked_attention_backward(q, k, v, mask, grad):
         raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {q.shape[-2]} (as q, shape {q_shape})")
     if grad.shape[-1] != v.shape[-1]:
         raise ValueError(f"grad: shape {grad_shape}: axis -1 should be F = {v.shape[-1]} (axis -1 of v, shape {v_shape})")
-    d = q.shape[-1]
     _t0 = attention_weights_vjp_np(attention_scores_np(q, k, mask, xp=xp), grad @ v.T, xp=xp)
     _t1 = (attention_weights_np(attention_scores_np(q, k, mask, xp=xp), xp=xp)).T
-    grad_q = 1/xp.sqrt(d)*(_t0 @ k)
-    grad_k = 1/xp.sqrt(d)*(_t0.T @ q)
+    grad_q = key_scaled_np(_t0 @ k, k, xp=xp)
+    grad_k = key_scaled_np(_t0.T @ q, k, xp=xp)
     grad_v = _t1 @ grad
     return shaped(grad_q, q_shape, xp), grad_k, grad_v

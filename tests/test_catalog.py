@@ -25,7 +25,8 @@ REQUIRED = {
     "loss": {"bce", "bce_with_logits", "cross_entropy", "softmax_cross_entropy", "squared_l2", "hinge",
              "multiclass_svm", "l2", "huber", "smooth_l1", "l1_loss", "margin_ranking", "binary_focal", "kl_div",
              "kl_div_log_target", "nll", "cosine_similarity", "cosine_embedding", "triplet_margin"},
-    "layer": {"dense", "lp_pool", "log_avg_pool", "sq_norm_linear", "dropout", "max_pool", "logsumexp"},
+    "layer": {"dense", "lp_pool", "log_avg_pool", "sq_norm_linear", "dropout", "max_pool", "logsumexp",
+              "layer_norm", "rms_norm", "batch_norm", "scaled_dot_product_attention", "masked_attention"},
     "composition": {"logistic_regression", "softmax_regression", "mlp"},
 }
 

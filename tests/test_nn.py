@@ -65,6 +65,9 @@ def _spec(name: str, rng: np.random.Generator, dtype=np.float64):
         "triplet_margin": ((r(N, C), r(N, C), r(N, C)), {}),
         "dropout": ((r(N, C), rng.choice([0.0, 1.0], (N, C)).astype(dtype)), {"p": 0.3}),
         "max_pool": ((r(N, C),), {}), "logsumexp": ((r(N, C),), {}),
+        "layer_norm": ((r(N, C), r(C), r(C)), {}), "rms_norm": ((r(N, C), r(C)), {}),
+        "batch_norm": ((r(N, C), r(C), r(C)), {}), "scaled_dot_product_attention": ((r(N, D), r(C, D), r(C, H)), {}),
+        "masked_attention": ((r(N, D), r(C, D), r(C, H), np.arange(N * C).reshape(N, C) % 3 != 1), {}),
     }
     wrt = {"prelu": (0, 1), "maxout": (0, 1, 2, 3, 4), "dense": (0, 1, 2), "sq_norm_linear": (0, 1),
            "logistic_regression": (0, 1, 2, 3), "softmax_regression": (0, 1, 2, 3), "mlp": (0, 1, 2, 3, 4, 5),
@@ -72,7 +75,9 @@ def _spec(name: str, rng: np.random.Generator, dtype=np.float64):
            **{n: (0, 1) for n in ("bce", "bce_with_logits", "cross_entropy", "softmax_cross_entropy", "squared_l2")},
            **{n: (0, 1) for n in ("huber", "smooth_l1", "l1_loss", "binary_focal", "kl_div", "kl_div_log_target",
                                   "cosine_similarity", "cosine_embedding")},
-           "margin_ranking": (0, 1, 2), "triplet_margin": (0, 1, 2)}
+           "margin_ranking": (0, 1, 2), "triplet_margin": (0, 1, 2),
+           **{n: (0, 1, 2) for n in ("layer_norm", "batch_norm", "scaled_dot_product_attention", "masked_attention")},
+           "rms_norm": (0, 1)}
     args, params = table[name]
     return list(args), params, wrt.get(name, (0,))
 
@@ -178,6 +183,11 @@ def _torch_reference(name, torch, F):
         "triplet_margin": lambda a, p, n: F.triplet_margin_loss(a, p, n, reduction="none"),
         "dropout": lambda x, mask, p: x * mask / (1 - p),
         "max_pool": lambda x: torch.max(x, dim=-1).values, "logsumexp": lambda x: torch.logsumexp(x, -1),
+        "layer_norm": lambda x, g, b: F.layer_norm(x, (x.shape[-1],), g, b, eps=1e-5),
+        "rms_norm": lambda x, g: F.rms_norm(x, (x.shape[-1],), g, eps=1e-6),
+        "batch_norm": lambda x, g, b: F.batch_norm(x, None, None, g, b, training=True, eps=1e-5),
+        "scaled_dot_product_attention": F.scaled_dot_product_attention,
+        "masked_attention": lambda q, k, v, mask: F.scaled_dot_product_attention(q, k, v, attn_mask=mask),
     }[name]
 
 
@@ -263,7 +273,9 @@ def test_leading_batch_axes_and_float32(name):
 def _is_batched(name, i):
     """Whether input i carries the samples (the others are parameters shared by the batch)."""
     shared = {"maxout": {1, 2, 3, 4}, "dense": {0, 2}, "sq_norm_linear": {0},
-              "logistic_regression": {0, 2}, "softmax_regression": {0, 2}, "mlp": {0, 1, 2, 3}}
+              "logistic_regression": {0, 2}, "softmax_regression": {0, 2}, "mlp": {0, 1, 2, 3},
+              "layer_norm": {1, 2}, "rms_norm": {1}, "batch_norm": {1, 2},
+              "scaled_dot_product_attention": {1, 2}, "masked_attention": {1, 2}}
     return i not in shared.get(name, set())
 
 

@@ -32,7 +32,7 @@ from .registry import Arg, Batched, Block, Example, Interval, N, register, size
 from ..matrices import row_softmax_np, softmax_vjp_np
 
 __all__ = ["LayerNorm", "LayerNormVJP", "RMSNorm", "RMSNormVJP", "BatchNorm", "BatchNormVJP",
-           "AttentionScores", "AttentionWeights", "AttentionWeightsVJP", "Attention",
+           "AttentionScores", "KeyScaled", "AttentionWeights", "AttentionWeightsVJP", "Attention",
            "layer_norm", "rms_norm", "batch_norm", "scaled_dot_product_attention"]
 
 
@@ -122,6 +122,11 @@ def attention_scores_np(Q, K, M=None, xp=np):
     return S + M
 
 
+def key_scaled_np(M, K, xp=np):
+    """M/√d, d = the number of columns of K (the key size)."""
+    return M * (1.0 / math.sqrt(K.shape[-1]))
+
+
 def _masked_rows(S, out, xp=np):
     """``out`` with 0 in the rows where every score is −inf (they attend to nothing, as torch)."""
     dead = xp.all(S == -math.inf, axis=-1, keepdims=True)
@@ -144,9 +149,11 @@ def attention_weights_vjp_np(S, P, xp=np):
 
 def attention_np(Q, K, V, M=None, xp=np):
     """softmax(Q Kᵀ/√d + M) V."""
-    if V.ndim != K.ndim:
-        raise ValueError(f"v: shape {tuple(V.shape)}: values must be a matrix (S, F) like the keys")
-    return attention_weights_np(attention_scores_np(Q, K, M, xp), xp) @ V
+    S = attention_scores_np(Q, K, M, xp)
+    if V.ndim != Q.ndim:
+        raise ValueError(f"v: shape {tuple(V.shape)}: values must be a matrix (S, F) shared by every query "
+                         f"(q has shape {tuple(Q.shape)})")
+    return attention_weights_np(S, xp) @ V
 
 
 # --- shared pieces of the blocks ----------------------------------------------------------------------
@@ -402,8 +409,7 @@ class AttentionScores(_Block):
 
     def adjoints(self, G) -> list:
         Q, K = self.args[:2]
-        scale = 1 / sp.sqrt(K.shape[1])
-        return [(Q, sp.MatMul(scale, G, K)), (K, sp.MatMul(scale, sp.Transpose(G), Q))]
+        return [(Q, KeyScaled(sp.MatMul(G, K), K)), (K, KeyScaled(sp.MatMul(sp.Transpose(G), Q), K))]
 
     def explicit(self, Q, K, *mask):
         S = (Q * K.T / sp.sqrt(K.shape[1])).as_explicit()
@@ -413,6 +419,26 @@ class AttentionScores(_Block):
         Q, K = self.args[:2]
         tex = rf"\frac{{{printer._print(Q)} {printer._print(sp.Transpose(K))}}}{{\sqrt{{{printer._print(K.shape[1])}}}}}"
         return tex + "".join(f" + {printer._print(m)}" for m in self.args[2:])
+
+
+class KeyScaled(_Block):
+    r"""M/√d, d the key size (the columns of K): the scale of the attention scores and their gradients."""
+
+    name = "key_scaled"
+    numpy_form = staticmethod(key_scaled_np)
+
+    def adjoints(self, G) -> list:
+        return [(self.args[0], KeyScaled(G, self.args[1]))]
+
+    def explicit(self, M, K):
+        return sp.ImmutableMatrix(M / sp.sqrt(K.shape[1]))
+
+    def _sympystr(self, printer):
+        return f"({printer._print(self.args[0])})/sqrt({printer._print(self.args[1].shape[1])})"
+
+    def _latex(self, printer, **kwargs):
+        M, K = self.args
+        return rf"\frac{{{printer._print(M)}}}{{\sqrt{{{printer._print(K.shape[1])}}}}}"
 
 
 class AttentionWeights(_Block):
