@@ -24,7 +24,7 @@ def gradients(W1, b1, W2, b2):
     z1 = dense(W1, x, b1)                   # forward, keeping what the backward pass needs
     h = relu(z1)
     z2 = dense(W2, h, b2)
-    g_z2 = softmax_cross_entropy_backward(z2, y, np.full(N, 1.0 / N))   # upstream: d mean / d loss_n
+    g_z2, _ = softmax_cross_entropy_backward(z2, y, np.full(N, 1.0 / N))  # upstream: d mean / d loss_n (y: indices)
     g_W2, g_h, g_b2 = dense_backward(W2, h, b2, g_z2)                    # local gradient × upstream
     g_z1 = relu_backward(z1, g_h)
     g_W1, _, g_b1 = dense_backward(W1, x, b1, g_z1)
