@@ -25,6 +25,7 @@ from .catalog.activations import elu, sigmoid, softplus, step
 from .catalog.activations import SoftmaxEntry, erf_np, erfc_np
 from .catalog.stable import sech2, sigmoid_grad, sigmoid_minus, sigmoid_shift, softmax_entry_shift
 from .catalog.base import Primitive
+from .catalog.layers import LogSumExp
 from .simplify import Rule
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.hadamard import HadamardProduct
@@ -126,6 +127,41 @@ def _fix_elu_left_branch(node):
     return sp.Piecewise((first, cond), (alpha * sp.exp(sp.Min(u, 0)), True))
 
 
+def _sum_of_exps(node) -> list | None:
+    """[z_1, …, z_n] when node = e^{z_1} + … + e^{z_n} (n ≥ 2, nothing else)."""
+    if isinstance(node, sp.Add) and len(node.args) >= 2 and all(isinstance(t, sp.exp) for t in node.args):
+        return [t.args[0] for t in node.args]
+    return None
+
+
+def _log_sum_exp(node) -> list | None:
+    """The exponents when node = log(e^{z_1} + … + e^{z_n}) (written naively by the user)."""
+    return _sum_of_exps(node.args[0]) if isinstance(node, sp.log) else None
+
+
+def _exp_over_sum(node) -> tuple | None:
+    """(i, [z_1, …, z_n]) when node = e^{z_i} / Σ_j e^{z_j} times other factors (the derivative of
+    a naive log-sum-exp)."""
+    if not isinstance(node, sp.Mul):
+        return None
+    for f in node.args:
+        if isinstance(f, sp.Pow) and f.exp == -1:
+            z = _sum_of_exps(f.base)
+            if z is not None:
+                for g in node.args:
+                    if isinstance(g, sp.exp) and g.args[0] in z:
+                        return z.index(g.args[0]) + 1, z
+    return None
+
+
+def _fuse_exp_over_sum(node):
+    i, z = _exp_over_sum(node)
+    rest = list(node.args)
+    rest.remove(sp.Pow(sp.Add(*[sp.exp(v) for v in z]), -1))
+    rest.remove(sp.exp(z[i - 1]))
+    return sp.Mul(SoftmaxEntry(i, *z), *rest)
+
+
 def _softmax_minus_targets(node) -> tuple | None:
     """(Z, Y, transposed) when node = softmax(Z) − Y (rows), or its transpose softmax(Z)ᵀ − Yᵀ:
     a ≈ y = 1 cancels; the fused form does not."""
@@ -195,6 +231,11 @@ def _fused(kind: str):
 
 
 STABLE_RULES: tuple[Rule, ...] = (
+    # log Σ e^{z_j} overflows from z ≈ 710 on; the shifted log-sum-exp does not
+    Rule("log(sum exp(z_j)) -> logsumexp(z)", lambda n: _log_sum_exp(n) is not None,
+         lambda n: LogSumExp(*_log_sum_exp(n))),
+    # its gradient e^{z_i}/Σ e^{z_j} is inf/inf there; softmax shifted by the maximum is not
+    Rule("exp(z_i)/sum exp(z_j) -> softmax(z)_i", lambda n: _exp_over_sum(n) is not None, _fuse_exp_over_sum),
     # 1 − σ(u) loses every digit once σ(u) rounds to 1 (u > 37); σ(−u) keeps them all
     Rule("1 - sigmoid(u) -> sigmoid(-u)", lambda n: _one_minus_sigmoid(n) is not None,
          lambda n: sigmoid(-_one_minus_sigmoid(n))),
