@@ -2857,7 +2857,7 @@ def dense(W, x, b):
 
     W: a matrix, shared by the whole batch
     x: an array (..., K): a batch of vectors along the last axis
-    b: a vector (K,) added to every sample (a bias)
+    b: a vector (K,) applied to every sample, entry by entry (a bias, a scale)
     Returns an array (..., K).
     Kinks: smooth: differentiable everywhere
     """
@@ -2888,7 +2888,7 @@ def dense_backward(W, x, b, grad):
 
     W: a matrix, shared by the whole batch
     x: an array (..., K): a batch of vectors along the last axis
-    b: a vector (K,) added to every sample (a bias)
+    b: a vector (K,) applied to every sample, entry by entry (a bias, a scale)
     grad: the upstream gradient (..., K), shaped like the output
     Returns the gradients with respect to W, x, b, each shaped like its input.
     Kinks: smooth: differentiable everywhere
@@ -3301,7 +3301,7 @@ def softmax_regression(W, x, b, y):
 
     W: a matrix, shared by the whole batch
     x: an array (..., K): a batch of vectors along the last axis
-    b: a vector (K,) added to every sample (a bias)
+    b: a vector (K,) applied to every sample, entry by entry (a bias, a scale)
     y: class indices (...,), 0-based, or target rows (..., C) (one-hot or probabilities)
     Returns one number per sample (...,).
     Kinks: smooth: differentiable everywhere
@@ -3337,7 +3337,7 @@ def softmax_regression_backward(W, x, b, y, grad):
 
     W: a matrix, shared by the whole batch
     x: an array (..., K): a batch of vectors along the last axis
-    b: a vector (K,) added to every sample (a bias)
+    b: a vector (K,) applied to every sample, entry by entry (a bias, a scale)
     y: class indices (...,), 0-based, or target rows (..., C) (one-hot or probabilities)
     grad: the upstream gradient, one number per sample (...,)
     Returns the gradients with respect to W, x, b, y, each shaped like its input.
@@ -3391,9 +3391,9 @@ def mlp(W1, b1, W2, b2, x, y):
     Forward:  \mathbf{h} = \sigma(W_1\mathbf{x} + \mathbf{b}_1),\quad \hat{\mathbf{y}} = W_2\mathbf{h} + \mathbf{b}_2,\quad \mathcal{L} = \lVert \hat{\mathbf{y}} - \mathbf{y} \rVert^2
 
     W1: a matrix, shared by the whole batch
-    b1: a vector (K,) added to every sample (a bias)
+    b1: a vector (K,) applied to every sample, entry by entry (a bias, a scale)
     W2: a matrix, shared by the whole batch
-    b2: a vector (K,) added to every sample (a bias)
+    b2: a vector (K,) applied to every sample, entry by entry (a bias, a scale)
     x: an array (..., K): a batch of vectors along the last axis
     y: an array (..., K): a batch of vectors along the last axis
     Returns one number per sample (...,).
@@ -3440,9 +3440,9 @@ def mlp_backward(W1, b1, W2, b2, x, y, grad):
     Identity: \frac{\partial \mathcal{L}}{\partial W_2} = 2(\hat{\mathbf{y}} - \mathbf{y})\mathbf{h}^{\top},\quad \frac{\partial \mathcal{L}}{\partial W_1} = \bigl(W_2^{\top} 2(\hat{\mathbf{y}} - \mathbf{y}) \circ \mathbf{h} \circ (1 - \mathbf{h})\bigr)\mathbf{x}^{\top}
 
     W1: a matrix, shared by the whole batch
-    b1: a vector (K,) added to every sample (a bias)
+    b1: a vector (K,) applied to every sample, entry by entry (a bias, a scale)
     W2: a matrix, shared by the whole batch
-    b2: a vector (K,) added to every sample (a bias)
+    b2: a vector (K,) applied to every sample, entry by entry (a bias, a scale)
     x: an array (..., K): a batch of vectors along the last axis
     y: an array (..., K): a batch of vectors along the last axis
     grad: the upstream gradient, one number per sample (...,)
@@ -3512,8 +3512,8 @@ def layer_norm(x, gamma, beta, eps=1e-05):
     Forward:  \operatorname{LN}(\mathbf{x}) = \hat{\mathbf{x}} \circ \gamma + \beta,\quad \hat{\mathbf{x}} = \frac{\mathbf{x} - \mu}{\sigma},\quad \sigma = \sqrt{\operatorname{var}\mathbf{x} + \epsilon}
 
     x: an array (..., K): a batch of vectors along the last axis
-    gamma: a vector (K,) added to every sample (a bias)
-    beta: a vector (K,) added to every sample (a bias)
+    gamma: a vector (K,) applied to every sample, entry by entry (a bias, a scale)
+    beta: a vector (K,) applied to every sample, entry by entry (a bias, a scale)
     eps: a number (default 1e-05)
     Returns an array (..., K).
     Kinks: smooth: differentiable everywhere
@@ -3544,8 +3544,8 @@ def layer_norm_backward(x, gamma, beta, grad, eps=1e-05):
     Identity: \frac{\partial L}{\partial \mathbf{x}} = \frac{1}{D}\,\sigma^{-1}\Bigl(D\,\mathbf{g} - \sum_j g_j - \hat{\mathbf{x}} \sum_j g_j \hat{x}_j\Bigr),\ \mathbf{g} = \mathbf{y}' \circ \gamma;\quad \frac{\partial L}{\partial \gamma} = \sum_n \mathbf{y}'_n \circ \hat{\mathbf{x}}_n,\quad \frac{\partial L}{\partial \beta} = \sum_n \mathbf{y}'_n
 
     x: an array (..., K): a batch of vectors along the last axis
-    gamma: a vector (K,) added to every sample (a bias)
-    beta: a vector (K,) added to every sample (a bias)
+    gamma: a vector (K,) applied to every sample, entry by entry (a bias, a scale)
+    beta: a vector (K,) applied to every sample, entry by entry (a bias, a scale)
     eps: a number (default 1e-05)
     grad: the upstream gradient (..., K), shaped like the output
     Returns the gradients with respect to x, gamma, beta, each shaped like its input.
@@ -3585,7 +3585,7 @@ def rms_norm(x, gamma, eps=1e-06):
     Forward:  \operatorname{RMSNorm}(\mathbf{x}) = \hat{\mathbf{x}} \circ \gamma,\quad \hat{\mathbf{x}} = \frac{\mathbf{x}}{\operatorname{rms}},\quad \operatorname{rms} = \sqrt{\tfrac{1}{D}\textstyle\sum_j x_j^2 + \epsilon}
 
     x: an array (..., K): a batch of vectors along the last axis
-    gamma: a vector (K,) added to every sample (a bias)
+    gamma: a vector (K,) applied to every sample, entry by entry (a bias, a scale)
     eps: a number (default 1e-06)
     Returns an array (..., K).
     Kinks: smooth: differentiable everywhere
@@ -3611,7 +3611,7 @@ def rms_norm_backward(x, gamma, grad, eps=1e-06):
     Identity: \frac{\partial L}{\partial \mathbf{x}} = \frac{1}{D}\,\operatorname{rms}^{-1}\Bigl(D\,\mathbf{g} - \hat{\mathbf{x}} \sum_j g_j \hat{x}_j\Bigr),\ \mathbf{g} = \mathbf{y}' \circ \gamma;\quad \frac{\partial L}{\partial \gamma} = \sum_n \mathbf{y}'_n \circ \hat{\mathbf{x}}_n
 
     x: an array (..., K): a batch of vectors along the last axis
-    gamma: a vector (K,) added to every sample (a bias)
+    gamma: a vector (K,) applied to every sample, entry by entry (a bias, a scale)
     eps: a number (default 1e-06)
     grad: the upstream gradient (..., K), shaped like the output
     Returns the gradients with respect to x, gamma, each shaped like its input.
@@ -3645,8 +3645,8 @@ def batch_norm(x, gamma, beta, eps=1e-05):
     Forward:  \operatorname{BN}(X) = \hat{X} \circ \gamma + \beta,\quad \hat{X} = \frac{X - \mu}{\sigma},\quad \mu = \tfrac{1}{N}\textstyle\sum_n \mathbf{x}_n,\ \sigma = \sqrt{\tfrac{1}{N}\textstyle\sum_n (\mathbf{x}_n - \mu)^2 + \epsilon}
 
     x: an array (..., K): a batch of vectors along the last axis
-    gamma: a vector (K,) added to every sample (a bias)
-    beta: a vector (K,) added to every sample (a bias)
+    gamma: a vector (K,) applied to every sample, entry by entry (a bias, a scale)
+    beta: a vector (K,) applied to every sample, entry by entry (a bias, a scale)
     eps: a number (default 1e-05)
     Returns an array (..., K).
     Kinks: smooth: differentiable everywhere
@@ -3677,8 +3677,8 @@ def batch_norm_backward(x, gamma, beta, grad, eps=1e-05):
     Identity: \frac{\partial L}{\partial X} = \frac{1}{N}\,\gamma\,\sigma^{-1}\Bigl(N\,Y' - \sum_n \mathbf{y}'_n - \hat{X} \circ \sum_n \mathbf{y}'_n \circ \hat{\mathbf{x}}_n\Bigr);\quad \frac{\partial L}{\partial \gamma} = \sum_n \mathbf{y}'_n \circ \hat{\mathbf{x}}_n,\quad \frac{\partial L}{\partial \beta} = \sum_n \mathbf{y}'_n
 
     x: an array (..., K): a batch of vectors along the last axis
-    gamma: a vector (K,) added to every sample (a bias)
-    beta: a vector (K,) added to every sample (a bias)
+    gamma: a vector (K,) applied to every sample, entry by entry (a bias, a scale)
+    beta: a vector (K,) applied to every sample, entry by entry (a bias, a scale)
     eps: a number (default 1e-05)
     grad: the upstream gradient (..., K), shaped like the output
     Returns the gradients with respect to x, gamma, beta, each shaped like its input.

@@ -259,6 +259,20 @@ def test_derive_gives_the_closed_form(name):
     assert [latex(r) for r in d.results] == results
 
 
+TEXT_FORMS = {
+    "layer_norm": "(1/D)*σ(X)⁻¹∘(D*(G∘gamma) - Σ_j (G∘gamma) - X̂∘Σ_j (G∘gamma∘X̂))",
+    "rms_norm": "(1/D)*rms(X)⁻¹∘(D*(G∘gamma) - X̂∘Σ_j (G∘gamma∘X̂))",
+    "batch_norm": "(1/N)*gamma∘σ(X)⁻¹∘(N*G - Σ_n G - X̂∘Σ_n (G∘X̂))",
+    "scaled_dot_product_attention": "softmax(Q*K.T/sqrt(d)).T*G",
+}
+
+
+@pytest.mark.parametrize("name", list(TEXT_FORMS))
+def test_plain_text_is_the_closed_form_too(name):
+    _, d = _derived(name)
+    assert text(d.results[-1] if "attention" in name else d.results[0]) == TEXT_FORMS[name]
+
+
 @pytest.mark.parametrize("name", BLOCKS)
 def test_no_internal_symbol_in_any_output(name):
     ex, d = _derived(name)

@@ -185,6 +185,27 @@ def _scaled_tex(printer, G, gamma, xhat: str) -> tuple[str, str]:
     return g, rf"\left({body} \circ {xhat}\right)"
 
 
+def _text_hat(printer, X) -> str:
+    return f"{X.name}\u0302" if isinstance(X, sp.MatrixSymbol) else f"hat({printer._print(X)})"
+
+
+def _text_paren(printer, G) -> str:
+    body = printer._print(G)
+    return body if isinstance(G, (sp.MatrixSymbol, sp.Transpose, sp.MatMul)) else f"({body})"
+
+
+def _text_scaled(printer, G, gamma, xhat: str) -> tuple[str, str]:
+    """(g, g ∘ x̂) in plain text, g = G ∘ γ or G."""
+    body = _text_paren(printer, G) if not isinstance(gamma, sp.MatrixExpr) else \
+        f"{_text_paren(printer, G)}∘{printer._print(gamma)}"
+    return (body if not isinstance(gamma, sp.MatrixExpr) else f"({body})"), f"({body}∘{xhat})"
+
+
+def _text_affine(printer, X, *params) -> str:
+    shown = [printer._print(p) for p in params if isinstance(p, sp.MatrixExpr)]
+    return printer._print(X) + (f"; {', '.join(shown)}" if shown else "")
+
+
 def _affine_tex(printer, gamma, beta) -> str:
     params = [printer._print(p) for p in (gamma, beta) if isinstance(p, sp.MatrixExpr)]
     return f"_{{{', '.join(params)}}}" if params else ""
@@ -260,6 +281,9 @@ class LayerNorm(_Block):
         rows = [_row_stats(list(X.row(i)), eps)[0] for i in range(X.rows)]
         return sp.ImmutableMatrix([[v * _entry(gamma, j) + _entry(beta, j) for j, v in enumerate(r)] for r in rows])
 
+    def _sympystr(self, printer):
+        return f"LN({_text_affine(printer, *self.args[:3])})"
+
     def _latex(self, printer, **kwargs):
         X, gamma, beta, _ = self.args
         return rf"\operatorname{{LN}}{_affine_tex(printer, gamma, beta)}\left({printer._print(X)}\right)"
@@ -280,6 +304,12 @@ class LayerNormVJP(_Block):
             total, dot = sp.Add(*g), sp.Add(*[a * b for a, b in zip(g, xhat)])
             rows.append([(len(g) * gj - total - xj * dot) / (len(g) * sigma) for gj, xj in zip(g, xhat)])
         return sp.ImmutableMatrix(rows)
+
+    def _sympystr(self, printer):
+        X, gamma, G, _ = self.args
+        D, xhat = printer._print(X.shape[1]), _text_hat(printer, X)
+        g, gx = _text_scaled(printer, G, gamma, xhat)
+        return f"(1/{D})*σ({printer._print(X)})⁻¹∘({D}*{g} - Σ_j {g} - {xhat}∘Σ_j {gx})"
 
     def _latex(self, printer, **kwargs):
         X, gamma, G, _ = self.args
@@ -310,6 +340,9 @@ class RMSNorm(_Block):
         rows = [_row_stats(list(X.row(i)), eps, squares_only=True)[0] for i in range(X.rows)]
         return sp.ImmutableMatrix([[v * _entry(gamma, j) for j, v in enumerate(r)] for r in rows])
 
+    def _sympystr(self, printer):
+        return f"RMSNorm({_text_affine(printer, *self.args[:2])})"
+
     def _latex(self, printer, **kwargs):
         X, gamma, _ = self.args
         return rf"\operatorname{{RMSNorm}}{_affine_tex(printer, gamma, 0)}\left({printer._print(X)}\right)"
@@ -330,6 +363,12 @@ class RMSNormVJP(_Block):
             dot = sp.Add(*[a * b for a, b in zip(g, xhat)])
             rows.append([(len(g) * gj - xj * dot) / (len(g) * r) for gj, xj in zip(g, xhat)])
         return sp.ImmutableMatrix(rows)
+
+    def _sympystr(self, printer):
+        X, gamma, G, _ = self.args
+        D, xhat = printer._print(X.shape[1]), _text_hat(printer, X)
+        g, gx = _text_scaled(printer, G, gamma, xhat)
+        return f"(1/{D})*rms({printer._print(X)})⁻¹∘({D}*{g} - {xhat}∘Σ_j {gx})"
 
     def _latex(self, printer, **kwargs):
         X, gamma, G, _ = self.args
@@ -360,6 +399,9 @@ class BatchNorm(_Block):
         cols = [_row_stats(list(X.col(j)), eps)[0] for j in range(X.cols)]
         return sp.ImmutableMatrix(X.rows, X.cols, lambda i, j: cols[j][i] * _entry(gamma, j) + _entry(beta, j))
 
+    def _sympystr(self, printer):
+        return f"BN({_text_affine(printer, *self.args[:3])})"
+
     def _latex(self, printer, **kwargs):
         X, gamma, beta, _ = self.args
         return rf"\operatorname{{BN}}{_affine_tex(printer, gamma, beta)}\left({printer._print(X)}\right)"
@@ -381,6 +423,12 @@ class BatchNormVJP(_Block):
             for i, (gi, xi) in enumerate(zip(g, xhat)):
                 out[i, j] = _entry(gamma, j) * (len(g) * gi - total - xi * dot) / (len(g) * sigma)
         return sp.ImmutableMatrix(out)
+
+    def _sympystr(self, printer):
+        X, gamma, G, _ = self.args
+        n, g, xhat = printer._print(X.shape[0]), _text_paren(printer, G), _text_hat(printer, X)
+        scale = f"{printer._print(gamma)}∘" if isinstance(gamma, sp.MatrixExpr) else ""
+        return f"(1/{n})*{scale}σ({printer._print(X)})⁻¹∘({n}*{g} - Σ_n {g} - {xhat}∘Σ_n ({g}∘{xhat}))"
 
     def _latex(self, printer, **kwargs):
         X, gamma, G, _ = self.args
@@ -414,6 +462,11 @@ class AttentionScores(_Block):
     def explicit(self, Q, K, *mask):
         S = (Q * K.T / sp.sqrt(K.shape[1])).as_explicit()
         return sp.ImmutableMatrix(S + mask[0] if mask else S)
+
+    def _sympystr(self, printer):
+        Q, K = self.args[:2]
+        text = f"{printer._print(Q)}*{printer._print(sp.Transpose(K))}/sqrt({printer._print(K.shape[1])})"
+        return text + "".join(f" + {printer._print(m)}" for m in self.args[2:])
 
     def _latex(self, printer, **kwargs):
         Q, K = self.args[:2]
@@ -457,6 +510,9 @@ class AttentionWeights(_Block):
             rows.append([v / sp.Add(*e) for v in e])
         return sp.ImmutableMatrix(rows)
 
+    def _sympystr(self, printer):
+        return f"softmax({printer._print(self.args[0])})"
+
     def _latex(self, printer, **kwargs):
         return rf"\operatorname{{softmax}}\left({printer._print(self.args[0])}\right)"
 
@@ -475,6 +531,10 @@ class AttentionWeightsVJP(_Block):
             dot = sp.Add(*[P[i, j] * A[i, j] for j in range(S.cols)])
             rows.append([A[i, j] * (P[i, j] - dot) for j in range(S.cols)])
         return sp.ImmutableMatrix(rows)
+
+    def _sympystr(self, printer):
+        A, P = printer._print(AttentionWeights(self.args[0])), _text_paren(printer, self.args[1])
+        return f"{A}∘({P} - Σ_j ({P}∘{A}))"
 
     def _latex(self, printer, **kwargs):
         A, P = printer._print(AttentionWeights(self.args[0])), _paren(printer, self.args[1])
@@ -501,6 +561,10 @@ class Attention(_Block):
     def explicit(self, Q, K, V, *mask):
         S = AttentionScores(Q, K, *mask).explicit(Q, K, *mask)
         return sp.ImmutableMatrix(AttentionWeights(S).explicit(S) * V)
+
+    def _sympystr(self, printer):
+        Q, K, V, *mask = (printer._print(a) for a in self.args)
+        return f"attention({Q}, {K}, {V}{''.join(f'; {m}' for m in mask)})"
 
     def _latex(self, printer, **kwargs):
         Q, K, V, *mask = (printer._print(a) for a in self.args)

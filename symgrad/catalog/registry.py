@@ -87,7 +87,7 @@ ARG_KINDS = {
     "samples": "an array (...,): one number per sample",
     "labels": "class indices (...,), 0-based, or target rows (..., C) (one-hot or probabilities)",
     "weight": "a matrix, shared by the whole batch",
-    "row": "a vector (K,) added to every sample (a bias)",
+    "row": "a vector (K,) applied to every sample, entry by entry (a bias, a scale)",
     "column": "a vector (K,) that multiplies every sample (a weight vector)",
     "scalar": "a number shared by the whole batch (a scalar bias)",
     "param": "a number: a hyper-parameter, not differentiated",
