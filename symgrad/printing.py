@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixElement
 from sympy.printing.latex import LatexPrinter
+from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -181,6 +182,8 @@ class SymgradStrPrinter(StrPrinter):
         return _textbook_mul(self, expr, StrPrinter._print_Mul)
 
     def _print_Transpose(self, expr):
+        if isinstance(expr.arg, sp.Transpose):  # (aᵀ)ᵀ is a
+            return self._print(expr.arg.arg)
         column = _column_view(expr)
         return self._print(column) if column is not None else super()._print_Transpose(expr)
 
@@ -247,6 +250,8 @@ class SymgradLatexPrinter(LatexPrinter):
         return super()._print_Pow(expr)
 
     def _print_Transpose(self, expr):
+        if isinstance(expr.arg, sp.Transpose):  # (aᵀ)ᵀ is a
+            return self._print(expr.arg.arg)
         column = _column_view(expr)
         return self._print(column) if column is not None else super()._print_Transpose(expr)
 
@@ -317,6 +322,12 @@ def derivation_latex(derivation: "Derivation", *, numbered: bool = False, raw: b
         budget = None if width is None else width - latex_width(lhs) - 3
         if step.kind == "factorisation":
             pieces = _pack([_tex(f, d, **settings) for f in step.rhs], budget, r" \cdot ")
+        elif budget is not None and isinstance(step.rhs, sp.MatrixBase) and \
+                latex_width(_tex(show(step.rhs), d, **settings)) > budget:  # a grid wider than the page:
+            rows += _entry_rows(lhs, show(step.rhs), width, d, settings, _note(step))  # entry by entry
+            previous_lhs = None
+            shown |= step.rhs.free_symbols | step.lhs.free_symbols
+            continue
         else:
             pieces = _pieces(show(step.rhs), budget, d, settings)
         rows.append(("" if lhs == previous_lhs else lhs, pieces, _note(step)))
@@ -327,7 +338,8 @@ def derivation_latex(derivation: "Derivation", *, numbered: bool = False, raw: b
         if width is None:
             lines.append(rf"{lhs} &= {' '.join(pieces)} && \text{{{escape_text(note)}}}")
             continue
-        lines.append(rf"{lhs} &= {_fit(pieces[0], width - latex_width(lhs) - 3)} \tag*{{\text{{{escape_text(note)}}}}}")
+        tag = rf" \tag*{{\text{{{escape_text(note)}}}}}" if note else ""
+        lines.append(rf"{lhs} &= {_fit(pieces[0], width - latex_width(lhs) - 3)}{tag}")
         lines += [rf"&\quad {{}} {_fit(p, width - 6)}" for p in pieces[1:]]
     used = {k: v for k, v in derivation.intermediates.items() if k in shown}
     if used:
@@ -352,6 +364,17 @@ def derivation_latex(derivation: "Derivation", *, numbered: bool = False, raw: b
     return f"\\begin{{{env}}}\n{body}\n\\end{{{env}}}"
 
 
+def _entry_rows(lhs: str, M: sp.MatrixBase, width: float, d: str, settings: dict, note: str) -> list:
+    """A matrix too wide for the page as one row per entry: (∂f/∂u)_{i} = …, each broken if long."""
+    rows = []
+    for k, entry in enumerate(M):
+        i, j = divmod(k, M.cols)
+        index = str(k + 1) if 1 in M.shape else f"{i + 1}{j + 1}"
+        name = rf"\left({lhs}\right)_{{{index}}}" if lhs else rf"(\cdot)_{{{index}}}"
+        rows.append((name, _pieces(entry, width - latex_width(name) - 3, d, settings), note if k == 0 else ""))
+    return rows
+
+
 def _note(step) -> str:
     """The note of a step; the textbook line says so (``textbook form``) whatever its method."""
     if step.kind != "textbook" or "textbook" in step.note:
@@ -361,20 +384,61 @@ def _note(step) -> str:
 
 def _pieces(expr: sp.Basic, budget: float | None, d: str, settings: dict) -> list[str]:
     """The LaTeX of ``expr`` in lines of at most ``budget`` (one line when it fits or ``budget`` is
-    None): a sum is broken after a term, the next line starting with the term's sign."""
+    None): a sum is broken after a term, the next line starting with the term's sign; a product
+    between its factors (the next line starting with ·), a long sum factor inside \\Bigl( … \\Bigr)."""
     tex = _tex(expr, d, **settings)
-    if budget is None or latex_width(tex) <= budget or not isinstance(expr, (sp.Add, sp.MatAdd)):
+    if budget is None or latex_width(tex) <= budget:
         return [tex]
-    printer = SymgradLatexPrinter(settings)
-    terms = _add_terms(printer, expr)
-    parts = [latex(terms[0], **settings)]
-    for t in terms[1:]:
-        if t.could_extract_minus_sign():
-            body = latex(-t, **settings)
-            parts.append(f"- \\left({body}\\right)" if isinstance(-t, (sp.Add, sp.MatAdd)) else f"- {body}")
+    if isinstance(expr, (sp.Add, sp.MatAdd)):
+        parts = []
+        for k, t in enumerate(_add_terms(SymgradLatexPrinter(settings), expr)):
+            negative = k > 0 and t.could_extract_minus_sign()
+            body = -t if negative else t
+            sign = "- " if negative else ("+ " if k > 0 else "")
+            if negative and isinstance(body, (sp.Add, sp.MatAdd)):
+                parts.append(_wrapped(body, budget - 2, d, settings, sign))
+            else:
+                lines = _pieces(body, budget - 2, d, settings)
+                parts.append([sign + lines[0]] + lines[1:])
+        return _pack_lines(parts, budget, "")
+    if isinstance(expr, sp.Mul) and not expr.could_extract_minus_sign():
+        num, den = sp.fraction(expr)
+        factors = list(num.args) if isinstance(num, sp.Mul) else [num]
+        if den != 1 or len(factors) > 1:
+            printer = SymgradLatexPrinter(settings)
+            parts = [[rf"\frac{{1}}{{{latex(den, **settings)}}}"]] if den != 1 else []
+            for f in sorted(factors, key=_is_sum):  # sums last, as the printer writes them
+                if f == 1:
+                    continue
+                if _is_sum(f):
+                    parts.append(_wrapped(f, budget - 4, d, settings, ""))
+                else:
+                    parts.append([printer.parenthesize(f, PRECEDENCE["Mul"])])
+            return _pack_lines(parts, budget, r"\cdot ")
+    if expr.could_extract_minus_sign() and isinstance(expr, sp.Mul):
+        lines = _pieces(-expr, budget - 2, d, settings)
+        return ["- " + lines[0]] + lines[1:]
+    return [tex]
+
+
+def _wrapped(expr: sp.Basic, budget: float, d: str, settings: dict, sign: str) -> list[str]:
+    """A sum in parentheses, over several lines when long (\\Bigl( … \\Bigr) may span lines)."""
+    lines = _pieces(expr, budget, d, settings)
+    if len(lines) == 1:
+        return [rf"{sign}\left({lines[0]}\right)"]
+    return [rf"{sign}\Bigl({lines[0]}"] + lines[1:-1] + [rf"{lines[-1]}\Bigr)"]
+
+
+def _pack_lines(parts: list[list[str]], budget: float, lead: str) -> list[str]:
+    """Parts (each one line, or several) joined greedily into lines of at most ``budget``; a line
+    that continues a product starts with ``lead`` (·)."""
+    lines: list[str] = []
+    for part in parts:
+        if len(part) == 1 and lines and latex_width(lines[-1] + " " + part[0]) <= budget:
+            lines[-1] += " " + part[0]
         else:
-            parts.append(f"+ {latex(t, **settings)}")
-    return _pack(parts, budget, " ")
+            lines += [(lead if lines and i == 0 else "") + text for i, text in enumerate(part)]
+    return lines
 
 
 def _pack(parts: list[str], budget: float | None, joiner: str) -> list[str]:
