@@ -85,6 +85,7 @@ class Derivation:
     program: Any = None  # the reverse pass over the expression's named intermediates
     large: bool = False
     fill: Any = dataclasses.field(default=None, repr=False, compare=False)
+    named_results: Any = dataclasses.field(default=None, repr=False)  # set when the program names them
 
     def __getattribute__(self, name: str):
         value = object.__getattribute__(self, name)
@@ -115,6 +116,8 @@ class Derivation:
         if self.backprop is not None:
             out = tuple(self.backprop.expanded(w) for w in self.wrt)
             return out[0] if self.single else out
+        if self.named_results is not None:
+            return self.named_results
         if self.large:  # the reverse pass's own names: linear in the depth
             out = tuple(_named_from_program(self.program, w) for w in self.wrt)
             return out[0] if self.single else out
@@ -213,9 +216,11 @@ def derive(expr: Any, wrt: WrtLike | Sequence[WrtLike], *, upstream: Any = None,
 
 
 def _sweepable(folded: sp.Basic, wrts: Sequence) -> bool:
-    """Scalar expressions of scalar symbols go through the reverse pass over named intermediates."""
-    return isinstance(folded, sp.Expr) and all(isinstance(w, sp.Symbol) for w in wrts) \
-        and not folded.has(sp.Indexed, sp.Sum, sp.IndexedBase)
+    """Scalar expressions of scalar symbols (or of matrices of them) go through the reverse pass over
+    named intermediates."""
+    return isinstance(folded, sp.Expr) and not folded.has(sp.Indexed, sp.Sum, sp.IndexedBase) and all(
+        isinstance(w, sp.Symbol) or (isinstance(w, sp.MatrixBase) and all(isinstance(e, sp.Symbol) for e in w))
+        for w in wrts)
 
 
 # Past this many nodes (every name substituted) a result is kept in the reverse pass's names: it is
@@ -228,11 +233,17 @@ def _derive_sweep(folded, target, wrts, single, upstream, groups, budget, starte
     from .graph import expanded_size, expression_graph
 
     graph = expression_graph(folded)
-    bp = graph.backprop(budget=budget, wrt=wrts)
-    large = expanded_size(bp, wrts, EXPANDED_LIMIT) > EXPANDED_LIMIT
+    flat = [e for w in wrts for e in (w if isinstance(w, sp.MatrixBase) else [w])]
+    bp = graph.backprop(budget=budget, wrt=flat)
+    large = all(isinstance(w, sp.Symbol) for w in wrts) and expanded_size(bp, flat, EXPANDED_LIMIT) > EXPANDED_LIMIT
+
+    def gradient(w):  # in the shape of w
+        if isinstance(w, sp.MatrixBase):
+            return w.applyfunc(lambda e: textbook(_substituted(bp, e), groups, budget))
+        return textbook(_substituted(bp, w), groups, budget)
 
     def fill():
-        results = [textbook(_substituted(bp, w), groups, budget) for w in wrts]
+        results = [gradient(w) for w in wrts]
         plain = elementary(target)
         raws = [sp.diff(plain, w) for w in wrts]
         steps, names = _scalar_steps(folded, wrts, results, raws)
@@ -260,6 +271,45 @@ def _named_from_program(bp, w) -> sp.Basic:
     from .matrices import tidy
 
     return tidy(out) if isinstance(out, sp.MatrixExpr) else textbook(out)
+
+
+def _program_names(bp, wrts, budget) -> tuple[tuple, dict]:
+    """The results in the program's names for block outputs (h = σ(XW), a = softmax(z), …), other
+    shared subexpressions written out (2Wxxᵀ, not 2uxᵀ); and those names with their definitions,
+    each through the earlier names (h2 = σ(h1 W2))."""
+    from .graph import is_block_output
+
+    graph = bp.graph
+    inline = {k: v for k, v in graph.exprs.items() if k != graph.output and not is_block_output(v)}
+
+    def written(expr):
+        for _ in range(len(inline) + 1):
+            new = expr.xreplace(inline)
+            if new == expr:
+                break
+            expr = new
+        return expr
+
+    named = []
+    for w in wrts:
+        out = written(bp.expanded(w)) if w in bp.gradients else (
+            sp.ZeroMatrix(*w.shape) if isinstance(w, sp.MatrixSymbol) else sp.S.Zero)
+        named.append(tidy(out) if isinstance(out, sp.MatrixExpr) else textbook(out, budget=budget))
+    shown: set = set()
+    for r in named:
+        shown |= {m for m in r.atoms(sp.MatrixSymbol)} | set(r.free_symbols)
+    names: dict = {}
+    for k, v in graph.exprs.items():  # in evaluation order: h1 before h2
+        if k in inline or k == graph.output:
+            continue
+        definition = written(v)
+        names[k] = definition
+    # keep the names the results use and those their definitions use
+    used = {k for k in names if k in shown}
+    for k in reversed(list(names)):
+        if k in used:
+            used |= {s for s in names[k].atoms(sp.MatrixSymbol) | names[k].free_symbols if s in names}
+    return tuple(named), {k: v for k, v in names.items() if k in used}
 
 
 def _simplex_notes(groups) -> list[str]:
@@ -352,19 +402,18 @@ def _derive_matrices(expr, wrts, single, upstream, started, timeout=5.0) -> Deri
     def fill():
         results = [tidy(r) if isinstance(r, sp.MatrixExpr) else textbook(r, budget=budget)
                    for r in (_substituted(bp, w) for w in resolved)]
-        names = _name_outputs(results, L, _name_matrix_outputs(results, L))
-        back = _renaming(names)
+        named, names = _program_names(bp, resolved, budget)
         var = lambda w: sp.Derivative(sp.Symbol("L"), w, evaluate=False)  # noqa: E731
         steps = [Step("goal", var(w), sp.Derivative(L, w, evaluate=False), "what we want") for w in resolved]
-        steps += [Step("textbook", var(w), r.xreplace(back), "matrix chain rule") for w, r in zip(resolved, results)]
-        return dict(result=results[0] if single else tuple(results),
+        steps += [Step("textbook", var(w), r, "matrix chain rule") for w, r in zip(resolved, named)]
+        return dict(result=results[0] if single else tuple(results), named_results=named[0] if single else named,
                     raw=None if single else tuple(None for _ in results), steps=steps, intermediates=names)
 
     assumptions = [f"the rows of {Y} sum to 1 (targets lie on the simplex)" for Y in row_simplex_targets(L)]
     budget.hits.append("SymPy's own matrix derivative is not used (it returns 0 for ((W*x).T*(W*x))[0, 0] and a "
                        "wrong term through elementwise functions); raw is None")
     d = Derivation(L, tuple(resolved), upstream=upstream, assumptions=assumptions, notes=budget.hits,
-                   single=single, program=bp, fill=fill, large=large)
+                   single=single, program=bp, fill=fill, large=large, named_results=PENDING)
     d.seconds = time.perf_counter() - started
     return d
 

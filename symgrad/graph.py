@@ -30,7 +30,7 @@ from .matrices import (Entrywise, RowLogMeanExp, RowLogSoftmax, RowSoftmax, RowS
                        is_matrix_expression, matrix_gradient)
 from .simplify import Budget, textbook
 
-__all__ = ["Graph", "Edge", "Backprop", "expression_graph", "expanded_size"]
+__all__ = ["Graph", "Edge", "Backprop", "expression_graph", "expanded_size", "is_block_output"]
 
 
 @dataclass(frozen=True)
@@ -234,6 +234,9 @@ class Graph:
                     product = matrix_gradient(target, s)
                     if isinstance(expr, sp.MatrixExpr):  # written through the node's own name (h, hᵀ)
                         product = _doit(product.xreplace({expr: node, sp.Transpose(expr).doit(): node.T}))
+                    elif node != out:  # a scalar block of matrices: σ' through a = σ(wᵀx + b)
+                        product = product.xreplace({expr: node})
+                        product = _doit(product) if isinstance(product, sp.MatrixExpr) else product
                 else:
                     local = textbook(sp.diff(expr, s), budget=budget).xreplace({expr: node})
                     product = local if upstream == 1 else upstream * local
@@ -385,17 +388,31 @@ def expression_graph(expr: sp.Basic, output: str | None = None) -> Graph:
             elif isinstance(new, sp.MatrixExpr):
                 if uses.get(node, 0) > 1 and not isinstance(new, sp.Transpose) or isinstance(new, _NAMED_MATRIX_NODES):
                     out = name(new)
-            elif isinstance(new, sp.Expr) and not new.is_number and not new.has(sp.MatrixSymbol) and (
+            elif isinstance(new, sp.Expr) and not new.is_number and (
                     (isinstance(new, sp.Function) and not isinstance(new, _UNNAMED_FUNCTIONS)) or uses.get(node, 0) > 1):
                 out = name(new)
         memo[node] = out
         return out
 
     top = rebuild(expr)
+    for kind in (True, False):  # one name of a kind is the bare letter (h, a), several are numbered
+        same = [(s, v) for s, v in defs if isinstance(s, sp.MatrixSymbol) == kind]
+        if len(same) == 1:
+            s0, _ = same[0]
+            bare = s0.func(s0.name.rstrip("0123456789"), *s0.args[1:]) if kind else sp.Symbol(s0.name.rstrip("0123456789"), real=True)
+            defs = [(bare if s is s0 else s, v.xreplace({s0: bare})) for s, v in defs]
+            top = top.xreplace({s0: bare})
     label = output or next(c for c in ("L", "f", "out", "F") if c not in taken)
     defs.append((sp.MatrixSymbol(label, *top.shape) if isinstance(top, sp.MatrixExpr) else sp.Symbol(label, real=True),
                  top))
     return Graph(defs)
+
+
+def is_block_output(value: sp.Basic) -> bool:
+    """Whether a named intermediate is a block's output (σ(XW), softmax rows, …) rather than a shared
+    subexpression named only so that the graph stays small (W x used twice)."""
+    return isinstance(value, (ElementwiseApplyFunction,) + _NAMED_MATRIX_NODES) or (
+        isinstance(value, sp.Function) and not isinstance(value, _UNNAMED_FUNCTIONS))
 
 
 _NAMED_MATRIX_NODES = (RowSoftmax, RowLogSoftmax, RowLogMeanExp, RowSoftmaxCrossEntropy, Entrywise, sp.Inverse)

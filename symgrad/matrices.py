@@ -362,6 +362,11 @@ def _push(node: sp.MatrixExpr, G: sp.MatrixExpr, add, wrt) -> None:
     elif isinstance(node, (_RowBlock, Entrywise)):
         for arg, G_arg in node.adjoints(G):
             add(arg, G_arg)
+    elif isinstance(node, sp.DiagMatrix):  # Z = diag(v), v a vector: G_v = the diagonal of G (G ∘ I) 1
+        v = node.args[0]
+        n = node.shape[0]
+        diagonal = sp.MatMul(HadamardProduct(G, sp.Identity(n)), sp.OneMatrix(n, 1))
+        add(v, diagonal if v.shape[1] == 1 else _T(diagonal))
     elif isinstance(node, sp.Inverse):
         inv_t = _T(sp.Inverse(node.arg))
         add(node.arg, _mul(-1, inv_t, G, inv_t))
@@ -712,7 +717,7 @@ def _spread_rows(Z):
     """For NumPy: e = e^{Z − m} and its row sums when every row sum is at least 1.5 (the row maximum's
     share a_max ≤ 2/3: the textbook forms lose no digits); None otherwise (NaN, ±inf, a peaked row)."""
     m = Z.max(axis=-1, keepdims=True)
-    if not np.isfinite(m).all():
+    if not -np.inf < m.sum() < np.inf:  # a row maximum ±inf or NaN (one reduction: cheap)
         return None
     e = Z - m
     np.exp(e, out=e)

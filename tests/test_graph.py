@@ -5,6 +5,7 @@ import pytest
 import sympy as sp
 
 import symgrad as sg
+from symgrad.printing import text
 from symgrad.graph import Graph
 from symgrad.matrices import sq_frobenius
 
@@ -80,7 +81,7 @@ def test_matrix_graph_is_the_seeds_backward_pass():
     assert bp.gradients[W2] == h.T * g_y
     assert bp.gradients[h] == g_y * W2.T
     assert bp.gradients[W1].has(g_h) and not bp.gradients[W1].has(g_y)  # grad_W1 uses grad_h only
-    assert sg.printing.text(bp.gradients[W1]) == "x.T*(grad_h ∘ h ∘ (1 - h))"
+    assert text(bp.gradients[W1]) == "x.T*(grad_h ∘ h ∘ (1 - h))"
 
 
 def test_compiled_graph_matches_hand_written_numpy():
