@@ -330,3 +330,34 @@ def test_layer_norm_without_affine_and_the_batch_norm_formula():
     x, grad = rng.normal(size=(4, 6)), rng.normal(size=(4, 6))
     want, (want_x,) = _torch_vjp(lambda x: F.layer_norm(x, (6,), eps=1e-5), [x], grad, (0,))
     _close(d.compile()(X=x, G=grad, epsilon=1e-5), want_x)
+
+
+def test_blocks_compose_through_their_arguments():
+    """LN(X W; γ, β) fitted to Y, and self-attention (X Wq, X Wk, X Wv): the derived gradients of the
+    weights, compiled, equal torch.autograd."""
+    D, H = sp.Symbol("D", integer=True, positive=True), sp.Symbol("H", integer=True, positive=True)
+    X, W, Y = sp.MatrixSymbol("X", N, D), sp.MatrixSymbol("W", D, H), sp.MatrixSymbol("Y", N, H)
+    gamma, beta = sp.MatrixSymbol("gamma", 1, H), sp.MatrixSymbol("beta", 1, H)
+    R = norms.layer_norm(X * W, gamma, beta, eps=sp.Symbol("epsilon", positive=True)) - Y
+    d = symgrad.derive(sp.Trace(R.T * R), [W, gamma, beta])
+    rng = np.random.default_rng(23)
+    x, w, y, g, b = rng.normal(size=(5, 3)), rng.normal(size=(3, 4)), rng.normal(size=(5, 4)), \
+        rng.normal(size=(1, 4)), rng.normal(size=(1, 4))
+    ts = [torch.tensor(a, requires_grad=True) for a in (w, g, b)]
+    loss = ((F.layer_norm(torch.tensor(x) @ ts[0], (4,), ts[1][0], ts[2][0], eps=1e-5) - torch.tensor(y)) ** 2).sum()
+    for ours, theirs in zip(d.compile()(X=x, W=w, Y=y, gamma=g, beta=b, epsilon=1e-5), torch.autograd.grad(loss, ts)):
+        _close(ours, theirs.numpy())
+
+    E = sp.Symbol("E", integer=True, positive=True)
+    Wq, Wk, Wv = (sp.MatrixSymbol(n, D, E) for n in ("Wq", "Wk", "Wv"))
+    G = sp.MatrixSymbol("G", N, E)
+    d = symgrad.derive(norms.scaled_dot_product_attention(X * Wq, X * Wk, X * Wv), [Wq, Wk, Wv], upstream=G)
+    ws = [rng.normal(size=(3, 2)) for _ in range(3)]
+    grad = rng.normal(size=(5, 2))
+    ts = [torch.tensor(a, requires_grad=True) for a in ws]
+    xt = torch.tensor(x)
+    out = F.scaled_dot_product_attention(xt @ ts[0], xt @ ts[1], xt @ ts[2])
+    expected = torch.autograd.grad(out, ts, grad_outputs=torch.tensor(grad))
+    got = d.compile()(X=x, Wq=ws[0], Wk=ws[1], Wv=ws[2], G=grad)
+    for ours, theirs in zip(got, expected):
+        _close(ours, theirs.numpy())
