@@ -90,9 +90,10 @@ def _default_domain(sym: sp.Basic):
 
 def sample_point(symbols, domain: Mapping, sizes: Mapping, rng: np.random.Generator,
                  arrays: Mapping[sp.Symbol, sp.IndexedBase] | None = None, length: int = 4,
-                 kind: str | None = "moderate") -> dict:
+                 kind: str | None = "moderate", stratum: float | None = None) -> dict:
     """One random point: {symbol: value}; labels of indexed bases (``arrays``) get arrays.
-    ``kind``: the sampling policy's "moderate", "wide" or "tiny" values (None: any)."""
+    ``kind``: the sampling policy's "moderate", "wide" or "tiny" values (None: any); ``stratum``
+    in [0, 1) picks their decade (and alternates signs), so a series of points covers them."""
     arrays = dict(arrays or {})
     point: dict = {}
     for key, spec in domain.items():
@@ -113,22 +114,25 @@ def sample_point(symbols, domain: Mapping, sizes: Mapping, rng: np.random.Genera
             spec = domain.get(base) or _default_domain(base.label)
             point[sym] = np.array([_draw(spec, rng, base.label, kind) for _ in range(length)])
         else:
-            point[sym] = _draw(domain.get(sym) or _default_domain(sym), rng, sym, kind)
+            point[sym] = _draw(domain.get(sym) or _default_domain(sym), rng, sym, kind, stratum)
+            stratum = None  # the first symbol takes the stratum; the others move independently
     return point
 
 
-def _draw(spec, rng, sym=None, kind: str | None = "moderate"):
-    return sampling.draw(sym if sym is not None else sp.Symbol("_"), rng, spec, POLICY, kind)
+def _draw(spec, rng, sym=None, kind: str | None = "moderate", stratum: float | None = None):
+    sign = None if stratum is None else (1 if int(stratum / 0.6180339887 + 0.5) % 2 == 0 else -1)
+    return sampling.draw(sym if sym is not None else sp.Symbol("_"), rng, spec, POLICY, kind, stratum, sign)
 
 
-def _kink_points(forward, inputs, domain, rng, count: int) -> list[dict]:
-    """Scalar values on both sides of the forward's breakpoints (the sampling policy's)."""
+def _kink_points(exprs, inputs, domain, rng, count: int) -> list[dict]:
+    """Scalar values on both sides of the breakpoints of the forward and of the results (the
+    sampling policy's)."""
     scalars = [s for s in inputs if isinstance(s, sp.Symbol) and not s.is_integer and
                not isinstance(domain.get(s), (Choice, Simplex))]
-    if not scalars or not sampling.breakpoints(forward):
+    if not scalars or not sampling.breakpoints(*exprs):
         return []
     spec = {s: domain[s] for s in scalars if s in domain}
-    found = sampling.points(scalars, [forward], 0, rng, spec, POLICY)
+    found = sampling.points(scalars, exprs, 0, rng, spec, POLICY)
     return [{s: float(v) for s, v in p.items()} for p in found[:count]]
 
 
@@ -162,8 +166,11 @@ def cross_check(derivation, *, points: int = 4, seed: int = 0, tolerance: float 
     length = max((int(v) for v in sizes.values()), default=4)  # indices never exceed the size
     forward = _concrete(elementary(derivation.expr), sizes)  # already weighted by any upstream
     worst_rel, worst_raw, worst = 0.0, 0.0, {}
-    chosen = [sample_point(inputs, domain, sizes, rng, arrays, length, KINDS[k % len(KINDS)]) for k in range(points)]
-    for near in _kink_points(forward, inputs, domain, rng, max(points, 2)):
+    offset = float(rng.random())
+    chosen = [sample_point(inputs, domain, sizes, rng, arrays, length, KINDS[k % len(KINDS)],
+                           offset + (k // 2) * 0.6180339887) for k in range(points)]
+    results = [r for r in derivation.results if isinstance(r, sp.Basic)]
+    for near in _kink_points([forward, *results], inputs, domain, rng, max(points, 2)):
         chosen.append({**sample_point(inputs, domain, sizes, rng, arrays, length), **near})
     evaluated = 0
     for point in chosen:
@@ -187,8 +194,11 @@ def cross_check(derivation, *, points: int = 4, seed: int = 0, tolerance: float 
                 if raw_e is None:
                     raw_val, rel_raw = float("nan"), 0.0
                 else:
-                    raw_val = _float(sp.N(raw_e.xreplace(subs), DIGITS)) if raw_e.free_symbols else _float(raw_e)
-                    rel_raw = abs(raw_val - ref) / floor if np.isfinite(raw_val) else float("inf")
+                    exact = sampling.value(raw_e, {k: sampling.exact(v) for k, v in subs.items()}) \
+                        if raw_e.free_symbols else raw_e
+                    raw_val = _float(exact) if exact is not None else float("nan")
+                    # plain SymPy's form is judged where it can be evaluated to 30 correct digits
+                    rel_raw = abs(raw_val - ref) / floor if np.isfinite(raw_val) else 0.0
                 if rel > worst_rel or not worst:
                     worst = {"wrt": sp.sstr(var), "compiled": float(val), "reference": float(ref),
                              "plain_sympy": raw_val,
@@ -236,12 +246,17 @@ def _mp_subs(point: Mapping, arrays: Mapping) -> dict:
 def _finite_difference(out: sp.Expr, var: sp.Basic, subs: Mapping) -> float:
     """∂out/∂var at the point, by mpmath's high-precision numerical differentiation."""
     others = {k: v for k, v in subs.items() if k != var}
+    # digits grow with the inputs' size: tanh'(−81) = 4e^{−163} next to tanh = −1 needs 71 more
+    size = max([abs(float(v)) for v in subs.values() if getattr(v, "is_number", False)] + [0.0])
+    dps = DIGITS + min(int(0.9 * size), 1500)
+    if dps > DIGITS:
+        others = {k: (sp.Float(v, dps) if isinstance(v, sp.Float) else v) for k, v in others.items()}
     fixed = out.xreplace(others)
     if not fixed.has(var):
         return 0.0
     t = sp.Dummy("t")
     f = sp.lambdify(t, fixed.xreplace({var: t}), modules="mpmath")
-    with mpmath.workdps(DIGITS):
+    with mpmath.workdps(dps):
         try:
             return float(mpmath.diff(f, mpmath.mpf(str(subs[var]))))
         except (OverflowError, TypeError, ValueError, ZeroDivisionError):

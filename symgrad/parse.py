@@ -125,7 +125,7 @@ def block_builders() -> dict[str, Callable]:
     from .catalog.registry import Block, blocks
 
     declared = blocks()
-    key = tuple(b.name for b in declared)
+    key = (tuple(b.name for b in declared), len(C.Primitive.__subclasses__()))
     if _BLOCK_CACHE.get("key") != key:
         out = {}
         for b in declared:
@@ -134,6 +134,15 @@ def block_builders() -> dict[str, Callable]:
                 if callable(fn) and not isinstance(fn, Block):
                     out[b.name] = fn
                     break
+        # the catalog's SymPy functions by the names they print as (normal_cdf, SoftmaxEntry, …),
+        # so that every derivative symgrad prints reads back
+        stack = list(C.Primitive.__subclasses__())
+        while stack:
+            cls = stack.pop()
+            stack.extend(cls.__subclasses__())
+            name = cls.__name__
+            if cls.__module__.startswith("symgrad.") and _NAME.match(name) and "__" not in name:
+                out.setdefault(name, cls)
         _BLOCK_CACHE.update(key=key, builders=out, table=None)
     return _BLOCK_CACHE["builders"]
 

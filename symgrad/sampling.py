@@ -298,8 +298,9 @@ def points(symbols: Sequence[sp.Basic], exprs: Iterable[sp.Basic], count: int, r
 
     def base_point(kind, i=0):
         # the i-th wide/tiny point takes the decade i·φ (mod 1) along the range, signs alternating
-        return {s: draw(s, rng, spec(s), policy, kind, stratum=offset + (i + k) * 0.6180339887,
-                        sign=1 if (i + k) % 2 == 0 else -1) for k, s in enumerate(symbols)}
+        # (the first symbol; the others independently, so that no two inputs move in step)
+        return {s: draw(s, rng, spec(s), policy, kind, stratum=offset + i * 0.6180339887 if k == 0 else None,
+                        sign=(1 if i % 2 == 0 else -1) if k == 0 else None) for k, s in enumerate(symbols)}
 
     out = [base_point(kinds[i % len(kinds)], i // 2) for i in range(count)]
     kinks = breakpoints(*exprs)
@@ -349,6 +350,8 @@ def directions(rng: np.random.Generator, size: int) -> np.ndarray:
 def exact(v) -> sp.Expr:
     """A sampled value as an exact SymPy number (a float's exact binary value)."""
     sp = _sympy()
+    if isinstance(v, sp.Float):
+        return sp.Rational(v)
     if isinstance(v, sp.Basic):
         return v
     if isinstance(v, (int, np.integer)):

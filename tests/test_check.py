@@ -47,3 +47,24 @@ def test_sampling_respects_domains(rng):
                           {}, rng)
         assert 0.5 <= pt[p] <= 0.6 and pt[t] in (-1, 1)
         assert sorted(pt[s] for s in ys) == [0.0, 0.0, 1.0]
+
+
+# --- issue 11: one sampling policy -------------------------------------------------------------------
+def test_a_result_wrong_only_far_from_zero_is_caught():
+    d = sg.derive(x ** 2, x)
+    bad = dataclasses.replace(d, result=2 * x + sg.relu(x - 50))
+    assert not cross_check(bad, points=8).ok
+
+
+def test_a_result_wrong_only_just_right_of_a_kink_is_caught():
+    d = sg.derive(sg.relu(x), x)
+    bad = dataclasses.replace(d, result=sg.step(x) + sg.step(x) * sg.step(sp.Rational(1, 10 ** 4) - x))
+    assert not cross_check(bad).ok
+    assert cross_check(d).ok  # the kink itself is never a sample point of a finite difference
+
+
+def test_points_beyond_float64_are_skipped_not_passed_silently():
+    d = sg.derive(sp.exp(x), x)
+    assert cross_check(d, points=12).ok
+    bad = dataclasses.replace(d, result=sp.exp(x) * (1 + sp.Rational(1, 10 ** 6)))
+    assert not cross_check(bad, points=12).ok
