@@ -312,12 +312,8 @@ def bce_np(a, y, xp=np):
 
 
 def bce_with_logits_np(z, y, xp=np):
-    """BCE(σ(z), y) = c·z + log1p(e^{−|z|}), c = 1 − y for z ≥ 0 and −y below: finite for every finite
-    z; at ±inf the limit (inf, or 0 where c = 0: y = 1 at +inf, y = 0 at −inf)."""
-    c = xp.where(z >= 0, 1 - y, -y)
-    with np.errstate(invalid="ignore"):  # 0 · inf where c = 0: replaced by the limit 0
-        cz = c * z
-    return xp.where(c == 0, 0.0, cz) + xp.log1p(xp.exp(-xp.abs(z)))
+    """BCE(σ(z), y) = max(z, 0) − z·y + log1p(e^{−|z|}): finite for every z."""
+    return xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
 
 
 def binary_focal_np(z, y, gamma=2.0, alpha=0.25, xp=np):
@@ -1889,7 +1885,7 @@ def cross_entropy(a, y):
 
 
 def cross_entropy_backward(a, y, grad):
-    r"""The vector–Jacobian product of cross_entropy: grad · ∂cross_entropy/∂(a, y).
+    r"""The vector–Jacobian product of cross_entropy: grad · ∂cross_entropy/∂(a).
 
     Forward:  \mathcal{L}_{\mathrm{CE}}(\mathbf{a}, \mathbf{y}) = -\sum_k y_k \log a_k
     Identity: \frac{\partial \mathcal{L}}{\partial a_k} = -\frac{y_k}{a_k}
@@ -1897,8 +1893,8 @@ def cross_entropy_backward(a, y, grad):
     a: an array (..., K): a batch of vectors along the last axis
     y: class indices (...,), 0-based, or target rows (..., C) (one-hot or probabilities)
     grad: the upstream gradient, one number per sample (...,)
-    Returns the gradients with respect to a, y, each shaped like its input.
-    The gradient for y is None when y holds class indices (not differentiable).
+    Returns the gradient with respect to a, shaped like a.
+    Not differentiated (data): y.
     Kinks: smooth: differentiable everywhere
     """
     xp = namespace(a, y, grad)
@@ -1909,7 +1905,6 @@ def cross_entropy_backward(a, y, grad):
     y_shape = y.shape
     grad_shape = grad.shape
     a = rows(a, xp)
-    y_rows = not indices(y, xp)
     y = labels(y, a.shape[-1], a.dtype, xp=xp)
     grad = xp.reshape(grad, (-1, 1))
     if y.shape[-2] != a.shape[-2]:
@@ -1920,13 +1915,7 @@ def cross_entropy_backward(a, y, grad):
     grad_a *= grad
     grad_a *= y
     grad_a *= -1
-    grad_y = None  # class indices are not differentiable
-    if y_rows:  # target rows (probabilities) are
-        grad_y = xp.log((a))
-        grad_y *= grad
-        grad_y *= -1
-        grad_y = xp.reshape(grad_y, y_shape)
-    return shaped(grad_a, a_shape, xp), grad_y
+    return shaped(grad_a, a_shape, xp)
 
 
 # --- softmax_cross_entropy -----------------------------------------------------------------------
@@ -1957,7 +1946,7 @@ def softmax_cross_entropy(z, y):
 
 
 def softmax_cross_entropy_backward(z, y, grad):
-    r"""The vector–Jacobian product of softmax_cross_entropy: grad · ∂softmax_cross_entropy/∂(z, y).
+    r"""The vector–Jacobian product of softmax_cross_entropy: grad · ∂softmax_cross_entropy/∂(z).
 
     Forward:  \mathcal{L}(\mathbf{z}, \mathbf{y}) = -\sum_k y_k \log \operatorname{softmax}(\mathbf{z})_k
     Identity: \frac{\partial \mathcal{L}}{\partial \mathbf{z}} = \mathbf{a} - \mathbf{y} \quad (\textstyle\sum_k y_k = 1)
@@ -1965,8 +1954,8 @@ def softmax_cross_entropy_backward(z, y, grad):
     z: an array (..., K): a batch of vectors along the last axis
     y: class indices (...,), 0-based, or target rows (..., C) (one-hot or probabilities)
     grad: the upstream gradient, one number per sample (...,)
-    Returns the gradients with respect to z, y, each shaped like its input.
-    The gradient for y is None when y holds class indices (not differentiable).
+    Returns the gradient with respect to z, shaped like z.
+    Not differentiated (data): y.
     Kinks: smooth: differentiable everywhere
     """
     xp = namespace(z, y, grad)
@@ -1977,7 +1966,6 @@ def softmax_cross_entropy_backward(z, y, grad):
     y_shape = y.shape
     grad_shape = grad.shape
     z = rows(z, xp)
-    y_rows = not indices(y, xp)
     y = labels(y, z.shape[-1], z.dtype, xp=xp)
     grad = xp.reshape(grad, (-1, 1))
     if y.shape[-2] != z.shape[-2]:
@@ -1986,13 +1974,7 @@ def softmax_cross_entropy_backward(z, y, grad):
         raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {z.shape[-2]} (as z, shape {z_shape})")
     grad_z = softmax_minus_targets_np(z, y, xp=xp)
     grad_z *= grad
-    grad_y = None  # class indices are not differentiable
-    if y_rows:  # target rows (probabilities) are
-        grad_y = row_log_softmax_np(z, xp=xp)
-        grad_y *= grad
-        grad_y *= -1
-        grad_y = xp.reshape(grad_y, y_shape)
-    return shaped(grad_z, z_shape, xp), grad_y
+    return shaped(grad_z, z_shape, xp)
 
 
 # --- squared_l2 ----------------------------------------------------------------------------------
@@ -2023,7 +2005,7 @@ def squared_l2(p, y):
 
 
 def squared_l2_backward(p, y, grad):
-    r"""The vector–Jacobian product of squared_l2: grad · ∂squared_l2/∂(p, y).
+    r"""The vector–Jacobian product of squared_l2: grad · ∂squared_l2/∂(p).
 
     Forward:  \mathcal{L}(\hat{\mathbf{y}}, \mathbf{y}) = \lVert \hat{\mathbf{y}} - \mathbf{y} \rVert_2^2
     Identity: \frac{\partial \mathcal{L}}{\partial \hat{\mathbf{y}}} = 2(\hat{\mathbf{y}} - \mathbf{y})
@@ -2031,7 +2013,8 @@ def squared_l2_backward(p, y, grad):
     p: an array (..., K): a batch of vectors along the last axis
     y: an array (..., K): a batch of vectors along the last axis
     grad: the upstream gradient, one number per sample (...,)
-    Returns the gradients with respect to p, y, each shaped like its input.
+    Returns the gradient with respect to p, shaped like p.
+    Not differentiated (data): y.
     Kinks: smooth: differentiable everywhere
     """
     xp = namespace(p, y, grad)
@@ -2048,11 +2031,10 @@ def squared_l2_backward(p, y, grad):
         raise ValueError(f"y: shape {y_shape}, expected that of p, {p_shape}")
     if grad.shape[-2] != p.shape[-2]:
         raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {p.shape[-2]} (as p, shape {p_shape})")
-    _t0 = p - y
-    _t0 *= grad
-    grad_p = 2*_t0
-    grad_y = (-2)*_t0
-    return shaped(grad_p, p_shape, xp), shaped(grad_y, y_shape, xp)
+    grad_p = p - y
+    grad_p *= grad
+    grad_p *= 2
+    return shaped(grad_p, p_shape, xp)
 
 
 # --- hinge ---------------------------------------------------------------------------------------

@@ -199,7 +199,7 @@ register(Block(
 
 
 # === dropout with a given mask, max pooling, log-sum-exp ======================================
-def dropout(x, mask, p=0.5) -> sp.Expr:
+def dropout(x, mask, p=sp.S.Half) -> sp.Expr:
     """x · mask/(1 − p) for a given mask (0 = dropped, 1 = kept) and drop probability p ∈ [0, 1):
     torch's dropout in training mode with its random mask made an input. The mask is data."""
     return to_sympy(x, "x") * to_sympy(mask, "mask") / (1 - to_sympy(p, "p"))

@@ -450,12 +450,12 @@ class Huber(Primitive):
         return tex if exp is None else rf"{tex}^{{{exp}}}"
 
 
-def huber(x, y, delta=1.0) -> sp.Expr:
+def huber(x, y, delta=1) -> sp.Expr:
     """Huber_δ(x − y) of a prediction x against a target y (torch's huber_loss, reduction='none')."""
     return Huber(to_sympy(x, "x") - to_sympy(y, "y"), to_sympy(delta, "delta"))
 
 
-def smooth_l1(x, y, beta=1.0) -> sp.Expr:
+def smooth_l1(x, y, beta=1) -> sp.Expr:
     """Huber_β(x − y)/β: ½d²/β for |d| < β, |d| − ½β otherwise (torch's smooth_l1_loss, β > 0)."""
     beta = to_sympy(beta, "beta")
     return Huber(to_sympy(x, "x") - to_sympy(y, "y"), beta) / beta
@@ -503,7 +503,7 @@ register(Block(
 
 
 # --- margin ranking --------------------------------------------------------------------------
-def margin_ranking(x1, x2, y, margin=0.0) -> sp.Expr:
+def margin_ranking(x1, x2, y, margin=0) -> sp.Expr:
     """[−y(x1 − x2) + margin]₊ for a label y ∈ {−1, +1} (x1 should rank higher when y = 1)."""
     x1, x2, y = to_sympy(x1, "x1"), to_sympy(x2, "x2"), to_sympy(y, "y")
     return ClampMin(-y * (x1 - x2) + to_sympy(margin, "margin"))
@@ -565,7 +565,7 @@ class BinaryFocal(Primitive):
         return tex if exp is None else rf"{tex}^{{{exp}}}"
 
 
-def binary_focal(z, y, gamma=2.0, alpha=0.25) -> sp.Expr:
+def binary_focal(z, y, gamma=2, alpha=0.25) -> sp.Expr:
     """α_t (1 − p_t)^γ BCE(σ(z), y) on a logit z against y ∈ [0, 1]: torchvision's sigmoid_focal_loss,
     reduction='none', for α ≥ 0 (torchvision's α < 0, no weighting, is α_t = 1: not this block)."""
     return BinaryFocal(to_sympy(z, "z"), to_sympy(y, "y"), to_sympy(gamma, "gamma"), to_sympy(alpha, "alpha"))
@@ -682,8 +682,10 @@ def nll(x, y) -> sp.Expr:
         if len(y) != len(x):
             raise ValueError(f"nll: {len(x)} log-probabilities but {len(y)} targets")
         return -sp.Add(*[a * b for a, b in zip(x, y)])
+    if isinstance(y, sp.Integer):
+        y = int(y)
     if not isinstance(y, int) or isinstance(y, bool):
-        raise TypeError("nll: y must be a Python int class index (1-based) or a target vector")
+        raise TypeError("nll: y must be an integer class index (1-based) or a target vector")
     if not 1 <= y <= len(x):
         raise ValueError(f"class index y = {y} is out of range 1..{len(x)} (indices start at 1)")
     return -x[y - 1]
@@ -840,7 +842,7 @@ def cosine_similarity(u, v) -> sp.Expr:
     return u.dot(v) / (sp.sqrt(u.dot(u)) * sp.sqrt(v.dot(v)))
 
 
-def cosine_embedding(u, v, y, margin=0.0) -> sp.Expr:
+def cosine_embedding(u, v, y, margin=0) -> sp.Expr:
     """1 − cos(u, v) for y = 1, [cos(u, v) − margin]₊ for y = −1 (torch's cosine_embedding_loss)."""
     y, c = to_sympy(y, "y"), cosine_similarity(u, v)
     return (1 + y) / 2 * (1 - c) + (1 - y) / 2 * ClampMin(c - to_sympy(margin, "margin"))
@@ -848,10 +850,13 @@ def cosine_embedding(u, v, y, margin=0.0) -> sp.Expr:
 
 def _cosine_example(embedding: bool) -> Example:
     u, v = vector("u", 3), vector("v", 3)
+    # u and v never parallel (signs + + + against + − +): there the gradient is 0 and a relative check is noise
+    apart = {**{s: Interval(0.2, 2.0) for s in u}, v[0]: Interval(0.2, 2.0), v[1]: Interval(-2.0, -0.2),
+             v[2]: Interval(0.2, 2.0)}
     if not embedding:
-        return Example(cosine_similarity(u, v), (u, v), {"u": u, "v": v})
+        return Example(cosine_similarity(u, v), (u, v), {"u": u, "v": v}, domain=apart)
     return Example(cosine_embedding(u, v, _t, _margin), (u, v), {"u": u, "v": v, "y": _t, "margin": _margin},
-                   domain={_t: Choice((-1, 1)), _margin: Interval(-0.5, 0.5)})
+                   domain={**apart, _t: Choice((-1, 1)), _margin: Interval(-0.5, 0.5)})
 
 
 def _cosine_batched(embedding: bool) -> Batched:
@@ -901,7 +906,7 @@ register(Block(
 TRIPLET_EPS = 1e-6  # torch's pairwise_distance adds eps to the difference
 
 
-def triplet_margin(a, p, n, margin=1.0, eps=TRIPLET_EPS) -> sp.Expr:
+def triplet_margin(a, p, n, margin=1, eps=TRIPLET_EPS) -> sp.Expr:
     """[margin + ‖a − p + ε‖ − ‖a − n + ε‖]₊ for an anchor a, a positive p and a negative n (vectors)."""
     a, p, n = (as_vector(v, f"triplet_margin {w}") for v, w in ((a, "anchor"), (p, "positive"), (n, "negative")))
     if not len(a) == len(p) == len(n):
@@ -933,7 +938,8 @@ def _triplet_batched() -> Batched:
 
 
 register(Block(
-    name="triplet_margin", domain="a, p, n in R^K, margin real, eps >= 0 (p = 2)", family="loss",
+    name="triplet_margin", domain="a, p, n in R^K, margin real, eps >= 0 (torch's p = 2, swap = False)",
+    family="loss",
     formula="triplet_margin(a, p, n, margin=1, eps=1e-6) = max(0, margin + ||a - p + eps|| - ||a - n + eps||)",
     latex=r"\ell(\mathbf{a}, \mathbf{p}, \mathbf{n}) = \max\bigl(0, m + \lVert \mathbf{a} - \mathbf{p} + \epsilon \rVert_2"
           r" - \lVert \mathbf{a} - \mathbf{n} + \epsilon \rVert_2\bigr)",
