@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixElement
 from sympy.printing.latex import LatexPrinter
-from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -405,15 +404,14 @@ def _pieces(expr: sp.Basic, budget: float | None, d: str, settings: dict) -> lis
         num, den = sp.fraction(expr)
         factors = list(num.args) if isinstance(num, sp.Mul) else [num]
         if den != 1 or len(factors) > 1:
-            printer = SymgradLatexPrinter(settings)
             parts = [[rf"\frac{{1}}{{{latex(den, **settings)}}}"]] if den != 1 else []
             for f in sorted(factors, key=_is_sum):  # sums last, as the printer writes them
                 if f == 1:
                     continue
-                if _is_sum(f):
+                if isinstance(f, (sp.Add, sp.MatAdd)):
                     parts.append(_wrapped(f, budget - 4, d, settings, ""))
-                else:
-                    parts.append([printer.parenthesize(f, PRECEDENCE["Mul"])])
+                else:  # a power, a function, a symbol or a number: juxtaposed as it prints
+                    parts.append([latex(f, **settings)])
             return _pack_lines(parts, budget, r"\cdot ")
     if expr.could_extract_minus_sign() and isinstance(expr, sp.Mul):
         lines = _pieces(-expr, budget - 2, d, settings)

@@ -150,3 +150,20 @@ def test_long_where_clauses_become_a_list():
     assert len(where) == 1 and len(listed) >= 3
     assert all(latex_width(r) <= 52 for r in where + listed)
     assert d.latex(raw=False).count(r"\text{where }") == 1 and r"\phantom" not in d.latex(raw=False)
+
+
+def test_wide_grids_go_entry_by_entry_and_long_products_break_between_factors():
+    xs = sp.symbols("x1:4", real=True)
+    big = sp.Add(*[sg.sigmoid(xs[0] * v + k) * v ** k for k, v in enumerate(xs * 3)])
+    F = sp.Matrix([big * xs[1], big * xs[2]])  # a column of long entries: a Jacobian column
+    d = sg.derive(F, xs[0])
+    paged = d.latex(raw=False, width=60)
+    rows = paged.splitlines()[1:-1]
+    assert any(r.startswith(r"\left(\frac{\partial \mathbf{f}}{\partial x_{1}}\right)_{2} &= ") for r in rows)
+    assert "begin{matrix}" not in paged and r"\resizebox" not in paged
+    assert all(latex_width(r.split(r"\tag*")[0]) <= 62 for r in rows)
+    product = sp.Mul(*[(sg.sigmoid(v) + v ** 2 + sp.exp(v)) for v in xs * 2], evaluate=False)
+    d = sg.derive(product.subs(xs[1], 2 * xs[0]), xs[2])
+    paged = d.latex(raw=False, width=50)
+    assert r"\cdot " in paged and all(latex_width(r.split(r"\tag*")[0]) <= 52 for r in paged.splitlines()[1:-1])
+    assert paged.count(r"\Bigl(") == paged.count(r"\Bigr)")
