@@ -366,8 +366,16 @@ def _verify(args) -> int:
     target = args.target.strip()
     positive = [check_name(n, "--positive name") for n in _split(args.positive, "--positive")] if args.positive else []
     matrices = _matrices(args.matrix)
+    defaults = []
     if _BARE_NAME.match(target) and target not in matrices:
-        expr = get_block(target).build().expr
+        block = get_block(target)
+        expr = block.build().expr
+        # a parameter the claim does not name takes the block's declared default (said in a note)
+        present = {s.name: s for s in expr.free_symbols if isinstance(s, sp.Symbol)}
+        for name, value in block.params.items():
+            if name in present and not re.search(rf"\b{re.escape(name)}\b|\\{re.escape(name)}\b", args.claim):
+                expr = expr.xreplace({present[name]: sp.Float(value)})
+                defaults.append(f"{name} = {value:g} (the block's default; name {name} in the claim to keep it symbolic)")
     else:
         expr = parse(target, symbols=matrices, assumptions={n: {"positive": True} for n in positive})
     wrt = [check_name(n, "--wrt name") for n in _split(args.wrt)]
@@ -377,6 +385,7 @@ def _verify(args) -> int:
     if unused:
         raise ValueError(f"--matrix {', '.join(unused)}: not in the expression")
     verdict = verify(expr, matrices.get(wrt[0], wrt[0]), args.claim, timeout=args.timeout, positive=positive)
+    verdict.notes[:0] = defaults
     if args.json:
         print(json.dumps(verdict.to_json(), indent=2, default=str))
     elif args.latex:

@@ -142,7 +142,8 @@ def verify(expr: Any, wrt: Any, claim: Any, *, timeout: float = 5.0, points: int
     parsed = sampling.unify(_as_claim(claim, symbols), symbols)
     _refuse_non_finite(parsed)
     notes: list[str] = []
-    foreign = sorted(set(sampling.by_name(parsed)) - set(symbols))
+    free = parsed.free_symbols if isinstance(parsed, (sp.Basic, sp.MatrixBase)) else set()
+    foreign = sorted({getattr(s, "name", str(s)) for s in free if not isinstance(s, sp.Indexed)} - set(symbols))
     if foreign:
         notes.append(f"the claim has symbols the expression does not: {', '.join(foreign)} (sampled as free variables)")
     if _has_heaviside(parsed) or _has_heaviside(truth):

@@ -205,3 +205,12 @@ def test_a_symbol_named_self_compiles(capsys):
 
     f = sg.derive("self*x**2", "x").compile()
     assert f(self=2.0, x=3.0) == 12.0
+
+
+def test_verify_a_block_with_its_default_parameter(capsys):
+    code, out, _ = run(capsys, "verify", "leaky_relu", "--wrt", "x", "--claim", "Piecewise((1, x > 0), (1/100, True))")
+    assert code == 0 and "default" in out, out
+    code, out, _ = run(capsys, "verify", "leaky_relu", "--wrt", "x", "--claim", "Piecewise((1, x > 0), (alpha, True))")
+    assert code == 0, out
+    code, out, _ = run(capsys, "verify", "leaky_relu", "--wrt", "x", "--claim", "Piecewise((1, x > 0), (1/10, True))")
+    assert code == 1, out
