@@ -63,13 +63,23 @@ def rtol_for(dtype) -> float:
     return RTOL.get(np.dtype(dtype), 1e-6)
 
 
-def claim_tolerance(*exprs: sp.Basic) -> float:
-    """:data:`FLOAT_RTOL` when any expression contains a floating-point number, else :data:`EXACT_RTOL`."""
+def claim_tolerance(claim, truth=None) -> float:
+    """:data:`FLOAT_RTOL` when the claim is a floating-point statement, else :data:`EXACT_RTOL`.
+
+    With ``truth``: when a floating-point number appears on one side only (the claim's 0.333…
+    for 1/3, the truth's α = 0.01 for the claim's 1/100); floats the claim shares with the truth
+    (a block's constants copied) are exact. Without: when ``claim`` contains any float.
+    ``claim``/``truth`` may be lists of expressions."""
     sp = _sympy()
-    for e in exprs:
-        if isinstance(e, sp.Basic) and any(isinstance(a, sp.Float) for a in e.atoms(sp.Float)):
-            return FLOAT_RTOL
-    return EXACT_RTOL
+
+    def floats(obj):
+        items = obj if isinstance(obj, (list, tuple)) else [obj]
+        return {f for e in items if isinstance(e, (sp.Basic, sp.MatrixBase)) for f in e.atoms(sp.Float)}
+
+    mine = floats(claim)
+    if truth is None:
+        return FLOAT_RTOL if mine else EXACT_RTOL
+    return FLOAT_RTOL if mine ^ floats(truth) else EXACT_RTOL
 
 
 @dataclass(frozen=True)

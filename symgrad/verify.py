@@ -164,7 +164,7 @@ def verify(expr: Any, wrt: Any, claim: Any, *, timeout: float = 5.0, points: int
         notes.append(shape_note)
     # 1. numbers first: a wrong claim is refuted fast, before any expensive simplification
     refuted = _refute(pairs, points, seed, budget, _alternatives(derivation, pairs, sized))
-    tol = sampling.claim_tolerance(parsed, truth_cmp)
+    tol = sampling.claim_tolerance([c for c, _ in pairs], [t for _, t in pairs])
     where = "at small sizes " + ", ".join(f"{d} = {v}" for d, v in sized.items()) + "; " if sized else ""
     if refuted is not None and refuted[0] == "counterexample":
         info = refuted[1]
@@ -394,7 +394,7 @@ def _refute(pairs, points, seed, budget, alternatives=None):
     alternatives = alternatives or [None] * len(pairs)
     plain = [(elementary(c), elementary(t), elementary(a) if a is not None else None)
              for (c, t), a in zip(pairs, alternatives)]
-    tol = mpmath.mpf(sampling.claim_tolerance(*[e for pair in plain for e in pair[:2]]))
+    tol = mpmath.mpf(sampling.claim_tolerance([pair[0] for pair in plain], [pair[1] for pair in plain]))
     rounds = _sizes_and_indices(plain, rng)
     if isinstance(rounds, str):
         return ("unevaluable", rounds)

@@ -69,6 +69,10 @@ def test_exact_evaluation_never_guesses_through_a_cancellation():
 def test_tolerances_depend_on_the_input_precision():
     assert S.claim_tolerance(2 * x) == S.EXACT_RTOL
     assert S.claim_tolerance(sp.Float(0.01) * x) == S.FLOAT_RTOL
+    # a float on one side only is a floating-point statement; floats copied from the truth are exact
+    assert S.claim_tolerance(x / 100, sp.Float(0.01) * x) == S.FLOAT_RTOL
+    assert S.claim_tolerance(sp.Float(0.3333333333333333) * x, x / 3) == S.FLOAT_RTOL
+    assert S.claim_tolerance(sp.Float(0.044715) * x * (1 + sp.Rational(1, 10 ** 18)), sp.Float(0.044715) * x) == S.EXACT_RTOL
     assert 1e-15 < S.FLOAT_RTOL < 1e-12 and S.EXACT_RTOL < 1e-18
     assert S.rtol_for(np.float32) > S.rtol_for(np.float64)
 

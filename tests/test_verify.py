@@ -310,3 +310,11 @@ def test_verdicts_render_as_math_in_an_executed_notebook(tmp_path):
     html, _ = nbconvert.HTMLExporter().from_notebook_node(nb)
     assert r"\neq" in html and "refuted" in html
     assert "<pre><code>refuted" not in html  # not a code block
+
+
+def test_floats_copied_from_the_truth_are_compared_exactly():
+    g = sg.parse("gelu_tanh(x)", symbols={"x": x})
+    truth = sg.derive(g, x).result
+    assert sg.verify(g, x, truth).ok
+    assert sg.verify(g, x, truth * (1 + sp.Rational(1, 10 ** 18))).status == "refuted"
+    assert sg.verify(x ** 2 / 3, x, "0.6666666666666666*x").ok  # a float claim: float64 rounding
