@@ -15,8 +15,9 @@ new block needs nothing here. Each value respects its symbol's domain (an ``Inte
 positive → (0, ∞)).
 
 **Tolerance.** Exact claims are compared at :data:`EXACT_RTOL` (relative, with values correct
-to :data:`DIGITS` digits); a claim or truth that contains floating-point numbers is a
-floating-point statement, compared at :data:`FLOAT_RTOL` ≈ 256 ε of float64. Compiled float
+to :data:`DIGITS` digits); a claim with a floating-point number the truth does not have (or
+the reverse: the truth's α = 0.01 against the claim's 1/100) is a floating-point statement,
+compared at :data:`FLOAT_RTOL` ≈ 256 ε of float64. Compiled float
 code is compared with :func:`rtol_for` its dtype and the floor :data:`FLOOR` of the result's
 largest entry:
 

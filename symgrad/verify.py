@@ -10,9 +10,11 @@ the same variable). Then:
    the points of :mod:`symgrad.sampling` — magnitudes across many decades, both signs, near 0,
    and at and on both sides of every breakpoint of claim and truth — to 30 correct digits
    (a point whose value cannot be resolved is skipped, never guessed). A relative difference
-   above the tolerance (1e-20, or float64 rounding ≈ 5.7e-14 when claim or truth contains
-   floating-point numbers) refutes the claim, with the point and both values. Matrix
-   expressions are written out at small sizes (2, 3, 4, … so a transposition shows);
+   above the tolerance (1e-20, or float64 rounding ≈ 5.7e-14 when a floating-point number
+   appears on one side only) refutes the claim, with the point and both values. Where the
+   truth's textbook form cancels beyond reach (far in the tails), plain SymPy's form, the
+   difference claim − truth, and an interval bound on |truth| decide. Matrix expressions are
+   written out at small sizes (2, 3, 4, … so a transposition shows);
 2. **proof** (bounded): Heaviside is read with the kink convention H(0) = 0 (said in the
    notes), both sides are written in elementary functions, and the difference goes through
    cheap targeted rewrites (cancel, expand, together) before a time-limited ``simplify``.
