@@ -105,8 +105,8 @@ def softmax_ce(repeat):
         return e / e.sum(axis=1, keepdims=True) - y
 
     rows = {"hand NumPy": best(hand, repeat), "symgrad compiled": best(lambda: compiled(Z=z, Y=y), repeat),
-            "symgrad.nn, one-hot rows (x grad)": best(lambda: nn.softmax_cross_entropy_backward(z, y, ones), repeat),
-            "symgrad.nn, class indices (x grad)": best(lambda: nn.softmax_cross_entropy_backward(z, idx, ones), repeat)}
+            "symgrad.nn, one-hot rows (× grad; ∂z, ∂y)": best(lambda: nn.softmax_cross_entropy_backward(z, y, ones), repeat),
+            "symgrad.nn, class indices (× grad; ∂z)": best(lambda: nn.softmax_cross_entropy_backward(z, idx, ones), repeat)}
     torch = _torch()
     if torch is not None:
         t, ti = torch.from_numpy(z), torch.from_numpy(idx)
