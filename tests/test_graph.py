@@ -108,3 +108,94 @@ def test_graph_errors():
         sg.derive(Graph({"f": x * y}), "w")
     with pytest.raises(ValueError, match="missing values"):
         Graph({"f": x * y}).backprop({"x": 1.0})
+
+
+# --- an expression as a graph of named intermediates: the engine's one reverse pass -----------------
+def _matrix_net(depth, n=3):
+    X, Y = sp.MatrixSymbol("X", 5, n), sp.MatrixSymbol("Y", 5, n)
+    Ws = [sp.MatrixSymbol(f"W{i}", n, n) for i in range(1, depth + 1)]
+    h = X
+    for W in Ws[:-1]:
+        h = sg.sigmoid(h * W)
+    r = h * Ws[-1] - Y
+    return sp.Trace(r.T * r), Ws
+
+
+def _scalar_net(depth, width=2):
+    xs = sp.symbols(f"x1:{width + 1}", real=True)
+    h, ws = list(xs), []
+    for layer in range(1, depth + 1):
+        W = [[sp.Symbol(f"w{layer}_{i}{j}", real=True) for j in range(width)] for i in range(width)]
+        ws += [e for row in W for e in row]
+        h = [sg.sigmoid(sum(W[i][j] * h[j] for j in range(width))) for i in range(width)]
+    v = [sp.Symbol(f"v{j}", real=True) for j in range(width)]
+    y = sp.Symbol("y", real=True)
+    return (sum(v[j] * h[j] for j in range(width)) - y) ** 2, ws + v, xs, y
+
+
+def test_expression_graph_names_each_block_output_once_and_grows_linearly():
+    from symgrad.graph import expression_graph
+
+    sizes = []
+    for depth in (2, 4, 8):
+        L, _ = _matrix_net(depth)
+        g = expression_graph(L)
+        sizes.append(len(g.names))
+        # σ(XW1) and its transposed twin σ(W1ᵀXᵀ) (from rᵀ r) are one node
+        assert len([v for v in g.exprs.values() if "sigmoid" in str(v)]) == depth - 1
+    assert sizes == [2, 4, 8]  # depth − 1 hidden layers + the loss
+    L, ws, _, _ = _scalar_net(3)
+    g = expression_graph(L)
+    assert [str(n) for n in g.names] == ["a1", "a2", "a3", "a4", "a5", "a6", "L"]
+
+
+def test_deep_matrix_net_every_weight_in_one_pass_equals_torch():
+    torch = pytest.importorskip("torch")
+    L, Ws = _matrix_net(10)
+    d = sg.derive(L, Ws)
+    assert not [n for n in d.notes if "bound" in n or "budget" in n]
+    assert list(d.intermediates)[:2] == [sp.MatrixSymbol("h1", 5, 3), sp.MatrixSymbol("h2", 5, 3)]
+    assert d.intermediates[sp.MatrixSymbol("h2", 5, 3)] == sg.sigmoid(sp.MatrixSymbol("h1", 5, 3) * Ws[1])
+    rng = np.random.default_rng(7)
+    v = {"X": rng.normal(size=(5, 3)), "Y": rng.normal(size=(5, 3))}
+    v.update({W.name: rng.normal(size=(3, 3)) for W in Ws})
+    got = d.compile()(**v)
+    t = {k: torch.tensor(a, requires_grad=k.startswith("W")) for k, a in v.items()}
+    h = t["X"]
+    for W in Ws[:-1]:
+        h = torch.sigmoid(h @ t[W.name])
+    ((h @ t[Ws[-1].name] - t["Y"]) ** 2).sum().backward()
+    for W, g in zip(Ws, got):
+        np.testing.assert_allclose(g, t[W.name].grad.numpy(), rtol=1e-11, atol=1e-14)
+    assert "Lambda" not in sg.latex(d.named[0]) and "_entry" not in str(d.named[0])
+
+
+def test_deep_scalar_net_compiles_its_named_program_and_matches_mpmath_differences():
+    import mpmath
+
+    L, ws, xs, y = _scalar_net(5)
+    d = sg.derive(L, ws)
+    assert d.large  # the substituted result would be large: the program is compiled, not expanded
+    assert not [n for n in d.notes if "bound" in n or "budget" in n]
+    f = d.compile()
+    assert "# backward" in f.source and "grad_a1" in f.source
+    rng = np.random.default_rng(8)
+    point = {s: float(rng.uniform(-1.5, 1.5)) for s in list(ws) + list(xs) + [y]}
+    got = f(**{s.name: v for s, v in point.items()})
+    plain = sp.lambdify(list(point), L.replace(sg.sigmoid, lambda u: 1 / (1 + sp.exp(-u))), "mpmath")
+    mpmath.mp.dps = 40
+    for s, g in zip(ws, got):
+        def at(e, s=s):
+            return plain(*[mpmath.mpf(v) + (e if k == s else 0) for k, v in point.items()])
+        fd = (at(mpmath.mpf("1e-15")) - at(mpmath.mpf("-1e-15"))) / mpmath.mpf("2e-15")
+        assert abs(float(g) - float(fd)) <= 1e-12 * max(1.0, abs(float(fd)))
+    assert "Lambda" not in str(d.named)
+
+
+def test_small_expressions_keep_their_textbook_form_through_the_pass():
+    w, x, b, y = sp.symbols("w x b y", real=True)
+    d = sg.derive(sg.bce(sg.sigmoid(w * x + b), y), [w, b])
+    assert not d.large
+    assert d.named == (x * (sp.Symbol("a") - y), sp.Symbol("a") - y) or \
+        sp.simplify(d.named[0] - x * (sp.Symbol("a", real=True) - y)) == 0
+    assert d.check().ok
