@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from symgrad.runtime import device, indices, labels, namespace, product, reduce_to, rows, shaped
+from symgrad.runtime import check_broadcast, device, indices, labels, namespace, product, reduce_to, rows, shaped
 
 
 __all__ = [
@@ -143,8 +143,18 @@ __all__ = [
 
 
 def _affine_np(xhat, gamma, beta):
-    out = xhat if isinstance(gamma, (int, float)) and gamma == 1 else xhat * gamma
-    return out if isinstance(beta, (int, float)) and beta == 0 else out + beta
+    """x̂ ∘ γ + β (γ = 1, β = 0: no affine part); in place for a NumPy x̂ (always a new array here)
+    when that keeps the dtype NumPy's promotion gives."""
+    scale = not (isinstance(gamma, (int, float)) and gamma == 1)
+    shift = not (isinstance(beta, (int, float)) and beta == 0)
+    if isinstance(xhat, np.ndarray) and np.result_type(xhat, gamma, beta) == xhat.dtype:
+        if scale:
+            xhat *= gamma
+        if shift:
+            xhat += beta
+        return xhat
+    out = xhat * gamma if scale else xhat
+    return out + beta if shift else out
 
 
 def _at_top(values, top, xp=np):
@@ -169,12 +179,18 @@ def _is_top(values, top, xp):
 
 def _masked_rows(S, out, xp=np):
     """``out`` with 0 in the rows where every score is −inf (they attend to nothing, as torch)."""
-    dead = xp.all(S == -math.inf, axis=-1, keepdims=True)
+    dead = xp.max(S, axis=-1, keepdims=True) == -math.inf
     if isinstance(out, np.ndarray):
         if dead.any():
             np.copyto(out, 0.0, where=dead)
         return out
     return xp.where(dead, xp.zeros_like(out), out)
+
+
+def _plain_enough(v, eps) -> bool:
+    """Whether the plain mean of squares ``v`` (NumPy) is accurate: finite (no square overflowed, no
+    NaN) and either ε dominates where it is tiny or no square underflowed."""
+    return bool(np.isfinite(v).all()) and (eps >= 1e-200 or v.min() >= np.finfo(v.dtype).tiny / np.finfo(v.dtype).eps)
 
 
 def _plain_numpy(Z, G) -> bool:
@@ -276,7 +292,11 @@ def attention_scores_np(Q, K, M=None, xp=np):
     if K.ndim != Q.ndim:
         raise ValueError(f"k: shape {tuple(K.shape)}: keys must be a matrix (S, d) shared by every query "
                          f"(q has shape {tuple(Q.shape)})")
-    S = (Q @ xp.matrix_transpose(K)) * (1.0 / math.sqrt(Q.shape[-1]))
+    S = Q @ xp.matrix_transpose(K)
+    if isinstance(S, np.ndarray):
+        S *= 1.0 / math.sqrt(Q.shape[-1])
+    else:
+        S = S * (1.0 / math.sqrt(Q.shape[-1]))
     if M is None:
         return S
     if xp.isdtype(M.dtype, "bool"):
@@ -312,8 +332,12 @@ def bce_np(a, y, xp=np):
 
 
 def bce_with_logits_np(z, y, xp=np):
-    """BCE(σ(z), y) = max(z, 0) − z·y + log1p(e^{−|z|}): finite for every z."""
-    return xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
+    """BCE(σ(z), y) = c·z + log1p(e^{−|z|}), c = 1 − y for z ≥ 0 and −y below: finite for every finite
+    z; at ±inf the limit (inf, or 0 where c = 0: y = 1 at +inf, y = 0 at −inf)."""
+    c = xp.where(z >= 0, 1 - y, -y)
+    with np.errstate(invalid="ignore"):  # 0 · inf where c = 0: replaced by the limit 0
+        cz = c * z
+    return xp.where(c == 0, 0.0, cz) + xp.log1p(xp.exp(-xp.abs(z)))
 
 
 def binary_focal_np(z, y, gamma=2.0, alpha=0.25, xp=np):
@@ -331,6 +355,11 @@ def celu_np(x, alpha=1.0, xp=np):
 def clamp_min_np(u, xp=np):
     """max(u, 0) (NaN stays NaN)."""
     return xp.maximum(u, 0)
+
+
+def clip_np(d, delta=1.0, xp=np):
+    """d clipped to [−δ, δ] (NaN stays NaN): the Huber derivative in one pass."""
+    return xp.clip(d, -delta, delta)
 
 
 def cosine_np(X1, X2, eps=1e-8, xp=np):
@@ -546,7 +575,15 @@ def rms_norm_vjp_np(X, gamma, G, eps=1e-6, xp=np):
 
 
 def root_mean_square_np(X, eps, xp=np):
-    """(x̂, rms) over the last axis: x̂ = x / rms, rms = √(mean x² + ε) = hypot(s √mean (x/s)², √ε)."""
+    """(x̂, rms) over the last axis: x̂ = x / rms, rms = √(mean x² + ε); as :func:`standardize_np`, the
+    plain form for NumPy when it is accurate, else hypot(s √mean (x/s)², √ε), s = max |x|."""
+    if isinstance(X, np.ndarray) and X.dtype.kind == "f":
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow here means: the careful path
+            v = np.mean(np.square(X), axis=-1, keepdims=True)
+        if _plain_enough(v, eps):
+            v += eps
+            r = np.sqrt(v, out=v)
+            return X / r, r
     s = _scale_np(X, -1, xp)
     u = X / s
     t = s * xp.sqrt(xp.mean(u * u, axis=-1, keepdims=True))
@@ -790,8 +827,18 @@ def softsign_np(x, xp=np):
 
 
 def standardize_np(X, eps, axis=-1, xp=np):
-    """(x̂, σ) along ``axis``: x̂ = (x − μ)/σ, σ = √(var x + ε) (biased variance), from u = x/s
-    (s = max |x|): σ = hypot(s √var u, √ε), so that no square overflows or underflows."""
+    """(x̂, σ) along ``axis``: x̂ = (x − μ)/σ, σ = √(var x + ε) (biased variance). NumPy arrays take the
+    textbook two-pass form when its squares neither overflow nor underflow; otherwise (and for other
+    namespaces) it is computed from u = x/s (s = max |x|): σ = hypot(s √var u, √ε)."""
+    if isinstance(X, np.ndarray) and X.dtype.kind == "f":
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow here means: the careful path
+            c = X - X.mean(axis=axis, keepdims=True)
+            v = np.mean(np.square(c), axis=axis, keepdims=True)
+        if _plain_enough(v, eps):
+            v += eps
+            sigma = np.sqrt(v, out=v)
+            c /= sigma
+            return c, sigma
     s = _scale_np(X, axis, xp)
     u = X / s
     c = u - xp.mean(u, axis=axis, keepdims=True)
@@ -846,6 +893,8 @@ def sigmoid_backward(x, grad):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
+    if grad.shape != x.shape:
+        check_broadcast(grad, x=x)
     grad_x = grad*sigmoid_grad_np(x, xp=xp)
     return reduce_to(grad_x, x.shape, xp)
 
@@ -881,6 +930,8 @@ def tanh_backward(x, grad):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
+    if grad.shape != x.shape:
+        check_broadcast(grad, x=x)
     grad_x = grad*sech2_np(x, xp=xp)
     return reduce_to(grad_x, x.shape, xp)
 
@@ -916,6 +967,8 @@ def relu_backward(x, grad):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
+    if grad.shape != x.shape:
+        check_broadcast(grad, x=x)
     grad_x = grad*step_np(x, xp=xp)
     return reduce_to(grad_x, x.shape, xp)
 
@@ -953,6 +1006,8 @@ def leaky_relu_backward(x, grad, alpha=0.01):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
+    if grad.shape != x.shape:
+        check_broadcast(grad, x=x)
     grad_x = xp.where((x > 0), grad, alpha*grad)
     return reduce_to(grad_x, x.shape, xp)
 
@@ -990,6 +1045,8 @@ def elu_backward(x, grad, alpha=1.0):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
+    if grad.shape != x.shape:
+        check_broadcast(grad, x=x)
     grad_x = xp.where((x > 0), grad, alpha*grad*xp.exp(xp.minimum(0, x)))
     return reduce_to(grad_x, x.shape, xp)
 
@@ -1025,6 +1082,8 @@ def softplus_backward(x, grad):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
+    if grad.shape != x.shape:
+        check_broadcast(grad, x=x)
     grad_x = grad*sigmoid_np(x, xp=xp)
     return reduce_to(grad_x, x.shape, xp)
 
@@ -1246,6 +1305,8 @@ def gelu_backward(x, grad):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
+    if grad.shape != x.shape:
+        check_broadcast(grad, x=x)
     grad_x = grad*((1/2)*math.sqrt(2)*x*xp.exp(-1/2*x**2)/math.sqrt(math.pi) + normal_cdf_np(x, xp=xp))
     return reduce_to(grad_x, x.shape, xp)
 
@@ -1281,6 +1342,8 @@ def gelu_tanh_backward(x, grad):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
+    if grad.shape != x.shape:
+        check_broadcast(grad, x=x)
     _t0 = 2*math.sqrt(2)/math.sqrt(math.pi)
     _t1 = _t0*(0.044715*x**3 + x)
     grad_x = grad*(_t0*x*(0.134145*x**2 + 1)*sigmoid_np(-_t1, xp=xp) + 1)*sigmoid_np(_t1, xp=xp)
@@ -1318,6 +1381,8 @@ def silu_backward(x, grad):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
+    if grad.shape != x.shape:
+        check_broadcast(grad, x=x)
     grad_x = grad*(sigmoid_np(-x, xp=xp)*silu_np(x, xp=xp) + sigmoid_np(x, xp=xp))
     return reduce_to(grad_x, x.shape, xp)
 
@@ -1353,6 +1418,8 @@ def mish_backward(x, grad):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
+    if grad.shape != x.shape:
+        check_broadcast(grad, x=x)
     _t0 = softplus_np(x, xp=xp)
     grad_x = grad*(x*sech2_np(_t0, xp=xp)*sigmoid_np(x, xp=xp) + xp.tanh(_t0))
     return reduce_to(grad_x, x.shape, xp)
@@ -1389,6 +1456,8 @@ def selu_backward(x, grad):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
+    if grad.shape != x.shape:
+        check_broadcast(grad, x=x)
     grad_x = xp.where((x > 0), 1.0507009873554805*grad, 1.7580993408473768*grad*xp.exp(xp.minimum(0, x)))
     return reduce_to(grad_x, x.shape, xp)
 
@@ -1426,6 +1495,8 @@ def celu_backward(x, grad, alpha=1.0):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
+    if grad.shape != x.shape:
+        check_broadcast(grad, x=x)
     grad_x = xp.where((x > 0), grad, grad*xp.exp(xp.minimum(0, x)/alpha))
     return reduce_to(grad_x, x.shape, xp)
 
@@ -1461,6 +1532,8 @@ def softsign_backward(x, grad):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
+    if grad.shape != x.shape:
+        check_broadcast(grad, x=x)
     grad_x = grad/(abs(x) + 1)**2
     return reduce_to(grad_x, x.shape, xp)
 
@@ -1500,6 +1573,8 @@ def hardtanh_backward(x, grad, min_val=-1.0, max_val=1.0):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
+    if grad.shape != x.shape:
+        check_broadcast(grad, x=x)
     grad_x = xp.where((min_val >= x), 0, xp.where((max_val > x), grad, 0))
     return reduce_to(grad_x, x.shape, xp)
 
@@ -1535,6 +1610,8 @@ def relu6_backward(x, grad):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
+    if grad.shape != x.shape:
+        check_broadcast(grad, x=x)
     grad_x = xp.where((x <= 0), 0, xp.where((x < 6), grad, 0))
     return reduce_to(grad_x, x.shape, xp)
 
@@ -1570,6 +1647,8 @@ def hardsigmoid_backward(x, grad):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
+    if grad.shape != x.shape:
+        check_broadcast(grad, x=x)
     grad_x = xp.where((x <= -3), 0, xp.where((x < 3), (1/6)*grad, 0))
     return reduce_to(grad_x, x.shape, xp)
 
@@ -1605,6 +1684,8 @@ def hardswish_backward(x, grad):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
+    if grad.shape != x.shape:
+        check_broadcast(grad, x=x)
     grad_x = xp.where((x <= -3), 0, xp.where((x < 3), grad*((1/3)*x + 1/2), grad))
     return reduce_to(grad_x, x.shape, xp)
 
@@ -1625,6 +1706,8 @@ def prelu(x, alpha):
     xp = namespace(x, alpha)
     x = xp.asarray(x)
     alpha = xp.asarray(alpha)
+    if alpha.shape != x.shape:
+        check_broadcast(None, x=x, alpha=alpha)
     return prelu_np(x, alpha, xp=xp)
 
 
@@ -1644,6 +1727,8 @@ def prelu_backward(x, alpha, grad):
     x = xp.asarray(x)
     alpha = xp.asarray(alpha)
     grad = xp.asarray(grad)
+    if alpha.shape != x.shape or grad.shape != x.shape:
+        check_broadcast(grad, x=x, alpha=alpha)
     _t0 = (x > 0)
     grad_x = xp.where(_t0, grad, alpha*grad)
     grad_alpha = xp.where(_t0, 0, grad*x)
@@ -1681,6 +1766,8 @@ def logsigmoid_backward(x, grad):
     xp = namespace(x, grad)
     x = xp.asarray(x)
     grad = xp.asarray(grad)
+    if grad.shape != x.shape:
+        check_broadcast(grad, x=x)
     grad_x = grad*sigmoid_np(-x, xp=xp)
     return reduce_to(grad_x, x.shape, xp)
 
@@ -1792,6 +1879,8 @@ def bce(a, y):
     xp = namespace(a, y)
     a = xp.asarray(a)
     y = xp.asarray(y)
+    if y.shape != a.shape:
+        check_broadcast(None, a=a, y=y)
     return bce_np(a, y, xp=xp)
 
 
@@ -1811,6 +1900,8 @@ def bce_backward(a, y, grad):
     a = xp.asarray(a)
     y = xp.asarray(y)
     grad = xp.asarray(grad)
+    if y.shape != a.shape or grad.shape != a.shape:
+        check_broadcast(grad, a=a, y=y)
     _t0 = 1 - a
     grad_a = grad*(a - y)/(_t0*a)
     grad_y = grad*(xp.log(_t0) - xp.log(a))
@@ -1833,6 +1924,8 @@ def bce_with_logits(z, y):
     xp = namespace(z, y)
     z = xp.asarray(z)
     y = xp.asarray(y)
+    if y.shape != z.shape:
+        check_broadcast(None, z=z, y=y)
     return bce_with_logits_np(z, y, xp=xp)
 
 
@@ -1852,6 +1945,8 @@ def bce_with_logits_backward(z, y, grad):
     z = xp.asarray(z)
     y = xp.asarray(y)
     grad = xp.asarray(grad)
+    if y.shape != z.shape or grad.shape != z.shape:
+        check_broadcast(grad, z=z, y=y)
     grad_y = product(-1, grad, z, xp)
     grad_z = sigmoid_minus_np(z, y, scale=grad, xp=xp)
     return reduce_to(grad_z, z.shape, xp), reduce_to(grad_y, y.shape, xp)
@@ -1885,7 +1980,7 @@ def cross_entropy(a, y):
 
 
 def cross_entropy_backward(a, y, grad):
-    r"""The vector–Jacobian product of cross_entropy: grad · ∂cross_entropy/∂(a).
+    r"""The vector–Jacobian product of cross_entropy: grad · ∂cross_entropy/∂(a, y).
 
     Forward:  \mathcal{L}_{\mathrm{CE}}(\mathbf{a}, \mathbf{y}) = -\sum_k y_k \log a_k
     Identity: \frac{\partial \mathcal{L}}{\partial a_k} = -\frac{y_k}{a_k}
@@ -1893,8 +1988,8 @@ def cross_entropy_backward(a, y, grad):
     a: an array (..., K): a batch of vectors along the last axis
     y: class indices (...,), 0-based, or target rows (..., C) (one-hot or probabilities)
     grad: the upstream gradient, one number per sample (...,)
-    Returns the gradient with respect to a, shaped like a.
-    Not differentiated (data): y.
+    Returns the gradients with respect to a, y, each shaped like its input.
+    The gradient for y is None when y holds class indices (not differentiable).
     Kinks: smooth: differentiable everywhere
     """
     xp = namespace(a, y, grad)
@@ -1905,6 +2000,7 @@ def cross_entropy_backward(a, y, grad):
     y_shape = y.shape
     grad_shape = grad.shape
     a = rows(a, xp)
+    y_rows = not indices(y, xp)
     y = labels(y, a.shape[-1], a.dtype, xp=xp)
     grad = xp.reshape(grad, (-1, 1))
     if y.shape[-2] != a.shape[-2]:
@@ -1915,7 +2011,13 @@ def cross_entropy_backward(a, y, grad):
     grad_a *= grad
     grad_a *= y
     grad_a *= -1
-    return shaped(grad_a, a_shape, xp)
+    grad_y = None  # class indices are not differentiable
+    if y_rows:  # target rows (probabilities) are
+        grad_y = xp.log((a))
+        grad_y *= grad
+        grad_y *= -1
+        grad_y = xp.reshape(grad_y, y_shape)
+    return shaped(grad_a, a_shape, xp), grad_y
 
 
 # --- softmax_cross_entropy -----------------------------------------------------------------------
@@ -1946,7 +2048,7 @@ def softmax_cross_entropy(z, y):
 
 
 def softmax_cross_entropy_backward(z, y, grad):
-    r"""The vector–Jacobian product of softmax_cross_entropy: grad · ∂softmax_cross_entropy/∂(z).
+    r"""The vector–Jacobian product of softmax_cross_entropy: grad · ∂softmax_cross_entropy/∂(z, y).
 
     Forward:  \mathcal{L}(\mathbf{z}, \mathbf{y}) = -\sum_k y_k \log \operatorname{softmax}(\mathbf{z})_k
     Identity: \frac{\partial \mathcal{L}}{\partial \mathbf{z}} = \mathbf{a} - \mathbf{y} \quad (\textstyle\sum_k y_k = 1)
@@ -1954,8 +2056,8 @@ def softmax_cross_entropy_backward(z, y, grad):
     z: an array (..., K): a batch of vectors along the last axis
     y: class indices (...,), 0-based, or target rows (..., C) (one-hot or probabilities)
     grad: the upstream gradient, one number per sample (...,)
-    Returns the gradient with respect to z, shaped like z.
-    Not differentiated (data): y.
+    Returns the gradients with respect to z, y, each shaped like its input.
+    The gradient for y is None when y holds class indices (not differentiable).
     Kinks: smooth: differentiable everywhere
     """
     xp = namespace(z, y, grad)
@@ -1966,6 +2068,7 @@ def softmax_cross_entropy_backward(z, y, grad):
     y_shape = y.shape
     grad_shape = grad.shape
     z = rows(z, xp)
+    y_rows = not indices(y, xp)
     y = labels(y, z.shape[-1], z.dtype, xp=xp)
     grad = xp.reshape(grad, (-1, 1))
     if y.shape[-2] != z.shape[-2]:
@@ -1974,7 +2077,13 @@ def softmax_cross_entropy_backward(z, y, grad):
         raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {z.shape[-2]} (as z, shape {z_shape})")
     grad_z = softmax_minus_targets_np(z, y, xp=xp)
     grad_z *= grad
-    return shaped(grad_z, z_shape, xp)
+    grad_y = None  # class indices are not differentiable
+    if y_rows:  # target rows (probabilities) are
+        grad_y = row_log_softmax_np(z, xp=xp)
+        grad_y *= grad
+        grad_y *= -1
+        grad_y = xp.reshape(grad_y, y_shape)
+    return shaped(grad_z, z_shape, xp), grad_y
 
 
 # --- squared_l2 ----------------------------------------------------------------------------------
@@ -2005,7 +2114,7 @@ def squared_l2(p, y):
 
 
 def squared_l2_backward(p, y, grad):
-    r"""The vector–Jacobian product of squared_l2: grad · ∂squared_l2/∂(p).
+    r"""The vector–Jacobian product of squared_l2: grad · ∂squared_l2/∂(p, y).
 
     Forward:  \mathcal{L}(\hat{\mathbf{y}}, \mathbf{y}) = \lVert \hat{\mathbf{y}} - \mathbf{y} \rVert_2^2
     Identity: \frac{\partial \mathcal{L}}{\partial \hat{\mathbf{y}}} = 2(\hat{\mathbf{y}} - \mathbf{y})
@@ -2013,8 +2122,7 @@ def squared_l2_backward(p, y, grad):
     p: an array (..., K): a batch of vectors along the last axis
     y: an array (..., K): a batch of vectors along the last axis
     grad: the upstream gradient, one number per sample (...,)
-    Returns the gradient with respect to p, shaped like p.
-    Not differentiated (data): y.
+    Returns the gradients with respect to p, y, each shaped like its input.
     Kinks: smooth: differentiable everywhere
     """
     xp = namespace(p, y, grad)
@@ -2031,10 +2139,11 @@ def squared_l2_backward(p, y, grad):
         raise ValueError(f"y: shape {y_shape}, expected that of p, {p_shape}")
     if grad.shape[-2] != p.shape[-2]:
         raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {p.shape[-2]} (as p, shape {p_shape})")
-    grad_p = p - y
-    grad_p *= grad
-    grad_p *= 2
-    return shaped(grad_p, p_shape, xp)
+    _t0 = p - y
+    _t0 *= grad
+    grad_p = 2*_t0
+    grad_y = (-2)*_t0
+    return shaped(grad_p, p_shape, xp), shaped(grad_y, y_shape, xp)
 
 
 # --- hinge ---------------------------------------------------------------------------------------
@@ -2053,6 +2162,8 @@ def hinge(s, t):
     xp = namespace(s, t)
     s = xp.asarray(s)
     t = xp.asarray(t)
+    if t.shape != s.shape:
+        check_broadcast(None, s=s, t=t)
     return relu_np(-s*t + 1, xp=xp)
 
 
@@ -2073,6 +2184,8 @@ def hinge_backward(s, t, grad):
     s = xp.asarray(s)
     t = xp.asarray(t)
     grad = xp.asarray(grad)
+    if t.shape != s.shape or grad.shape != s.shape:
+        check_broadcast(grad, s=s, t=t)
     grad_s = grad*t*step_np(-s*t + 1, xp=xp)
     grad_s *= -1
     return reduce_to(grad_s, s.shape, xp)
@@ -2204,6 +2317,8 @@ def huber(x, y, delta=1.0):
     xp = namespace(x, y)
     x = xp.asarray(x)
     y = xp.asarray(y)
+    if y.shape != x.shape:
+        check_broadcast(None, x=x, y=y)
     return huber_np(x - y, delta, xp=xp)
 
 
@@ -2224,14 +2339,11 @@ def huber_backward(x, y, grad, delta=1.0):
     x = xp.asarray(x)
     y = xp.asarray(y)
     grad = xp.asarray(grad)
-    _t0 = delta*grad
-    _t1 = -_t0
-    _t2 = x - y
-    _t3 = (delta < -_t2)
-    _t4 = (delta < _t2)
-    _t5 = _t2*grad
-    grad_x = xp.where(_t3, _t1, xp.where(_t4, _t0, _t5))
-    grad_y = xp.where(_t3, _t0, xp.where(_t4, _t1, -_t5))
+    if y.shape != x.shape or grad.shape != x.shape:
+        check_broadcast(grad, x=x, y=y)
+    _t0 = grad*clip_np(x - y, delta, xp=xp)
+    grad_x = _t0
+    grad_y = -_t0
     return reduce_to(grad_x, x.shape, xp), reduce_to(grad_y, y.shape, xp)
 
 
@@ -2252,6 +2364,8 @@ def smooth_l1(x, y, beta=1.0):
     xp = namespace(x, y)
     x = xp.asarray(x)
     y = xp.asarray(y)
+    if y.shape != x.shape:
+        check_broadcast(None, x=x, y=y)
     return huber_np(x - y, beta, xp=xp)/beta
 
 
@@ -2272,13 +2386,11 @@ def smooth_l1_backward(x, y, grad, beta=1.0):
     x = xp.asarray(x)
     y = xp.asarray(y)
     grad = xp.asarray(grad)
-    _t0 = -grad
-    _t1 = x - y
-    _t2 = (beta < -_t1)
-    _t3 = (beta < _t1)
-    _t4 = _t1*grad/beta
-    grad_x = xp.where(_t2, _t0, xp.where(_t3, grad, _t4))
-    grad_y = xp.where(_t2, grad, xp.where(_t3, _t0, -_t4))
+    if y.shape != x.shape or grad.shape != x.shape:
+        check_broadcast(grad, x=x, y=y)
+    _t0 = grad*clip_np(x - y, beta, xp=xp)/beta
+    grad_x = _t0
+    grad_y = -_t0
     return reduce_to(grad_x, x.shape, xp), reduce_to(grad_y, y.shape, xp)
 
 
@@ -2298,6 +2410,8 @@ def l1_loss(x, y):
     xp = namespace(x, y)
     x = xp.asarray(x)
     y = xp.asarray(y)
+    if y.shape != x.shape:
+        check_broadcast(None, x=x, y=y)
     return abs(x - y)
 
 
@@ -2317,6 +2431,8 @@ def l1_loss_backward(x, y, grad):
     x = xp.asarray(x)
     y = xp.asarray(y)
     grad = xp.asarray(grad)
+    if y.shape != x.shape or grad.shape != x.shape:
+        check_broadcast(grad, x=x, y=y)
     _t0 = grad*xp.sign(x - y)
     grad_x = _t0
     grad_y = -_t0
@@ -2342,6 +2458,8 @@ def margin_ranking(x1, x2, y, margin=0.0):
     x1 = xp.asarray(x1)
     x2 = xp.asarray(x2)
     y = xp.asarray(y)
+    if x2.shape != x1.shape or y.shape != x1.shape:
+        check_broadcast(None, x1=x1, x2=x2, y=y)
     return clamp_min_np(margin - y*(x1 - x2), xp=xp)
 
 
@@ -2364,6 +2482,8 @@ def margin_ranking_backward(x1, x2, y, grad, margin=0.0):
     x2 = xp.asarray(x2)
     y = xp.asarray(y)
     grad = xp.asarray(grad)
+    if x2.shape != x1.shape or y.shape != x1.shape or grad.shape != x1.shape:
+        check_broadcast(grad, x1=x1, x2=x2, y=y)
     _t0 = x1 - x2
     _t1 = grad*step_at_least_np(-_t0*y + margin, xp=xp)
     _t2 = _t1*y
@@ -2391,6 +2511,8 @@ def binary_focal(z, y, gamma=2.0, alpha=0.25):
     xp = namespace(z, y)
     z = xp.asarray(z)
     y = xp.asarray(y)
+    if y.shape != z.shape:
+        check_broadcast(None, z=z, y=y)
     return binary_focal_np(z, y, gamma, alpha, xp=xp)
 
 
@@ -2412,6 +2534,8 @@ def binary_focal_backward(z, y, grad, gamma=2.0, alpha=0.25):
     z = xp.asarray(z)
     y = xp.asarray(y)
     grad = xp.asarray(grad)
+    if y.shape != z.shape or grad.shape != z.shape:
+        check_broadcast(grad, z=z, y=y)
     _t0 = 1 - y
     _t1 = _t0*(1 - alpha) + alpha*y
     _t2 = sigmoid_np(-z, xp=xp)
@@ -3072,6 +3196,8 @@ def dropout(x, mask, p=0.5):
     xp = namespace(x, mask)
     x = xp.asarray(x)
     mask = xp.asarray(mask)
+    if mask.shape != x.shape:
+        check_broadcast(None, x=x, mask=mask)
     return mask*x/(1 - p)
 
 
@@ -3093,6 +3219,8 @@ def dropout_backward(x, mask, grad, p=0.5):
     x = xp.asarray(x)
     mask = xp.asarray(mask)
     grad = xp.asarray(grad)
+    if mask.shape != x.shape or grad.shape != x.shape:
+        check_broadcast(grad, x=x, mask=mask)
     grad_x = grad*mask/(1 - p)
     return reduce_to(grad_x, x.shape, xp)
 

@@ -113,7 +113,12 @@ def _prologue(form: Batched, grad: sp.Basic | None, backward: bool) -> list[str]
     names = [a.name for a in arrays] + (["grad"] if grad is not None else [])
     lines = [f"xp = namespace({', '.join(names)})"]
     lines += [f"{n} = xp.asarray({n})" for n in names]
-    if not isinstance(form.forward, sp.MatrixExpr):
+    if not isinstance(form.forward, sp.MatrixExpr):  # broadcasting: equal shapes pass at once
+        first, others = names[0], names[1:]
+        if others:
+            keywords = ", ".join(f"{a.name}={a.name}" for a in arrays)
+            lines.append(f"if {' or '.join(f'{n}.shape != {first}.shape' for n in others)}:")
+            lines.append(f"    check_broadcast({'grad' if grad is not None else 'None'}, {keywords})")
         return lines
     rows = [a for a in arrays if a.kind == "rows"]
     if not backward:  # the forward restores the batch axes of its output

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["assemble", "result_dtype", "namespace", "labels", "device", "indices", "rows", "shaped", "reduce_to", "product"]
+__all__ = ["assemble", "result_dtype", "namespace", "labels", "device", "indices", "rows", "shaped", "reduce_to", "product", "check_broadcast"]
 
 
 def namespace(*arrays):
@@ -97,6 +97,20 @@ def reduce_to(g, shape, xp=np):
     lead = len(full) - len(shape)
     axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and full[lead + i] != 1)
     return xp.reshape(xp.sum(g, axis=axes) if axes else g, shape)
+
+
+def check_broadcast(grad, **inputs) -> None:
+    """A ValueError naming the arguments when the inputs of an elementwise block do not broadcast,
+    or when ``grad`` (if given) is neither shaped like the output (their broadcast shape) nor a number."""
+    shapes = {name: tuple(a.shape) for name, a in inputs.items()}
+    try:
+        out = np.broadcast_shapes(*shapes.values())
+    except ValueError:
+        given = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
+        raise ValueError(f"the inputs do not broadcast together: {given}") from None
+    if grad is not None and tuple(grad.shape) not in (out, ()):  # a number: the same upstream everywhere
+        given = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
+        raise ValueError(f"grad: shape {tuple(grad.shape)}, expected {out}, the output's ({given} broadcast)")
 
 
 def product(c, a, b, xp=np):

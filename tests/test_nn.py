@@ -583,3 +583,24 @@ def test_fused_sigmoid_minus_in_blocks_matches_mpmath(dtype):
         assert abs(float(got[i]) - ref) <= max(tol, np.finfo(dtype).tiny), (i, u[i], y[i], got[i], ref)
     strided = sigmoid_minus_np(u[:400:2], y[:400:2]) * g[:400:2]  # not contiguous: the e^{−|u|} form throughout
     np.testing.assert_allclose(strided, got[:400:2], rtol=8 * eps, atol=np.finfo(dtype).tiny)
+
+
+def test_shape_errors_name_the_argument_and_the_shape():
+    """A grad or input of the wrong shape is refused, never broadcast into a wrong gradient."""
+    z = np.zeros((5, 4))
+    with pytest.raises(ValueError, match=r"grad: shape \(5, 3\), expected that of z, \(5, 4\)"):
+        nn.softmax_backward(z, np.ones((5, 3)))
+    with pytest.raises(ValueError, match=r"grad: shape \(6,\): 6 samples, expected 5 \(as z, shape \(5, 4\)\)"):
+        nn.softmax_cross_entropy_backward(z, np.zeros(5, dtype=int), np.ones(6))
+    with pytest.raises(ValueError, match=r"x: shape \(5, 2\): axis -1 should be D = 3 \(axis -1 of W"):
+        nn.dense(np.ones((4, 3)), np.ones((5, 2)), np.ones(4))
+    with pytest.raises(ValueError, match=r"b: shape \(3,\): its length should be H = 4"):
+        nn.dense_backward(np.ones((4, 3)), np.ones((5, 3)), np.ones(3), np.ones((5, 4)))
+    with pytest.raises(ValueError, match=r"grad: shape \(3, 1\), expected \(3,\), the output's \(z \(3,\), y \(3,\) broadcast\)"):
+        nn.bce_with_logits_backward(np.ones(3), np.ones(3), np.ones((3, 1)))  # would broadcast to (3, 3)
+    with pytest.raises(ValueError, match=r"do not broadcast together: z \(3,\), y \(4,\)"):
+        nn.bce_with_logits(np.ones(3), np.ones(4))
+    # a number is the same upstream gradient everywhere; a broadcast input gets the summed gradient
+    g_z, g_y = nn.bce_with_logits_backward(np.array([1.0, -2.0]), 0.5, 1.0)
+    np.testing.assert_allclose(g_z, 1 / (1 + np.exp(-np.array([1.0, -2.0]))) - 0.5, rtol=1e-15)
+    assert np.shape(g_y) == () and g_y == pytest.approx(-(1.0 - 2.0))  # Σ −z over the broadcast axis
