@@ -20,6 +20,7 @@ V + Vᵀ or VᵀV of a free MatrixSymbol V, so the assumption holds by construct
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -409,7 +410,7 @@ def test_matrix_cookbook_identity(identity: Identity):
     # 1. the Cookbook's closed form, exactly
     assert _symbolically_equal(r, identity.expected), f"{sp.sstr(r)} is not {sp.sstr(identity.expected)}"
     # 2. the numbers, against finite differences of the NumPy forward (and the closed form agrees)
-    values = _sample(identity, seed=len(identity.id))
+    values = _sample(identity, seed=zlib.crc32(identity.id.encode()))
     reference = _reference(identity, values)
     scale = max(1.0, float(np.max(np.abs(reference))))
     closeness = dict(rtol=1e-6, atol=1e-8 * scale)
