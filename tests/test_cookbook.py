@@ -428,12 +428,12 @@ def test_matrix_cookbook_identity(identity: Identity):
     assert check.ok, str(check)
 
 
-def test_there_are_enough_identitiesand_their_idsare_unique():
+def test_there_are_enough_identities_and_their_ids_are_unique():
     ids = [i.id for i in IDENTITIES]
     assert len(ids) == len(set(ids)) and len(ids) >= 35
 
 
-def test_the_reference_catchesa_missing_transpose():
+def test_the_reference_catches_a_missing_transpose():
     """The harness can fail: d tr(AXB)/dX with the transpose misplaced (BᵀAᵀ's shape is wrong,
     so take AXB with square matrices) disagrees with the finite differences."""
     wrong = Identity("wrong", sp.Trace(M("A", n, n) * X * M("B", n, n)), X, M("A", n, n) * M("B", n, n),
