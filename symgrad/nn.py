@@ -3,9 +3,11 @@
 For each block NAME: ``NAME(*inputs, **params)`` is the forward and
 ``NAME_backward(*inputs, grad, **params)`` the vector–Jacobian product of the upstream gradient
 ``grad`` (local gradient × upstream gradient), a tuple when there are several differentiable
-inputs. Elementwise blocks broadcast; vector blocks (softmax, log_softmax, the pools, losses over
-classes, layers) act on the last axis, any leading axes being the batch; losses are per sample
-(no reduction); class indices are 0-based. Inputs of any Array API library work (NumPy directly;
+inputs (targets included, as torch.autograd; None for class indices; hyper-parameters and masks
+are data). Elementwise blocks broadcast (the gradient of a broadcast input is summed back to its
+shape); vector blocks (softmax, log_softmax, the pools, losses over classes, layers) act on the
+last axis, any leading axes being the batch; losses are per sample (no reduction); class
+indices are 0-based. Inputs of any Array API library work (NumPy directly;
 PyTorch, CuPy, JAX, Dask, array-api-strict through array-api-compat); float32 stays float32.
 
 Every function was derived and printed by symgrad from the catalog's declarations, and is
@@ -367,6 +369,11 @@ def cosine_np(X1, X2, eps=1e-8, xp=np):
     of the normalised rows (torch.nn.functional.cosine_similarity)."""
     m1 = xp.maximum(row_norm_np(X1, xp=xp), eps)
     m2 = xp.maximum(row_norm_np(X2, xp=xp), eps)
+    if isinstance(X1, np.ndarray) and isinstance(X2, np.ndarray) and X1.shape == X2.shape and X1.dtype.kind == "f":
+        scale = m1 * m2  # the dot product directly, where it can neither overflow nor underflow
+        if X1.size and np.isfinite(scale).all() and scale.min() > 1e8 * np.finfo(X1.dtype).tiny \
+                and np.abs(X1).max() * np.abs(X2).max() < np.finfo(X1.dtype).max:
+            return np.einsum("...j,...j->...", X1, X2)[..., None] / scale
     return xp.sum((X1 / m1) * (X2 / m2), axis=-1, keepdims=True)
 
 
@@ -629,7 +636,12 @@ def row_max_np(X, xp=np):
 
 def row_norm_np(D, xp=np):
     """‖d‖₂ of each row (keeping the last axis), scaled by the row's largest |d_j| so that d² can
-    neither overflow nor underflow (‖(1e200, 2e200)‖ = 2.24e200, not inf)."""
+    neither overflow nor underflow (‖(1e200, 2e200)‖ = 2.24e200, not inf). A NumPy array whose
+    plain norms are all finite and far from underflow keeps them (one pass, no temporary)."""
+    if isinstance(D, np.ndarray) and D.dtype.kind == "f" and D.size:
+        n = np.sqrt(np.einsum("...j,...j->...", D, D))[..., None]
+        if np.isfinite(n).all() and n.min() > 1e4 * np.sqrt(np.finfo(D.dtype).tiny):
+            return n
     s = xp.max(xp.abs(D), axis=-1, keepdims=True)
     safe = xp.where((s == 0) | xp.isinf(s), 1.0, s)
     q = D / safe

@@ -43,9 +43,25 @@ def _scale_np(X, axis, xp=np):
     return xp.where((s > 0) & xp.isfinite(s), s, xp.ones_like(s))
 
 
+def _plain_enough(v, eps) -> bool:
+    """Whether the plain mean of squares ``v`` (NumPy) is accurate: finite (no square overflowed, no
+    NaN) and either ε dominates where it is tiny or no square underflowed."""
+    return bool(np.isfinite(v).all()) and (eps >= 1e-200 or v.min() >= np.finfo(v.dtype).tiny / np.finfo(v.dtype).eps)
+
+
 def standardize_np(X, eps, axis=-1, xp=np):
-    """(x̂, σ) along ``axis``: x̂ = (x − μ)/σ, σ = √(var x + ε) (biased variance), from u = x/s
-    (s = max |x|): σ = hypot(s √var u, √ε), so that no square overflows or underflows."""
+    """(x̂, σ) along ``axis``: x̂ = (x − μ)/σ, σ = √(var x + ε) (biased variance). NumPy arrays take the
+    textbook two-pass form when its squares neither overflow nor underflow; otherwise (and for other
+    namespaces) it is computed from u = x/s (s = max |x|): σ = hypot(s √var u, √ε)."""
+    if isinstance(X, np.ndarray) and X.dtype.kind == "f":
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow here means: the careful path
+            c = X - X.mean(axis=axis, keepdims=True)
+            v = np.mean(np.square(c), axis=axis, keepdims=True)
+        if _plain_enough(v, eps):
+            v += eps
+            sigma = np.sqrt(v, out=v)
+            c /= sigma
+            return c, sigma
     s = _scale_np(X, axis, xp)
     u = X / s
     c = u - xp.mean(u, axis=axis, keepdims=True)
@@ -55,7 +71,15 @@ def standardize_np(X, eps, axis=-1, xp=np):
 
 
 def root_mean_square_np(X, eps, xp=np):
-    """(x̂, rms) over the last axis: x̂ = x / rms, rms = √(mean x² + ε) = hypot(s √mean (x/s)², √ε)."""
+    """(x̂, rms) over the last axis: x̂ = x / rms, rms = √(mean x² + ε); as :func:`standardize_np`, the
+    plain form for NumPy when it is accurate, else hypot(s √mean (x/s)², √ε), s = max |x|."""
+    if isinstance(X, np.ndarray) and X.dtype.kind == "f":
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow here means: the careful path
+            v = np.mean(np.square(X), axis=-1, keepdims=True)
+        if _plain_enough(v, eps):
+            v += eps
+            r = np.sqrt(v, out=v)
+            return X / r, r
     s = _scale_np(X, -1, xp)
     u = X / s
     t = s * xp.sqrt(xp.mean(u * u, axis=-1, keepdims=True))
@@ -64,8 +88,18 @@ def root_mean_square_np(X, eps, xp=np):
 
 
 def _affine_np(xhat, gamma, beta):
-    out = xhat if isinstance(gamma, (int, float)) and gamma == 1 else xhat * gamma
-    return out if isinstance(beta, (int, float)) and beta == 0 else out + beta
+    """x̂ ∘ γ + β (γ = 1, β = 0: no affine part); in place for a NumPy x̂ (always a new array here)
+    when that keeps the dtype NumPy's promotion gives."""
+    scale = not (isinstance(gamma, (int, float)) and gamma == 1)
+    shift = not (isinstance(beta, (int, float)) and beta == 0)
+    if isinstance(xhat, np.ndarray) and np.result_type(xhat, gamma, beta) == xhat.dtype:
+        if scale:
+            xhat *= gamma
+        if shift:
+            xhat += beta
+        return xhat
+    out = xhat * gamma if scale else xhat
+    return out + beta if shift else out
 
 
 def layer_norm_np(X, gamma=1, beta=0, eps=1e-5, xp=np):
@@ -114,7 +148,11 @@ def attention_scores_np(Q, K, M=None, xp=np):
     if K.ndim != Q.ndim:
         raise ValueError(f"k: shape {tuple(K.shape)}: keys must be a matrix (S, d) shared by every query "
                          f"(q has shape {tuple(Q.shape)})")
-    S = (Q @ xp.matrix_transpose(K)) * (1.0 / math.sqrt(Q.shape[-1]))
+    S = Q @ xp.matrix_transpose(K)
+    if isinstance(S, np.ndarray):
+        S *= 1.0 / math.sqrt(Q.shape[-1])
+    else:
+        S = S * (1.0 / math.sqrt(Q.shape[-1]))
     if M is None:
         return S
     if xp.isdtype(M.dtype, "bool"):
@@ -129,7 +167,7 @@ def key_scaled_np(M, K, xp=np):
 
 def _masked_rows(S, out, xp=np):
     """``out`` with 0 in the rows where every score is −inf (they attend to nothing, as torch)."""
-    dead = xp.all(S == -math.inf, axis=-1, keepdims=True)
+    dead = xp.max(S, axis=-1, keepdims=True) == -math.inf
     if isinstance(out, np.ndarray):
         if dead.any():
             np.copyto(out, 0.0, where=dead)
