@@ -65,8 +65,12 @@ register(Block(
 
 # --- binary cross-entropy on logits -------------------------------------------------------------
 def bce_with_logits_np(z, y, xp=np):
-    """BCE(σ(z), y) = max(z, 0) − z·y + log1p(e^{−|z|}): finite for every z."""
-    return xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
+    """BCE(σ(z), y) = c·z + log1p(e^{−|z|}), c = 1 − y for z ≥ 0 and −y below: finite for every finite
+    z; at ±inf the limit (inf, or 0 where c = 0: y = 1 at +inf, y = 0 at −inf)."""
+    c = xp.where(z >= 0, 1 - y, -y)
+    with np.errstate(invalid="ignore"):  # 0 · inf where c = 0: replaced by the limit 0
+        cz = c * z
+    return xp.where(c == 0, 0.0, cz) + xp.log1p(xp.exp(-xp.abs(z)))
 
 
 class BCEWithLogits(Primitive):
@@ -212,7 +216,8 @@ def _class_loss_batched(name: str) -> Batched:
     else:  # Σ_{j ≠ y} max(0, s_j − s_y + 1): the margins, with the true class masked out
         margins = Z - sp.HadamardProduct(Z, Y) * ones(C, C) + ones(N, C)
         forward = sp.HadamardProduct(elementwise(relu, margins), ones(N, C) - Y) * ones(C, 1)
-    return Batched(forward, (Arg(first, Z, "rows"), Arg("y", Y, "labels")), (first,))
+    wrt = (first,) if name == "multiclass_svm" else (first, "y")  # torch: y rows differentiable, SVM y indices only
+    return Batched(forward, (Arg(first, Z, "rows"), Arg("y", Y, "labels")), wrt)
 
 
 register(Block(
@@ -266,7 +271,7 @@ def _sq_l2_batched() -> Batched:
     """Σ_j (p_j − y_j)² for each row p of a batch (N × K)."""
     K = size("K")
     P, Y = sp.MatrixSymbol("p", N, K), sp.MatrixSymbol("y", N, K)
-    return Batched(sp.HadamardPower(P - Y, 2) * ones(K, 1), (Arg("p", P, "rows"), Arg("y", Y, "rows")), ("p",))
+    return Batched(sp.HadamardPower(P - Y, 2) * ones(K, 1), (Arg("p", P, "rows"), Arg("y", Y, "rows")), ("p", "y"))
 
 
 register(Block(
