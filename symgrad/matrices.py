@@ -87,10 +87,12 @@ def _rematricize(sum_node: sp.Sum) -> sp.Expr:
 
     twins: dict = {}
 
-    def twin_product(power):  # M_ij² → M_ij · M'_ij: SymPy's converter reads products, not powers
-        entry = power.base
-        twin = twins.setdefault(entry.parent, sp.MatrixSymbol(f"_twin{len(twins)}", *entry.parent.shape))
-        return sp.Mul(entry, MatrixElement(twin, entry.args[1], entry.args[2]), evaluate=False)
+    def twin_product(power):  # u² → u · u' (u' = u on twin matrices): SymPy's converter reads products
+        base = power.base
+        for M in {e.parent for e in base.atoms(MatrixElement)}:
+            twins.setdefault(M, sp.MatrixSymbol(f"_twin{len(twins)}", *M.shape))
+        twin = base.xreplace({M: twins[M] for M in twins})
+        return sp.Mul(sp.expand(base), sp.expand(twin), evaluate=False)
 
     applied: dict = {}
 
@@ -103,7 +105,7 @@ def _rematricize(sum_node: sp.Sum) -> sp.Expr:
     body = sum_node.function.replace(
         lambda n: isinstance(n, sp.Function) and len(n.args) == 1 and isinstance(n.args[0], MatrixElement),
         entry_of_elementwise)
-    body = body.replace(lambda n: n.is_Pow and n.exp == 2 and isinstance(n.base, MatrixElement), twin_product)
+    body = body.replace(lambda n: n.is_Pow and n.exp == 2 and n.base.has(MatrixElement), twin_product)
     try:
         back = convert_array_to_matrix(convert_indexed_to_array(sp.Sum(body, *sum_node.limits)))
     except Exception:  # SymPy's converters raise many kinds of errors; Σ_i M_i0 fails: read it as Σ_i 1_i M_i0
@@ -947,9 +949,17 @@ def vector_jacobian(F: sp.MatrixExpr, z: sp.MatrixSymbol) -> sp.MatrixExpr:
         return _doit(sp.MatAdd(*[vector_jacobian(a, z) for a in F.args if a.has(z)]))
     if isinstance(F, sp.MatMul):
         coeff, mats = F.as_coeff_matrices()
-        if coeff.has(z) or any(A.has(z) for A in mats[:-1]):
+        if any(A.has(z) for A in mats[:-1]):
             raise SymgradLimit("a Jacobian through a product with z in more than its last factor is not supported")
-        return _doit(_mul(coeff, *mats[:-1], vector_jacobian(mats[-1], z)))
+        rest = mats[0] if len(mats) == 1 else sp.MatMul(*mats)
+        J = _mul(*mats[:-1], vector_jacobian(mats[-1], z)) if mats[-1].has(z) else sp.ZeroMatrix(m, n)
+        if not coeff.has(z):
+            return _doit(_mul(coeff, J))
+        # a scalar factor c(z): J(c F) = c J_F + F (∇c)ᵀ (the product rule)
+        grad_c = matrix_gradient(coeff, z) if coeff.has(MatrixElement, sp.Trace, sp.Determinant) else sp.ZeroMatrix(n, 1)
+        terms = [_mul(coeff, J)] if mats[-1].has(z) else []
+        terms.append(_mul(rest, _T(grad_c)))
+        return _doit(sp.MatAdd(*terms)) if len(terms) > 1 else _doit(terms[0])
     if isinstance(F, sp.Transpose) and isinstance(F.arg, (RowSoftmax, RowLogSoftmax)) \
             and isinstance(F.arg.arg, sp.Transpose):
         inner = F.arg.arg.arg  # F = block(Gᵀ)ᵀ for the column vector G
