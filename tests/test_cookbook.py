@@ -40,7 +40,6 @@ TINY = {n: 1, m: 2, p: 1}  # for .check() where larger symbolic entries make Sym
 NO_KRONECKER = 'SymgradLimit: "no matrix chain rule for KroneckerProduct yet"'
 NO_ENTRY = ('SymgradLimit: "the entry … of a n×n matrix with symbolic indices is not supported; write a 1×1 '
             'product (aᵀ M b) or a trace" (the indices are the integers 0 and 1; only the size is symbolic)')
-NO_JACOBIAN = 'SymgradLimit: "a Jacobian through a product with z in more than its last factor is not supported"'
 
 inv, det, tr = np.linalg.inv, np.linalg.det, np.trace
 
