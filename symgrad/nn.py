@@ -370,9 +370,11 @@ def cosine_np(X1, X2, eps=1e-8, xp=np):
     m1 = xp.maximum(row_norm_np(X1, xp=xp), eps)
     m2 = xp.maximum(row_norm_np(X2, xp=xp), eps)
     if isinstance(X1, np.ndarray) and isinstance(X2, np.ndarray) and X1.shape == X2.shape and X1.dtype.kind == "f":
-        scale = m1 * m2  # the dot product directly, where it can neither overflow nor underflow
-        if X1.size and np.isfinite(scale).all() and scale.min() > 1e8 * np.finfo(X1.dtype).tiny \
-                and np.abs(X1).max() * np.abs(X2).max() < np.finfo(X1.dtype).max:
+        with np.errstate(over="ignore", under="ignore"):  # the dot product directly, where it cannot
+            scale = m1 * m2                                # overflow nor underflow
+            fits = X1.size and np.isfinite(scale).all() and scale.min() > 1e8 * np.finfo(X1.dtype).tiny \
+                and np.abs(X1).max() * np.abs(X2).max() < np.finfo(X1.dtype).max
+        if fits:
             return np.einsum("...j,...j->...", X1, X2)[..., None] / scale
     return xp.sum((X1 / m1) * (X2 / m2), axis=-1, keepdims=True)
 
@@ -420,7 +422,7 @@ def gelu_np(x, xp=np):
 
 def gelu_tanh_np(x, xp=np):
     """x (1 + tanh u)/2 = x σ(2u), u = √(2/π)(x + 0.044715 x³): 1 + tanh u cancels for u ≪ 0, σ does not."""
-    u = 1.5957691216057308 * (x + 0.044715 * (x * x * x))  # 2u
+    u = 1.5957691216057308 * (x + 0.044715 * (x * x * x))  # 2u (x·x·x: NumPy's x**3 is a slow pow)
     return x * sigmoid_np(u, xp=xp)
 
 
@@ -1356,9 +1358,10 @@ def gelu_tanh_backward(x, grad):
     grad = xp.asarray(grad)
     if grad.shape != x.shape:
         check_broadcast(grad, x=x)
-    _t0 = 2*math.sqrt(2)/math.sqrt(math.pi)
-    _t1 = _t0*(0.044715*x**3 + x)
-    grad_x = grad*(_t0*x*(0.134145*x**2 + 1)*sigmoid_np(-_t1, xp=xp) + 1)*sigmoid_np(_t1, xp=xp)
+    _t0 = x**2
+    _t1 = 2*math.sqrt(2)*x/math.sqrt(math.pi)
+    _t2 = _t1*(0.044715*_t0 + 1)
+    grad_x = grad*(_t1*(0.134145*_t0 + 1)*sigmoid_np(-_t2, xp=xp) + 1)*sigmoid_np(_t2, xp=xp)
     return reduce_to(grad_x, x.shape, xp)
 
 

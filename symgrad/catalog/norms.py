@@ -260,7 +260,7 @@ def _row_stats(values: list, eps, squares_only: bool = False):
     return [(v - mu) / sigma for v in values], sigma
 
 
-def _entry(p, j):
+def _param_entry(p, j):
     """γ_j of an explicit 1 × D parameter, or the constant 1 / 0 of a norm without it."""
     return p[0, j] if _explicit(p) else p
 
@@ -317,7 +317,8 @@ class LayerNorm(_Block):
 
     def explicit(self, X, gamma, beta, eps):
         rows = [_row_stats(list(X.row(i)), eps)[0] for i in range(X.rows)]
-        return sp.ImmutableMatrix([[v * _entry(gamma, j) + _entry(beta, j) for j, v in enumerate(r)] for r in rows])
+        return sp.ImmutableMatrix([[v * _param_entry(gamma, j) + _param_entry(beta, j) for j, v in enumerate(r)]
+                                   for r in rows])
 
     def _sympystr(self, printer):
         return f"LN({_text_affine(printer, *self.args[:3])})"
@@ -338,7 +339,7 @@ class LayerNormVJP(_Block):
         rows = []
         for i in range(X.rows):
             xhat, sigma = _row_stats(list(X.row(i)), eps)
-            g = [v * _entry(gamma, j) for j, v in enumerate(G.row(i))]
+            g = [v * _param_entry(gamma, j) for j, v in enumerate(G.row(i))]
             total, dot = sp.Add(*g), sp.Add(*[a * b for a, b in zip(g, xhat)])
             rows.append([(len(g) * gj - total - xj * dot) / (len(g) * sigma) for gj, xj in zip(g, xhat)])
         return sp.ImmutableMatrix(rows)
@@ -376,7 +377,7 @@ class RMSNorm(_Block):
 
     def explicit(self, X, gamma, eps):
         rows = [_row_stats(list(X.row(i)), eps, squares_only=True)[0] for i in range(X.rows)]
-        return sp.ImmutableMatrix([[v * _entry(gamma, j) for j, v in enumerate(r)] for r in rows])
+        return sp.ImmutableMatrix([[v * _param_entry(gamma, j) for j, v in enumerate(r)] for r in rows])
 
     def _sympystr(self, printer):
         return f"RMSNorm({_text_affine(printer, *self.args[:2])})"
@@ -397,7 +398,7 @@ class RMSNormVJP(_Block):
         rows = []
         for i in range(X.rows):
             xhat, r = _row_stats(list(X.row(i)), eps, squares_only=True)
-            g = [v * _entry(gamma, j) for j, v in enumerate(G.row(i))]
+            g = [v * _param_entry(gamma, j) for j, v in enumerate(G.row(i))]
             dot = sp.Add(*[a * b for a, b in zip(g, xhat)])
             rows.append([(len(g) * gj - xj * dot) / (len(g) * r) for gj, xj in zip(g, xhat)])
         return sp.ImmutableMatrix(rows)
@@ -435,7 +436,8 @@ class BatchNorm(_Block):
 
     def explicit(self, X, gamma, beta, eps):
         cols = [_row_stats(list(X.col(j)), eps)[0] for j in range(X.cols)]
-        return sp.ImmutableMatrix(X.rows, X.cols, lambda i, j: cols[j][i] * _entry(gamma, j) + _entry(beta, j))
+        return sp.ImmutableMatrix(X.rows, X.cols,
+                                  lambda i, j: cols[j][i] * _param_entry(gamma, j) + _param_entry(beta, j))
 
     def _sympystr(self, printer):
         return f"BN({_text_affine(printer, *self.args[:3])})"
@@ -459,7 +461,7 @@ class BatchNormVJP(_Block):
             g = list(G.col(j))
             total, dot = sp.Add(*g), sp.Add(*[a * b for a, b in zip(g, xhat)])
             for i, (gi, xi) in enumerate(zip(g, xhat)):
-                out[i, j] = _entry(gamma, j) * (len(g) * gi - total - xi * dot) / (len(g) * sigma)
+                out[i, j] = _param_entry(gamma, j) * (len(g) * gi - total - xi * dot) / (len(g) * sigma)
         return sp.ImmutableMatrix(out)
 
     def _sympystr(self, printer):
