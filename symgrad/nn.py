@@ -422,7 +422,7 @@ def gelu_np(x, xp=np):
 
 def gelu_tanh_np(x, xp=np):
     """x (1 + tanh u)/2 = x σ(2u), u = √(2/π)(x + 0.044715 x³): 1 + tanh u cancels for u ≪ 0, σ does not."""
-    u = 1.5957691216057308 * (x + 0.044715 * (x * x * x))  # 2u (x·x·x: NumPy's x**3 is a slow pow)
+    u = 1.5957691216057308 * (x + 0.044715 * (x * x * x))  # 2u
     return x * sigmoid_np(u, xp=xp)
 
 
@@ -1358,10 +1358,9 @@ def gelu_tanh_backward(x, grad):
     grad = xp.asarray(grad)
     if grad.shape != x.shape:
         check_broadcast(grad, x=x)
-    _t0 = x**2
-    _t1 = 2*math.sqrt(2)*x/math.sqrt(math.pi)
-    _t2 = _t1*(0.044715*_t0 + 1)
-    grad_x = grad*(_t1*(0.134145*_t0 + 1)*sigmoid_np(-_t2, xp=xp) + 1)*sigmoid_np(_t2, xp=xp)
+    _t0 = 2*math.sqrt(2)/math.sqrt(math.pi)
+    _t1 = _t0*(0.044715*x**3 + x)
+    grad_x = grad*(_t0*x*(0.134145*x**2 + 1)*sigmoid_np(-_t1, xp=xp) + 1)*sigmoid_np(_t1, xp=xp)
     return reduce_to(grad_x, x.shape, xp)
 
 

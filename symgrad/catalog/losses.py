@@ -430,6 +430,34 @@ def huber_np(d, delta=1.0, xp=np):
     return m * (a - 0.5 * m)
 
 
+def clip_np(d, delta=1.0, xp=np):
+    """d clipped to [−δ, δ] (NaN stays NaN): the Huber derivative in one pass."""
+    return xp.clip(d, -delta, delta)
+
+
+class Clip(Primitive):
+    r"""clip(d, −δ, δ) = max(−δ, min(d, δ)), the Huber derivative;  clip' = 𝟙[|d| < δ] (0 beyond δ)."""
+
+    nargs = 2
+    elementwise = True
+    numpy_form = staticmethod(clip_np)
+
+    def fdiff(self, argindex=1):
+        d, delta = self.args
+        if argindex == 1:
+            return sp.Piecewise((1, sp.Abs(d) < delta), (0, True))
+        return sp.Piecewise((-1, d < -delta), (1, d > delta), (0, True))
+
+    @staticmethod
+    def elementary(d, delta):
+        return sp.Piecewise((-delta, d < -delta), (delta, d > delta), (d, True))
+
+    def _latex(self, printer, exp=None):
+        d, delta = (printer._print(a) for a in self.args)
+        tex = rf"\operatorname{{clip}}\left({d}, -{delta}, {delta}\right)"
+        return tex if exp is None else rf"{tex}^{{{exp}}}"
+
+
 class Huber(Primitive):
     r"""Huber_δ(d) = ½d² for |d| < δ, δ(|d| − ½δ) otherwise;  Huber_δ'(d) = clip(d, −δ, δ)
     (C¹: both branches give ±δ at |d| = δ)."""
@@ -442,7 +470,7 @@ class Huber(Primitive):
     def fdiff(self, argindex=1):
         d, delta = self.args
         if argindex == 1:
-            return sp.Piecewise((-delta, d < -delta), (delta, d > delta), (d, True))
+            return Clip(d, delta)
         return sp.Piecewise((0, sp.Abs(d) < delta), (sp.Abs(d) - delta, True))
 
     @staticmethod
@@ -722,7 +750,12 @@ register(Block(
 # --- row norms and cosines (row blocks of the batched forms) -----------------------------------
 def row_norm_np(D, xp=np):
     """‖d‖₂ of each row (keeping the last axis), scaled by the row's largest |d_j| so that d² can
-    neither overflow nor underflow (‖(1e200, 2e200)‖ = 2.24e200, not inf)."""
+    neither overflow nor underflow (‖(1e200, 2e200)‖ = 2.24e200, not inf). A NumPy array whose
+    plain norms are all finite and far from underflow keeps them (one pass, no temporary)."""
+    if isinstance(D, np.ndarray) and D.dtype.kind == "f" and D.size:
+        n = np.sqrt(np.einsum("...j,...j->...", D, D))[..., None]
+        if np.isfinite(n).all() and n.min() > 1e4 * np.sqrt(np.finfo(D.dtype).tiny):
+            return n
     s = xp.max(xp.abs(D), axis=-1, keepdims=True)
     safe = xp.where((s == 0) | xp.isinf(s), 1.0, s)
     q = D / safe
@@ -746,6 +779,13 @@ def cosine_np(X1, X2, eps=1e-8, xp=np):
     of the normalised rows (torch.nn.functional.cosine_similarity)."""
     m1 = xp.maximum(row_norm_np(X1, xp=xp), eps)
     m2 = xp.maximum(row_norm_np(X2, xp=xp), eps)
+    if isinstance(X1, np.ndarray) and isinstance(X2, np.ndarray) and X1.shape == X2.shape and X1.dtype.kind == "f":
+        with np.errstate(over="ignore", under="ignore"):  # the dot product directly, where it cannot
+            scale = m1 * m2                                # overflow nor underflow
+            fits = X1.size and np.isfinite(scale).all() and scale.min() > 1e8 * np.finfo(X1.dtype).tiny \
+                and np.abs(X1).max() * np.abs(X2).max() < np.finfo(X1.dtype).max
+        if fits:
+            return np.einsum("...j,...j->...", X1, X2)[..., None] / scale
     return xp.sum((X1 / m1) * (X2 / m2), axis=-1, keepdims=True)
 
 
