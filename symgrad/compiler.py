@@ -27,6 +27,7 @@ from .catalog.stable import sech2, sigmoid_grad, sigmoid_minus, sigmoid_shift, s
 from .catalog.base import Primitive
 from .catalog.layers import LogSumExp
 from .simplify import Rule
+from .symbols import free_inputs
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.hadamard import HadamardProduct
 
@@ -978,14 +979,13 @@ def compile_expr(outputs: sp.Basic | Sequence[sp.Basic], args: Sequence[sp.Basic
                  name: str = "f", stable: bool = True, formula: str = "",
                  matrix_names: dict | None = None, fuse: bool = True) -> CompiledFunction:
     """Compile one expression/Matrix (or a tuple of them) to a :class:`CompiledFunction`."""
-    from .derive import _free
 
     single = not isinstance(outputs, (list, tuple))
     outs = [outputs] if single else list(outputs)
     if args is None:
         found: set = set()
         for o in outs:
-            found |= _free(o)
+            found |= free_inputs(o)
         args = sorted(found, key=lambda s: s.name)
     args = list(args)
     formula = formula.replace('"', "'").rstrip("\\")  # safe inside a raw docstring

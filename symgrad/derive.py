@@ -23,6 +23,7 @@ import sympy as sp
 
 from .catalog.base import constraints_of
 from .errors import SymgradLimit
+from .symbols import free_inputs, is_dimension
 from .matrices import as_scalar, is_matrix_expression, tidy
 from .simplify import Budget, elementary, fold, textbook
 
@@ -129,13 +130,13 @@ class Derivation:
         """Every input symbol, sorted by name: the compiled function's keyword arguments."""
         if self.large:
             return sorted(self.program.graph.inputs, key=lambda s: s.name)
-        syms = set(_free(self.expr))
+        syms = set(free_inputs(self.expr))
         for r in self.results:
-            syms |= _free(r)
+            syms |= free_inputs(r)
         if self.is_matrix:  # sizes come from the arrays' shapes
-            syms = {s for s in syms if isinstance(s, sp.MatrixSymbol) or not _is_dimension(s, self.expr)}
+            syms = {s for s in syms if isinstance(s, sp.MatrixSymbol) or not is_dimension(s, self.expr)}
         if self.upstream is not None:
-            syms |= _free(self.upstream)
+            syms |= free_inputs(self.upstream)
         return sorted(syms, key=lambda s: s.name)
 
     # -- the next stages of the pipeline ----------------------------------------------
@@ -557,29 +558,6 @@ def _contract(expr: sp.Basic, upstream: Any) -> sp.Expr:
     if isinstance(g, sp.MatrixBase):
         raise ValueError("the expression is a scalar: its upstream gradient must be a scalar too")
     return g * expr
-
-
-def _is_dimension(sym: sp.Basic, expr: sp.Basic) -> bool:
-    return any(sym in m.shape for m in expr.atoms(sp.MatrixSymbol))
-
-
-def _free(obj: sp.Basic) -> set:
-    """Free symbols, with IndexedBase names standing for their entries."""
-    out = set()
-    for s in obj.free_symbols:
-        if isinstance(s, sp.Indexed):
-            continue
-        out.add(s)
-    for idx in obj.atoms(sp.Indexed):
-        out.discard(idx.base.label)
-        out.add(idx.base)
-        out.discard(idx.base)
-        out.add(idx.base.label)
-    # bound summation indices are not inputs
-    for s in obj.atoms(sp.Sum):
-        for lim in s.limits:
-            out.discard(lim[0])
-    return out
 
 
 def _name(w: sp.Basic) -> str:
