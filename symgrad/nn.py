@@ -422,7 +422,7 @@ def gelu_np(x, xp=np):
 
 def gelu_tanh_np(x, xp=np):
     """x (1 + tanh u)/2 = x σ(2u), u = √(2/π)(x + 0.044715 x³): 1 + tanh u cancels for u ≪ 0, σ does not."""
-    u = 1.5957691216057308 * (x + 0.044715 * (x * x * x))  # 2u
+    u = 1.5957691216057308 * (x + 0.044715 * (x * x * x))  # 2u (x·x·x: NumPy's x**3 is a slow pow)
     return x * sigmoid_np(u, xp=xp)
 
 
@@ -530,8 +530,8 @@ def log_sum_shifted_np(shifted, xp=np):
 
 
 def logsigmoid_np(x, xp=np):
-    """log σ(x) = −log(1 + e^{−x}) = −logaddexp(0, −x): finite for every x."""
-    return -xp.logaddexp(0.0, -x)
+    """log σ(x) = min(x, 0) − log1p(e^{−|x|}): finite for every x, exact in both tails."""
+    return xp.minimum(x, 0.0) - xp.log1p(xp.exp(-xp.abs(x)))
 
 
 def max_vjp_np(X, G, xp=np):
@@ -547,8 +547,11 @@ def max_vjp_np(X, G, xp=np):
 
 
 def mish_np(x, xp=np):
-    """x tanh(softplus(x)) (softplus by logaddexp: no overflow)."""
-    return x * xp.tanh(softplus_np(x, xp=xp))
+    """x tanh(softplus x) = x n/(n + 2) with n = e^x(e^x + 2): one exp, no cancellation (n/(n + 2) ≈ e^x
+    for x ≪ 0); e^x is capped at e^20, beyond which the ratio rounds to 1 anyway (1 − 2e^{−2x})."""
+    e = xp.exp(xp.minimum(x, 20.0))
+    n = e * (e + 2.0)
+    return x * n / (n + 2.0)
 
 
 def normal_cdf_np(x, xp=np):
@@ -1358,9 +1361,10 @@ def gelu_tanh_backward(x, grad):
     grad = xp.asarray(grad)
     if grad.shape != x.shape:
         check_broadcast(grad, x=x)
-    _t0 = 2*math.sqrt(2)/math.sqrt(math.pi)
-    _t1 = _t0*(0.044715*x**3 + x)
-    grad_x = grad*(_t0*x*(0.134145*x**2 + 1)*sigmoid_np(-_t1, xp=xp) + 1)*sigmoid_np(_t1, xp=xp)
+    _t0 = x**2
+    _t1 = 2*math.sqrt(2)*x/math.sqrt(math.pi)
+    _t2 = _t1*(0.044715*_t0 + 1)
+    grad_x = grad*(_t1*(0.134145*_t0 + 1)*sigmoid_np(-_t2, xp=xp) + 1)*sigmoid_np(_t2, xp=xp)
     return reduce_to(grad_x, x.shape, xp)
 
 
@@ -3631,7 +3635,7 @@ def mlp_backward(W1, b1, W2, b2, x, y, grad):
 
 
 def layer_norm(x, gamma, beta, eps=1e-05):
-    r"""layer_norm(x, gamma, beta, eps=1e-5) = (x - mean(x)) / sqrt(var(x) + eps) * gamma + beta   (over the last axis, biased variance: torch.nn.functional.layer_norm)
+    r"""layer_norm(x, gamma, beta, eps=1e-5) = (x - mean(x)) / sqrt(var(x) + eps) * gamma + beta   (over the last axis, biased variance: torch.nn.functional.layer_norm; without the affine part: gamma = 1, beta = 0)
 
     Forward:  \operatorname{LN}(\mathbf{x}) = \hat{\mathbf{x}} \circ \gamma + \beta,\quad \hat{\mathbf{x}} = \frac{\mathbf{x} - \mu}{\sigma},\quad \sigma = \sqrt{\operatorname{var}\mathbf{x} + \epsilon}
 
@@ -3704,7 +3708,7 @@ def layer_norm_backward(x, gamma, beta, grad, eps=1e-05):
 
 
 def rms_norm(x, gamma, eps=1e-06):
-    r"""rms_norm(x, gamma, eps=1e-6) = x / sqrt(mean(x^2) + eps) * gamma   (over the last axis: torch.nn.functional.rms_norm, whose default eps is the dtype's machine epsilon)
+    r"""rms_norm(x, gamma, eps=1e-6) = x / sqrt(mean(x^2) + eps) * gamma   (over the last axis: torch.nn.functional.rms_norm, whose default eps is the dtype's machine epsilon; without the scale: gamma = 1)
 
     Forward:  \operatorname{RMSNorm}(\mathbf{x}) = \hat{\mathbf{x}} \circ \gamma,\quad \hat{\mathbf{x}} = \frac{\mathbf{x}}{\operatorname{rms}},\quad \operatorname{rms} = \sqrt{\tfrac{1}{D}\textstyle\sum_j x_j^2 + \epsilon}
 

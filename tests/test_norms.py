@@ -361,3 +361,16 @@ def test_blocks_compose_through_their_arguments():
     got = d.compile()(X=x, Wq=ws[0], Wk=ws[1], Wv=ws[2], G=grad)
     for ours, theirs in zip(got, expected):
         _close(ours, theirs.numpy())
+
+
+@pytest.mark.parametrize("name", ["layer_norm", "rms_norm"])
+def test_nn_without_the_affine_part_is_gamma_one_beta_zero(name):
+    """torch's weight=None, bias=None is symgrad.nn's γ = 1, β = 0 (the documented spelling)."""
+    rng = np.random.default_rng(29)
+    x, grad = rng.normal(size=(4, 6)), rng.normal(size=(4, 6))
+    ref = (lambda x: F.layer_norm(x, (6,), eps=1e-5)) if name == "layer_norm" else \
+        (lambda x: F.rms_norm(x, (6,), eps=1e-6))
+    params = [np.ones(6), np.zeros(6)] if name == "layer_norm" else [np.ones(6)]
+    want, (want_x,) = _torch_vjp(ref, [x], grad, (0,))
+    _close(getattr(nn, name)(x, *params), want)
+    _close(getattr(nn, f"{name}_backward")(x, *params, grad)[0], want_x)

@@ -648,7 +648,8 @@ register(Block(
     name="layer_norm", family="layer", domain="x in R^{N x D} (rows normalized), gamma, beta in R^D, eps > 0",
     params={"eps": 1e-5},
     formula="layer_norm(x, gamma, beta, eps=1e-5) = (x - mean(x)) / sqrt(var(x) + eps) * gamma + beta   "
-            "(over the last axis, biased variance: torch.nn.functional.layer_norm)",
+            "(over the last axis, biased variance: torch.nn.functional.layer_norm; without the affine part: "
+            "gamma = 1, beta = 0)",
     latex=r"\operatorname{LN}(\mathbf{x}) = \hat{\mathbf{x}} \circ \gamma + \beta,\quad"
           r" \hat{\mathbf{x}} = \frac{\mathbf{x} - \mu}{\sigma},\quad \sigma = \sqrt{\operatorname{var}\mathbf{x} + \epsilon}",
     derivative=r"\frac{\partial L}{\partial \mathbf{x}} = \frac{1}{D}\,\sigma^{-1}\Bigl(D\,\mathbf{g} - \sum_j g_j"
@@ -663,7 +664,8 @@ register(Block(
     name="rms_norm", family="layer", domain="x in R^{N x D} (rows normalized), gamma in R^D, eps > 0",
     params={"eps": 1e-6},
     formula="rms_norm(x, gamma, eps=1e-6) = x / sqrt(mean(x^2) + eps) * gamma   (over the last axis: "
-            "torch.nn.functional.rms_norm, whose default eps is the dtype's machine epsilon)",
+            "torch.nn.functional.rms_norm, whose default eps is the dtype's machine epsilon; without the scale: "
+            "gamma = 1)",
     latex=r"\operatorname{RMSNorm}(\mathbf{x}) = \hat{\mathbf{x}} \circ \gamma,\quad"
           r" \hat{\mathbf{x}} = \frac{\mathbf{x}}{\operatorname{rms}},\quad"
           r" \operatorname{rms} = \sqrt{\tfrac{1}{D}\textstyle\sum_j x_j^2 + \epsilon}",
