@@ -686,12 +686,12 @@ _GELU_C = sp.Float("0.044715")
 
 
 def _gelu_tanh_u(x):
-    return sp.sqrt(2 / sp.pi) * (x + _GELU_C * x ** 3)
+    return sp.sqrt(2 / sp.pi) * x * (1 + _GELU_C * x ** 2)  # x(1 + c x²), not x + c x³: x**3 is a slow pow
 
 
 def gelu_tanh_np(x, xp=np):
     """x (1 + tanh u)/2 = x σ(2u), u = √(2/π)(x + 0.044715 x³): 1 + tanh u cancels for u ≪ 0, σ does not."""
-    u = 1.5957691216057308 * (x + 0.044715 * (x * x * x))  # 2u
+    u = 1.5957691216057308 * (x + 0.044715 * (x * x * x))  # 2u (x·x·x: NumPy's x**3 is a slow pow)
     return x * sigmoid_np(u, xp=xp)
 
 
@@ -767,8 +767,11 @@ register(Block(
 
 # --- mish -----------------------------------------------------------------------------------
 def mish_np(x, xp=np):
-    """x tanh(softplus(x)) (softplus by logaddexp: no overflow)."""
-    return x * xp.tanh(softplus_np(x, xp=xp))
+    """x tanh(softplus x) = x n/(n + 2) with n = e^x(e^x + 2): one exp, no cancellation (n/(n + 2) ≈ e^x
+    for x ≪ 0); e^x is capped at e^20, beyond which the ratio rounds to 1 anyway (1 − 2e^{−2x})."""
+    e = xp.exp(xp.minimum(x, 20.0))
+    n = e * (e + 2.0)
+    return x * n / (n + 2.0)
 
 
 class mish(Primitive):
@@ -1156,8 +1159,8 @@ register(Block(
 
 # --- logsigmoid -------------------------------------------------------------------------------
 def logsigmoid_np(x, xp=np):
-    """log σ(x) = −log(1 + e^{−x}) = −logaddexp(0, −x): finite for every x."""
-    return -xp.logaddexp(0.0, -x)
+    """log σ(x) = min(x, 0) − log1p(e^{−|x|}): finite for every x, exact in both tails."""
+    return xp.minimum(x, 0.0) - xp.log1p(xp.exp(-xp.abs(x)))
 
 
 class logsigmoid(Primitive):
