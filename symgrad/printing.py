@@ -300,9 +300,10 @@ def derivation_latex(derivation: "Derivation", *, numbered: bool = False, raw: b
     ``form="expanded"`` writes the blocks out (σ(z) → 1/(1 + e^{−z})); ``partial=False`` uses
     d instead of ∂; ``bold_vectors`` and ``upright_matrices`` style matrix symbols.
     ``width`` (about the number of characters of a line, see :func:`latex_width`) lays the
-    derivation out for a page: a longer line is broken after a term of its sum, the notes
-    move to the margin (``\tag*``), the "where" clause becomes a list, and what cannot be
-    broken is scaled to the line (``\resizebox``: the document needs graphicx)."""
+    derivation out for a page: a longer line is broken after a term of its sum or between the
+    factors of its product, a grid wider than the page is written entry by entry, the notes move
+    to the margin (``\tag*``), the "where" clause becomes a list, and what still cannot be broken
+    is scaled to the line (``\resizebox``: the document needs graphicx)."""
     from .simplify import elementary
 
     if form not in ("textbook", "expanded"):
@@ -311,27 +312,42 @@ def derivation_latex(derivation: "Derivation", *, numbered: bool = False, raw: b
     settings = {"bold_vectors": bold_vectors, "upright_matrices": upright_matrices}
     d = r"\partial" if partial else "d"
     show = (lambda e: elementary(e)) if form == "expanded" else (lambda e: e)  # noqa: E731
-    rows: list[tuple[str, list[str], str]] = []  # (lhs, pieces of the rhs, note)
-    shown: set = set()
+    steps = [st for st in derivation.steps if st.kind != "goal" and (raw or st.kind != "raw")]
+    lines = _render(_step_rows(steps, show, d, settings, width), width)
+    shown = set().union(*[st.rhs.free_symbols | st.lhs.free_symbols for st in steps])
+    used = {k: v for k, v in derivation.intermediates.items() if k in shown}
+    if used:
+        lines += _where_lines(used, show, d, settings, width)
+    for assumption in derivation.assumptions:
+        for part in _wrap_text(f"using {assumption}", None if width is None else width - 2):
+            lines.append(rf"&\text{{{escape_text(part)}}}")
+    body = " \\\\\n".join(lines)
+    return f"\\begin{{{env}}}\n{body}\n\\end{{{env}}}"
+
+
+def _step_rows(steps, show, d: str, settings: dict, width: float | None) -> list[tuple[str, list[str], str]]:
+    """(lhs, the rhs in lines, note) for each step; a repeated lhs is left out."""
+    rows: list[tuple[str, list[str], str]] = []
     previous_lhs = None
-    for step in derivation.steps:
-        if step.kind == "goal" or (step.kind == "raw" and not raw):
-            continue
+    for step in steps:
         lhs = _tex(step.lhs, d, **settings)
         budget = None if width is None else width - latex_width(lhs) - 3
+        rhs = step.rhs if step.kind == "factorisation" else show(step.rhs)
         if step.kind == "factorisation":
-            pieces = _pack([_tex(f, d, **settings) for f in step.rhs], budget, r" \cdot ")
-        elif budget is not None and isinstance(step.rhs, sp.MatrixBase) and \
-                latex_width(_tex(show(step.rhs), d, **settings)) > budget:  # a grid wider than the page:
-            rows += _entry_rows(lhs, show(step.rhs), width, d, settings, _note(step))  # entry by entry
+            pieces = _pack([_tex(f, d, **settings) for f in rhs], budget, r" \cdot ")
+        elif budget is not None and isinstance(rhs, sp.MatrixBase) and latex_width(_tex(rhs, d, **settings)) > budget:
+            rows += _entry_rows(lhs, rhs, width, d, settings, _note(step))  # a grid wider than the page
             previous_lhs = None
-            shown |= step.rhs.free_symbols | step.lhs.free_symbols
             continue
         else:
-            pieces = _pieces(show(step.rhs), budget, d, settings)
+            pieces = _pieces(rhs, budget, d, settings)
         rows.append(("" if lhs == previous_lhs else lhs, pieces, _note(step)))
         previous_lhs = lhs
-        shown |= step.rhs.free_symbols | step.lhs.free_symbols
+    return rows
+
+
+def _render(rows, width: float | None) -> list[str]:
+    """Rows as align lines: the note in a column (one line per step), or in the margin (paged)."""
     lines = []
     for lhs, pieces, note in rows:
         if width is None:
@@ -340,27 +356,25 @@ def derivation_latex(derivation: "Derivation", *, numbered: bool = False, raw: b
         tag = rf" \tag*{{\text{{{escape_text(note)}}}}}" if note else ""
         lines.append(rf"{lhs} &= {_fit(pieces[0], width - latex_width(lhs) - 3)}{tag}")
         lines += [rf"&\quad {{}} {_fit(p, width - 6)}" for p in pieces[1:]]
-    used = {k: v for k, v in derivation.intermediates.items() if k in shown}
-    if used:
-        definitions = [f"{latex(k, **settings)} = {latex(show(v), **settings)}" for k, v in used.items()]
-        one_line = ",\\ ".join(definitions)
-        if width is None or latex_width(one_line) <= width - 6:
-            lines.append(rf"&\text{{where }} {one_line}")
-        else:  # a list: one definition per line, each broken after a term if it is long
-            for i, (k, v) in enumerate(used.items()):
-                name = f"{latex(k, **settings)} = "
-                pieces = _pieces(show(v), width - 8 - latex_width(name), d, settings)
-                lead = r"\text{where }" if i == 0 else r"\phantom{\text{where }}"
-                comma = "," if i < len(used) - 1 else ""
-                lines.append(rf"&{lead} {name}{_fit(pieces[0], width - 8 - latex_width(name))}"
-                             + ("" if len(pieces) > 1 else comma))
-                lines += [rf"&\phantom{{\text{{where }}}} \quad {{}} {_fit(p, width - 12)}" + (comma if j == len(pieces) - 2 else "")
-                          for j, p in enumerate(pieces[1:])]
-    for assumption in derivation.assumptions:
-        for part in _wrap_text(f"using {assumption}", None if width is None else width - 2):
-            lines.append(rf"&\text{{{escape_text(part)}}}")
-    body = " \\\\\n".join(lines)
-    return f"\\begin{{{env}}}\n{body}\n\\end{{{env}}}"
+    return lines
+
+
+def _where_lines(used: dict, show, d: str, settings: dict, width: float | None) -> list[str]:
+    """"where a = …, h = …": one line, or — longer than the page — a list, one definition a line."""
+    definitions = [f"{latex(k, **settings)} = {latex(show(v), **settings)}" for k, v in used.items()]
+    one_line = ",\\ ".join(definitions)
+    if width is None or latex_width(one_line) <= width - 6:
+        return [rf"&\text{{where }} {one_line}"]
+    lines = []
+    for i, (k, v) in enumerate(used.items()):
+        name = f"{latex(k, **settings)} = "
+        pieces = _pieces(show(v), width - 8 - latex_width(name), d, settings)
+        lead = r"\text{where }" if i == 0 else r"\phantom{\text{where }}"
+        comma = "," if i < len(used) - 1 else ""
+        pieces[-1] += comma
+        lines.append(rf"&{lead} {name}{_fit(pieces[0], width - 8 - latex_width(name))}")
+        lines += [rf"&\phantom{{\text{{where }}}} \quad {{}} {_fit(p, width - 12)}" for p in pieces[1:]]
+    return lines
 
 
 def _entry_rows(lhs: str, M: sp.MatrixBase, width: float, d: str, settings: dict, note: str) -> list:
