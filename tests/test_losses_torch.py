@@ -322,3 +322,24 @@ def test_huber_and_l1_at_huge_differences_do_not_overflow():
         np.testing.assert_array_equal(nn.smooth_l1(x, 0 * x, beta=2.0), np.abs(x) - 1.0)
         np.testing.assert_array_equal(nn.huber_backward(x, 0 * x, np.ones(3), delta=2.0)[0], [2.0, -2.0, 2.0])
         np.testing.assert_array_equal(nn.l1_loss(x, 0 * x), np.abs(x))
+
+
+# --- each new primitive's stable NumPy form equals its elementary form ---------------------------------
+def _primitives():
+    from symgrad.catalog.layers import LogSumExp
+    from symgrad.catalog.losses import BinaryFocal, ClampMin, Clip, Huber, StepAtLeast, XLogX
+
+    return [(BinaryFocal, (1.3, 0.2, 2.0, 0.25)), (BinaryFocal, (-4.0, 1.0, 1.5, 0.6)), (Huber, (0.3, 1.0)),
+            (Huber, (-2.5, 0.7)), (Clip, (-2.5, 0.7)), (Clip, (0.2, 0.7)), (ClampMin, (-0.4,)), (ClampMin, (0.4,)),
+            (StepAtLeast, (0.0,)), (StepAtLeast, (-1e-9,)), (XLogX, (0.0,)), (XLogX, (0.37,)),
+            (LogSumExp, (0.5, -1.0, 2.0))]
+
+
+@pytest.mark.parametrize("cls,values", _primitives(), ids=lambda v: getattr(v, "__name__", str(v)))
+def test_primitive_numpy_forms_equal_their_elementary_forms(cls, values):
+    import sympy as sp
+
+    got = cls.numpy_form(*[np.array([v]) for v in values], xp=np)
+    expected = sp.limit(cls.elementary(sp.Symbol("t"), *values[1:]), sp.Symbol("t"), 0, "+") \
+        if cls.__name__ == "XLogX" and values[0] == 0 else cls.elementary(*[sp.Float(v, 30) for v in values])
+    np.testing.assert_allclose(got, [float(expected)], rtol=1e-14, atol=0)

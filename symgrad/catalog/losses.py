@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from .activations import SoftmaxEntry, relu, sigmoid, softmax, softplus
+from .activations import SoftmaxEntry, relu, sigmoid, sigmoid_np, softmax, softplus
 from ..matrices import Entrywise, _RowBlock
 from .base import Primitive
 from .registry import Arg, Batched, Block, Choice, Example, Interval, N, Simplex, ones, register, size
@@ -16,8 +16,8 @@ __all__ = [
     "bce", "bce_with_logits", "cross_entropy", "softmax_cross_entropy",
     "squared_l2", "hinge", "multiclass_svm", "l2", "BCE", "BCEWithLogits", "BCEWithLogitsEntries", "CrossEntropy",
     "huber", "smooth_l1", "l1_loss", "margin_ranking", "binary_focal", "kl_div", "nll", "cosine_similarity",
-    "cosine_embedding", "triplet_margin", "Huber", "ClampMin", "StepAtLeast", "XLogX", "RowDistance",
-    "DistanceVJP", "RowCosine", "CosineVJP",
+    "cosine_embedding", "triplet_margin", "BinaryFocal", "Huber", "Clip", "ClampMin", "StepAtLeast", "XLogX",
+    "RowDistance", "DistanceVJP", "RowCosine", "CosineVJP",
 ]
 
 
