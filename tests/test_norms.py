@@ -21,6 +21,7 @@ import symgrad.nn as nn
 from symgrad.catalog import get_block, norms
 from symgrad.catalog.registry import N
 from symgrad.check import explicit_entries
+from symgrad.pipeline import run
 from symgrad.printing import latex, text
 
 torch = pytest.importorskip("torch")
@@ -374,3 +375,18 @@ def test_nn_without_the_affine_part_is_gamma_one_beta_zero(name):
     want, (want_x,) = _torch_vjp(ref, [x], grad, (0,))
     _close(getattr(nn, name)(x, *params), want)
     _close(getattr(nn, f"{name}_backward")(x, *params, grad)[0], want_x)
+
+
+@pytest.mark.parametrize("name", ["layer_norm", "rms_norm", "batch_norm"])
+def test_eps_is_a_constant_never_a_silent_zero(name):
+    ex = get_block(name).build()
+    with pytest.raises(symgrad.SymgradLimit, match="eps is a constant"):
+        symgrad.derive(ex.expr, ex.inputs["epsilon"], upstream=ex.upstream).result
+
+
+def test_an_additive_mask_gets_its_gradient_symbolically():
+    """dM = dS = A ∘ (dA − Σ_j dA ∘ A) (symgrad.nn treats masks as data), cross-checked on explicit entries."""
+    ex = get_block("masked_attention").build()
+    outcome = run(ex.expr, [ex.inputs["M"]], upstream=ex.upstream, sizes=ex.sizes)
+    assert outcome.check.ok, str(outcome.check)
+    assert text(outcome.derivation.results[0]) == "softmax(Q*K.T/sqrt(d) + M)∘(G*V.T - Σ_j (G*V.T∘softmax(Q*K.T/sqrt(d) + M)))"

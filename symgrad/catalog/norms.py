@@ -28,6 +28,9 @@ import sympy as sp
 
 from sympy.printing.precedence import PRECEDENCE
 
+from sympy.matrices.expressions.matexpr import MatrixElement
+
+from ..errors import SymgradLimit
 from .registry import Arg, Batched, Block, Example, Interval, N, register, size
 from ..matrices import row_softmax_np, softmax_vjp_np
 
@@ -297,6 +300,13 @@ class _Block(sp.MatrixExpr):
 
 
 
+def _constant_eps(block: str, eps) -> None:
+    """ε is a constant of the block: asked for ∂/∂ε (the matrix chain rule has put an entry in its
+    place), say so rather than return 0."""
+    if isinstance(eps, sp.Basic) and eps.has(MatrixElement):
+        raise SymgradLimit(f"{block}: the gradient with respect to eps is not declared (eps is a constant of the block)")
+
+
 def _parameter_adjoints(gamma, beta, G, xhat) -> list:
     """dγ = Σ_n G ∘ x̂ and dβ = Σ_n G (the column sums), for the parameters that are matrices."""
     out = [(gamma, _sums(sp.HadamardProduct(G, xhat), 0))] if isinstance(gamma, sp.MatrixExpr) else []
@@ -313,6 +323,7 @@ class LayerNorm(_Block):
 
     def adjoints(self, G) -> list:
         X, gamma, beta, eps = self.args
+        _constant_eps("layer_norm", eps)
         return [(X, LayerNormVJP(X, gamma, G, eps))] + _parameter_adjoints(gamma, beta, G, LayerNorm(X, 1, 0, eps))
 
     def explicit(self, X, gamma, beta, eps):
@@ -373,6 +384,7 @@ class RMSNorm(_Block):
 
     def adjoints(self, G) -> list:
         X, gamma, eps = self.args
+        _constant_eps("rms_norm", eps)
         return [(X, RMSNormVJP(X, gamma, G, eps))] + _parameter_adjoints(gamma, 0, G, RMSNorm(X, 1, eps))
 
     def explicit(self, X, gamma, eps):
@@ -432,6 +444,7 @@ class BatchNorm(_Block):
 
     def adjoints(self, G) -> list:
         X, gamma, beta, eps = self.args
+        _constant_eps("batch_norm", eps)
         return [(X, BatchNormVJP(X, gamma, G, eps))] + _parameter_adjoints(gamma, beta, G, BatchNorm(X, 1, 0, eps))
 
     def explicit(self, X, gamma, beta, eps):
@@ -485,8 +498,9 @@ def batch_norm(X, gamma=None, beta=None, eps=1e-5) -> sp.MatrixExpr:
 
 # === scaled dot-product attention ========================================================================
 class AttentionScores(_Block):
-    r"""S = Q Kᵀ/√d (+ M) for queries Q (L × d), keys K (S × d) and an optional mask M (L × S, data:
-    boolean, True = attend, or additive).  dQ = G K/√d, dK = Gᵀ Q/√d."""
+    r"""S = Q Kᵀ/√d (+ M) for queries Q (L × d), keys K (S × d) and an optional mask M (L × S: boolean,
+    True = attend, or additive).  dQ = G K/√d, dK = Gᵀ Q/√d, and dM = G for an additive mask (symgrad.nn
+    treats masks as data and returns no gradient for them)."""
 
     name = "attention_scores"
     numpy_form = staticmethod(attention_scores_np)
@@ -496,8 +510,9 @@ class AttentionScores(_Block):
         return (self.args[0].shape[0], self.args[1].shape[0])
 
     def adjoints(self, G) -> list:
-        Q, K = self.args[:2]
-        return [(Q, KeyScaled(sp.MatMul(G, K), K)), (K, KeyScaled(sp.MatMul(sp.Transpose(G), Q), K))]
+        Q, K, *mask = self.args
+        return [(Q, KeyScaled(sp.MatMul(G, K), K)), (K, KeyScaled(sp.MatMul(sp.Transpose(G), Q), K))] + \
+            [(M, G) for M in mask]
 
     def explicit(self, Q, K, *mask):
         S = (Q * K.T / sp.sqrt(K.shape[1])).as_explicit()
