@@ -193,6 +193,10 @@ VECTORIZED = [
      r"2 \left(\left(W_{2}^{T} \left(W_{2} \mathbf{h} + \mathbf{b}_{2} - \mathbf{y}\right)\right) \circ \mathbf{h}"
      r" \circ \left(\mathbf{1} - \mathbf{h}\right)\right) \mathbf{x}^{T}",
      lambda W1, b1, W2, b2, x, y: ((W2 @ torch.sigmoid(W1 @ x + b1) + b2 - y) ** 2).sum()),
+    ("mlp", "b1",
+     r"2 \left(\left(W_{2}^{T} \left(W_{2} \mathbf{h} + \mathbf{b}_{2} - \mathbf{y}\right)\right) \circ \mathbf{h}"
+     r" \circ \left(\mathbf{1} - \mathbf{h}\right)\right)",
+     lambda W1, b1, W2, b2, x, y: ((W2 @ torch.sigmoid(W1 @ x + b1) + b2 - y) ** 2).sum()),
     ("mlp", "W2", r"2 \left(W_{2} \mathbf{h} + \mathbf{b}_{2} - \mathbf{y}\right) \mathbf{h}^{T}",
      lambda W1, b1, W2, b2, x, y: ((W2 @ torch.sigmoid(W1 @ x + b1) + b2 - y) ** 2).sum()),
     ("log_avg_pool", "x", r"y' \operatorname{softmax}\left(\beta \mathbf{x}\right)",
