@@ -287,6 +287,16 @@ def _function(block: Block, form: Batched, backward: bool, helpers: dict) -> str
     return "\n".join(lines) + "\n"
 
 
+def _source(fn) -> str:
+    """The source of a helper, checked: a module edited on disk after it was imported would give
+    the lines of something else (and a broken nn.py)."""
+    text = inspect.getsource(fn).rstrip("\n")
+    if not text.startswith(f"def {fn.__name__}("):
+        raise RuntimeError(f"{fn.__module__} changed on disk while nn.py was being built "
+                           f"(the source of {fn.__name__} moved): run `python -m symgrad.nnbuild` again")
+    return text
+
+
 def build_source(progress: bool = False) -> str:
     """The text of ``symgrad/nn.py`` (deterministic: the same catalog gives the same file)."""
     helpers: dict = {}
@@ -310,7 +320,7 @@ def build_source(progress: bool = False) -> str:
     header = header.replace("{runtime}", ", ".join(imported))
     parts = [header.rstrip("\n"), "__all__ = [\n" + "".join(f'    "{n}",\n' for n in names) + "]"]
     parts.append("# --- stable forms, copied from the catalog " + "-" * 56)
-    parts += [inspect.getsource(fn).rstrip("\n") for fn in closure.values() if fn.__module__ != "symgrad.runtime"]
+    parts += [_source(fn) for fn in closure.values() if fn.__module__ != "symgrad.runtime"]
     parts += [f.rstrip("\n") for f in functions]
     return "\n\n\n".join(parts) + "\n"
 
