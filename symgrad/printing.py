@@ -354,8 +354,8 @@ def _render(rows, width: float | None) -> list[str]:
             lines.append(rf"{lhs} &= {' '.join(pieces)} && \text{{{escape_text(note)}}}")
             continue
         tag = rf" \tag*{{\text{{{escape_text(note)}}}}}" if note else ""
-        lines.append(rf"{lhs} &= {_fit(pieces[0], width - latex_width(lhs) - 3)}{tag}")
-        lines += [rf"&\quad {{}} {_fit(p, width - 6)}" for p in pieces[1:]]
+        lines.append(rf"{lhs} &= {_fit(pieces[0], width - latex_width(lhs) - 3, width)}{tag}")
+        lines += [rf"&\quad {{}} {_fit(p, width - 6, width)}" for p in pieces[1:]]
     return lines
 
 
@@ -372,8 +372,8 @@ def _where_lines(used: dict, show, d: str, settings: dict, width: float | None) 
         lead = r"\text{where }" if i == 0 else r"\phantom{\text{where }}"
         comma = "," if i < len(used) - 1 else ""
         pieces[-1] += comma
-        lines.append(rf"&{lead} {name}{_fit(pieces[0], width - 8 - latex_width(name))}")
-        lines += [rf"&\phantom{{\text{{where }}}} \quad {{}} {_fit(p, width - 12)}" for p in pieces[1:]]
+        lines.append(rf"&{lead} {name}{_fit(pieces[0], width - 8 - latex_width(name), width)}")
+        lines += [rf"&\phantom{{\text{{where }}}} \quad {{}} {_fit(p, width - 12, width)}" for p in pieces[1:]]
     return lines
 
 
@@ -467,12 +467,12 @@ def _pack(parts: list[str], budget: float | None, joiner: str) -> list[str]:
     return lines
 
 
-def _fit(tex: str, budget: float) -> str:
-    """``tex`` itself, or scaled to the line when even one term is wider than the page (a grid)."""
-    w = latex_width(tex)
-    if w <= budget:
+def _fit(tex: str, budget: float, width: float) -> str:
+    """``tex`` itself, or — wider than the ``budget`` left on a line of ``width`` — scaled to that
+    room (the part of \\linewidth the budget is): what no break could shorten."""
+    if latex_width(tex) <= budget:
         return tex
-    return rf"\resizebox{{{max(0.3, budget / w) * 0.95:.2f}\linewidth}}{{!}}{{$\displaystyle {tex}$}}"
+    return rf"\resizebox{{{max(0.2, budget / width) * 0.95:.2f}\linewidth}}{{!}}{{$\displaystyle {tex}$}}"
 
 
 def _wrap_text(words: str, budget: float | None) -> list[str]:
