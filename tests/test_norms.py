@@ -390,3 +390,25 @@ def test_an_additive_mask_gets_its_gradient_symbolically():
     outcome = run(ex.expr, [ex.inputs["M"]], upstream=ex.upstream, sizes=ex.sizes)
     assert outcome.check.ok, str(outcome.check)
     assert text(outcome.derivation.results[0]) == "softmax(Q*K.T/sqrt(d) + M)∘(G*V.T - Σ_j (G*V.T∘softmax(Q*K.T/sqrt(d) + M)))"
+
+
+@pytest.mark.parametrize("name", BLOCKS)
+def test_exported_modules_import_and_agree(name, tmp_path):
+    """The standalone module (NumPy only: the stable forms copied in) gives the compiled gradient."""
+    import importlib.util
+
+    from symgrad.compiler import export_module
+
+    _, d = _derived(name)
+    path = export_module(d, tmp_path / f"{name}_grad.py")
+    spec = importlib.util.spec_from_file_location(f"{name}_grad", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rng = np.random.default_rng(31)
+    shapes = {"X": (4, 3), "G": (4, 3), "gamma": (1, 3), "beta": (1, 3)} if "norm" in name else \
+        {"Q": (4, 3), "K": (5, 3), "V": (5, 2), "G": (4, 2), "M": (4, 5)}
+    inputs = {k: rng.normal(size=v) for k, v in shapes.items()}
+    inputs = {k: v for k, v in inputs.items() if k in d.compile().params} | \
+        ({"epsilon": 1e-5} if "norm" in name else {})
+    for ours, compiled in zip(module.gradient(**inputs), d.compile()(**inputs)):
+        _close(ours, compiled, rtol=1e-14)

@@ -21,8 +21,6 @@ so that squares never overflow.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import sympy as sp
 
@@ -153,24 +151,24 @@ def attention_scores_np(Q, K, M=None, xp=np):
                          f"(q has shape {tuple(Q.shape)})")
     S = Q @ xp.matrix_transpose(K)
     if isinstance(S, np.ndarray):
-        S *= 1.0 / math.sqrt(Q.shape[-1])
+        S *= Q.shape[-1] ** -0.5
     else:
-        S = S * (1.0 / math.sqrt(Q.shape[-1]))
+        S = S * (Q.shape[-1] ** -0.5)
     if M is None:
         return S
     if xp.isdtype(M.dtype, "bool"):
-        return xp.where(M, S, xp.full_like(S, -math.inf))
+        return xp.where(M, S, xp.full_like(S, -np.inf))
     return S + M
 
 
 def key_scaled_np(M, K, xp=np):
     """M/√d, d = the number of columns of K (the key size)."""
-    return M * (1.0 / math.sqrt(K.shape[-1]))
+    return M * (K.shape[-1] ** -0.5)
 
 
 def _masked_rows(S, out, xp=np):
     """``out`` with 0 in the rows where every score is −inf (they attend to nothing, as torch)."""
-    dead = xp.max(S, axis=-1, keepdims=True) == -math.inf
+    dead = xp.max(S, axis=-1, keepdims=True) == -np.inf
     if isinstance(out, np.ndarray):
         if dead.any():
             np.copyto(out, 0.0, where=dead)
