@@ -13,24 +13,24 @@ closed form (the matrix chain rule calls ``adjoints(G)``; G = ∂L/∂Y has the 
                                dV = Aᵀ G,  dA = G Vᵀ,  dS = A ∘ (dA − Σ_j (dA ∘ A)),
                                dQ = dS K/√d,  dK = dSᵀ Q/√d
 
-The mask M of attention is data (not differentiated): boolean (True = attend, as torch) or
-additive; a row that attends to nothing gets weights 0 (as torch). Variances are biased (divided
-by D or N). The NumPy forms take any Array API namespace and compute the statistics on x/max|x|,
-so that squares never overflow.
+The mask M of attention is boolean (True = attend, as torch) or additive; a row that attends to
+nothing gets weights 0 (as torch). symgrad.nn treats masks as data (no gradient returned); derived
+symbolically, an additive mask gets dM = dS. ε is a constant (∂/∂ε raises). Variances are biased
+(divided by D or N). The stable forms take any Array API namespace; the statistics are computed on
+x/max|x| (no square overflows or underflows), or for NumPy by the textbook two passes when those
+are exact enough.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import sympy as sp
-
+from sympy.matrices.expressions.matexpr import MatrixElement
 from sympy.printing.precedence import PRECEDENCE
 
-from sympy.matrices.expressions.matexpr import MatrixElement
-
 from ..errors import SymgradLimit
-from .registry import Arg, Batched, Block, Example, Interval, N, register, size
 from ..matrices import row_softmax_np, softmax_vjp_np
+from .registry import Arg, Batched, Block, Example, Interval, N, register, size
 
 __all__ = ["LayerNorm", "LayerNormVJP", "RMSNorm", "RMSNormVJP", "BatchNorm", "BatchNormVJP",
            "AttentionScores", "KeyScaled", "AttentionWeights", "AttentionWeightsVJP", "Attention",
@@ -266,9 +266,9 @@ def _param_entry(p, j):
     return p[0, j] if _explicit(p) else p
 
 
-def _sums(M, axis: int):
-    """Σ over rows (axis 0: a 1 × D row) or columns (axis 1: an N × 1 column) of a matrix expression."""
-    return sp.MatMul(sp.OneMatrix(1, M.shape[0]), M) if axis == 0 else sp.MatMul(M, sp.OneMatrix(M.shape[1], 1))
+def _column_sums(M):
+    """Σ_n M_n: the 1 × D row of column sums, 1ᵀ M."""
+    return sp.MatMul(sp.OneMatrix(1, M.shape[0]), M)
 
 
 class _Block(sp.MatrixExpr):
@@ -296,8 +296,6 @@ class _Block(sp.MatrixExpr):
         raise NotImplementedError
 
 
-
-
 def _constant_eps(block: str, eps) -> None:
     """ε is a constant of the block: asked for ∂/∂ε (the matrix chain rule has put an entry in its
     place), say so rather than return 0."""
@@ -307,8 +305,8 @@ def _constant_eps(block: str, eps) -> None:
 
 def _parameter_adjoints(gamma, beta, G, xhat) -> list:
     """dγ = Σ_n G ∘ x̂ and dβ = Σ_n G (the column sums), for the parameters that are matrices."""
-    out = [(gamma, _sums(sp.HadamardProduct(G, xhat), 0))] if isinstance(gamma, sp.MatrixExpr) else []
-    return out + ([(beta, _sums(G, 0))] if isinstance(beta, sp.MatrixExpr) else [])
+    out = [(gamma, _column_sums(sp.HadamardProduct(G, xhat)))] if isinstance(gamma, sp.MatrixExpr) else []
+    return out + ([(beta, _column_sums(G))] if isinstance(beta, sp.MatrixExpr) else [])
 
 
 # === layer norm ==========================================================================================
