@@ -121,6 +121,16 @@ def _column_view(expr):
     return None
 
 
+def _row_view(expr):
+    """softmax(zᵀ) for a column z is the row softmax(z)ᵀ: the transpose of the vector block, for
+    printing only (a block prints itself first, so the printers look before dispatching); else None."""
+    if getattr(expr, "name", "") in ("softmax", "log_softmax") and isinstance(expr, sp.MatrixExpr) \
+            and len(expr.args) == 1 and isinstance(expr.args[0], sp.Transpose) and expr.args[0].arg.shape[1] == 1 \
+            and expr.args[0].arg.shape[0] != 1:
+        return sp.Transpose(type(expr)(expr.args[0].arg))
+    return None
+
+
 def _diag_vector(expr):
     """The vector of diag(v), as a column: diag(a) for a = softmax(z), whichever way SymPy stored it."""
     v = expr.args[0]
@@ -132,6 +142,10 @@ def _diag_vector(expr):
 
 class SymgradStrPrinter(StrPrinter):
     """SymPy's text printer with the textbook order of terms and factors."""
+
+    def _print(self, expr, **kwargs):
+        row = _row_view(expr)
+        return super()._print(row if row is not None else expr, **kwargs)
 
     def _print_Add(self, expr, order=None):
         return _textbook_add(self, expr, StrPrinter._print_Add, order)
@@ -199,6 +213,10 @@ class SymgradLatexPrinter(LatexPrinter):
     ``upright_matrices`` (matrices as \\mathrm{W})."""
 
     _default_settings = {**LatexPrinter._default_settings, "bold_vectors": True, "upright_matrices": False}
+
+    def _print(self, expr, **kwargs):
+        row = _row_view(expr)
+        return super()._print(row if row is not None else expr, **kwargs)
 
     def _print_MatrixSymbol(self, expr, style="plain"):
         name = self._print(sp.Symbol(expr.name))

@@ -96,6 +96,7 @@ _p = sp.Symbol("p", positive=True)
     (sp.DiagMatrix(sg.softmax(_z)), r"\operatorname{diag}\left(\operatorname{softmax}\left(\mathbf{z}\right)\right)",
      "diag(softmax(z))"),
     (sg.log_softmax(_z), r"\log\operatorname{softmax}\left(\mathbf{z}\right)", "log_softmax(z)"),
+    (sg.softmax(_z).T, r"\left(\operatorname{softmax}\left(\mathbf{z}\right)\right)^{T}", "softmax(z).T"),
     (sp.Identity(_C) - sp.OneMatrix(_C, 1) * _z.T, r"I - \mathbf{1} \mathbf{z}^{T}", "I - 1*z.T"),
     (sp.HadamardPower(_x, _p - 1), r"\mathbf{x}^{\circ \left({p - 1}\right)}", "x∘^(p - 1)"),
     (MatrixElement(_W, 0, 1), r"{W}_{0,1}", "W[0, 1]"),  # a true entry keeps its indices
