@@ -296,6 +296,7 @@ def _program_names(bp, wrts, budget) -> tuple[tuple, dict]:
         out = written(bp.expanded(w)) if w in bp.gradients else (
             sp.ZeroMatrix(*w.shape) if isinstance(w, sp.MatrixSymbol) else sp.S.Zero)
         named.append(tidy(out) if isinstance(out, sp.MatrixExpr) else textbook(out, budget=budget))
+    named, probabilities = _name_probabilities(named, graph)
     shown: set = set()
     for r in named:
         shown |= {m for m in r.atoms(sp.MatrixSymbol)} | set(r.free_symbols)
@@ -305,12 +306,36 @@ def _program_names(bp, wrts, budget) -> tuple[tuple, dict]:
             continue
         definition = written(v)
         names[k] = definition
+    names.update(probabilities)
     # keep the names the results use and those their definitions use
     used = {k for k in names if k in shown}
     for k in reversed(list(names)):
         if k in used:
             used |= {s for s in names[k].atoms(sp.MatrixSymbol) | names[k].free_symbols if s in names}
     return tuple(named), {k: v for k, v in names.items() if k in used}
+
+
+def _name_probabilities(named: list, graph) -> tuple[list, dict]:
+    """a = softmax(z) for the softmax outputs that appear only in the gradient (CE∘softmax → a − y)."""
+    from .matrices import RowSoftmax
+
+    taken = {m.name for r in named for m in r.atoms(sp.MatrixSymbol)} | {getattr(k, "name", "") for k in graph.exprs}
+    taken |= {m.name for v in graph.exprs.values() for m in v.atoms(sp.MatrixSymbol)}
+    found: dict = {}
+    for r in named:
+        for node in sp.preorder_traversal(r):
+            if isinstance(node, sp.Transpose) and isinstance(node.arg, RowSoftmax) and node.shape[1] == 1:
+                found.setdefault(node, None)  # the softmax of a column vector: a
+            elif isinstance(node, RowSoftmax) and node.shape[0] != 1:
+                found.setdefault(node, None)  # softmax of each row of a matrix: A
+    names = {}
+    for node in found:
+        base = "a" if node.shape[1] == 1 else "A"
+        label = next(c for c in (base, base + "1", base + "2", base + "3") if c not in taken) if base in taken else base
+        taken.add(label)
+        names[sp.MatrixSymbol(label, *node.shape)] = node
+    back = _renaming(names)
+    return [r.xreplace(back) for r in named], names
 
 
 def _simplex_notes(groups) -> list[str]:
@@ -410,7 +435,9 @@ def _derive_matrices(expr, wrts, single, upstream, started, timeout=5.0) -> Deri
         return dict(result=results[0] if single else tuple(results), named_results=named[0] if single else named,
                     raw=None if single else tuple(None for _ in results), steps=steps, intermediates=names)
 
-    assumptions = [f"the rows of {Y} sum to 1 (targets lie on the simplex)" for Y in row_simplex_targets(L)]
+    assumptions = [f"the entries of {Y.arg} sum to 1 (targets lie on the simplex)"
+                   if isinstance(Y, sp.Transpose) and Y.shape[0] == 1 else
+                   f"the rows of {Y} sum to 1 (targets lie on the simplex)" for Y in row_simplex_targets(L)]
     budget.hits.append("SymPy's own matrix derivative is not used (it returns 0 for ((W*x).T*(W*x))[0, 0] and a "
                        "wrong term through elementwise functions); raw is None")
     d = Derivation(L, tuple(resolved), upstream=upstream, assumptions=assumptions, notes=budget.hits,

@@ -426,8 +426,8 @@ def tidy(G: sp.MatrixExpr) -> sp.MatrixExpr:
                       and any(isinstance(a, sp.MatMul) and a.as_coeff_mmul()[0] != 1 for a in n.args),
                       pull_coefficients)
         G = _doit(G)
-        G = G.replace(lambda n: isinstance(n, sp.MatAdd), collect_factors)
-    return G if isinstance(G, sp.MatrixBase) else _doit(G)
+        G = G.replace(lambda n: isinstance(n, sp.MatAdd), collect_factors)  # kept: a doit would expand it
+    return G
 
 
 def collect_factors(total: sp.MatAdd) -> sp.MatrixExpr:
@@ -455,6 +455,10 @@ def collect_factors(total: sp.MatAdd) -> sp.MatrixExpr:
             pieces = [factor, inner_sum] if side == 0 else [inner_sum, factor]
             collected = sp.MatMul(*([magnitude] if magnitude != 1 else []), *pieces)
             return collect_factors(sp.MatAdd(collected, *rest_terms)) if rest_terms else collected
+    coeffs = [t.as_coeff_mmul()[0] if isinstance(t, sp.MatMul) else sp.S.One for t in terms]
+    if all(c.is_Number for c in coeffs) and len({abs(c) for c in coeffs}) == 1 and abs(coeffs[0]) != 1:
+        c = abs(coeffs[0])  # 2b + 2Wh − 2y → 2(Wh + b − y)
+        return sp.MatMul(c, sp.MatAdd(*[_doit(sp.MatMul(sp.Rational(1) / c, t)) for t in terms]))
     return total
 
 

@@ -184,10 +184,9 @@ VECTORIZED = [
      lambda w, x, b, y: torch.nn.functional.binary_cross_entropy(torch.sigmoid(w[:, 0] @ x[:, 0] + b), y)),
     ("logistic_regression", "b", "a - y",
      lambda w, x, b, y: torch.nn.functional.binary_cross_entropy(torch.sigmoid(w[:, 0] @ x[:, 0] + b), y)),
-    ("softmax_regression", "W",
-     r"\left(\operatorname{softmax}\left(W \mathbf{x} + \mathbf{b}\right) - \mathbf{y}\right) \mathbf{x}^{T}",
+    ("softmax_regression", "W", r"\left(\mathbf{a} - \mathbf{y}\right) \mathbf{x}^{T}",
      lambda W, x, b, y: -(y[:, 0] * torch.log_softmax((W @ x + b)[:, 0], 0)).sum()),
-    ("softmax_regression", "b", r"\operatorname{softmax}\left(W \mathbf{x} + \mathbf{b}\right) - \mathbf{y}",
+    ("softmax_regression", "b", r"\mathbf{a} - \mathbf{y}",
      lambda W, x, b, y: -(y[:, 0] * torch.log_softmax((W @ x + b)[:, 0], 0)).sum()),
     ("mlp", "W1",
      r"2 \left(\left(W_{2}^{T} \left(W_{2} \mathbf{h} + \mathbf{b}_{2} - \mathbf{y}\right)\right) \circ \mathbf{h}"
@@ -199,7 +198,7 @@ VECTORIZED = [
      lambda W1, b1, W2, b2, x, y: ((W2 @ torch.sigmoid(W1 @ x + b1) + b2 - y) ** 2).sum()),
     ("mlp", "W2", r"2 \left(W_{2} \mathbf{h} + \mathbf{b}_{2} - \mathbf{y}\right) \mathbf{h}^{T}",
      lambda W1, b1, W2, b2, x, y: ((W2 @ torch.sigmoid(W1 @ x + b1) + b2 - y) ** 2).sum()),
-    ("log_avg_pool", "x", r"y' \operatorname{softmax}\left(\beta \mathbf{x}\right)",
+    ("log_avg_pool", "x", r"y' \mathbf{a}",  # where a = softmax(βx)
      lambda x, beta, yp: yp * torch.log(torch.exp(beta * x).mean()) / beta),
     ("lp_pool", "x",
      r"y' \left(\mathbf{1}^{T} \mathbf{x}^{\circ {p}}\right)^{\frac{1 - p}{p}} \mathbf{x}^{\circ \left({p - 1}\right)}",
