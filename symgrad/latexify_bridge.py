@@ -43,6 +43,10 @@ class _DropNamespace(ast.NodeTransformer):
         node.keywords = [k for k in node.keywords if k.arg != "xp"]
         if isinstance(node.func, ast.Attribute) and node.func.attr == "matrix_transpose":  # xp.matrix_transpose(x)
             node.func = ast.Name(id="transpose", ctx=ast.Load())
+        scale = [k.value for k in node.keywords if k.arg == "scale"]  # f(u, scale=s): the product s · f(u)
+        if scale:
+            node.keywords = [k for k in node.keywords if k.arg != "scale"]
+            return ast.BinOp(left=self.visit(scale[0]), op=ast.Mult(), right=self.generic_visit(node))
         return self.generic_visit(node)
 
     def visit_Attribute(self, node):  # x.mT / x.T → transpose(x), a function latexify can show

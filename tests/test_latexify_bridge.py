@@ -29,7 +29,7 @@ def test_exported_modules_render_too(tmp_path):
     from symgrad.latexify_bridge import function_latex
 
     tex = function_latex(module.gradient)
-    assert tex == r"\mathrm{gradient}(b, w, x, y) = x \cdot \mathrm{sigmoid\_shift} \mathopen{}\left( b + w x, -y \mathclose{}\right)"  # no namespace plumbing
+    assert tex == r"\mathrm{gradient}(b, w, x, y) = x \cdot \mathrm{sigmoid\_minus} \mathopen{}\left( b + w x, y \mathclose{}\right)"  # no namespace plumbing; scale=x as x ·
 
 
 def test_notebook_renderings():
