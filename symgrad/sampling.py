@@ -338,7 +338,12 @@ def points(symbols: Sequence[sp.Basic], exprs: Iterable[sp.Basic], count: int, r
                         p = dict(base)
                         p[s] = r if d == 0.0 else v  # the kink itself exactly (a SymPy number)
                         extra.append(p)
-    return out + extra[:policy.max_kink_points]
+    # moderate points, then the breakpoints' neighbourhoods (targeted and cheap to evaluate), then
+    # the points across the decades (far out, evaluation may cost more of the budget)
+    kinds_of = [kinds[i % len(kinds)] for i in range(count)]
+    moderate = [pt for pt, k in zip(out, kinds_of) if k == "moderate"]
+    far = [pt for pt, k in zip(out, kinds_of) if k != "moderate"]
+    return moderate[:2] + extra[:policy.max_kink_points] + far[:2] + moderate[2:] + far[2:]
 
 
 def _inside(sym, v: float, spec) -> bool:
@@ -379,7 +384,7 @@ def exact_floats(expr):
     return expr.xreplace({f: sp.Rational(f) for f in floats}) if floats else expr
 
 
-def value(expr: sp.Expr, subs: Mapping, digits: int = DIGITS, maxn: int = 400):
+def value(expr: sp.Expr, subs: Mapping, digits: int = DIGITS, maxn: int = 500):
     """``expr`` at the exact point ``subs`` to ``digits`` correct digits (SymPy's evalf tracks the
     accuracy of every step), as an mpmath number (mpf or mpc), or None when that accuracy cannot
     be reached (a cancellation beyond ``maxn`` digits) or the value is not a finite number."""
@@ -387,12 +392,20 @@ def value(expr: sp.Expr, subs: Mapping, digits: int = DIGITS, maxn: int = 400):
     import mpmath
 
     try:
-        at = exact_floats(expr).xreplace(dict(subs))
+        plain = exact_floats(expr)
+        others = {k: sp.Dummy() for k in subs if not isinstance(k, sp.Symbol)}  # x[1]: a symbol for evalf
+        if others:
+            plain = plain.xreplace(others)
+            subs = {others.get(k, k): v for k, v in subs.items()}
+        if plain.free_symbols - set(subs):
+            return None
+        # numbers enter through evalf's subs (never into the tree: x**p at p = 1e8 stays a number)
+        at = plain
         if at.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
             return None
-        if at.free_symbols:
+        num = sp.N(at, digits, maxn=maxn, subs=dict(subs)) if not at.is_Rational else at
+        if num.has(sp.zoo, sp.nan, sp.oo, -sp.oo) or num.free_symbols:
             return None
-        num = sp.N(at, digits, maxn=maxn) if not at.is_Rational else at
         re_, im_ = num.as_real_imag()
         if re_.free_symbols or im_.free_symbols or not (re_.is_number and im_.is_number):
             return None
