@@ -2885,8 +2885,8 @@ def cosine_embedding_backward(x1, x2, y, grad, margin=0.0):
     _t0 = 1.0 - y
     _t0 *= step_at_least_np(((-margin) + (cosine_np(x1, x2, 1.0e-8, xp=xp))), xp=xp)
     _t0 *= grad
+    _t0 -= ((y + 1.0) * grad)
     _t0 *= 1/2
-    _t0 -= ((1/2)*((y + 1.0) * grad))
     grad_x1 = cosine_vjp_np(x1, x2, _t0, 1.0e-8, xp=xp)
     grad_x2 = cosine_vjp_np(x2, x1, _t0, 1.0e-8, xp=xp)
     return shaped(grad_x1, x1_shape, xp), shaped(grad_x2, x2_shape, xp)

@@ -8,7 +8,7 @@ import sympy as sp
 
 from .activations import SoftmaxEntry, relu, sigmoid, sigmoid_np, softmax, softplus
 from ..matrices import Entrywise, _RowBlock
-from .base import Primitive
+from .base import Primitive, elementwise_of, sum_entries
 from .registry import Arg, Batched, Block, Choice, Example, Interval, N, Simplex, ones, register, size
 from .vectors import as_vector, matrix, to_sympy, vector
 
@@ -43,6 +43,15 @@ class BCE(Primitive):
     @staticmethod
     def elementary(a, y):
         return -(y * sp.log(a) + (1 - y) * sp.log(1 - a))
+
+    @classmethod
+    def on_matrices(cls, a, y):
+        """Σ_ij BCE(A_ij, Y_ij) over a batch, for probabilities written A = σ(Z): on the logits Z."""
+        logits = elementwise_of(a, sigmoid)
+        if logits is None:
+            raise TypeError("bce of a matrix needs its probabilities written as sigmoid(Z) (e.g. "
+                            "bce(sigmoid(X*w), y)); or use bce_with_logits(Z, y)")
+        return BCEWithLogits.on_matrices(logits, y)
 
 
 def bce(a, y) -> sp.Expr:
@@ -87,6 +96,13 @@ class BCEWithLogits(Primitive):
     @staticmethod
     def elementary(z, y):
         return softplus.elementary(z) - y * z
+
+    @classmethod
+    def on_matrices(cls, z, y):
+        """Σ_ij BCE(σ(Z_ij), Y_ij) over a batch (reduction "sum"; divide by N for the mean)."""
+        if getattr(y, "shape", None) != z.shape:
+            raise ValueError(f"the targets must have the logits' shape {z.shape}, got {getattr(y, 'shape', 'a scalar')}")
+        return sum_entries(BCEWithLogitsEntries(z, y))
 
 
 class BCEWithLogitsEntries(Entrywise):
