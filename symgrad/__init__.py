@@ -1,8 +1,8 @@
 """symgrad: derive, verify and compile the gradients of machine-learning math.
 
-The data flow, one module each: ``catalog`` (define) → ``derive`` → ``simplify`` →
-``compiler`` → ``check`` (verify) → ``printing``/``report`` (export); ``pipeline.run``
-shows the whole path in one function.
+The data flow: ``catalog`` (define) → ``derivation`` (one reverse pass over named
+intermediates) → ``simplify`` → ``compiler`` → ``check`` (verify) → ``printing``/``report``
+(export); ``pipeline.run`` shows the whole path in one function.
 """
 
 import sys
@@ -13,17 +13,17 @@ __version__ = "0.1.0"
 # name → the module that defines it. The names load on first use (PEP 562), so that
 # ``import symgrad.nn`` (the pre-compiled catalog) never imports SymPy.
 _EXPORTS = {
-    "Backprop": "graph",
+    "Backprop": "derivation",
     "Block": "catalog",
     "CheckResult": "check",
     "CompiledFunction": "compiler",
-    "Derivation": "derive",
-    "Edge": "graph",
+    "Derivation": "derivation",
+    "Edge": "derivation",
     "GradReport": "gradcheck",
-    "Graph": "graph",
+    "Graph": "derivation",
     "Outcome": "pipeline",
     "ParseError": "errors",
-    "Step": "derive",
+    "Step": "derivation",
     "SymgradError": "errors",
     "SymgradLimit": "errors",
     "UnknownBlockError": "errors",
@@ -36,14 +36,14 @@ _EXPORTS = {
     "cross_check": "check",
     "cross_entropy": "catalog",
     "dense": "catalog",
-    "derive": "derive",
+    "derive": "derivation",
     "elementwise": "matrices",
     "elu": "catalog",
     "export_module": "compiler",
     "get_block": "catalog",
-    "hessian": "derive",
+    "hessian": "derivation",
     "hinge": "catalog",
-    "hvp": "derive",
+    "hvp": "derivation",
     "l2": "catalog",
     "latex": "printing",
     "leaky_relu": "catalog",
@@ -92,7 +92,7 @@ def __dir__() -> list[str]:
 
 
 class _Package(types.ModuleType):
-    """``symgrad.derive`` stays the function when the module ``symgrad/derive.py`` loads (the import
+    """``symgrad.verify`` stays the function when the module ``symgrad/verify.py`` loads (the import
     system would otherwise set the package attribute to the submodule)."""
 
     def __setattr__(self, name: str, value) -> None:

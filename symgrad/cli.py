@@ -230,7 +230,7 @@ def catalog_markdown(chosen=None) -> str:
 
 def _derivation_for(args):
     """The Derivation named on the command line: a catalog block's example or an expression."""
-    from .derive import derive
+    from .derivation import derive
     from .parse import parse
 
     target = args.target.strip()

@@ -24,8 +24,8 @@ def worked_examples(width: float | None = None) -> list[tuple[str, str]]:
     """(title, LaTeX) for the lecture notes' worked examples, derived and evaluated by symgrad;
     ``width``: lay the derivations out for a page of that many characters (see ``derivation_latex``)."""
     from . import catalog as C
-    from .derive import derive
-    from .graph import Graph
+    from .derivation import derive
+    from .derivation import Graph
 
     out: list[tuple[str, str]] = []
     x, y, z = sp.symbols("x y z", real=True)

@@ -32,7 +32,7 @@ import sympy as sp
 from . import runtime
 from .catalog.registry import ARG_KINDS, Arg, Batched, Block, Choice, blocks
 from .compiler import ArrayAPIPrinter, helper_closure, program, stabilise
-from .matrices import matrix_gradient
+from .derivation import matrix_gradient
 
 __all__ = ["build_source", "write", "NN_PATH"]
 
@@ -90,7 +90,7 @@ def _elementwise_form(block: Block) -> Batched:
 
 
 def _backward_output(form: Batched, arg: Arg, grad: sp.Basic, elementwise: bool) -> sp.Basic:
-    from .derive import derive
+    from .derivation import derive
 
     if elementwise:
         local = stabilise(derive(form.forward, arg.symbol).result)

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 from .catalog.registry import Block
 from .check import CheckResult, cross_check
 from .compiler import CompiledFunction
-from .derive import Derivation, derive
+from .derivation import Derivation, derive
 
 __all__ = ["Outcome", "run", "run_block"]
 

@@ -34,7 +34,7 @@ def plot_block(name: str, path: str | Path | None = None, *, x_range: tuple[floa
     except ImportError:
         raise SymgradLimit('plotting needs matplotlib: pip install "symgrad[plot]"') from None
     from .compiler import compile_expr
-    from .derive import derive
+    from .derivation import derive
     from .printing import latex
 
     block = get_block(name)

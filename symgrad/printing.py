@@ -17,7 +17,7 @@ from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .derive import Derivation
+    from .derivation import Derivation
 
 __all__ = ["SymgradLatexPrinter", "SymgradStrPrinter", "latex", "text", "derivation_latex", "escape_text",
            "latex_width"]

@@ -25,7 +25,7 @@ from .catalog.activations import relu, sigmoid, softplus
 from .errors import BudgetExceeded
 
 __all__ = ["Rule", "FOLD_RULES", "fold", "textbook", "Budget", "resolve_delta_sums",
-           "apply_simplex", "elementary"]
+           "apply_simplex", "elementary", "normalise_sign"]
 
 
 # --- budgets ------------------------------------------------------------------------------
@@ -252,7 +252,7 @@ def _leads_negative(add: sp.Add) -> bool:
     return sp.sstr(add).startswith("-")
 
 
-def _normalise_sign(expr: sp.Expr) -> sp.Expr:
+def normalise_sign(expr: sp.Expr) -> sp.Expr:
     """Signs the textbook way: −x(y − σ) → x(σ − y), (y − a)/(a(a − 1)) → (a − y)/(a(1 − a)).
 
     Every sum factor is written with a positive leading term; a leftover minus sign is
@@ -322,7 +322,7 @@ def textbook(expr: sp.Expr, groups: Sequence[tuple[sp.Expr, ...]] = (), budget: 
     else:
         budget.hits.append(f"textbook form: not factored ({sp.count_ops(atoms)} operations > {FACTOR_OPS_LIMIT})")
     candidates.append(atoms)  # ties go to the factored forms, listed first
-    best = min((_normalise_sign(c) for c in candidates), key=_score)
+    best = min((normalise_sign(c) for c in candidates), key=_score)
     # powers of one base always combine (S^{1/p}/S → S^{(1-p)/p}), the textbook way
     best = sp.powsimp(best, combine="exp")
     return _tidy_exponents(best).xreplace(back)

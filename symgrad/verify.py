@@ -37,7 +37,7 @@ import sympy as sp
 
 from . import sampling
 from .catalog.activations import step
-from .derive import Derivation, derive
+from .derivation import Derivation, derive
 from .errors import SymgradError
 from .simplify import Budget, elementary
 

@@ -6,7 +6,7 @@ import sympy as sp
 
 import symgrad as sg
 from symgrad.printing import text
-from symgrad.graph import Graph
+from symgrad.derivation import Graph
 from symgrad.matrices import sq_frobenius
 
 x, y, z = sp.symbols("x y z", real=True)
@@ -134,7 +134,7 @@ def _scalar_net(depth, width=2):
 
 
 def test_expression_graph_names_each_block_output_once_and_grows_linearly():
-    from symgrad.graph import expression_graph
+    from symgrad.derivation import expression_graph
 
     sizes = []
     for depth in (2, 4, 8):

@@ -239,7 +239,7 @@ def test_an_L_layer_graph_is_linear_in_depth():
 def test_a_lost_gradient_raises_instead_of_returning_zero(monkeypatch):
     """The old matrix-power rule sent its adjoint to a node outside the graph, so d tr(X²)/dX came
     out 0; any such rule now raises."""
-    import symgrad.matrices as mx
+    import symgrad.derivation.matrix_rules as mx
 
     original = mx._push
 

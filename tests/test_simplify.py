@@ -7,7 +7,7 @@ import sympy as sp
 
 import symgrad as sg
 from symgrad.simplify import (FOLD_RULES, Budget, apply_simplex, fold, resolve_delta_sums, textbook,
-                              _normalise_sign)
+                              normalise_sign)
 
 x, y, u = sp.symbols("x y u", real=True)
 
@@ -53,7 +53,7 @@ def test_simplex_constraint_collects_the_full_sum_only():
     (x * (u - y), x * (u - y)),
 ])
 def test_signs_are_normalised_the_textbook_way(given, expected):
-    out = _normalise_sign(given)
+    out = normalise_sign(given)
     assert sp.simplify(out - given) == 0
     assert sp.srepr(out) == sp.srepr(expected) or out == expected
 

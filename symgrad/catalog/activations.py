@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from ..matrices import _RowBlock
+from ..matrices import RowBlock
 from .base import Primitive
 from .registry import Arg, Batched, Block, Example, Interval, N, ones, register, size
 from .vectors import as_vector, column, to_sympy, vector
@@ -1244,7 +1244,7 @@ def glu_vjp_np(Z, G, xp=np):
     return xp.concat([grad_a, grad_a * a * sigmoid_np(-b, xp=xp)], axis=-1)
 
 
-class RowGLU(_RowBlock):
+class RowGLU(RowBlock):
     r"""GLU(Z) = A ∘ σ(B) row by row, Z = [A B] (N × 2H → N × H);  G_Z = [G ∘ σ(B), G ∘ A ∘ σ(B) ∘ σ(−B)]."""
 
     numpy_form = staticmethod(glu_np)
@@ -1267,7 +1267,7 @@ class RowGLU(_RowBlock):
         return rf"\operatorname{{GLU}}\left({printer._print(self.arg)}\right)"
 
 
-class GLUVJP(_RowBlock):
+class GLUVJP(RowBlock):
     r"""The GLU backward [G ∘ σ(B), G ∘ A ∘ σ(B) ∘ σ(−B)] for Z = [A B] (shape of Z)."""
 
     numpy_form = staticmethod(glu_vjp_np)

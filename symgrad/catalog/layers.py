@@ -11,7 +11,7 @@ from .activations import Maxout, SoftmaxEntry
 from .base import Primitive
 from .registry import Arg, Batched, Block, Choice, Example, Interval, N, ones, register, size
 from .vectors import as_vector, column, is_symbolic, matrix, scalar, to_sympy, vector
-from ..matrices import RowSoftmax, _RowBlock
+from ..matrices import RowSoftmax, RowBlock
 
 __all__ = ["dense", "lp_pool", "log_avg_pool", "sq_norm_linear", "pool_index",
            "dropout", "max_pool", "logsumexp", "LogSumExp", "RowMax", "RowLogSumExp"]
@@ -235,7 +235,7 @@ def max_vjp_np(X, G, xp=np):
     return xp.where(xp.reshape(positions, (1,) * (X.ndim - 1) + (-1,)) == top, G, xp.zeros_like(X))
 
 
-class RowMax(_RowBlock):
+class RowMax(RowBlock):
     r"""max_j Z_ij for each row (N × C → N × 1);  G_Z = G at the first argmax of each row, 0 elsewhere."""
 
     numpy_form = staticmethod(row_max_np)
@@ -254,7 +254,7 @@ class RowMax(_RowBlock):
         return rf"\max_{{\mathrm{{row}}}}\left({printer._print(self.arg)}\right)"
 
 
-class MaxVJP(_RowBlock):
+class MaxVJP(RowBlock):
     r"""G routed to the first largest entry of each row of Z (N × C): the gradient of RowMax."""
 
     numpy_form = staticmethod(max_vjp_np)
@@ -332,7 +332,7 @@ class LogSumExp(Primitive):
         return sp.log(sp.Add(*[sp.exp(v) for v in z]))
 
 
-class RowLogSumExp(_RowBlock):
+class RowLogSumExp(RowBlock):
     r"""log Σ_j exp(Z_ij) for each row (N × C → N × 1);  G_Z = softmax(Z) ∘ (G 1ᵀ_C)."""
 
     numpy_form = staticmethod(row_logsumexp_np)

@@ -7,7 +7,7 @@ import numpy as np
 import sympy as sp
 
 from .activations import SoftmaxEntry, relu, sigmoid, sigmoid_np, softmax, softplus
-from ..matrices import Entrywise, _RowBlock
+from ..matrices import Entrywise, RowBlock
 from .base import Primitive, elementwise_of, sum_entries
 from .registry import Arg, Batched, Block, Choice, Example, Interval, N, Simplex, ones, register, size
 from .vectors import as_vector, matrix, to_sympy, vector
@@ -815,7 +815,7 @@ def cosine_vjp_np(X, O, G, eps=1e-8, xp=np):
     return G * (uo - c * (X / xp.where(nx == 0, 1.0, nx))) / mx
 
 
-class _LossRows(_RowBlock):
+class _LossRows(RowBlock):
     """A row block of several arguments (matrices first, then scalar parameters)."""
 
     def __new__(cls, *args):

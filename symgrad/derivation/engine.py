@@ -21,11 +21,20 @@ from typing import Any, Sequence, Union
 
 import sympy as sp
 
-from .catalog.base import constraints_of
-from .errors import SymgradLimit
-from .symbols import free_inputs, is_dimension
-from .matrices import as_scalar, is_matrix_expression, tidy
-from .simplify import Budget, elementary, fold, textbook
+from ..catalog.base import constraints_of
+from ..errors import SymgradLimit
+from ..symbols import free_inputs, is_dimension
+from ..matrices import RowLogSoftmax, RowSoftmax, is_matrix_expression, row_simplex_targets
+from .matrix_rules import as_scalar, tidy, vector_jacobian
+from .graph import Graph, expanded_size, expression_graph, is_block_output
+from ..catalog.activations import IndexedSoftmax, SoftmaxEntry, elu, leaky_relu, relu, sigmoid, softplus
+from ..catalog.losses import BCE, BCEWithLogits, CrossEntropy
+from ..catalog.vectors import as_vector, to_sympy
+from ..check import cross_check
+from ..compiler import compile_backprop, compile_derivation
+from ..parse import parse
+from ..printing import derivation_latex, latex
+from ..simplify import Budget, elementary, fold, textbook
 
 __all__ = ["derive", "hessian", "hvp", "Derivation", "Step"]
 
@@ -64,7 +73,7 @@ class Derivation:
     in the order given, for a list. ``assumptions`` lists what the textbook form uses
     (Σ y = 1 for targets, 1 ≤ k ≤ n for indices); ``notes`` lists bounds that were hit.
 
-    ``program`` is the reverse pass itself (a :class:`~symgrad.graph.Backprop` over the
+    ``program`` is the reverse pass itself (a :class:`~symgrad.derivation.graph.Backprop` over the
     expression's named intermediates, one pass for every wrt). ``result``, ``raw``, ``steps`` and
     ``intermediates`` are built from it the first time one of them is read, and kept; when the
     fully substituted result would be large (``large``: a deep network), ``named`` and
@@ -145,8 +154,6 @@ class Derivation:
 
         For a list ``wrt`` it returns a tuple in the same order; matrix results come back
         as arrays of the matrix's shape (after any broadcast batch axes)."""
-        from .compiler import compile_backprop, compile_derivation
-
         if self.backprop is not None:
             return compile_backprop(self.backprop, self.wrt, stable=stable)
         if self.large:  # the named program: one line per intermediate and per adjoint
@@ -155,22 +162,16 @@ class Derivation:
 
     def latex(self, **options) -> str:
         """An ``align*`` derivation: goal, local gradients, chain rule, plain SymPy, textbook."""
-        from .printing import derivation_latex
-
         return derivation_latex(self, **options)
 
     def check(self, **options):
         """Cross-check ``result`` numerically (finite differences and plain SymPy)."""
-        from .check import cross_check
-
         return cross_check(self, **options)
 
     def _repr_markdown_(self) -> str:
         return "$$\n" + self.latex().replace("align*", "aligned") + "\n$$"
 
     def _repr_latex_(self) -> str:
-        from .printing import latex
-
         return "$\\displaystyle " + latex(self.named if self.single else sp.Tuple(*self.named)) + "$"
 
     def __str__(self) -> str:
@@ -193,8 +194,6 @@ def derive(expr: Any, wrt: WrtLike | Sequence[WrtLike], *, upstream: Any = None,
     shape of ``expr`` (gives the vector–Jacobian product). ``timeout``: seconds for the
     bounded simplification steps (a bound that is hit is listed in ``notes``).
     """
-    from .graph import Graph
-
     started = time.perf_counter()
     single = not isinstance(wrt, (list, tuple))
     wrts = [wrt] if single else list(wrt)
@@ -231,8 +230,6 @@ EXPANDED_LIMIT = 1500
 
 def _derive_sweep(folded, target, wrts, single, upstream, groups, budget, started) -> Derivation:
     """One reverse pass over the expression's named intermediates for every wrt at once."""
-    from .graph import expanded_size, expression_graph
-
     graph = expression_graph(folded)
     flat = [e for w in wrts for e in (w if isinstance(w, sp.MatrixBase) else [w])]
     bp = graph.backprop(budget=budget, wrt=flat)
@@ -269,8 +266,6 @@ def _named_from_program(bp, w) -> sp.Basic:
     if w not in bp.gradients:
         return sp.ZeroMatrix(*w.shape) if isinstance(w, sp.MatrixSymbol) else sp.S.Zero
     out = bp.expanded(w)
-    from .matrices import tidy
-
     return tidy(out) if isinstance(out, sp.MatrixExpr) else textbook(out)
 
 
@@ -278,8 +273,6 @@ def _program_names(bp, wrts, budget) -> tuple[tuple, dict]:
     """The results in the program's names for block outputs (h = σ(XW), a = softmax(z), …), other
     shared subexpressions written out (2Wxxᵀ, not 2uxᵀ); and those names with their definitions,
     each through the earlier names (h2 = σ(h1 W2))."""
-    from .graph import is_block_output
-
     graph = bp.graph
     inline = {k: v for k, v in graph.exprs.items() if k != graph.output and not is_block_output(v)}
 
@@ -317,8 +310,6 @@ def _program_names(bp, wrts, budget) -> tuple[tuple, dict]:
 
 def _name_probabilities(named: list, graph) -> tuple[list, dict]:
     """a = softmax(z) for the softmax outputs that appear only in the gradient (CE∘softmax → a − y)."""
-    from .matrices import RowSoftmax
-
     taken = {m.name for r in named for m in r.atoms(sp.MatrixSymbol)} | {getattr(k, "name", "") for k in graph.exprs}
     taken |= {m.name for v in graph.exprs.values() for m in v.atoms(sp.MatrixSymbol)}
     found: dict = {}
@@ -406,8 +397,6 @@ def _derive_matrices(expr, wrts, single, upstream, started, timeout=5.0) -> Deri
         expr = sp.Trace(upstream.T * expr)
     if isinstance(expr, sp.MatrixExpr) and expr.shape[1] == 1 and expr.shape[0] != 1 \
             and all(w.shape[1] == 1 for w in resolved):
-        from .matrices import vector_jacobian
-
         jacobians = [vector_jacobian(expr, w) for w in resolved]
         names = _name_vector_outputs(expr)
         back = _renaming(names)
@@ -417,9 +406,6 @@ def _derive_matrices(expr, wrts, single, upstream, started, timeout=5.0) -> Deri
                           raw=None if single else tuple(None for _ in jacobians), steps=steps, intermediates=names,
                           seconds=time.perf_counter() - started, single=single)
     L = as_scalar(expr)
-    from .graph import expanded_size, expression_graph
-    from .matrices import row_simplex_targets
-
     budget = Budget(timeout)
     graph = expression_graph(L)
     bp = graph.backprop(budget=budget, wrt=resolved)
@@ -488,8 +474,6 @@ def _name_vector_outputs(F) -> dict:
     """a for a vector block's output (softmax(z), σ(Wx)), written back through the name."""
     from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
-    from .matrices import RowLogSoftmax, RowSoftmax
-
     names: dict = {}
     taken = {m.name for m in F.atoms(sp.MatrixSymbol)}
     letters = (c for c in ("a", "h", "p", "q") if c not in taken)
@@ -545,20 +529,14 @@ def _renaming(intermediates: dict) -> dict:
 # --- inputs ------------------------------------------------------------------------------------
 def _as_expression(expr: Any) -> sp.Basic:
     if isinstance(expr, str):
-        from .parse import parse
-
         return parse(expr)
     if isinstance(expr, (list, tuple)):
-        from .catalog.vectors import as_vector
-
         return as_vector(expr, "expression")
     if isinstance(expr, sp.MatrixBase):
         return sp.Matrix(expr)
     if isinstance(expr, (sp.Expr, sp.MatrixExpr)):
         return expr
     if isinstance(expr, (int, float)):
-        from .catalog.vectors import to_sympy
-
         return to_sympy(expr, "expression")
     raise TypeError(f"cannot differentiate a {type(expr).__name__}; pass a SymPy expression, a Matrix or text")
 
@@ -567,11 +545,7 @@ def _as_upstream(upstream: Any) -> sp.Basic | None:
     if upstream is None:
         return None
     if isinstance(upstream, (list, tuple, sp.MatrixBase)):
-        from .catalog.vectors import as_vector
-
         return sp.Matrix(upstream) if isinstance(upstream, sp.MatrixBase) else as_vector(upstream, "upstream")
-    from .catalog.vectors import to_sympy
-
     return to_sympy(upstream, "upstream")
 
 
@@ -600,8 +574,6 @@ def _resolve_wrt(w: WrtLike, expr: sp.Basic) -> sp.Basic:
             raise ValueError(f"cannot differentiate with respect to {w!r}: it is not a symbol of the expression (its symbols: {listing})")
         return matches[0]
     if isinstance(w, (list, tuple)):
-        from .catalog.vectors import as_vector
-
         w = as_vector(w, "wrt")
     if isinstance(w, sp.MatrixBase):
         if not all(isinstance(e, (sp.Symbol, sp.Indexed)) for e in w):
@@ -726,8 +698,6 @@ def _chain_steps(expr: sp.Basic, w: sp.Basic, result, raw) -> tuple[list[Step], 
 def _role_name(node: sp.Basic, taken: set) -> str | None:
     """The seeds' name for an intermediate: a for an activation's output, z for a
     pre-activation, else u, v, …; None when every candidate is taken."""
-    from .catalog.activations import SoftmaxEntry, elu, leaky_relu, relu, sigmoid, softplus
-
     if isinstance(node, (sigmoid, sp.tanh, softplus, relu, elu, leaky_relu, SoftmaxEntry)):
         preferred = ("a", "h")
     elif not isinstance(node, sp.Function):
@@ -743,8 +713,6 @@ def _role_name(node: sp.Basic, taken: set) -> str | None:
 def _name_outputs(results: Sequence, expr: sp.Basic, names: dict) -> dict:
     """Give the block outputs left in the results the seeds' names: softmax entries a_1 … a_C,
     other activations a (or a1, a2, … when there are several), avoiding the expression's names."""
-    from .catalog.activations import IndexedSoftmax, SoftmaxEntry, elu, leaky_relu, relu, sigmoid, softplus
-
     outputs = (sigmoid, sp.tanh, softplus, relu, elu, leaky_relu)
     taken = {s.name for s in expr.free_symbols if hasattr(s, "name")} | {k.name for k in names}
     known = set(names.values())
@@ -787,8 +755,6 @@ def _local(node: sp.Basic, arg: sp.Basic) -> sp.Expr:
 
 
 def _is_loss(expr: sp.Basic) -> bool:
-    from .catalog.losses import BCE, BCEWithLogits, CrossEntropy
-
     return isinstance(expr, (BCE, BCEWithLogits, CrossEntropy))
 
 
@@ -876,6 +842,4 @@ def hvp(expr: Any, wrt: Any, direction: Any, *, timeout: float = 5.0) -> Derivat
 
 def vector_jacobian_of(F: sp.MatrixExpr, x: sp.MatrixSymbol) -> sp.MatrixExpr:
     """∂F/∂x for a column vector F of the column vector x (rows: outputs), in compact form."""
-    from .matrices import vector_jacobian
-
     return vector_jacobian(F, x)

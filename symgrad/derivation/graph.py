@@ -24,11 +24,14 @@ import numpy as np
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
-from .catalog.activations import Maxout, relu
-from .catalog.base import Primitive
-from .matrices import (Entrywise, RowLogMeanExp, RowLogSoftmax, RowSoftmax, RowSoftmaxCrossEntropy,
-                       is_matrix_expression, matrix_gradient)
-from .simplify import Budget, textbook
+from ..catalog.activations import Maxout, relu
+from ..catalog.base import Primitive
+from ..matrices import Entrywise, RowLogMeanExp, RowLogSoftmax, RowSoftmax, RowSoftmaxCrossEntropy, is_matrix_expression
+from .matrix_rules import matrix_doit, matrix_gradient
+from ..compiler import compile_expr
+from ..parse import parse
+from ..printing import backprop_latex, text
+from ..simplify import Budget, textbook
 
 __all__ = ["Graph", "Edge", "Backprop", "expression_graph", "expanded_size", "is_block_output"]
 
@@ -81,8 +84,6 @@ class Backprop:
 
     def latex(self, digits: int = 4) -> str:
         """The table as an ``align*`` (forward values, edges, global gradients)."""
-        from .printing import backprop_latex
-
         return backprop_latex(self, digits=digits)
 
     def _repr_latex_(self) -> str:
@@ -92,8 +93,6 @@ class Backprop:
         """The seeds' table: forward values, then each edge's local × upstream = product, then
         the global gradients (numbers when values were given)."""
         fmt = lambda v: _fmt(v, digits)  # noqa: E731
-        from .printing import text
-
         lines = ["forward:"]
         for name in self.graph.names:
             val = f" = {fmt(self.values[name])}" if name in self.values else ""
@@ -127,8 +126,6 @@ class Graph:
     """
 
     def __init__(self, nodes: Mapping[Any, Any] | Sequence[tuple[Any, Any]], *, output: Any = None):
-        from .parse import parse
-
         items = list(nodes.items()) if isinstance(nodes, Mapping) else list(nodes)
         if not items:
             raise ValueError("a graph needs at least one node, e.g. Graph({'f': 'x*y'})")
@@ -290,10 +287,7 @@ def _total(terms: list) -> sp.Basic:
     return sp.Add(*terms)
 
 
-def _doit(expr):
-    from .matrices import _doit as matrix_doit
-
-    return matrix_doit(expr)
+_doit = matrix_doit
 
 
 def _evaluate(expr: sp.Basic, env: Mapping):
@@ -301,8 +295,6 @@ def _evaluate(expr: sp.Basic, env: Mapping):
     if expr is None:
         return None
     if is_matrix_expression(expr) or any(isinstance(v, np.ndarray) for v in env.values()):
-        from .compiler import compile_expr
-
         dims = {d for m in expr.atoms(sp.MatrixSymbol) for d in m.shape}
         args = sorted((a for a in expr.free_symbols if a not in dims), key=lambda s: getattr(s, "name", ""))
         missing = [a for a in args if a not in env]
