@@ -26,7 +26,7 @@ from .catalog.activations import SoftmaxEntry, erf_np, erfc_np
 from .catalog.stable import sech2, sigmoid_grad, sigmoid_minus, sigmoid_shift, softmax_entry_shift
 from .catalog.base import Primitive
 from .catalog.layers import LogSumExp
-from .simplify import Rule
+from .simplify import Rule, textbook
 from .symbols import free_inputs
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.hadamard import HadamardProduct
@@ -1181,6 +1181,35 @@ def _wrt_name(w) -> str:
     return sp.sstr(w)
 
 
+def fused_gradients(bp) -> tuple[dict, set]:
+    """The reverse pass's gradients with every scalar adjoint used once written into its one use and
+    simplified there: BCE(a, y) then a = σ(z) gives grad_z = a − y, not a(1 − a)·(a − y)/(a(1 − a)),
+    which divides by zero where a rounds to 1. Adjoints used more than once keep their line (so the
+    program stays linear in the depth). Returns (gradients, the nodes whose adjoint was inlined)."""
+    gradients = dict(bp.gradients)
+    by_name = {g: n for n, g in bp.upstream_names.items() if n in gradients}
+    consumers: dict = {}
+    for key, value in gradients.items():
+        for s in value.free_symbols:
+            if s in by_name:
+                consumers.setdefault(s, []).append(key)
+    inlined: set = set()
+    order = bp.graph.names[: bp.graph.names.index(bp.output) + 1]
+    for node in reversed(order):  # parents first: an inlined adjoint is already fused itself
+        g = bp.upstream_names.get(node)
+        if g not in by_name or len(consumers.get(g, ())) != 1 or isinstance(g, sp.MatrixSymbol):
+            continue
+        if sp.count_ops(gradients[node]) > 60:
+            continue
+        key = consumers[g][0]
+        gradients[key] = textbook(gradients[key].xreplace({g: gradients[node]}))
+        for s in gradients[node].free_symbols:  # the names it used are now used by the consumer
+            if s in consumers:
+                consumers[s] = [key if k == node else k for k in consumers[s]]
+        inlined.add(node)
+    return gradients, inlined
+
+
 def compile_backprop(bp, wrt, *, stable: bool = True) -> CompiledFunction:
     """A graph's reverse pass as a program: the forward nodes, then one line per gradient
     (local gradient × upstream gradient, summed over uses), each with its formula as a comment."""
@@ -1205,8 +1234,9 @@ def compile_backprop(bp, wrt, *, stable: bool = True) -> CompiledFunction:
     printer = ArrayAPIPrinter(names, stacks=True)
     body: list[str] = []
     order = graph.names[: graph.names.index(bp.output) + 1]
-    needed = set().union(*(g.free_symbols for g in bp.gradients.values())) if bp.gradients else set()
-    printed = [graph.exprs[n] for n in order if n != bp.output or n in needed] + list(bp.gradients.values())
+    gradients, inlined = fused_gradients(bp)
+    needed = set().union(*(g.free_symbols for g in gradients.values())) if gradients else set()
+    printed = [graph.exprs[n] for n in order if n != bp.output or n in needed] + list(gradients.values())
     dims = _dimension_lines(inputs, names, printed, printer)
     body.append("# forward")
     for node in order:
@@ -1216,13 +1246,13 @@ def compile_backprop(bp, wrt, *, stable: bool = True) -> CompiledFunction:
         body.append(f"{names[node]} = {printer.doprint(expr)}  # {text(node)} = {text(graph.exprs[node])}")
     body.append("# backward: each gradient is the sum over uses of local gradient × upstream gradient")
     for node in reversed(order):
-        if node in bp.upstream_names and node in bp.gradients:
+        if node in bp.upstream_names and node in gradients and node not in inlined:
             g = bp.upstream_names[node]
-            value = stabilise(bp.gradients[node]) if stable else bp.gradients[node]
+            value = stabilise(gradients[node]) if stable else gradients[node]
             body.append(f"{names[g]} = {printer.doprint(value)}  # d{text(bp.output)}/d{text(node)}")
     returned = []
     for w in wrt:
-        value = bp.gradients.get(w, sp.S.Zero)
+        value = gradients.get(w, sp.S.Zero)
         value = stabilise(value) if stable else value
         returned.append(printer.doprint(value))
     code = "\n".join(body + returned)

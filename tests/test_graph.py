@@ -199,3 +199,15 @@ def test_small_expressions_keep_their_textbook_form_through_the_pass():
     assert d.named == (x * (sp.Symbol("a") - y), sp.Symbol("a") - y) or \
         sp.simplify(d.named[0] - x * (sp.Symbol("a", real=True) - y)) == 0
     assert d.check().ok
+
+
+def test_a_compiled_graph_fuses_single_use_adjoints_and_stays_finite_where_sigmoid_rounds_to_one():
+    logistic = sg.Graph([("z", "w*x + b"), ("a", "sigmoid(z)"), ("L", "bce(a, y)")])
+    f = sg.derive(logistic, ["w", "b"]).compile()
+    assert "grad_a" not in f.source  # used once: written into grad_z = a − y
+    with np.errstate(all="raise"):
+        gw, gb = f(w=40.0, x=1.0, b=0.0, y=0.0)  # a = σ(40) is 1 in float64
+    np.testing.assert_allclose([gw, gb], [1.0, 1.0], rtol=1e-15)
+    gw, gb = f(w=0.3, x=2.0, b=-0.1, y=1.0)
+    a = 1 / (1 + np.exp(-0.5))
+    np.testing.assert_allclose([gw, gb], [2.0 * (a - 1.0), a - 1.0], rtol=1e-14)
