@@ -406,6 +406,10 @@ def value(expr: sp.Expr, subs: Mapping, digits: int = DIGITS, maxn: int = 500):
         num = sp.N(at, digits, maxn=maxn, subs=dict(subs)) if not at.is_Rational else at
         if num.has(sp.zoo, sp.nan, sp.oo, -sp.oo) or num.free_symbols:
             return None
+        if any(f._prec < int((digits - 6) * 3.33) for f in num.atoms(sp.Float)):
+            return None
+        if num == 0 and not _structural_zero(at, subs):  # evalf reads log(1 + e^{-416}) as an exact 0
+            return None
         re_, im_ = num.as_real_imag()
         if re_.free_symbols or im_.free_symbols or not (re_.is_number and im_.is_number):
             return None
@@ -462,3 +466,16 @@ def bound(expr, subs: Mapping, digits: int = DIGITS):
         return hi * (1 + mpmath.mpf(10) ** (-digits)) if mpmath.isfinite(hi) else None
     except Exception:  # noqa: BLE001 - any failure: no bound (the point is skipped, never guessed)
         return None
+
+
+def _structural_zero(expr, subs: Mapping) -> bool:
+    """Whether ``expr`` at the point is 0 by SymPy's own exact evaluation (a Piecewise branch 0,
+    Max(0, −1), 0·…): evalf's exact zeros are trusted only then. Powers with a variable exponent
+    are not expanded (x**p at p = 1e8 would be a huge exact number): no vouching there."""
+    sp = _sympy()
+    if any(p.exp.free_symbols & set(subs) for p in expr.atoms(sp.Pow)):
+        return False
+    try:
+        return expr.xreplace(dict(subs)) == 0
+    except Exception:  # noqa: BLE001 - no exact opinion: not a zero we can vouch for
+        return False

@@ -64,6 +64,11 @@ def test_exact_evaluation_never_guesses_through_a_cancellation():
     assert abs(got - ref) <= mpmath.mpf("1e-28") * ref
     assert S.value(sp.log(x), {x: sp.Integer(-2)}).imag != 0
     assert S.value(sp.tanh(x) ** 2 + sp.sech(x) ** 2 - 1, {x: sp.Rational(1, 3)}) is None  # 0, undecidable
+    # evalf reads log(1 + e^{-81}) as a zero of precision -1: no value, never 0
+    for at in (-81, -416):
+        got = S.value(sp.log(1 + sp.exp(x)), {x: sp.Integer(at)})
+        with mpmath.workdps(60):
+            assert got is None or abs(got - mpmath.log1p(mpmath.exp(at))) < mpmath.mpf("1e-25") * mpmath.exp(at)
 
 
 def test_tolerances_depend_on_the_input_precision():
