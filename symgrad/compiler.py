@@ -836,6 +836,9 @@ def matrix_cse(outputs: Sequence[sp.Basic], names: dict | None = None,
         return (twin, True) if twin in counts else (node, False)
 
     def visit(node):
+        if isinstance(node, sp.Transpose) and not isinstance(node.arg, _LEAVES):
+            visit(node.arg)  # a transpose is a view: count what it transposes (so its insides are shared)
+            return
         if isinstance(node, sp.MatrixExpr) and not isinstance(node, _LEAVES) and not (
                 isinstance(node, sp.Transpose) and isinstance(node.arg, _LEAVES)) and not _spreads_leaf(node):
             k, _ = key(node)

@@ -3496,11 +3496,10 @@ def softmax_regression_backward(W, x, b, y, grad):
         raise ValueError(f"y: shape {y_shape}: {y.shape[-2]} samples, expected {x.shape[-2]} (as x, shape {x_shape})")
     if grad.shape[-2] != x.shape[-2]:
         raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {x.shape[-2]} (as x, shape {x_shape})")
-    _t0 = (softmax_minus_targets_np(x @ W.T + b, y, xp=xp)).T
-    _t1 = grad.T * _t0
-    grad_W = _t1 @ x
-    grad_x = _t1.T @ W
-    grad_b = xp.sum(_t1.T, axis=-2, keepdims=True)
+    _t0 = grad.T * (softmax_minus_targets_np(x @ W.T + b, y, xp=xp)).T
+    grad_W = _t0 @ x
+    grad_x = _t0.T @ W
+    grad_b = xp.sum(_t0.T, axis=-2, keepdims=True)
     grad_y = None  # class indices are not differentiable
     if y_rows:  # target rows (probabilities) are
         grad_y = row_log_softmax_np(x @ W.T + b, xp=xp)
@@ -3900,11 +3899,11 @@ def scaled_dot_product_attention_backward(q, k, v, grad):
         raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {q.shape[-2]} (as q, shape {q_shape})")
     if grad.shape[-1] != v.shape[-1]:
         raise ValueError(f"grad: shape {grad_shape}: axis -1 should be F = {v.shape[-1]} (axis -1 of v, shape {v_shape})")
-    _t0 = attention_weights_vjp_np(attention_scores_np(q, k, xp=xp), grad @ v.T, xp=xp)
-    _t1 = (attention_weights_np(attention_scores_np(q, k, xp=xp), xp=xp)).T
-    grad_q = key_scaled_np(_t0 @ k, k, xp=xp)
-    grad_k = key_scaled_np(_t0.T @ q, k, xp=xp)
-    grad_v = _t1 @ grad
+    _t0 = attention_scores_np(q, k, xp=xp)
+    _t1 = attention_weights_vjp_np(_t0, grad @ v.T, xp=xp)
+    grad_q = key_scaled_np(_t1 @ k, k, xp=xp)
+    grad_k = key_scaled_np(_t1.T @ q, k, xp=xp)
+    grad_v = (attention_weights_np(_t0, xp=xp)).T @ grad
     return shaped(grad_q, q_shape, xp), grad_k, grad_v
 
 
@@ -3988,9 +3987,9 @@ def masked_attention_backward(q, k, v, mask, grad):
         raise ValueError(f"grad: shape {grad_shape}: {grad.shape[-2]} samples, expected {q.shape[-2]} (as q, shape {q_shape})")
     if grad.shape[-1] != v.shape[-1]:
         raise ValueError(f"grad: shape {grad_shape}: axis -1 should be F = {v.shape[-1]} (axis -1 of v, shape {v_shape})")
-    _t0 = attention_weights_vjp_np(attention_scores_np(q, k, mask, xp=xp), grad @ v.T, xp=xp)
-    _t1 = (attention_weights_np(attention_scores_np(q, k, mask, xp=xp), xp=xp)).T
-    grad_q = key_scaled_np(_t0 @ k, k, xp=xp)
-    grad_k = key_scaled_np(_t0.T @ q, k, xp=xp)
-    grad_v = _t1 @ grad
+    _t0 = attention_scores_np(q, k, mask, xp=xp)
+    _t1 = attention_weights_vjp_np(_t0, grad @ v.T, xp=xp)
+    grad_q = key_scaled_np(_t1 @ k, k, xp=xp)
+    grad_k = key_scaled_np(_t1.T @ q, k, xp=xp)
+    grad_v = (attention_weights_np(_t0, xp=xp)).T @ grad
     return shaped(grad_q, q_shape, xp), grad_k, grad_v
