@@ -137,7 +137,8 @@ def compiled_value_errors(expr, values, strict: bool = False) -> list:
         terms = sum(abs(sampling.value(t, {x: sampling.exact(v)}) or 0) for t in sp.Add.make_args(reference))
         terms = max(terms, sum(abs(sampling.value(t, {x: sampling.exact(v)}) or 0) for t in form_terms))
         scale = max(abs(ref), terms, mpmath.mpf(1e-300))
-        if not (abs(got - ref) <= 1e-9 * scale + 1e-300):
+        floor = mpmath.mpf(0) if strict else mpmath.mpf("1e-14")  # float64 rounding of O(1) intermediates
+        if not (abs(got - ref) <= 1e-9 * scale + floor + 1e-300):
             wrong.append((v, got, float(ref)))
     return wrong
 
@@ -159,8 +160,8 @@ def wrong_claims(truth) -> list:
     return scaled + [truth + sp.sin(sp.pi * x) / 10,  # vanishes on every integer
             truth + sp.sin(sp.pi * x) ** 2 * sp.Rational(1, 1000),
             truth + sg.relu(x - 25) / 1000,  # switches on far from 0
-            truth + sg.relu(-x - 2000),
-            truth + sp.Piecewise((0, x < 10 ** 5), (1, True)),
+            truth + sg.relu(-x - 60),  # (far out, at |x| ≥ 200, truths such as gelu' can cost more
+            truth + sp.Piecewise((0, x < 300), (1, True)),  # than the 5 s budget to evaluate: see the note)
             truth + sg.relu(x) * sp.Rational(1, 10 ** 12)]
 
 
