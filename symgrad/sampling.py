@@ -406,9 +406,10 @@ def value(expr: sp.Expr, subs: Mapping, digits: int = DIGITS, maxn: int = 500):
         num = sp.N(at, digits, maxn=maxn, subs=dict(subs)) if not at.is_Rational else at
         if num.has(sp.zoo, sp.nan, sp.oo, -sp.oo) or num.free_symbols:
             return None
-        if any(f._prec < int((digits - 6) * 3.33) for f in num.atoms(sp.Float)):
-            return None
-        if num == 0 and not _structural_zero(at, subs):  # evalf reads log(1 + e^{-416}) as an exact 0
+        low = any(f._prec < int((digits - 6) * 3.33) for f in num.atoms(sp.Float))
+        if low or num == 0:  # evalf's zeros (exact or of no precision) are trusted only when exact arithmetic agrees
+            if _structural_zero(at, subs):  # 9 + 9 sign(−3) = 0; log(1 + e^{−416}) is no 0
+                return mpmath.mpf(0)
             return None
         re_, im_ = num.as_real_imag()
         if re_.free_symbols or im_.free_symbols or not (re_.is_number and im_.is_number):
