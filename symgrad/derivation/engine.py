@@ -836,7 +836,7 @@ def hvp(expr: Any, wrt: Any, direction: Any, *, timeout: float = 5.0) -> Derivat
     if len(vector) != len(symbols):
         raise ValueError(f"the direction has {len(vector)} entries; wrt has {len(symbols)}")
     first = derive(expr, symbols, timeout=timeout)
-    contraction = sp.Add(*[g * sp.sympify(v) for g, v in zip(first.results, vector)])
+    contraction = sp.Add(*[g * to_sympy(v, "direction") for g, v in zip(first.results, vector)])
     return derive(contraction, symbols, timeout=timeout)
 
 

@@ -180,7 +180,7 @@ def matrix_gradient(L: sp.Basic, wrt: sp.MatrixSymbol | sp.Symbol) -> sp.MatrixE
         S = sp.MatrixSymbol(f"_scalar_{wrt.name}", 1, 1)
         G = matrix_gradient(L.xreplace({wrt: MatrixElement(S, 0, 0)}), S)
         G = G[0, 0] if not isinstance(G, sp.ZeroMatrix) else sp.S.Zero
-        return _doit(sp.sympify(G)).xreplace({MatrixElement(S, 0, 0): wrt})
+        return _doit(G).xreplace({MatrixElement(S, 0, 0): wrt})
     if not L.has(wrt):
         return sp.ZeroMatrix(*wrt.shape)
     order = _topological(L)
