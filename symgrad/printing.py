@@ -9,15 +9,12 @@ layer-indexed names print in the seeds' notation (``W1_11`` → ``W^{[1]}_{11}``
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixElement
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .derivation import Derivation
 
 __all__ = ["SymgradLatexPrinter", "SymgradStrPrinter", "latex", "text", "derivation_latex", "escape_text",
            "latex_width"]
@@ -308,7 +305,7 @@ def _tex(obj: sp.Basic, d: str = r"\partial", **settings) -> str:
     return latex(obj, **settings)
 
 
-def derivation_latex(derivation: "Derivation", *, numbered: bool = False, raw: bool = True,
+def derivation_latex(derivation, *, numbered: bool = False, raw: bool = True,
                      form: str = "textbook", partial: bool = True, bold_vectors: bool = True,
                      upright_matrices: bool = False, width: float | None = None) -> str:
     r"""The derivation as an ``align*`` (``align`` when numbered), one step per line:
