@@ -77,13 +77,26 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
+_CATALOG_FAMILIES = ("activations", "losses", "layers", "norms", "compositions")
 
+
+def __getattr__(name: str):
+    import importlib
+
+    if name in _EXPORTS:
         value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
         globals()[name] = value  # later lookups skip this function
         return value
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    if not name.startswith("_") and not (here / f"{name}.py").exists() and not (here / name).is_dir():
+        for family in _CATALOG_FAMILIES:  # every block the catalog declares: sg.gelu, sg.huber, sg.layer_norm …
+            module = importlib.import_module(f".catalog.{family}", __name__)
+            if name in getattr(module, "__all__", ()):
+                value = getattr(module, name)
+                globals()[name] = value
+                return value
     raise AttributeError(f"module 'symgrad' has no attribute {name!r}")
 
 

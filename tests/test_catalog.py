@@ -294,3 +294,19 @@ def test_symbolic_mlp_builder_validates_sizes():
         sg.mlp(column("x", D), column("y", O), (D, 3, O))
     with pytest.raises(ValueError, match="widths"):
         sg.mlp(column("x", D), column("y", O), (H, O))
+
+
+def test_every_block_with_a_helper_is_reachable_from_the_package():
+    import importlib
+
+    found = 0
+    for block in sg.blocks():
+        for family in ("activations", "losses", "layers", "norms", "compositions"):
+            module = importlib.import_module(f"symgrad.catalog.{family}")
+            if block.name in getattr(module, "__all__", ()):
+                assert getattr(sg, block.name) is getattr(module, block.name)
+                found += 1
+                break
+    assert found >= 40
+    with pytest.raises(AttributeError, match="no attribute 'not_a_block'"):
+        sg.not_a_block
