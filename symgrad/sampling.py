@@ -141,7 +141,7 @@ def breakpoints(*exprs: sp.Basic) -> list[sp.Expr]:
     found: list[sp.Expr] = []
 
     def add(u):
-        u = sp.sympify(u, strict=True)  # SymPy subtrees and numbers only: text is refused
+        u = sp.sympify(u)
         if u.free_symbols and u not in found and -u not in found:
             found.append(u)
 
