@@ -1,12 +1,12 @@
 """symgrad: derive, verify and compile the gradients of machine-learning math.
 
-The data flow: ``catalog`` (define) → ``derivation`` (one reverse pass over named
-intermediates) → ``simplify`` → ``compiler`` → ``check`` (verify) → ``printing``/``report``
-(export); ``pipeline.run`` shows the whole path in one function.
+The floor plan is the data flow, bottom floor first (imports only go down; ``tests/test_layering.py``
+keeps it so): foundations (``errors``, ``runtime``, ``symbols``) → ``catalog`` (define) →
+``simplify``, then ``printing`` and ``parsing`` → ``compiler`` and ``checks`` → ``derivation`` (one
+reverse pass over named intermediates) → the verbs (``claims``: verify; ``testing``, ``export``,
+``pipeline``, ``nnbuild``) → ``report`` → ``cli``. ``pipeline.run`` shows the whole path in one
+function.
 """
-
-import sys
-import types
 
 __version__ = "0.1.0"
 
@@ -15,11 +15,11 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Backprop": "derivation",
     "Block": "catalog",
-    "CheckResult": "check",
+    "CheckResult": "checks.crosscheck",
     "CompiledFunction": "compiler",
     "Derivation": "derivation",
     "Edge": "derivation",
-    "GradReport": "gradcheck",
+    "GradReport": "checks.gradcheck",
     "Graph": "derivation",
     "Outcome": "pipeline",
     "ParseError": "errors",
@@ -27,17 +27,17 @@ _EXPORTS = {
     "SymgradError": "errors",
     "SymgradLimit": "errors",
     "UnknownBlockError": "errors",
-    "Verdict": "verify",
+    "Verdict": "claims",
     "bce": "catalog",
     "bce_with_logits": "catalog",
     "blocks": "catalog",
-    "check_grad": "gradcheck",
+    "check_grad": "checks.gradcheck",
     "compile_expr": "compiler",
-    "cross_check": "check",
+    "cross_check": "checks.crosscheck",
     "cross_entropy": "catalog",
     "dense": "catalog",
     "derive": "derivation",
-    "elementwise": "matrices",
+    "elementwise": "catalog.rows",
     "elu": "catalog",
     "export_module": "compiler",
     "get_block": "catalog",
@@ -55,9 +55,9 @@ _EXPORTS = {
     "maxout": "catalog",
     "mlp": "catalog",
     "multiclass_svm": "catalog",
-    "parse": "parse",
-    "parse_latex": "latex_input",
-    "plot_block": "plot",
+    "parse": "parsing",
+    "parse_latex": "parsing",
+    "plot_block": "export.plot",
     "relu": "catalog",
     "run": "pipeline",
     "sigmoid": "catalog",
@@ -65,13 +65,13 @@ _EXPORTS = {
     "softmax_cross_entropy": "catalog",
     "softmax_regression": "catalog",
     "softplus": "catalog",
-    "sq_frobenius": "matrices",
+    "sq_frobenius": "catalog.rows",
     "sq_norm_linear": "catalog",
     "squared_l2": "catalog",
     "step": "catalog",
     "tanh": "catalog",
     "vector": "catalog",
-    "verify": "verify",
+    "verify": "claims",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -102,16 +102,3 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))
-
-
-class _Package(types.ModuleType):
-    """``symgrad.verify`` stays the function when the module ``symgrad/verify.py`` loads (the import
-    system would otherwise set the package attribute to the submodule)."""
-
-    def __setattr__(self, name: str, value) -> None:
-        if isinstance(value, types.ModuleType) and _EXPORTS.get(name) == name:
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

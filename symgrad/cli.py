@@ -19,6 +19,20 @@ import sympy as sp
 from . import __version__
 from .catalog.registry import blocks, get_block
 from .errors import SymgradError
+from .derivation import derive
+from .parsing.python import parse
+from .compiler.module import export_module
+from .printing.plain import text
+from .export.plot import plot_block
+from .parsing.python import check_name
+from .claims import verify
+from .report import build_report
+from .report import format_table
+from .report import write_latex
+from .report import write_markdown
+from .compiler.module import module_source
+from .export.document import compile_pdf
+from .printing.tex import latex
 
 __all__ = ["main"]
 
@@ -230,8 +244,6 @@ def catalog_markdown(chosen=None) -> str:
 
 def _derivation_for(args):
     """The Derivation named on the command line: a catalog block's example or an expression."""
-    from .derivation import derive
-    from .parse import parse
 
     target = args.target.strip()
     upstream = None
@@ -260,7 +272,6 @@ def _derivation_for(args):
 
 
 def _export(args) -> int:
-    from .compiler import export_module
 
     d = _derivation_for(args)
     target = args.target.strip()
@@ -282,11 +293,9 @@ def _derive(args) -> int:
     if args.latex:
         print(d.latex())
     elif args.python:
-        from .compiler import module_source
 
         print(module_source(d), end="")
     elif args.json:
-        from .printing import latex, text
 
         def js(obj):  # matrices as nested lists of strings
             return [[text(e) for e in row] for row in obj.tolist()] if isinstance(obj, sp.MatrixBase) else text(obj)
@@ -305,7 +314,6 @@ def _derive(args) -> int:
 
 
 def _print_human(d) -> None:
-    from .printing import text
 
     named = d.named if not d.single else (d.named,)
     for w, r, n in zip(d.wrt, d.results, named):
@@ -350,7 +358,6 @@ def _matrices(specs) -> dict[str, sp.MatrixSymbol]:
 
 
 def _plot(args) -> int:
-    from .plot import plot_block
 
     get_block(args.name)  # unknown names fail before matplotlib is loaded
     path = args.output or f"{args.name}.png"
@@ -360,8 +367,6 @@ def _plot(args) -> int:
 
 
 def _verify(args) -> int:
-    from .parse import check_name, parse
-    from .verify import verify
 
     target = args.target.strip()
     positive = [check_name(n, "--positive name") for n in _split(args.positive, "--positive")] if args.positive else []
@@ -396,7 +401,6 @@ def _verify(args) -> int:
 
 
 def _report(args) -> int:
-    from .report import build_report, format_table, write_latex, write_markdown
 
     selection = [get_block(n) for n in _split(args.only)] if args.only else None
 
@@ -412,7 +416,6 @@ def _report(args) -> int:
         tex = write_latex(report, args.output)
         print(f"LaTeX of every derivation: {tex}")
         if args.pdf:
-            from .document import compile_pdf
 
             print(f"PDF: {compile_pdf(tex)}")
     return 0 if report.ok else 1

@@ -31,8 +31,11 @@ import sympy as sp
 
 from . import runtime
 from .catalog.registry import ARG_KINDS, Arg, Batched, Block, Choice, blocks
-from .compiler import ArrayAPIPrinter, helper_closure, program, stabilise
+from .printing.arrays import ArrayAPIPrinter
+from .compiler.codegen import helper_closure, program
+from .simplify.stable import stabilise
 from .derivation import matrix_gradient
+from .derivation import derive
 
 __all__ = ["build_source", "write", "NN_PATH"]
 
@@ -90,7 +93,6 @@ def _elementwise_form(block: Block) -> Batched:
 
 
 def _backward_output(form: Batched, arg: Arg, grad: sp.Basic, elementwise: bool) -> sp.Basic:
-    from .derivation import derive
 
     if elementwise:
         local = stabilise(derive(form.forward, arg.symbol).result)

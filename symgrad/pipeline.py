@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .catalog.registry import Block
-from .check import CheckResult, cross_check
-from .compiler import CompiledFunction
+from .checks.crosscheck import CheckResult, cross_check
+from .compiler.function import CompiledFunction
 from .derivation import Derivation, derive
 
 __all__ = ["Outcome", "run", "run_block"]

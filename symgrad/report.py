@@ -15,7 +15,10 @@ from .catalog.registry import Block, blocks
 from .pipeline import Outcome, run_block
 import sympy as sp
 
-from .printing import escape_text, latex_width, text
+from .printing.plain import escape_text, text
+from .printing.tex import latex_width
+from .export.document import worked_examples
+from .export.document import latex_to_markdown
 
 __all__ = ["Row", "Report", "build_report", "format_table", "write_latex", "write_markdown", "display",
            "derivation_tex", "WIDTH"]
@@ -167,7 +170,6 @@ def write_latex(report: Report, out_dir: str | Path) -> Path:
             parts.append(rf"Cross-check: \texttt{{{row.status}}}, maximum relative error {err}.")
         else:  # ragged: a long message breaks between words (typewriter spaces do not stretch)
             parts.append(rf"{{\raggedright\textbf{{Error}}: \texttt{{{escape_text(row.detail)}}}\par}}")
-    from .document import worked_examples
 
     parts.append(r"\section*{The lecture notes' worked examples}")
     for title, body in worked_examples(WIDTH):
@@ -184,7 +186,6 @@ def write_latex(report: Report, out_dir: str | Path) -> Path:
 
 def write_markdown(report: Report, out_dir: str | Path) -> Path:
     """``report.md``: the same derivations as Markdown with $$…$$ math."""
-    from .document import latex_to_markdown, worked_examples
 
     blocks = [(row.block, report.outcomes[row.block].latex) for row in report.rows if row.block in report.outcomes]
     blocks += worked_examples()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .gradcheck import GradReport, check_grad
+from .checks.gradcheck import GradReport, check_grad
 
 __all__ = ["assert_grad", "grad_check"]
 

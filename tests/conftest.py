@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from symgrad.simplify import elementary
+from symgrad.simplify.rules import elementary
 
 
 def mp_derivative(expr: sp.Expr, var: sp.Symbol, point: dict, dps: int = 40) -> float:

@@ -11,7 +11,7 @@ import sympy as sp
 import symgrad as sg
 import symgrad.nn as nn
 
-from .test_nn import NAMES, _as_tuple, _spec
+from tests.test_nn import NAMES, _as_tuple, _spec
 
 da = pytest.importorskip("dask.array")
 pytest.importorskip("array_api_compat")

@@ -10,8 +10,8 @@ import sympy as sp
 
 import symgrad as sg
 from symgrad.catalog import get_block
-from symgrad.document import compile_pdf
-from symgrad.printing import latex_width
+from symgrad.export.document import compile_pdf
+from symgrad.printing.tex import latex_width
 from symgrad.report import WIDTH, _PREAMBLE, _top_level_parts, build_report, display, write_latex
 
 needs_latex = pytest.mark.skipif(shutil.which("pdflatex") is None or shutil.which("pdftotext") is None,

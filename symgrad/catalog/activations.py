@@ -6,10 +6,14 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from ..matrices import RowBlock
+from .rows import RowBlock
 from .base import Primitive
 from .registry import Arg, Batched, Block, Example, Interval, N, ones, register, size
 from .vectors import as_vector, column, to_sympy, vector
+from .rows import RowLogSoftmax
+from .rows import RowSoftmax
+from .rows import elementwise
+from .rows import row_softmax
 
 __all__ = [
     "sigmoid", "tanh", "relu", "step", "leaky_relu", "elu", "softplus",
@@ -26,7 +30,6 @@ def tanh(x):
     if isinstance(x, sp.MatrixBase):
         return x.applyfunc(sp.tanh)
     if isinstance(x, sp.MatrixExpr):
-        from ..matrices import elementwise
 
         return elementwise(sp.tanh, x)
     return sp.tanh(to_sympy(x, "tanh argument"))
@@ -315,7 +318,7 @@ register(Block(
 
 
 # --- softmax and log-softmax (vector blocks: entries indexed from 1, as the seeds) -----------
-def _pick(values, i, xp=np):
+def pick_entry(values, i, xp=np):
     """values[..., i − 1] for a 1-based class index i (a number, or one index per sample)."""
     i = xp.asarray(i)
     if i.ndim == 0:
@@ -328,20 +331,22 @@ def softmax_entry_np(i, *z, xp=np):
     """a_i = exp(z_i − max z) / Σ_j exp(z_j − max z): the shifted softmax never overflows."""
     z = xp.stack(xp.broadcast_arrays(*[xp.asarray(v) for v in z]), axis=-1)
     e = xp.exp(z - xp.max(z, axis=-1, keepdims=True))
-    return _pick(e, i, xp=xp) / xp.sum(e, axis=-1)
+    return pick_entry(e, i, xp=xp) / xp.sum(e, axis=-1)
 
 
 def log_softmax_entry_np(i, *z, xp=np):
     """log a_i = (z_i − m) − log Σ_j exp(z_j − m) with m = max z."""
     z = xp.stack(xp.broadcast_arrays(*[xp.asarray(v) for v in z]), axis=-1)
     shifted = z - xp.max(z, axis=-1, keepdims=True)
-    return _pick(shifted, i, xp=xp) - xp.log(xp.sum(xp.exp(shifted), axis=-1))
+    return pick_entry(shifted, i, xp=xp) - xp.log(xp.sum(xp.exp(shifted), axis=-1))
 
 
 class SoftmaxEntry(Primitive):
     r"""a_i = softmax(z)_i = e^{z_i} / Σ_j e^{z_j};   ∂a_i/∂z_j = a_i(δ_ij − a_j).
 
     Arguments: the (1-based) index i, then z_1, …, z_C."""
+
+    latex_name = r"\operatorname{softmax}"
 
     numpy_form = staticmethod(softmax_entry_np)
 
@@ -430,7 +435,6 @@ def softmax(z, k=None, n=None):
             raise ValueError("an indexed softmax needs its entry and size: softmax(z, k, C)")
         return IndexedSoftmax(to_sympy(k, "k"), z, to_sympy(n, "n"))
     if isinstance(z, sp.MatrixExpr) and not isinstance(z, sp.MatrixBase):
-        from ..matrices import row_softmax
 
         return row_softmax(z)
     z = as_vector(z, "softmax input")
@@ -440,7 +444,6 @@ def softmax(z, k=None, n=None):
 def log_softmax(z) -> sp.Matrix:
     """The vector log softmax(z), entries z_i − log Σ_j e^{z_j} (rows of a matrix expression)."""
     if isinstance(z, sp.MatrixExpr) and not isinstance(z, sp.MatrixBase):
-        from ..matrices import row_softmax
 
         return row_softmax(z, log=True)
     z = as_vector(z, "log_softmax input")
@@ -454,7 +457,6 @@ def _vector_block_example(block, z) -> Example:
 
 def _row_block_batched(log: bool) -> Batched:
     """softmax / log softmax of each row z (N × C)."""
-    from ..matrices import RowLogSoftmax, RowSoftmax
 
     z = sp.MatrixSymbol("z", N, size("C"))
     return Batched((RowLogSoftmax if log else RowSoftmax)(z), (Arg("z", z, "rows"),), ("z",))
@@ -554,7 +556,6 @@ def _maxout_example() -> Example:
 def _maxout_batched() -> Batched:
     """max(u, v) = u + ReLU(v − u) per sample, u = x w + b, v = x v + c: at a tie ReLU'(0) = 0
     sends the gradient to the first piece, the catalog's convention."""
-    from ..matrices import elementwise
 
     D = size("D")
     x, w, v = sp.MatrixSymbol("x", N, D), sp.MatrixSymbol("w", D, 1), sp.MatrixSymbol("v", D, 1)
@@ -1196,7 +1197,6 @@ register(Block(
 def softmin(z):
     """The vector softmin(z) = softmax(−z), entries e^{−z_i}/Σ_j e^{−z_j} (rows of a matrix expression)."""
     if isinstance(z, sp.MatrixExpr) and not isinstance(z, sp.MatrixBase):
-        from ..matrices import row_softmax
 
         return row_softmax(-z)
     z = as_vector(z, "softmin input")
@@ -1205,7 +1205,6 @@ def softmin(z):
 
 def _softmin_batched() -> Batched:
     """softmin of each row z (N × C) as RowSoftmax(−z): the backward is −softmax_vjp(−z, G)."""
-    from ..matrices import RowSoftmax
 
     z = sp.MatrixSymbol("z", N, size("C"))
     return Batched(RowSoftmax(-z), (Arg("z", z, "rows"),), ("z",))

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Callable, ClassVar
 
 import sympy as sp
+from .rows import elementwise
 
 __all__ = ["Primitive", "constraints_of", "sum_entries", "elementwise_of"]
 
@@ -60,7 +61,6 @@ class Primitive(sp.Function):
             first, rest = args[0], args[1:]
             return first.applyfunc(lambda entry: cls(entry, *rest))
         if cls.elementwise and len(args) >= 1 and isinstance(args[0], sp.MatrixExpr):
-            from ..matrices import elementwise
 
             first, rest = args[0], args[1:]
             return elementwise(lambda entry: cls(entry, *rest), first)

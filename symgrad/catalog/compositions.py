@@ -12,6 +12,9 @@ from .layers import dense
 from .losses import bce, bce_with_logits, softmax_cross_entropy, squared_l2
 from .registry import Arg, Batched, Block, Example, Simplex, Interval, N, ones, register, size
 from .vectors import as_vector, column, is_symbolic, matrix, scalar, to_sympy, vector
+from .losses import BCEWithLogitsEntries
+from .rows import RowSoftmaxCrossEntropy
+from .rows import elementwise
 
 __all__ = ["logistic_regression", "softmax_regression", "mlp", "ACTIVATIONS", "LOSSES"]
 
@@ -94,7 +97,6 @@ def mlp(x, y, widths: Sequence, activations: Sequence[str] | str = "sigmoid",
         if layer > hidden:
             h = z
         elif symbolic:
-            from ..matrices import elementwise
 
             h = z if acts[layer - 1] == "identity" else elementwise(ACTIVATIONS[acts[layer - 1]], z)
         else:
@@ -105,7 +107,6 @@ def mlp(x, y, widths: Sequence, activations: Sequence[str] | str = "sigmoid",
 # --- batched forms (rows = samples) for symgrad.nn: the loss per sample ---------------------------
 def _logistic_batched() -> Batched:
     """BCE(σ(z), y) per sample on the logits z = x·w + b (the stable form; ∂/∂z = σ(z) − y, fused)."""
-    from .losses import BCEWithLogitsEntries
 
     D = size("D")
     w, X, b, y = sp.MatrixSymbol("w", D, 1), sp.MatrixSymbol("x", N, D), sp.MatrixSymbol("b", 1, 1), sp.MatrixSymbol("y", N, 1)
@@ -116,7 +117,6 @@ def _logistic_batched() -> Batched:
 
 def _softmax_reg_batched() -> Batched:
     """CE(softmax(W x + b), y) per sample; y as 0-based class indices or target rows."""
-    from ..matrices import RowSoftmaxCrossEntropy
 
     D, C = size("D"), size("C")
     W, X, b, Y = sp.MatrixSymbol("W", C, D), sp.MatrixSymbol("x", N, D), sp.MatrixSymbol("b", 1, C), sp.MatrixSymbol("y", N, C)
@@ -126,7 +126,6 @@ def _softmax_reg_batched() -> Batched:
 
 def _mlp_batched() -> Batched:
     """‖W2 σ(W1 x + b1) + b2 − y‖² per sample (any widths)."""
-    from ..matrices import elementwise
 
     D, H, O = size("D"), size("H"), size("O")
     W1, b1, W2, b2 = sp.MatrixSymbol("W1", H, D), sp.MatrixSymbol("b1", 1, H), sp.MatrixSymbol("W2", O, H), sp.MatrixSymbol("b2", 1, O)

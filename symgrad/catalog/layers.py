@@ -11,7 +11,9 @@ from .activations import Maxout, SoftmaxEntry
 from .base import Primitive
 from .registry import Arg, Batched, Block, Choice, Example, Interval, N, ones, register, size
 from .vectors import as_vector, column, is_symbolic, matrix, scalar, to_sympy, vector
-from ..matrices import RowSoftmax, RowBlock
+from .rows import RowSoftmax, RowBlock
+from .rows import RowLogMeanExp
+from .rows import sq_frobenius
 
 __all__ = ["dense", "lp_pool", "log_avg_pool", "sq_norm_linear", "pool_index",
            "dropout", "max_pool", "logsumexp", "LogSumExp", "RowMax", "RowLogSumExp"]
@@ -71,7 +73,6 @@ def log_avg_pool(x, beta, n=None) -> sp.Expr:
     vector x of symbolic size: its gradient is softmax(βx))."""
     beta = to_sympy(beta, "beta")
     if is_symbolic(x):
-        from ..matrices import RowLogMeanExp
 
         return scalar(RowLogMeanExp(beta * _column(x, "log_avg_pool").T)) / beta
     total, count = _pooled_sum(x, lambda e: sp.exp(beta * e), n, "log_avg_pool")
@@ -81,7 +82,6 @@ def log_avg_pool(x, beta, n=None) -> sp.Expr:
 def sq_norm_linear(W, x) -> sp.Expr:
     """f(x, W) = ‖W x‖² = Σ_i (W x)_i²: the seeds' vectorized example (explicit or MatrixSymbol)."""
     if is_symbolic(W):
-        from ..matrices import sq_frobenius
 
         return sq_frobenius(W * x)
     q = dense(W, x)
@@ -99,7 +99,6 @@ def _dense_batched() -> Batched:
 
 def _pool_batched(kind: str) -> Batched:
     """(Σ_i x_i^p)^{1/p}, or (1/β) log((1/C) Σ_i e^{β x_i}), per row."""
-    from ..matrices import RowLogMeanExp
 
     C = size("C")
     X = sp.MatrixSymbol("x", N, C)

@@ -7,10 +7,15 @@ import numpy as np
 import sympy as sp
 
 from .activations import SoftmaxEntry, relu, sigmoid, sigmoid_np, softmax, softplus
-from ..matrices import Entrywise, RowBlock
+from .rows import Entrywise, RowBlock
 from .base import Primitive, elementwise_of, sum_entries
 from .registry import Arg, Batched, Block, Choice, Example, Interval, N, Simplex, ones, register, size
 from .vectors import as_vector, matrix, to_sympy, vector
+from .rows import RowSoftmaxCrossEntropy
+from .rows import elementwise
+from .stable import SigmoidShiftEntries
+from .rows import SoftmaxCrossEntropy
+from .rows import sq_frobenius
 
 __all__ = [
     "bce", "bce_with_logits", "cross_entropy", "softmax_cross_entropy",
@@ -113,7 +118,6 @@ class BCEWithLogitsEntries(Entrywise):
 
     @staticmethod
     def partial(Z, Y):
-        from .stable import SigmoidShiftEntries
 
         return SigmoidShiftEntries(Z, sp.MatMul(-1, Y))
 
@@ -203,7 +207,6 @@ def softmax_cross_entropy(z, y) -> sp.Expr:
     """Cross-entropy of softmax(z) (z: logits) against a class index or target vector; for
     matrix expressions Z (N × C) and Y (rows one-hot), the summed loss over the rows."""
     if isinstance(z, sp.MatrixExpr) and not isinstance(z, sp.MatrixBase):
-        from ..matrices import SoftmaxCrossEntropy
 
         if getattr(y, "shape", None) != z.shape:
             raise ValueError(f"softmax_cross_entropy: targets must have the logits' shape {z.shape}")
@@ -220,7 +223,6 @@ def _ce_example() -> Example:
 def _class_loss_batched(name: str) -> Batched:
     """Per-sample losses over C classes: scores / probabilities (N × C) against targets Y (N × C:
     one-hot rows made from 0-based class indices, or probability rows)."""
-    from ..matrices import RowSoftmaxCrossEntropy, elementwise
 
     C = size("C")
     first = "a" if name == "cross_entropy" else ("z" if name == "softmax_cross_entropy" else "s")
@@ -267,7 +269,6 @@ register(Block(
 def squared_l2(y_hat, y) -> sp.Expr:
     """‖ŷ − y‖² = Σ_i (ŷ_i − y_i)² (scalars, vectors, or matrix expressions: tr((ŷ − y)ᵀ(ŷ − y)))."""
     if isinstance(y_hat, sp.MatrixExpr) and not isinstance(y_hat, sp.MatrixBase):
-        from ..matrices import sq_frobenius
 
         return sq_frobenius(y_hat - y)
     if isinstance(y_hat, (list, tuple, sp.MatrixBase)):
@@ -349,7 +350,6 @@ def l2(w, lam=1) -> sp.Expr:
     """L2 regularisation λ Σ_k w_k² over every entry of ``w`` (scalar, vector or matrix)."""
     lam = to_sympy(lam, "lambda")
     if isinstance(w, sp.MatrixExpr) and not isinstance(w, sp.MatrixBase):
-        from ..matrices import sq_frobenius
 
         return lam * sq_frobenius(w)
     entries = list(w) if isinstance(w, (list, tuple, sp.MatrixBase)) else [to_sympy(w, "w")]
@@ -688,7 +688,6 @@ def _kl_example(log_target: bool) -> Example:
 
 def _kl_batched(log_target: bool) -> Batched:
     """Per-sample KL(t ‖ e^x) over rows x, t (N × C): both differentiated, as torch does."""
-    from ..matrices import elementwise
 
     C = size("C")
     X, T = sp.MatrixSymbol("x", N, C), sp.MatrixSymbol("t", N, C)
@@ -922,7 +921,6 @@ def _cosine_example(embedding: bool) -> Example:
 
 def _cosine_batched(embedding: bool) -> Batched:
     """cos(x1, x2) per pair of rows (norms clamped at eps); the embedding loss on it, y (N,) being data."""
-    from ..matrices import elementwise
 
     K = size("K")
     X1, X2 = sp.MatrixSymbol("x1", N, K), sp.MatrixSymbol("x2", N, K)
@@ -987,7 +985,6 @@ def _triplet_example() -> Example:
 
 def _triplet_batched() -> Batched:
     """[m + ‖a − p + ε‖ − ‖a − n + ε‖]₊ per sample (rows a, p, n: N × K), all three differentiated."""
-    from ..matrices import elementwise
 
     K = size("K")
     A, P, Q = (sp.MatrixSymbol(s, N, K) for s in ("a", "p", "n"))

@@ -29,7 +29,7 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 from sympy.printing.precedence import PRECEDENCE
 
 from ..errors import SymgradLimit
-from ..matrices import row_softmax_np, softmax_vjp_np
+from .rows import row_softmax_np, softmax_vjp_np
 from .registry import Arg, Batched, Block, Example, Interval, N, register, size
 
 __all__ = ["LayerNorm", "LayerNormVJP", "RMSNorm", "RMSNormVJP", "BatchNorm", "BatchNormVJP",

@@ -8,8 +8,8 @@ import numpy as np
 import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
 
-from ..matrices import Entrywise
-from .activations import SoftmaxEntry, _pick, sigmoid
+from .rows import Entrywise
+from .activations import SoftmaxEntry, pick_entry, sigmoid
 from .base import Primitive
 
 __all__ = ["sigmoid_grad", "sigmoid_shift", "sigmoid_minus", "sech2", "SigmoidShiftEntries", "softmax_entry_shift"]
@@ -188,9 +188,9 @@ def softmax_entry_shift_np(i, c, *z, xp=np):
     position = xp.reshape(xp.arange(z.shape[-1]), (1,) * (z.ndim - 1) + (-1,))
     mine = position == xp.asarray(i)[..., None] - 1
     others = xp.sum(xp.where(mine, 0.0, e), axis=-1)  # Σ_{j ≠ i} e_j, summed as such
-    e_i = _pick(e, i, xp=xp)
+    e_i = pick_entry(e, i, xp=xp)
     total = others + e_i
-    return xp.where(_pick(z, i, xp=xp) == m[..., 0], (1 + c) - others / total, e_i / total + c)
+    return xp.where(pick_entry(z, i, xp=xp) == m[..., 0], (1 + c) - others / total, e_i / total + c)
 
 
 class softmax_entry_shift(Primitive):

@@ -24,17 +24,20 @@ import sympy as sp
 from ..catalog.base import constraints_of
 from ..errors import SymgradLimit
 from ..symbols import free_inputs, is_dimension
-from ..matrices import RowLogSoftmax, RowSoftmax, is_matrix_expression, row_simplex_targets
+from ..catalog.rows import RowLogSoftmax, RowSoftmax, is_matrix_expression, row_simplex_targets
 from .matrix_rules import as_scalar, tidy, vector_jacobian
 from .graph import Graph, expanded_size, expression_graph, is_block_output
 from ..catalog.activations import IndexedSoftmax, SoftmaxEntry, elu, leaky_relu, relu, sigmoid, softplus
 from ..catalog.losses import BCE, BCEWithLogits, CrossEntropy
 from ..catalog.vectors import as_vector, to_sympy
-from ..check import cross_check
-from ..compiler import compile_backprop, compile_derivation
-from ..parse import parse
-from ..printing import derivation_latex, latex
-from ..simplify import Budget, elementary, fold, textbook
+from ..checks.crosscheck import cross_check
+from ..compiler.backprop import compile_backprop
+from ..compiler.function import compile_derivation
+from ..parsing.python import parse
+from ..printing.tex import derivation_latex, latex
+from ..simplify.budget import Budget
+from ..simplify.rules import elementary, fold
+from ..simplify.textbook import textbook
 
 __all__ = ["derive", "hessian", "hvp", "Derivation", "Step"]
 

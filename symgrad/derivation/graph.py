@@ -26,12 +26,14 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from ..catalog.activations import Maxout, relu
 from ..catalog.base import Primitive
-from ..matrices import Entrywise, RowLogMeanExp, RowLogSoftmax, RowSoftmax, RowSoftmaxCrossEntropy, is_matrix_expression
+from ..catalog.rows import Entrywise, RowLogMeanExp, RowLogSoftmax, RowSoftmax, RowSoftmaxCrossEntropy, is_matrix_expression
 from .matrix_rules import matrix_doit, matrix_gradient
-from ..compiler import compile_expr
-from ..parse import parse
-from ..printing import backprop_latex, text
-from ..simplify import Budget, textbook
+from ..compiler.function import compile_expr
+from ..parsing.python import parse
+from ..printing.tex import backprop_latex
+from ..printing.plain import text
+from ..simplify.budget import Budget
+from ..simplify.textbook import textbook
 
 __all__ = ["Graph", "Edge", "Backprop", "expression_graph", "expanded_size", "is_block_output"]
 

@@ -31,9 +31,8 @@ from sympy.matrices.expressions.hadamard import HadamardPower, HadamardProduct
 from sympy.matrices.expressions.matexpr import MatrixElement
 
 from ..errors import SymgradLimit
-from ..matrices import (ENTRY, Elementwise, Entrywise, RowBlock, RowLogSoftmax, RowSoftmax, SoftmaxCrossEntropy,
-                        elementwise)
-from ..simplify import normalise_sign, textbook
+from ..catalog.rows import ENTRY, Elementwise, Entrywise, RowBlock, RowLogSoftmax, RowSoftmax, SoftmaxCrossEntropy, elementwise
+from ..simplify.textbook import normalise_sign, textbook
 
 __all__ = ["matrix_gradient", "as_scalar", "tidy", "collect_factors", "elementwise_derivative", "vector_jacobian",
            "matrix_doit", "SCALAR_ATOMS"]
