@@ -22,7 +22,7 @@ import time
 import sympy as sp
 
 import symgrad as sg
-from symgrad.simplify import elementary
+from symgrad.simplify.rules import elementary
 
 
 def matrix_net(depth: int, n: int = 4):

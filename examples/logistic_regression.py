@@ -5,7 +5,7 @@ The chain rule dL/dw = dL/da * da/dz * dz/dw collapses to (a - y) x, and dL/db t
 import sympy as sp
 
 import symgrad as sg
-from symgrad.printing import text
+from symgrad.printing.plain import text
 
 p = sp.Symbol("p", integer=True, positive=True)
 w, x = sp.MatrixSymbol("w", p, 1), sp.MatrixSymbol("x", p, 1)   # vectors of any size p

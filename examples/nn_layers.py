@@ -5,8 +5,7 @@ symgrad's numerical gradient checker. Only NumPy and symgrad.nn are needed to tr
 
 import numpy as np
 
-from symgrad.nn import (dense, dense_backward, relu, relu_backward, softmax_cross_entropy,
-                        softmax_cross_entropy_backward)
+from symgrad.nn import dense, dense_backward, relu, relu_backward, softmax_cross_entropy, softmax_cross_entropy_backward
 
 rng = np.random.default_rng(0)
 N, D, H, C = 32, 5, 16, 3

@@ -6,7 +6,7 @@ import numpy as np
 import sympy as sp
 
 import symgrad as sg
-from symgrad.printing import text
+from symgrad.printing.plain import text
 
 n = sp.Symbol("n", integer=True, positive=True)
 W, x = sp.MatrixSymbol("W", n, n), sp.MatrixSymbol("x", n, 1)

@@ -32,6 +32,7 @@ __all__ = [
     "register",
     "get_block",
     "blocks",
+    "functions",
 ]
 
 
@@ -187,3 +188,9 @@ def get_block(name: str) -> Block:
 def blocks(family: str | None = None) -> list[Block]:
     """All blocks, in declaration order (optionally one family)."""
     return [b for b in _REGISTRY.values() if family is None or b.family == family]
+
+
+def functions(family: str) -> tuple[type, ...]:
+    """The ``sympy.Function`` classes of a family's primitive blocks (``functions("activation")``:
+    σ, tanh, ReLU, …): what the engine names a/h and the printers know, read from the declarations."""
+    return tuple(dict.fromkeys(b.function for b in blocks(family) if isinstance(b.function, type)))

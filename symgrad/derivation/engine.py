@@ -27,7 +27,8 @@ from ..symbols import free_inputs, is_dimension
 from ..catalog.rows import RowLogSoftmax, RowSoftmax, is_matrix_expression, row_simplex_targets
 from .matrix_rules import as_scalar, tidy, vector_jacobian
 from .graph import Graph, expanded_size, expression_graph, is_block_output
-from ..catalog.activations import IndexedSoftmax, SoftmaxEntry, elu, leaky_relu, relu, sigmoid, softplus
+from ..catalog.activations import IndexedSoftmax, SoftmaxEntry
+from ..catalog.registry import functions
 from ..catalog.losses import BCE, BCEWithLogits, CrossEntropy
 from ..catalog.vectors import as_vector, to_sympy
 from ..checks.crosscheck import cross_check
@@ -701,7 +702,7 @@ def _chain_steps(expr: sp.Basic, w: sp.Basic, result, raw) -> tuple[list[Step], 
 def _role_name(node: sp.Basic, taken: set) -> str | None:
     """The seeds' name for an intermediate: a for an activation's output, z for a
     pre-activation, else u, v, …; None when every candidate is taken."""
-    if isinstance(node, (sigmoid, sp.tanh, softplus, relu, elu, leaky_relu, SoftmaxEntry)):
+    if isinstance(node, functions("activation") + (SoftmaxEntry,)):
         preferred = ("a", "h")
     elif not isinstance(node, sp.Function):
         preferred = ("z", "q")
@@ -716,7 +717,7 @@ def _role_name(node: sp.Basic, taken: set) -> str | None:
 def _name_outputs(results: Sequence, expr: sp.Basic, names: dict) -> dict:
     """Give the block outputs left in the results the seeds' names: softmax entries a_1 … a_C,
     other activations a (or a1, a2, … when there are several), avoiding the expression's names."""
-    outputs = (sigmoid, sp.tanh, softplus, relu, elu, leaky_relu)
+    outputs = functions("activation")
     taken = {s.name for s in expr.free_symbols if hasattr(s, "name")} | {k.name for k in names}
     known = set(names.values())
     groups: dict[tuple, dict[int, sp.Basic]] = {}

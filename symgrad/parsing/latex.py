@@ -57,7 +57,7 @@ _COMMANDS: dict[str, Callable] = {  # elementary commands
 _OPERATORS: dict[str, Callable] = {  # \operatorname{…} of elementary functions
     "sech": sp.sech, "csch": sp.csch, "erf": sp.erf, "erfc": sp.erfc, "sign": sp.sign, "sgn": sp.sign,
     "diag": _diag, "tr": sp.Trace, "Tr": sp.Trace, "trace": sp.Trace, "tanh": sp.tanh, "exp": sp.exp,
-    "log": sp.log, "softmax": C.softmax,
+    "log": sp.log,
 }
 
 
