@@ -189,7 +189,8 @@ class leaky_relu(Primitive):
 
     nargs = 2
     elementwise = True
-    latex_name = r"\operatorname{LeakyReLU}_{\alpha}"
+    latex_name = r"\operatorname{LeakyReLU}"
+    latex_parameters = 1
     numpy_form = staticmethod(leaky_relu_np)
 
     def __new__(cls, x, alpha=LEAKY_ALPHA, **kwargs):
@@ -213,11 +214,6 @@ class leaky_relu(Primitive):
             return alpha * x
         return None
 
-    def _latex(self, printer, exp=None):
-        x, alpha = self.args
-        tex = rf"\operatorname{{LeakyReLU}}_{{{printer._print(alpha)}}}\left({printer._print(x)}\right)"
-        return tex if exp is None else rf"{tex}^{{{exp}}}"
-
 
 _alpha = sp.Symbol("alpha", positive=True)
 register(Block(
@@ -239,6 +235,9 @@ def elu_np(x, alpha=1.0, xp=np):
 
 class elu(Primitive):
     r"""ELU(x; α) = x if x > 0 else α(e^x − 1);  derivative 1 if x > 0 else ELU(x) + α."""
+
+    latex_name = r"\operatorname{ELU}"
+    latex_parameters = 1
 
     nargs = 2
     elementwise = True
@@ -264,11 +263,6 @@ class elu(Primitive):
         if x.is_negative and x.is_number:
             return alpha * (sp.exp(x) - 1)
         return None
-
-    def _latex(self, printer, exp=None):
-        x, alpha = self.args
-        tex = rf"\operatorname{{ELU}}_{{{printer._print(alpha)}}}\left({printer._print(x)}\right)"
-        return tex if exp is None else rf"{tex}^{{{exp}}}"
 
 
 register(Block(
@@ -858,6 +852,9 @@ def celu_np(x, alpha=1.0, xp=np):
 class celu(Primitive):
     r"""CELU(x; α) = x if x > 0 else α(e^{x/α} − 1);  derivative 1 if x > 0 else e^{x/α} (1 at 0: C¹)."""
 
+    latex_name = r"\operatorname{CELU}"
+    latex_parameters = 1
+
     nargs = 2
     elementwise = True
     numpy_form = staticmethod(celu_np)
@@ -879,11 +876,6 @@ class celu(Primitive):
     @classmethod
     def exact(cls, x, alpha):
         return sp.S.Zero if x.is_zero else None
-
-    def _latex(self, printer, exp=None):
-        x, alpha = self.args
-        tex = rf"\operatorname{{CELU}}_{{{printer._print(alpha)}}}\left({printer._print(x)}\right)"
-        return tex if exp is None else rf"{tex}^{{{exp}}}"
 
 
 register(Block(
@@ -948,6 +940,9 @@ class hardtanh(Primitive):
     r"""hardtanh(x; lo, hi) = min(max(x, lo), hi);  derivative 1 for lo < x < hi, else 0 (0 at the
     kinks x = lo, hi, as PyTorch); ∂/∂lo = 𝟙[x ≤ lo], ∂/∂hi = 𝟙[x ≥ hi] (the three sum to 1)."""
 
+    latex_name = r"\operatorname{hardtanh}"
+    latex_parameters = 2
+
     nargs = 3
     elementwise = True
     numpy_form = staticmethod(hardtanh_np)
@@ -970,11 +965,6 @@ class hardtanh(Primitive):
     @classmethod
     def exact(cls, x, lo, hi):
         return cls.elementary(x, lo, hi) if _numbers(x, lo, hi) else None
-
-    def _latex(self, printer, exp=None):
-        x, lo, hi = (printer._print(a) for a in self.args)
-        tex = rf"\operatorname{{hardtanh}}_{{{lo}, {hi}}}\left({x}\right)"
-        return tex if exp is None else rf"{tex}^{{{exp}}}"
 
 
 _lo, _hi = sp.Symbol("min_val", real=True), sp.Symbol("max_val", real=True)
@@ -1117,6 +1107,9 @@ class prelu(Primitive):
     r"""PReLU(x; α) = x if x > 0 else αx, α learnable;  ∂/∂x = 1 if x > 0 else α (α at 0),
     ∂/∂α = 0 if x > 0 else x."""
 
+    latex_name = r"\operatorname{PReLU}"
+    latex_parameters = 1
+
     nargs = 2
     elementwise = True
     numpy_form = staticmethod(prelu_np)
@@ -1138,11 +1131,6 @@ class prelu(Primitive):
         if x.is_nonpositive and x.is_number:
             return alpha * x
         return None
-
-    def _latex(self, printer, exp=None):
-        x, alpha = self.args
-        tex = rf"\operatorname{{PReLU}}_{{{printer._print(alpha)}}}\left({printer._print(x)}\right)"
-        return tex if exp is None else rf"{tex}^{{{exp}}}"
 
 
 _slope = sp.Symbol("alpha", real=True)

@@ -47,6 +47,7 @@ class Primitive(sp.Function):
     """Base of the catalog's SymPy functions."""
 
     latex_name: ClassVar[str] = ""
+    latex_parameters: ClassVar[int] = 0  # how many trailing arguments print as a subscript (α of ELU_α)
     numpy_form: ClassVar[Callable | None] = None  # wrapped in staticmethod by subclasses
     elementwise: ClassVar[bool] = False
 
@@ -112,8 +113,12 @@ class Primitive(sp.Function):
         return None
 
     def _latex(self, printer, exp=None):
-        args = ", ".join(printer._print(a) for a in self.latex_args())
-        tex = rf"{self.latex_name}\left({args}\right)"
+        name, args = self.latex_name, self.latex_args()
+        if self.latex_parameters:  # the last arguments are parameters, written as a subscript: ELU_α(x)
+            k = len(args) - self.latex_parameters
+            name = name.split("_{")[0] + "_{" + ", ".join(printer._print(a) for a in args[k:]) + "}"
+            args = args[:k]
+        tex = rf"{name}\left({', '.join(printer._print(a) for a in args)}\right)"
         return tex if exp is None else rf"{tex}^{{{exp}}}"
 
     def _symgrad_numpy(self, printer):

@@ -481,6 +481,7 @@ class Huber(Primitive):
     nargs = 2
     elementwise = True
     latex_name = r"\operatorname{Huber}"
+    latex_parameters = 1
     numpy_form = staticmethod(huber_np)
 
     def fdiff(self, argindex=1):
@@ -492,11 +493,6 @@ class Huber(Primitive):
     @staticmethod
     def elementary(d, delta):
         return sp.Piecewise((d ** 2 / 2, sp.Abs(d) < delta), (delta * (sp.Abs(d) - delta / 2), True))
-
-    def _latex(self, printer, exp=None):
-        d, delta = self.args
-        tex = rf"\operatorname{{Huber}}_{{{printer._print(delta)}}}\left({printer._print(d)}\right)"
-        return tex if exp is None else rf"{tex}^{{{exp}}}"
 
 
 def huber(x, y, delta=1) -> sp.Expr:
@@ -588,6 +584,7 @@ class BinaryFocal(Primitive):
 
     nargs = 4
     latex_name = r"\operatorname{FL}"
+    latex_parameters = 2
     numpy_form = staticmethod(binary_focal_np)
 
     def fdiff(self, argindex=1):
@@ -607,11 +604,6 @@ class BinaryFocal(Primitive):
     def elementary(z, y, gamma, alpha):
         q = (1 - y) * sigmoid.elementary(z) + y * sigmoid.elementary(-z)
         return (alpha * y + (1 - alpha) * (1 - y)) * q ** gamma * BCEWithLogits.elementary(z, y)
-
-    def _latex(self, printer, exp=None):
-        z, y, gamma, alpha = (printer._print(a) for a in self.args)
-        tex = rf"\operatorname{{FL}}_{{{gamma}, {alpha}}}\left({z}, {y}\right)"
-        return tex if exp is None else rf"{tex}^{{{exp}}}"
 
 
 def binary_focal(z, y, gamma=2, alpha=0.25) -> sp.Expr:

@@ -48,21 +48,45 @@ def safe_names(symbols: Sequence[sp.Basic], reserved: set[str]) -> dict[sp.Basic
 
 def generate_source(fn_name: str, outputs: Sequence[sp.Basic], args: Sequence[sp.Symbol],
                     doc: str = "", stable: bool = True, as_tuple: bool = False,
-                    matrix_names: dict | None = None, fuse: bool = True,
-                    display: bool = False) -> tuple[str, dict[str, Callable], dict[sp.Basic, str]]:
-    """The source of ``def fn_name(args): … return outputs`` and the helpers it calls.
+                    matrix_names: dict | None = None, fuse: bool = True, display: bool = False,
+                    arrays: dict[str, Sequence[sp.Symbol]] | None = None,
+                    wrt: Sequence[sp.Basic] = ()) -> tuple[str, dict[str, Callable], dict[sp.Basic, str]]:
+    """The source of ``def fn_name(args): … return outputs`` and the helpers it calls: the one
+    source builder of compiled functions, exported modules and their formula forms.
 
     ``display=True`` writes the formula form of the same function — no array-namespace lines,
-    helpers called without ``xp``, transposes as ``transpose(x)`` — which latexify renders."""
+    helpers called without ``xp``, transposes as ``transpose(x)`` — which latexify renders.
+    ``arrays`` (exported modules) takes vectors given entry by entry as one array each
+    (``{"w": [w1, w2, w3]}``: ``w`` of shape (..., 3)), and ``wrt`` (the outputs' variables) shapes
+    each gradient like its variable; with ``arrays`` given, a column-vector MatrixSymbol (n × 1)
+    also takes a 1-D array (n,) and its gradient comes back 1-D."""
     outputs = [stabilise(o, fuse) if stable else o for o in outputs]
     helper_names = {type(p).numpy_form.__name__ for out in outputs for p in out.atoms(Primitive)}
     names = safe_names(args, RESERVED | helper_names | {fn_name})
     printer = (DisplayPrinter if display else ArrayAPIPrinter)(names, stacks=True)
     body, returned = program(outputs, args, names, printer, matrix_names=matrix_names)
-    preamble = [] if display else namespace_lines([names[a] for a in args])
+    standalone = arrays is not None
+    groups = vector_groups(arrays, args, names, RESERVED | helper_names | {fn_name}) if standalone else []
+    grouped = {e for _, entries in groups for e in entries}
+    params = sorted([p for p, _ in groups] + [names[a] for a in args if a not in grouped]) if standalone \
+        else [names[a] for a in args]
+    columns = [a for a in args if isinstance(a, sp.MatrixSymbol) and a.shape[1] == 1 and a.shape[0] != 1] \
+        if standalone else []
+    preamble = [] if display else namespace_lines(params)
+    for a in columns:  # a column vector (n × 1) may come as a 1-D array (n,)
+        preamble += [f"{names[a]}_1d = {names[a]}.ndim == 1",
+                     f"{names[a]} = xp.reshape({names[a]}, (-1, 1)) if {names[a]}_1d else {names[a]}"]
+    preamble += vector_lines(groups, names) + shape_checks(args, names, printer)
+    for k, w in enumerate(list(wrt)[:len(returned)] if standalone else []):
+        entries = list(w) if isinstance(w, sp.MatrixBase) else None
+        param = next((p for p, e in groups if entries == e), None)
+        if param is not None:  # the gradient of a vector argument, shaped like it
+            returned[k] = f"xp.reshape({returned[k]}, {param}.shape)"
+        elif w in columns:
+            body.append(f"grad_{names[w]} = {returned[k]}")
+            returned[k] = f"xp.reshape(grad_{names[w]}, (-1,)) if {names[w]}_1d else grad_{names[w]}"
     ret = returned[0] if len(returned) == 1 and not as_tuple else "(" + ", ".join(returned) + ",)"
-    return function_def(fn_name, [names[a] for a in args], doc, preamble + shape_checks(args, names, printer) + body, ret), \
-        printer.helpers, names
+    return function_def(fn_name, params, doc, preamble + body, ret), printer.helpers, names
 
 
 def function_def(name: str, params: Sequence[str], doc: str, body: Sequence[str], returned: str) -> str:
