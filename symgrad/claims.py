@@ -7,7 +7,7 @@ derives the truth itself; every symbol is one object per name (``a`` and a posit
 the same variable). Then:
 
 1. **refutation** (first: a wrong claim is refuted fast): both sides are evaluated *exactly* at
-   the points of :mod:`symgrad.sampling` — magnitudes across many decades, both signs, near 0,
+   the points of :mod:`symgrad.checks.sampling` — magnitudes across many decades, both signs, near 0,
    and at and on both sides of every breakpoint of claim and truth — to 30 correct digits
    (a point whose value cannot be resolved is skipped, never guessed). A relative difference
    above the tolerance (1e-20, or float64 rounding ≈ 5.7e-14 when a floating-point number

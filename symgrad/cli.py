@@ -17,7 +17,7 @@ from typing import Sequence
 import sympy as sp
 
 from . import __version__
-from .catalog.registry import blocks, get_block
+from .catalog.registry import FAMILIES, blocks, get_block
 from .errors import SymgradError
 from .derivation import derive
 from .parsing.python import parse
@@ -77,7 +77,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     cat = sub.add_parser("catalog", help="list the catalog's blocks with their formulas")
-    cat.add_argument("--family", choices=["activation", "loss", "layer", "composition"])
+    cat.add_argument("--family", choices=list(FAMILIES))
     cat.add_argument("--json", action="store_true", help="print JSON")
     cat.add_argument("--markdown", action="store_true", help="print the catalog reference (docs/catalog.md)")
 

@@ -12,9 +12,9 @@ shape it should have. Where the code comes from:
   the backward ``grad · f'`` with f' from :func:`symgrad.derive` (textbook form, then the
   compiler's stability rules);
 * a vector block declares its batched form (``Block.batched``: rows = samples); the backward is
-  symgrad's matrix chain rule (:func:`symgrad.matrices.matrix_gradient`) of ⟨grad, forward⟩.
+  symgrad's matrix chain rule (:func:`symgrad.derivation.matrix_rules.matrix_gradient`) of ⟨grad, forward⟩.
 
-Both are printed by :class:`symgrad.compiler.ArrayAPIPrinter` for the namespace of the inputs.
+Both are printed by :class:`symgrad.printing.arrays.ArrayAPIPrinter` for the namespace of the inputs.
 The generated module imports NumPy and :mod:`symgrad.runtime` only (never SymPy); the stable
 helpers it calls are copied into it. Regenerate with ``python -m symgrad.nnbuild``; a test fails
 when the committed file differs from what this builds.

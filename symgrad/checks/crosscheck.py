@@ -7,12 +7,12 @@ For a :class:`~symgrad.derive.Derivation`, at random points of the inputs' domai
   which uses none of symgrad's derivative identities;
 * the plain-SymPy derivative (``raw``) evaluated at 40 digits is compared with the same.
 
-Points and floors follow :mod:`symgrad.sampling` (the policy every check shares): moderate
+Points and floors follow :mod:`symgrad.checks.sampling` (the policy every check shares): moderate
 values, magnitudes across decades (10⁻³ … 10³ here, float64 code), values near 0, and both
 sides of every breakpoint of the forward expression (never the kink itself: a finite
 difference there is no derivative); declared domains (``Interval``, ``Simplex``, ``Choice``)
 are respected. Relative errors are per entry with a floor tied to the derivative's scale
-(:data:`~symgrad.sampling.FLOOR` of its largest entry), so that entries near zero are neither
+(:data:`~symgrad.checks.sampling.FLOOR` of its largest entry), so that entries near zero are neither
 excused nor blown up. A point where the reference lies beyond float64's range is skipped; a
 compiled value that is not finite where the reference is fails.
 """

@@ -16,7 +16,7 @@ squared Frobenius / Euclidean norm), ``\odot``/``\circ`` (entrywise product),
 ``\mathbf{1}^\top x``). Spacing/sizing commands (``\left``, ``\right``, ``\,``) are ignored.
 Anything else, and anything ambiguous (``x^T`` for a scalar x, ``\tanh^{-1}``), is refused
 with a :class:`~symgrad.errors.ParseError` naming it — never guessed. Sizes are bounded as in
-:mod:`symgrad.parse` (length, depth, exponents, the bit size of powers).
+:mod:`symgrad.parsing.python` (length, depth, exponents, the bit size of powers).
 """
 
 from __future__ import annotations
