@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 # name → the module that defines it. The names load on first use (PEP 562), so that
 # ``import symgrad.nn`` (the pre-compiled catalog) never imports SymPy.
 _EXPORTS = {
+    "BackwardReport": "backcheck",
     "Backprop": "derivation",
     "Block": "catalog",
     "CheckResult": "check",
@@ -31,6 +32,7 @@ _EXPORTS = {
     "bce": "catalog",
     "bce_with_logits": "catalog",
     "blocks": "catalog",
+    "check_backward": "backcheck",
     "check_grad": "gradcheck",
     "compile_expr": "compiler",
     "cross_check": "check",

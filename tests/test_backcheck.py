@@ -1,0 +1,302 @@
+"""check_backward: hand-written NumPy backwards judged against their forwards.
+
+Five layers written as ordinary NumPy, each with its correct hand backward and one with a planted bug.
+The correct backwards are first checked against torch.autograd (independently of symgrad), then
+check_backward must accept them (symbolically where they trace, and numerically when forced) and refute
+every planted bug at the right gradient and entry.
+"""
+
+import numpy as np
+import pytest
+
+import symgrad as sg
+
+EPS = 1e-5
+
+
+# --- the layers: forward, hand backward, planted bugs -------------------------------------------------
+def net_forward(x, y, w1, w2):
+    """The lecture notes' 20-line network: L = ||σ(x W1) W2 − y||²."""
+    h = 1 / (1 + np.exp(-x.dot(w1)))
+    y_pred = h.dot(w2)
+    return np.square(y_pred - y).sum()
+
+
+def net_backward(x, y, w1, w2, bug=None):
+    h = 1 / (1 + np.exp(-x.dot(w1)))
+    y_pred = h.dot(w2)
+    grad_y_pred = (1.0 if bug == "factor 2" else 2.0) * (y_pred - y)  # the bug: a forgotten 2
+    grad_w2 = h.T.dot(grad_y_pred)
+    grad_h = grad_y_pred.dot(w2.T)
+    grad_w1 = x.T.dot(grad_h * h * (1 - h))
+    return grad_w1, grad_w2
+
+
+def clf_forward(X, y, W1, b1, W2, b2, reg):
+    """CS231n's two-layer classifier: affine, ReLU, affine, stable softmax cross-entropy (mean), L2."""
+    N = X.shape[0]
+    hidden = np.maximum(0, X.dot(W1) + b1)
+    scores = hidden.dot(W2) + b2
+    shifted = scores - np.max(scores, axis=1, keepdims=True)
+    probs = np.exp(shifted) / np.sum(np.exp(shifted), axis=1, keepdims=True)
+    data_loss = -np.sum(np.log(probs[np.arange(N), y])) / N
+    return data_loss + 0.5 * reg * (np.sum(W1 * W1) + np.sum(W2 * W2))
+
+
+def clf_backward(X, y, W1, b1, W2, b2, reg, bug=None):
+    """CS231n's backward, in place (dscores[arange(N), y] -= 1; dhidden[hidden <= 0] = 0)."""
+    N = X.shape[0]
+    hidden = np.maximum(0, X.dot(W1) + b1)
+    scores = hidden.dot(W2) + b2
+    shifted = scores - np.max(scores, axis=1, keepdims=True)
+    probs = np.exp(shifted) / np.sum(np.exp(shifted), axis=1, keepdims=True)
+    dscores = probs.copy()
+    dscores[np.arange(N), y] -= 1
+    dscores /= N
+    dW2 = hidden.T.dot(dscores) + reg * W2
+    db2 = np.sum(dscores, axis=0)
+    dhidden = dscores.dot(W2.T)
+    if bug == "wrong mask":
+        dhidden[hidden > 0] = 0  # the bug: the mask inverted
+    else:
+        dhidden[hidden <= 0] = 0
+    dW1 = X.T.dot(dhidden) + reg * W1
+    db1 = np.sum(dhidden, axis=0)
+    return dW1, db1, dW2, db2
+
+
+def clf_backward_where(X, y, W1, b1, W2, b2, reg, bug=None):
+    """The same backward without item assignment: np.where for the ReLU mask, a one-hot for the labels."""
+    N = X.shape[0]
+    hidden = np.maximum(0, X.dot(W1) + b1)
+    scores = hidden.dot(W2) + b2
+    shifted = scores - np.max(scores, axis=1, keepdims=True)
+    probs = np.exp(shifted) / np.sum(np.exp(shifted), axis=1, keepdims=True)
+    onehot = np.zeros_like(probs)
+    onehot[np.arange(N), y] = 1
+    dscores = (probs - onehot) / N
+    dW2 = hidden.T.dot(dscores) + reg * W2
+    db2 = np.sum(dscores, axis=0)
+    dhidden = np.where(hidden > 0, dscores.dot(W2.T), 0)
+    dW1 = X.T.dot(dhidden) + reg * W1
+    db1 = np.sum(dhidden, axis=0)
+    return dW1, db1, dW2, db2
+
+
+def ln_forward(x, gamma, beta, dout):
+    """Layer norm over the features (rows), with gain and bias; L = Σ out ∘ dout."""
+    mu = np.mean(x, axis=1, keepdims=True)
+    xc = x - mu
+    var = np.mean(xc ** 2, axis=1, keepdims=True)
+    xhat = xc / np.sqrt(var + EPS)
+    return np.sum((gamma * xhat + beta) * dout)
+
+
+def ln_backward(x, gamma, beta, dout, bug=None):
+    mu = np.mean(x, axis=1, keepdims=True)
+    xc = x - mu
+    var = np.mean(xc ** 2, axis=1, keepdims=True)
+    inv = 1 / np.sqrt(var + EPS)
+    xhat = xc * inv
+    dxhat = dout * gamma
+    proj = xhat * np.mean(dxhat * xhat, axis=1, keepdims=True)
+    dx = (dxhat - np.mean(dxhat, axis=1, keepdims=True) + (proj if bug == "sign" else -proj)) * inv
+    dgamma = np.sum(dout * xhat, axis=0)
+    dbeta = np.sum(dout, axis=0)
+    return dx, dgamma, dbeta
+
+
+def bn_forward(x, gamma, beta, dout):
+    """Batch norm in training mode (statistics over the batch, axis 0); L = Σ out ∘ dout."""
+    mu = np.mean(x, axis=0)
+    xc = x - mu
+    var = np.mean(xc ** 2, axis=0)
+    xhat = xc / np.sqrt(var + EPS)
+    return np.sum((gamma * xhat + beta) * dout)
+
+
+def bn_backward(x, gamma, beta, dout, bug=None):
+    N = x.shape[0]
+    mu = np.mean(x, axis=0)
+    xc = x - mu
+    var = np.mean(xc ** 2, axis=0)
+    inv = 1 / np.sqrt(var + EPS)
+    xhat = xc * inv
+    dxhat = dout * gamma
+    mean_term = np.sum(dxhat, axis=0) if bug == "mean" else np.sum(dxhat, axis=0) / N  # the bug: 1/N dropped
+    dx = (dxhat - mean_term - xhat * np.sum(dxhat * xhat, axis=0) / N) * inv
+    dgamma = np.sum(dout * xhat, axis=0)
+    dbeta = np.sum(dout, axis=0)
+    return dx, dgamma, dbeta
+
+
+def attn_forward(X, Wq, Wk, Wv, dout):
+    """Single-head self-attention softmax(Q Kᵀ / √d) V with Q, K, V = X Wq, X Wk, X Wv; L = Σ out ∘ dout."""
+    Q, K, V = X.dot(Wq), X.dot(Wk), X.dot(Wv)
+    S = Q.dot(K.T) * 0.5  # 1/√d with d = 4
+    S = S - np.max(S, axis=1, keepdims=True)
+    P = np.exp(S) / np.sum(np.exp(S), axis=1, keepdims=True)
+    return np.sum(P.dot(V) * dout)
+
+
+def attn_backward(X, Wq, Wk, Wv, dout, bug=None):
+    Q, K, V = X.dot(Wq), X.dot(Wk), X.dot(Wv)
+    S = Q.dot(K.T) * 0.5
+    S = S - np.max(S, axis=1, keepdims=True)
+    P = np.exp(S) / np.sum(np.exp(S), axis=1, keepdims=True)
+    dV = P.T.dot(dout)
+    dP = dout.dot(V.T)
+    dS = P * (dP - np.sum(dP * P, axis=1, keepdims=True)) * 0.5
+    dQ = dS.dot(K)
+    dK = dS.dot(Q) if bug == "transpose" else dS.T.dot(Q)  # the bug: dS instead of dSᵀ
+    return X.T.dot(dQ), X.T.dot(dK), X.T.dot(dV)
+
+
+NET = dict(x=("N", "D"), y=("N", "O"), w1=("D", "H"), w2=("H", "O"))
+NORM = dict(x=("N", "D"), gamma=("D",), beta=("D",), dout=("N", "D"))
+ATTN = dict(X=("T", "D"), Wq=("D", 4), Wk=("D", 4), Wv=("D", "E"), dout=("T", "E"))
+CASES = {  # name: forward, backward, wrt, shapes, bug, the gradients the bug breaks
+    "twenty-line net": (net_forward, net_backward, ["w1", "w2"], NET, "factor 2", ("w1", "w2")),
+    "layer norm": (ln_forward, ln_backward, ["x", "gamma", "beta"], NORM, "sign", ("x",)),
+    "batch norm": (bn_forward, bn_backward, ["x", "gamma", "beta"], NORM, "mean", ("x",)),
+    "attention": (attn_forward, attn_backward, ["Wq", "Wk", "Wv"], ATTN, "transpose", ("Wk",)),
+}
+
+
+# --- the hand backwards are right: torch.autograd, independently of symgrad ------------------------------
+torch = pytest.importorskip("torch")
+
+
+def _arrays(shapes, sizes, rng):
+    out = {}
+    for name, shape in shapes.items():
+        out[name] = rng.normal(size=tuple(sizes.get(d, d) for d in shape))
+    return out
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_hand_backwards_agree_with_torch_autograd(case):
+    forward, backward, wrt, shapes, bug, broken = CASES[case]
+    rng = np.random.default_rng(1)
+    point = _arrays(shapes, {"N": 5, "D": 4, "H": 3, "O": 2, "T": 5, "E": 3}, rng)
+    ours = backward(**point)
+    ours_bug = backward(**point, bug=bug)
+    leaves = {k: torch.tensor(v, requires_grad=k in wrt) for k, v in point.items()}
+    torch_forward = TORCH[case]
+    torch_forward(**leaves).backward()
+    for name, g, gb in zip(wrt, ours, ours_bug):
+        reference = leaves[name].grad.numpy()
+        np.testing.assert_allclose(g, reference, rtol=1e-10, atol=1e-12)
+        assert np.allclose(gb, reference, rtol=1e-6, atol=1e-9) == (name not in broken), name
+
+
+def test_the_classifier_backwards_agree_with_torch_autograd():
+    rng = np.random.default_rng(2)
+    point = dict(X=rng.normal(size=(5, 4)), y=rng.integers(0, 3, size=5), W1=rng.normal(size=(4, 6)),
+                 b1=rng.normal(size=6), W2=rng.normal(size=(6, 3)), b2=rng.normal(size=3), reg=0.3)
+    leaves = {k: torch.tensor(v, requires_grad=k in ("W1", "b1", "W2", "b2")) for k, v in point.items()}
+    hidden = torch.relu(leaves["X"] @ leaves["W1"] + leaves["b1"])
+    scores = hidden @ leaves["W2"] + leaves["b2"]
+    loss = torch.nn.functional.cross_entropy(scores, leaves["y"]) + 0.5 * 0.3 * (
+        (leaves["W1"] ** 2).sum() + (leaves["W2"] ** 2).sum())
+    loss.backward()
+    assert np.isclose(clf_forward(**point), loss.item(), rtol=1e-12)
+    reference = [leaves[k].grad.numpy() for k in ("W1", "b1", "W2", "b2")]
+    for backward in (clf_backward, clf_backward_where):
+        for g, r in zip(backward(**point), reference):
+            np.testing.assert_allclose(g, r, rtol=1e-10, atol=1e-12)
+    wrong = clf_backward(**point, bug="wrong mask")
+    assert not np.allclose(wrong[0], reference[0]) and np.allclose(wrong[2], reference[2])
+
+
+def _t_net(x, y, w1, w2):
+    return ((torch.sigmoid(x @ w1) @ w2 - y) ** 2).sum()
+
+
+def _t_ln(x, gamma, beta, dout):
+    return (torch.nn.functional.layer_norm(x, (x.shape[1],), gamma, beta, eps=EPS) * dout).sum()
+
+
+def _t_bn(x, gamma, beta, dout):
+    return (torch.nn.functional.batch_norm(x, None, None, gamma, beta, training=True, eps=EPS) * dout).sum()
+
+
+def _t_attn(X, Wq, Wk, Wv, dout):
+    Q, K, V = X @ Wq, X @ Wk, X @ Wv
+    return (torch.softmax(Q @ K.T / 2.0, dim=1) @ V * dout).sum()
+
+
+TORCH = {"twenty-line net": _t_net, "layer norm": _t_ln, "batch norm": _t_bn, "attention": _t_attn}
+
+
+# --- check_backward: numerically ------------------------------------------------------------------------
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_numeric_accepts_the_correct_backward(case):
+    forward, backward, wrt, shapes, _, _ = CASES[case]
+    report = sg.check_backward(forward, backward, wrt, method="numeric", **shapes)
+    assert report.method == "numeric" and report.ok, str(report)
+    assert [g.name for g in report.gradients] == wrt
+    assert all(g.status == "consistent" for g in report.gradients)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_numeric_refutes_the_planted_bug_where_it_is(case):
+    forward, backward, wrt, shapes, bug, broken = CASES[case]
+    report = sg.check_backward(forward, lambda **kw: backward(**kw, bug=bug), wrt, method="numeric", **shapes)
+    assert not report.ok and report.failure.name == broken[0], str(report)
+    assert [g.name for g in report.gradients if not g.ok] == list(broken)
+    assert_located(case, report, backward, bug, wrt)
+
+
+def assert_located(case, report, backward, bug, wrt):
+    """The located entry is really wrong: the truth there from torch.autograd at the report's own point."""
+    fail = report.failure
+    leaves = {k: torch.tensor(np.asarray(v), requires_grad=k == fail.name) for k, v in report.point.items()}
+    TORCH[case](**leaves).backward()
+    truth = leaves[fail.name].grad.numpy()
+    got = backward(**report.point, bug=bug)[wrt.index(fail.name)]
+    assert np.isclose(fail.expected, truth[fail.entry], rtol=1e-6)
+    assert fail.got == got[fail.entry] and not np.isclose(got[fail.entry], truth[fail.entry], rtol=1e-6)
+    assert fail.name in str(report) and str(fail.entry) in str(report)
+
+
+def test_numeric_diagnoses_the_forgotten_factor_two():
+    report = sg.check_backward(net_forward, lambda **kw: net_backward(**kw, bug="factor 2"), ["w1", "w2"],
+                               method="numeric", **NET)
+    assert [g.status for g in report.gradients] == ["refuted", "refuted"]
+    assert any("constant factor 1/2" in d for d in report["w2"].diagnosis)
+
+
+def test_wrong_count_is_an_error_and_wrong_shape_is_refuted():
+    with pytest.raises(ValueError, match="returned 1 arrays for wrt"):
+        sg.check_backward(net_forward, lambda **kw: net_backward(**kw)[:1], ["w1", "w2"], method="numeric", **NET)
+    with pytest.raises(ValueError, match="one per name"):
+        sg.check_backward(net_forward, lambda **kw: net_backward(**kw)[0], ["w1", "w2"], method="numeric", **NET)
+    report = sg.check_backward(net_forward, lambda **kw: (net_backward(**kw)[0].T, net_backward(**kw)[1]),
+                               ["w1", "w2"], method="numeric", **NET)
+    assert not report.ok and report.failure.name == "w1" and "shape" in report.failure.reason
+    assert report["w2"].ok
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(wrt=["W"]), "unknown wrt name 'W'"),
+    (dict(wrt=[]), "wrt is empty"),
+    (dict(wrt=["w1", "w1"]), "twice"),
+    (dict(wrt=["w1"], method="guess"), "method must be one of"),
+    (dict(wrt=["w1"], sizes={"N": 0}), "positive integer"),
+])
+def test_bad_input_is_a_clear_error(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        sg.check_backward(net_forward, net_backward, **kwargs, **NET)
+
+
+def test_one_name_takes_one_array_and_the_report_renders():
+    report = sg.check_backward(net_forward, lambda **kw: net_backward(**kw)[1], "w2", method="numeric", **NET)
+    assert report.ok and report["w2"].status == "consistent"
+    bad = sg.check_backward(net_forward, lambda **kw: net_backward(**kw, bug="factor 2")[1], "w2",
+                            method="numeric", **NET)
+    text = str(bad)
+    assert text.startswith("backward REFUTED: numeric") and "w2: refuted at entry" in text
+    assert len(text.splitlines()) < 25
+    assert r"\frac{\partial L}{\partial w_{2}}" in bad._repr_latex_() and r"\neq" in bad._repr_latex_()
+    assert "**backward REFUTED**" in bad._repr_markdown_()
