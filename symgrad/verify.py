@@ -129,8 +129,114 @@ def verify(expr: Any, wrt: Any, claim: Any, *, timeout: float = 5.0, points: int
 
     ``positive``: names of symbols of ``expr`` to treat as positive (sampled from positive values).
     ``points``: random points (the breakpoints' neighbourhoods come on top). ``timeout``: seconds
-    for the whole verdict (derivation, refutation and proof).
+    for the whole verdict (reading the claim, derivation, refutation and proof). The bound is
+    hard: the work runs in a worker process (fork) that is stopped at ``timeout`` + 0.5 s, when
+    the verdict is ``undecided`` (budget exhausted, with how many points were checked); SymPy
+    steps that no signal can interrupt (a huge exact power, a long sum) cannot overrun it.
     """
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
+        raise ValueError(f"timeout must be a positive finite number of seconds, got {timeout!r}")
+    if _WORKER["inside"] or not _can_fork():
+        return _verify(expr, wrt, claim, timeout=timeout, points=points, seed=seed, positive=positive)
+    verdict = _bounded(lambda: _verify(expr, wrt, claim, timeout=timeout, points=points, seed=seed,
+                                       positive=positive), float(timeout), claim)
+    if callable(claim) and not isinstance(claim, (sp.Basic, str)):
+        verdict.claim = claim  # a function does not cross the process boundary: the caller's own
+    return verdict
+
+
+# --- the hard time bound: a worker process stopped at the deadline --------------------------------------
+GRACE = 0.5  # seconds past the budget before the worker is stopped (the promise: timeout + 1 s)
+_WORKER = {"inside": False, "progress": None}  # in the worker: a shared [checked, planned] pair
+
+
+def _can_fork() -> bool:
+    import multiprocessing as mp
+
+    return "fork" in mp.get_all_start_methods() and not mp.current_process().daemon
+
+
+def _bounded(fn, timeout: float, claim) -> Verdict:
+    """``fn()`` (a Verdict) run in a forked worker, stopped at ``timeout`` + :data:`GRACE` s."""
+    import multiprocessing as mp
+    import pickle
+
+    started = time.perf_counter()
+    ctx = mp.get_context("fork")
+    progress = ctx.RawArray("l", 2)  # points checked, points planned (shared, written by the worker)
+    receive, send = ctx.Pipe(duplex=False)
+    worker = ctx.Process(target=_work, args=(fn, send, progress), daemon=True)
+    worker.start()
+    send.close()
+    message = None
+    try:
+        if receive.poll(max(started + timeout + GRACE - time.perf_counter(), 0.0)):
+            message = pickle.loads(receive.recv_bytes())
+    except (EOFError, OSError, pickle.UnpicklingError, AttributeError, ImportError):
+        message = None
+    finally:
+        receive.close()
+        if worker.is_alive():
+            worker.kill()
+        worker.join()
+    if message is None:
+        checked, planned = progress[0], progress[1]
+        counted = f"{checked} of {planned} sample points checked" if planned else "no sample point checked"
+        return Verdict("undecided", claim if isinstance(claim, (sp.Basic, sp.MatrixBase)) else str(claim),
+                       "(not known: the time bound was reached)",
+                       f"budget exhausted: the {timeout:g} s bound was reached and the work stopped "
+                       f"({counted}, no counterexample among them)", time.perf_counter() - started,
+                       None, [], int(checked))
+    kind, payload = message
+    if kind == "error":
+        raise payload
+    return payload
+
+
+def _work(fn, send, progress) -> None:
+    """In the worker: run ``fn`` and send back ("ok", verdict) or ("error", exception), pickled."""
+    import pickle
+
+    _WORKER["inside"], _WORKER["progress"] = True, progress
+    try:
+        message = ("ok", fn())
+    except Exception as exc:  # noqa: BLE001 - every error goes back to the caller, who raises it
+        message = ("error", exc)
+    try:
+        data = pickle.dumps(message)
+        pickle.loads(data)
+    except Exception:  # noqa: BLE001 - a result that does not cross the boundary: its text does
+        kind, payload = message
+        if kind == "error":
+            cls = type(payload) if isinstance(payload, (ValueError, TypeError, KeyError)) else RuntimeError
+            try:
+                data = pickle.dumps(("error", cls(str(payload))))
+            except Exception:  # noqa: BLE001
+                data = pickle.dumps(("error", RuntimeError(str(payload))))
+        else:
+            payload.claim, payload.truth = _text_of(payload.claim), _text_of(payload.truth)
+            data = pickle.dumps(("ok", payload))
+    send.send_bytes(data)
+    send.close()
+
+
+def _text_of(obj) -> str:
+    from .printing import text
+
+    return text(obj) if isinstance(obj, sp.Basic) else str(obj)
+
+
+def _progress(checked: int | None = None, planned: int | None = None) -> None:
+    shared = _WORKER["progress"]
+    if shared is None:
+        return
+    if checked is not None:
+        shared[0] = checked
+    if planned is not None:
+        shared[1] = planned
+
+
+def _verify(expr, wrt, claim, *, timeout, points, seed, positive) -> Verdict:
     started = time.perf_counter()
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
         raise ValueError(f"timeout must be a positive finite number of seconds, got {timeout!r}")
@@ -173,16 +279,23 @@ def verify(expr: Any, wrt: Any, claim: Any, *, timeout: float = 5.0, points: int
         return Verdict("refuted", parsed, truth_cmp,
                        f"{DIGITS}-digit evaluation {where}at {_count(info['evaluated'])} (relative tolerance {tol:.2g})",
                        time.perf_counter() - started, info, notes, info["evaluated"])
-    evaluated = refuted[1] if refuted is not None and refuted[0] == "consistent" else 0
-    if refuted is not None and refuted[0] == "consistent" and len(refuted) > 2:
+    kind = refuted[0]
+    evaluated = refuted[1] if kind in ("consistent", "incomplete") else 0
+    if kind == "consistent" and len(refuted) > 2:
         notes.append(refuted[2])
-    if refuted is not None and refuted[0] == "unevaluable":
+    if kind == "unevaluable":
         notes.append(refuted[1])
     # 2. a proof (of the entries: a proof for every size only when no size was chosen)
     if not sized and _prove(pairs, budget):
         return Verdict("proven", parsed, truth_cmp, "symbolic: the difference simplifies to 0",
                        time.perf_counter() - started, None, notes, evaluated)
     notes += budget.hits
+    if kind == "incomplete":  # no counterexample among the points checked, but not every point was
+        exhausted = "budget exhausted: " if "budget" in refuted[3] else ""
+        return Verdict("undecided", parsed, truth_cmp,
+                       f"{exhausted}{refuted[3]}; no counterexample among them ({DIGITS} digits, {where}relative "
+                       f"tolerance {tol:.2g}); not proven symbolically", time.perf_counter() - started, None,
+                       notes, evaluated)
     if not evaluated:
         return Verdict("undecided", parsed, truth_cmp, "neither proven nor evaluated (budget exhausted or no "
                        "point in the domain could be evaluated)", time.perf_counter() - started, None, notes, 0)
@@ -413,7 +526,13 @@ def _alternatives(derivation, pairs, sized) -> list:
 
 
 def _refute(pairs, points, seed, budget, alternatives=None):
-    """("counterexample", info) | ("consistent", points evaluated) | ("unevaluable", why) | None."""
+    """("counterexample", info) | ("consistent", points evaluated[, note]) | ("unevaluable", why) |
+    ("incomplete", points evaluated, points required, why).
+
+    Every point the policy asks for (moderate, breakpoints, far) is required: a point is *checked*
+    when claim and truth were compared there, or when it lies outside the truth's domain. A point
+    left unchecked (the budget ran out before it, or its values could not be resolved) makes the
+    refutation incomplete — never "consistent" on the near points alone."""
     rng = np.random.default_rng(seed)
     alternatives = alternatives or [None] * len(pairs)
     plain = [(elementary(c), elementary(t), elementary(a) if a is not None else None)
@@ -422,26 +541,36 @@ def _refute(pairs, points, seed, budget, alternatives=None):
     rounds = _sizes_and_indices(plain, rng)
     if isinstance(rounds, str):
         return ("unevaluable", rounds)
-    evaluated = 0
+    evaluated = outside = required = 0
+    unresolved = unreached = 0
     kink_only: list = []
     for concrete in rounds:
         syms = _inputs(concrete)
         exprs = [e for pair in concrete for e in pair[:2]]
         chosen = budget.run("sample points (breakpoints)", lambda: sampling.points(syms, exprs, points, rng),
                             cap=max(budget.remaining() / 4, 0.05))
-        if chosen is None:  # finding the breakpoints ran out of time: the random points alone
+        if chosen is None:  # finding the breakpoints ran out of time: the random points alone, and
+            unreached += 1  # the breakpoints count as unchecked
             chosen = budget.run("sample points", lambda: sampling.points(syms, [], points, rng),
                                 cap=max(budget.remaining() / 4, 0.05)) or []
+        required += len(chosen)
+        _progress(planned=required + unreached)
         for point in chosen:
-            if budget.remaining() <= 0:
-                break
-            outcome = budget.run("refutation", lambda point=point: _compare(concrete, point, tol),
-                                 cap=budget.remaining())
-            if outcome is None:
+            outcome = None
+            if budget.remaining() > 0:
+                outcome = budget.run("refutation", lambda point=point: _compare(concrete, point, tol),
+                                     cap=budget.remaining())
+            if outcome is None:  # the budget ran out before this point (or while at it)
+                unreached += 1
                 continue
-            if outcome == "skipped":
+            if outcome == "outside":
+                outside += 1
+                continue
+            if outcome == "unresolved":
+                unresolved += 1
                 continue
             evaluated += 1
+            _progress(checked=evaluated + outside)
             if outcome != "equal" and any(isinstance(v, sp.Basic) for v in point.values()):
                 # a breakpoint itself: a different convention there (relu'(0)) is not a mistake
                 kink_only.append((point, outcome))
@@ -455,8 +584,17 @@ def _refute(pairs, points, seed, budget, alternatives=None):
                     "claim": _real(cv), "truth": _real(tv),
                     "claim_digits": claim_digits, "truth_digits": truth_digits,
                     "entry": k if len(concrete) > 1 else None, "evaluated": evaluated})
-    if evaluated == 0:
-        return ("unevaluable", "no point could be evaluated (outside every domain, or the budget ran out)")
+    if evaluated == 0 and not (unresolved or unreached):
+        return ("unevaluable", "no point could be evaluated (every point is outside the domain)")
+    if unresolved or unreached:
+        why = []
+        if unreached:
+            why.append(f"the budget ran out before {unreached}")
+        if unresolved:
+            why.append(f"{unresolved} could not be evaluated to {DIGITS} digits")
+        return ("incomplete", evaluated, evaluated + outside + unresolved + unreached,
+                f"{evaluated + outside} of {evaluated + outside + unresolved + unreached} sample points checked "
+                f"({'; '.join(why)})")
     if kink_only:
         where = ", ".join(f"{s} = {_show(_number(v))}" for s, v in kink_only[0][0].items() if isinstance(v, sp.Basic))
         return ("consistent", evaluated, f"claim and truth differ only at breakpoints (first at {where}): a "
@@ -465,9 +603,11 @@ def _refute(pairs, points, seed, budget, alternatives=None):
 
 
 def _compare(concrete, point, tol):
-    """"equal", "skipped" (the truth is undefined here) or (entry, claim value, truth value)."""
+    """"equal", "outside" (the point lies outside the truth's domain: complex or undefined there),
+    "unresolved" (an entry could not be evaluated to the digits asked) or (entry, claim value,
+    truth value[, bound])."""
     subs = {s: sampling.exact(v) for s, v in point.items()}
-    any_value = False
+    status = "outside"
     for k, (c, t, a) in enumerate(concrete):
         truth_form = t
         tv = sampling.value(t, subs)
@@ -475,6 +615,8 @@ def _compare(concrete, point, tol):
             truth_form, tv = a, sampling.value(a, subs)
         if isinstance(tv, mpmath.mpc):  # outside the truth's (real) domain
             continue
+        if tv is None and _no_value(t, subs) and (a is None or _no_value(a, subs)):
+            continue  # the derivative does not exist here (a division by zero)
         cv = sampling.value(c, subs)
         dv = None
         if cv is None or tv is None:  # terms the claim shares with the truth cancel before evaluation
@@ -483,27 +625,49 @@ def _compare(concrete, point, tol):
                 dv = sampling.value(c - truth_form, subs, maxn=DIFF_MAXN)
             if isinstance(dv, mpmath.mpc):
                 dv = None
-        if tv is None:  # the truth cancels beyond reach here; an interval bound |truth| ≤ B may still decide
+        if tv is None:  # the truth cancels beyond reach here
+            if dv is not None and dv == 0:  # claim − truth is exactly 0 at the point
+                status = "equal" if status != "unresolved" else status
+                continue
+            if dv is not None and cv is not None:  # |truth| ≤ |claim| + |claim − truth| decides
+                if abs(dv) > tol * (abs(cv) + abs(dv)) * (1 + mpmath.mpf(10) ** (5 - DIGITS)):
+                    return (k, cv, cv - dv)
+                if abs(dv) * (1 + mpmath.mpf(10) ** (5 - DIGITS)) < tol * max(abs(cv) - abs(dv), 0):
+                    status = "equal" if status != "unresolved" else status
+                    continue
+            # an interval bound |truth| ≤ B may still decide
             B = sampling.bound(t, subs) if dv is not None else None
             if B is None and dv is not None and a is not None:
                 B = sampling.bound(a, subs)
             if B is not None and abs(dv) * (1 - tol) > tol * B and abs(dv) > 2 * B:
                 return (k, dv, mpmath.mpf(0), B)
+            status = "unresolved"
             continue
         if cv is None and dv is not None:
             cv = tv + dv
         if cv is None:
             if _undefined(c, subs):  # the claim has no value where the derivative has one
                 return (k, mpmath.mpf("nan"), tv)
+            status = "unresolved"
             continue
-        any_value = True
         gap = abs(dv) if dv is not None else abs(cv - tv)
         scale = max(abs(cv), abs(tv))
         if gap > tol * scale:
             if tol > sampling.EXACT_RTOL and gap <= tol * max(scale, _term_scale(c, subs), _term_scale(t, subs)):
+                status = "equal" if status != "unresolved" else status
                 continue  # within float64 rounding of the terms' sizes
             return (k, cv, tv)
-    return "equal" if any_value else "skipped"
+        status = "equal" if status != "unresolved" else status
+    return status
+
+
+def _no_value(expr, subs) -> bool:
+    """Whether SymPy's exact arithmetic finds zoo/nan in ``expr`` at the point (a division by zero:
+    the derivative does not exist there); any failure to decide is no such finding."""
+    try:
+        return _exact_floats_at(expr, subs).has(sp.zoo, sp.nan)
+    except Exception:  # noqa: BLE001 - no exact opinion
+        return False
 
 
 def _undefined(expr, subs) -> bool:

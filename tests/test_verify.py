@@ -88,7 +88,8 @@ def test_verification_is_bounded_in_time():
     hard = "sigmoid(x)*(1-sigmoid(x)) + (tanh(x)**2 + 1/cosh(x)**2 - 1)*exp(sin(x))"
     t0 = time.perf_counter()
     v = sg.verify(sg.sigmoid(x), x, hard, timeout=1.0)
-    assert time.perf_counter() - t0 < 10 and v.ok
+    assert time.perf_counter() - t0 < 2.0 and v.status != "refuted"  # a right claim: at worst undecided
+    assert sg.verify(sg.sigmoid(x), x, hard, timeout=10.0).ok
 
 
 def test_latex_reader_understands_ml_notation_and_refuses_the_rest():
