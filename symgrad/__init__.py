@@ -27,6 +27,7 @@ _EXPORTS = {
     "Step": "derivation",
     "SymgradError": "errors",
     "SymgradLimit": "errors",
+    "TraceError": "errors",
     "UnknownBlockError": "errors",
     "Verdict": "verify",
     "bce": "catalog",
@@ -47,6 +48,7 @@ _EXPORTS = {
     "hinge": "catalog",
     "hvp": "derivation",
     "l2": "catalog",
+    "labels": "tracing",
     "latex": "printing",
     "leaky_relu": "catalog",
     "log_avg_pool": "catalog",
@@ -72,6 +74,7 @@ _EXPORTS = {
     "squared_l2": "catalog",
     "step": "catalog",
     "tanh": "catalog",
+    "trace": "tracing",
     "vector": "catalog",
     "verify": "verify",
 }

@@ -124,7 +124,9 @@ class Derivation:
     def named(self) -> Any:
         """The result written with the intermediates' names (a = σ(z), h = σ(XW), …)."""
         if self.backprop is not None:
-            out = tuple(self.backprop.expanded(w) for w in self.wrt)
+            out = tuple(self.backprop.expanded(w) if w in self.backprop.gradients else
+                        sp.ZeroMatrix(*w.shape) if isinstance(w, sp.MatrixSymbol) else sp.S.Zero for w in self.wrt)
+            out = tuple(tidy(g) if isinstance(g, sp.MatrixExpr) else g for g in out)  # 2hᵀ(ŷ − y), not hᵀ(2ŷ − 2y)
             return out[0] if self.single else out
         if self.named_results is not None:
             return self.named_results
@@ -442,7 +444,7 @@ def _derive_graph(graph, wrts, single, started) -> Derivation:
             raise ValueError(f"{w!r} is not an input of the graph (inputs: {', '.join(sorted(by_name))})")
         resolved.append(key)
     budget = Budget(5.0)
-    bp = graph.backprop(budget=budget)
+    bp = graph.backprop(budget=budget, wrt=resolved)  # only the paths to wrt (targets get no gradient)
     top = graph.output
     expr = graph.expression()
 
