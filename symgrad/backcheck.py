@@ -34,6 +34,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from . import sampling
+from .errors import SymgradLimit
 from .gradcheck import GradReport, check_grad
 
 __all__ = ["check_backward", "BackwardReport", "GradientResult"]
@@ -44,6 +45,7 @@ METHODS = ("auto", "symbolic", "numeric")
 # values of order 1: beyond (−1, 1) a softmax of products of several inputs (attention's Q Kᵀ) saturates,
 # and the gradient of a saturated softmax is rounding noise that no check can judge
 POLICY = sampling.Policy(moderate=1.0)
+POINTS = 3  # random points the symbolic method evaluates (two at the sizes, one at sizes one larger)
 
 
 # --- results ------------------------------------------------------------------------------------------
@@ -60,6 +62,7 @@ class GradientResult:
     got: float | None = None  # what the backward returned there
     reason: str | None = None  # why it is refuted without an entry (a wrong shape)
     diagnosis: list[str] = field(default_factory=list)
+    max_rel_error: float = float("nan")  # over the entries, |got − expected| / max(|expected|, FLOOR·max|expected|)
     truth: Any = None  # the derivation's symbolic gradient (symbolic method)
     claim: Any = None  # the traced backward's symbolic gradient (symbolic method)
     report: GradReport | None = field(default=None, repr=False)  # check_grad's report (numeric method)
@@ -92,6 +95,11 @@ class BackwardReport:
     @property
     def ok(self) -> bool:
         return all(g.ok for g in self.gradients)
+
+    @property
+    def max_rel_error(self) -> float:
+        """The largest relative error of any gradient's entry (inf for a gradient of the wrong shape)."""
+        return max((g.max_rel_error for g in self.gradients), default=0.0)
 
     @property
     def failure(self) -> GradientResult | None:
@@ -189,24 +197,28 @@ def check_backward(forward: Callable[..., Any], backward: Callable[..., Any], wr
     for name in wrt_names:
         if inputs[name].labels is not None:
             raise ValueError(f"{name} is a label array (integers); it has no gradient")
-    concrete_sizes = _concrete_sizes(inputs.values(), sizes)
-    rng = np.random.default_rng(seed)
-    point = {name: inp.draw(concrete_sizes, rng) for name, inp in inputs.items()}
+    points = _points(inputs, _concrete_sizes(inputs.values(), sizes), np.random.default_rng(seed), POINTS)
     notes: list[str] = []
     if method != "numeric":
         try:
-            symbolic = _symbolic(forward, backward, wrt_names, specs, timeout)
+            traced = _symbolic(forward, backward, wrt_names, specs, timeout)
         except Exception as exc:  # noqa: BLE001 - any tracing failure sends us to the numbers
             if method == "symbolic":
                 raise
             notes.append(f"not traced ({_one_line(exc)}); checked numerically")
         else:
-            gradients = _judge_symbolic(symbolic, backward, wrt_names, point, concrete_sizes, inputs)
-            return BackwardReport("symbolic", gradients, _used(concrete_sizes, inputs), time.perf_counter() - started,
-                                  notes + symbolic.notes, point)
-    gradients = _judge_numeric(forward, backward, wrt_names, point, seed)
-    return BackwardReport("numeric", gradients, _used(concrete_sizes, inputs), time.perf_counter() - started,
-                          notes, point)
+            try:
+                gradients, at = _judge_symbolic(traced, forward, backward, wrt_names, points, timeout, seed)
+            except UntrustedDerivation as exc:
+                if method == "symbolic":
+                    raise
+                notes.append(f"{exc}; checked numerically")
+            else:
+                return BackwardReport("symbolic", gradients, at.sizes, time.perf_counter() - started,
+                                      notes + traced.notes, at.arrays)
+    gradients = _judge_numeric(forward, backward, wrt_names, points[0].arrays, seed)
+    return BackwardReport("numeric", gradients, points[0].sizes, time.perf_counter() - started, notes,
+                          points[0].arrays)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -247,16 +259,14 @@ class _Input:
 
 
 def _shape_and_labels(name: str, spec: Any) -> tuple[tuple, str | int | None]:
-    """("N", "D") → (("N", "D"), None); a label array → ((sizes…), classes) (the trace's spelling)."""
-    try:
-        from . import tracing
-    except ImportError:  # the tracer is not there yet: plain shapes only
-        tracing = None
-    labels = tracing.label_classes(spec) if hasattr(tracing, "label_classes") else None
-    if labels is not None:
-        return tuple(tracing.label_shape(spec)), labels
+    """("N", "D") → (("N", "D"), None); ``labels("N", classes="C")`` → (("N",), "C")."""
+    from .tracing import Labels
+
+    if isinstance(spec, Labels):
+        return (spec.n,), spec.classes
     if isinstance(spec, (str, bytes)) or not isinstance(spec, (tuple, list)):
-        raise ValueError(f"{name}={spec!r}: a shape is a tuple of sizes, e.g. {name}=('N', 'D'), or () for a scalar")
+        raise ValueError(f"{name}={spec!r}: a shape is a tuple of sizes, e.g. {name}=('N', 'D'), () for a scalar, "
+                         f"or labels('N', classes='C')")
     return tuple(spec), None
 
 
@@ -281,10 +291,6 @@ def _concrete_sizes(inputs, given: Mapping[str, int] | None) -> dict[str, int]:
     return out
 
 
-def _used(sizes: Mapping[str, int], inputs: Mapping[str, _Input]) -> dict[str, int]:
-    return dict(sizes)
-
-
 def _gradients(backward: Callable[..., Any], point: Mapping[str, Any], wrt: Sequence[str]) -> list[np.ndarray]:
     """The backward's arrays at ``point``, one per name of ``wrt`` (a ValueError for a wrong count)."""
     out = backward(**{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in point.items()})
@@ -304,6 +310,197 @@ def _wrong_shape(name: str, g: np.ndarray, x: Any) -> str | None:
     return f"the backward's gradient for {name} has shape {g.shape} but {name} has shape {shape}"
 
 
+# --- symbolic: trace both, derive the forward, compare; the numbers locate ----------------------------------
+@dataclass
+class _Traced:
+    graph: Any  # the traced forward (symgrad.tracing.Traced)
+    derivation: Any
+    truths: tuple  # ∂L/∂w from the derivation, one per wrt
+    claims: list  # the traced backward's expressions, one per wrt
+    notes: list[str]
+
+
+def _symbolic(forward, backward, wrt: Sequence[str], specs: Mapping[str, Any], timeout: float) -> _Traced:
+    """Trace the forward and derive it; trace the backward (one output at a time) with the same stand-ins."""
+    from .derivation import derive
+    from .tracing import trace
+
+    graph = trace(forward, **specs)
+    derivation = derive(graph, list(wrt))
+    truths = derivation.results
+    claims = []
+    for k in range(len(wrt)):
+        def output(_k=k, **arguments):
+            return _pick(backward(**arguments), _k, wrt)
+
+        claims.append(trace(output, **specs).expression())
+    return _Traced(graph, derivation, truths, claims, list(derivation.notes))
+
+
+def _pick(out, k: int, wrt: Sequence[str]):
+    """The k-th gradient the backward returned (a ValueError when it returned another number of them)."""
+    if len(wrt) == 1 and not isinstance(out, (tuple, list)):
+        return out
+    if not isinstance(out, (tuple, list)):
+        raise ValueError(f"backward returned one array for wrt {list(wrt)}; return one per name, in that order (a tuple)")
+    if len(out) != len(wrt):
+        raise ValueError(f"backward returned {len(out)} arrays for wrt {list(wrt)}; return one per name, in that order")
+    return out[k]
+
+
+def _symbolic_shape(expr) -> tuple:
+    return tuple(expr.shape) if _is_matrix(expr) else ()
+
+
+@dataclass
+class _Point:
+    """Concrete sizes and the inputs drawn at them."""
+
+    sizes: dict[str, int]
+    arrays: dict[str, Any]
+
+    def where(self) -> str:
+        return ", ".join(f"{k} = {v}" for k, v in self.sizes.items()) or "the given sizes"
+
+
+def _points(inputs: Mapping[str, "_Input"], sizes: Mapping[str, int], rng: np.random.Generator, count: int
+            ) -> list[_Point]:
+    """``count`` random points: two at ``sizes``, then at sizes one larger (a size-dependent slip shows)."""
+    out = []
+    for i in range(count):
+        at = dict(sizes) if i < 2 else {k: v + i - 1 for k, v in sizes.items()}
+        out.append(_Point(at, {name: inp.draw(at, rng) for name, inp in inputs.items()}))
+    return out
+
+
+def _judge_symbolic(traced: _Traced, forward, backward, wrt, points: list[_Point], timeout: float, seed: int
+                    ) -> tuple[list[GradientResult], _Point]:
+    """Per gradient: a proof for every size, then the numbers at ``points`` (the first disagreement refutes,
+    and check_grad diagnoses it there). Returns the results and the point of the refutation (else the first)."""
+    from .simplify import Budget
+
+    budget = Budget(timeout)
+    compiled = traced.derivation.compile()
+    results: list[GradientResult | None] = [None] * len(wrt)
+    proofs = []
+    for k, (name, truth, claim) in enumerate(zip(wrt, traced.truths, traced.claims)):
+        if _symbolic_shape(claim) != _symbolic_shape(truth):
+            results[k] = GradientResult(name, "refuted", "its shape", shape=_symbolic_shape(truth), truth=truth,
+                                        claim=claim, max_rel_error=float("inf"),
+                                        reason=f"the backward's gradient for {name} has shape {_show_shape(claim)} "
+                                               f"but {name} has shape {_show_shape(truth)}")
+        proofs.append(results[k] is None and bool(budget.run(
+            f"proof of {name}", lambda c=claim, t=truth: proven_equal(c, t), cap=max(budget.remaining() / 2, 0.05))))
+    worst = [0.0] * len(wrt)
+    refuted_at = points[0]
+    for i, point in enumerate(points):
+        expected = _truth_values(compiled, traced, wrt, point)
+        if i == 0:
+            _trust(forward, wrt, expected, point, seed)
+        got = _gradients(backward, point.arrays, wrt)
+        for k, name in enumerate(wrt):
+            if results[k] is not None:
+                continue
+            reason = _wrong_shape(name, got[k], point.arrays[name])
+            if reason:
+                results[k] = GradientResult(name, "refuted", "its shape", shape=np.shape(point.arrays[name]),
+                                            reason=reason, truth=traced.truths[k], claim=traced.claims[k],
+                                            max_rel_error=float("inf"))
+                refuted_at = point
+                continue
+            rel = _relative_errors(got[k], expected[k])
+            worst[k] = max(worst[k], float(rel.max()) if rel.size else 0.0)
+            if rel.size and not rel.max() <= RTOL:
+                entry = tuple(int(i) for i in np.unravel_index(int(np.argmax(rel)), rel.shape))
+                diagnosis = _numeric_diagnosis(forward, name, got[k], point, seed)
+                if proofs[k]:  # the expansions matched but the user's own numbers do not: the numbers win
+                    diagnosis.append("the traced expressions matched but the backward's numbers do not "
+                                     "(a bug of symgrad: please report it)")
+                results[k] = GradientResult(name, "refuted", f"float64 evaluation at {point.where()}",
+                                            shape=got[k].shape, entry=entry, expected=float(expected[k][entry]),
+                                            got=float(got[k][entry]), truth=traced.truths[k],
+                                            claim=traced.claims[k], max_rel_error=worst[k], diagnosis=diagnosis)
+                refuted_at = point
+    out = []
+    for k, name in enumerate(wrt):
+        if results[k] is not None:
+            out.append(results[k])
+            continue
+        status, how = (("proven", "the traced backward equals the derivation for every size") if proofs[k] else
+                       ("consistent", f"not proven symbolically; agrees at {len(points)} random points, "
+                                      f"relative error ≤ {RTOL:g}"))
+        out.append(GradientResult(name, status, how, shape=np.shape(points[0].arrays[name]), truth=traced.truths[k],
+                                  claim=traced.claims[k], max_rel_error=worst[k]))
+    return out, refuted_at
+
+
+class UntrustedDerivation(SymgradLimit):
+    """symgrad's compiled derivation of the traced forward disagrees with finite differences of the forward."""
+
+
+def _trust(forward, wrt, expected, point: _Point, seed: int) -> None:
+    """The derivation's numbers are the truth only after they agree with finite differences of the forward
+    (check_grad at the first point): a wrong truth must never refute a right backward, nor confirm a wrong one."""
+    for name, value in zip(wrt, expected):
+        def f(w, name=name):
+            return forward(**{**point.arrays, name: w})
+
+        report = check_grad(f, lambda w, value=value: value, point.arrays[name], seed=seed)
+        if not report.ok:
+            raise UntrustedDerivation(f"symgrad's compiled derivation of ∂L/∂{name} disagrees with finite differences "
+                                      f"of the forward (max relative error {report.max_rel_error:.1e}; a symgrad bug)")
+
+
+def _show_shape(expr) -> str:
+    return "×".join(str(d) for d in _symbolic_shape(expr)) or "scalar"
+
+
+def _truth_values(compiled, traced: _Traced, wrt, point: _Point) -> list[np.ndarray]:
+    """∂L/∂w from the compiled derivation at ``point``, each in the shape of the forward's argument
+    (labels enter as one-hot rows, a 1-D argument as a row 1 × n)."""
+    from .tracing import Labels
+
+    kwargs: dict[str, Any] = dict(point.sizes)  # sizes the derivation names (1/N of a mean)
+    for name, value in point.arrays.items():
+        symbol, spec = traced.graph.arguments[name], traced.graph.declared[name]
+        if isinstance(spec, Labels):
+            classes = point.sizes[spec.classes] if isinstance(spec.classes, str) else int(spec.classes)
+            kwargs[symbol.name] = np.eye(classes)[np.asarray(value)]
+        elif len(spec) == 1:
+            kwargs[symbol.name] = np.asarray(value, dtype=np.float64).reshape(1, -1)
+        else:
+            kwargs[symbol.name] = value
+    values = compiled(**{k: v for k, v in kwargs.items() if k in compiled.params})
+    values = values if isinstance(values, tuple) else (values,)
+    return [np.asarray(traced.graph.gradient_of(name, v), dtype=np.float64).reshape(np.shape(point.arrays[name]))
+            for name, v in zip(wrt, values)]
+
+
+def _relative_errors(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    r""":math:`|g - \hat g| / \max(|\hat g|,\ \text{FLOOR} \max_j |\hat g_j|)` entry by entry; inf where the
+    backward is not finite, or where the truth is 0 everywhere and the backward is not."""
+    got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    scale = float(np.abs(expected).max()) if expected.size else 0.0
+    floor = np.maximum(np.abs(expected), sampling.FLOOR * scale)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(floor > 0, np.abs(got - expected) / np.where(floor > 0, floor, 1.0),
+                       np.where(got == expected, 0.0, np.inf))
+    return np.where(np.isfinite(got), rel, np.inf)
+
+
+def _numeric_diagnosis(forward, name: str, got: np.ndarray, point: _Point, seed: int) -> list[str]:
+    """check_grad's diagnosis of a refuted gradient (a constant factor, a sign flip, a transpose, a single
+    entry, a missing term), from finite differences of the forward at the point of the refutation."""
+    def f(w):
+        return forward(**{**point.arrays, name: w})
+
+    try:
+        report = check_grad(f, lambda w: got, point.arrays[name], seed=seed)
+    except Exception:  # noqa: BLE001 - a diagnosis is a courtesy; the refutation stands without it
+        return []
+    return [d.removeprefix("input 0: ") for d in report.diagnosis]
+
+
 # --- numeric: finite differences through check_grad ---------------------------------------------------
 def _judge_numeric(forward, backward, wrt, point, seed) -> list[GradientResult]:
     grads = _gradients(backward, point, wrt)
@@ -311,7 +508,8 @@ def _judge_numeric(forward, backward, wrt, point, seed) -> list[GradientResult]:
     for name, g in zip(wrt, grads):
         reason = _wrong_shape(name, g, point[name])
         if reason:
-            out.append(GradientResult(name, "refuted", "its shape", shape=np.shape(point[name]), reason=reason))
+            out.append(GradientResult(name, "refuted", "its shape", shape=np.shape(point[name]), reason=reason,
+                                      max_rel_error=float("inf")))
             continue
 
         def f(w, name=name):
@@ -321,11 +519,167 @@ def _judge_numeric(forward, backward, wrt, point, seed) -> list[GradientResult]:
         how = f"finite differences, {report.checked} entries, max relative error {report.max_rel_error:.1e}"
         diagnosis = [d.removeprefix("input 0: ") for d in report.diagnosis]
         if report.ok:
-            out.append(GradientResult(name, "consistent", how, shape=g.shape, report=report))
+            out.append(GradientResult(name, "consistent", how, shape=g.shape, report=report,
+                                      max_rel_error=report.max_rel_error))
             continue
         worst = max(report.failures, key=lambda c: c.rel_error) if report.failures else None
         out.append(GradientResult(name, "refuted", how, shape=g.shape, diagnosis=diagnosis, report=report,
+                                  max_rel_error=report.max_rel_error,
                                   entry=worst.index if worst else None,
                                   expected=worst.numeric if worst else None, got=worst.analytic if worst else None,
                                   reason=None if worst else "random directions disagree with the gradient"))
     return out
+
+
+# --- symbolic: a proof for every size -----------------------------------------------------------------
+# Both gradients are expanded into Σ c_k M_k: matrix monomials M_k (matrix products of atoms, Hadamard
+# products with their factors sorted, transposes pushed down to the symbols, elementwise functions
+# transposed inside, 1 ∘ A = A, I A = A) with scalar coefficients c_k (floats read as the exact binary
+# fractions they are). Every step is an identity of matrix algebra, so equal expansions prove the
+# gradients equal for every size; unequal ones prove nothing (σ(−z) = 1 − σ(z) is not seen) and the
+# numbers decide.
+def _is_matrix(e: Any) -> bool:
+    return bool(getattr(e, "is_Matrix", False))
+
+
+def _scalar(c):
+    import sympy as sp
+
+    c = sp.sympify(c)
+    floats = c.atoms(sp.Float)
+    return sp.expand(c.xreplace({f: sp.Rational(float(f)) for f in floats}) if floats else c)
+
+
+def expansion(e) -> dict:
+    r"""``e`` as :math:`\sum_k c_k M_k`: {monomial M_k: scalar c_k} (see the comment above)."""
+    import sympy as sp
+    from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+
+    if isinstance(e, sp.ZeroMatrix):
+        return {}
+    if isinstance(e, sp.MatAdd):  # terms broadcast as NumPy does (a column added to a matrix: v 1ᵀ)
+        out: dict = {}
+        for a in e.args:
+            _merge(out, expansion(_broadcast(a, _shape(e))))
+        return out
+    if isinstance(e, (sp.MatMul, sp.HadamardProduct)):
+        kind = type(e)
+        matrices = [a for a in e.args if _is_matrix(a)]
+        shape = e.shape
+        if kind is sp.HadamardProduct:  # a column (row) among full matrices is broadcast: v ∘ A = (v 1ᵀ) ∘ A
+            shape = _shape(e)
+            matrices = [_broadcast(a, shape) for a in matrices]
+        partial = [(_scalar(sp.Mul(*[a for a in e.args if not _is_matrix(a)])), [])]
+        for m in matrices:
+            partial = [(c0 * c, f0 + (list(k.args) if isinstance(k, kind) else [k]))
+                       for k, c in expansion(m).items() for c0, f0 in partial]
+        out = {}
+        for c, factors in partial:
+            key, scale = _product(factors, kind is sp.HadamardProduct, shape)
+            _merge(out, {key: c * scale})
+        return out
+    if isinstance(e, sp.Transpose):
+        return {_transposed(k): c for k, c in expansion(e.arg).items()}
+    if isinstance(e, ElementwiseApplyFunction):
+        return {e.func(e.function, _rebuilt(expansion(e.expr), e.expr.shape)): sp.S.One}
+    if isinstance(e, sp.MatrixExpr) and e.args and not isinstance(e, (sp.MatrixSymbol, sp.OneMatrix, sp.Identity)):
+        # another block (a row softmax …): an atom of canonical arguments
+        args = [_rebuilt(expansion(a), a.shape) if _is_matrix(a) else a for a in e.args]
+        return {e.func(*args): sp.S.One}
+    return {e: sp.S.One}
+
+
+def _shape(e) -> tuple:
+    """The shape of ``e`` with broadcasting inside Hadamard products and sums (SymPy reports the first
+    factor's shape)."""
+    import sympy as sp
+
+    if isinstance(e, (sp.HadamardProduct, sp.MatAdd)):
+        shapes = [_shape(a) for a in e.args if _is_matrix(a)]
+        return tuple(next((s[i] for s in shapes if s[i] != 1), 1) for i in (0, 1))
+    if isinstance(e, sp.MatMul):
+        matrices = [a for a in e.args if _is_matrix(a)]
+        return (_shape(matrices[0])[0], _shape(matrices[-1])[1])
+    if isinstance(e, sp.Transpose):
+        return _shape(e.arg)[::-1]
+    return tuple(e.shape)
+
+
+def _broadcast(a, shape):
+    """``a`` spread to ``shape`` as NumPy broadcasts it: a column v → v 1ᵀ, a row r → 1 r."""
+    import sympy as sp
+
+    own = _shape(a)
+    if own[1] == 1 and shape[1] != 1:
+        a = sp.MatMul(a, sp.OneMatrix(1, shape[1]))
+    if own[0] == 1 and shape[0] != 1:
+        a = sp.MatMul(sp.OneMatrix(shape[0], 1), a)
+    return a
+
+
+def _merge(out: dict, terms: dict) -> None:
+    for k, c in terms.items():
+        out[k] = out.get(k, 0) + c
+
+
+def _product(factors: list, hadamard: bool, shape) -> tuple[Any, Any]:
+    """(the monomial, a scalar it brought out): 1 ∘ A = A, I A = A, 1_{a×b} 1_{b×c} = b 1_{a×c}."""
+    import sympy as sp
+
+    if hadamard:
+        factors = sorted((f for f in factors if not isinstance(f, sp.OneMatrix)), key=sp.default_sort_key)
+        if not factors:
+            return sp.OneMatrix(*shape), sp.S.One
+        return (factors[0] if len(factors) == 1 else sp.HadamardProduct(*factors)), sp.S.One
+    merged, scale = [], sp.S.One
+    for f in factors:
+        if isinstance(f, sp.Identity):
+            continue
+        if merged and isinstance(f, sp.OneMatrix) and isinstance(merged[-1], sp.OneMatrix):
+            scale *= f.shape[0]
+            merged[-1] = sp.OneMatrix(merged[-1].shape[0], f.shape[1])
+            continue
+        merged.append(f)
+    if not merged:
+        return sp.Identity(shape[0]), scale
+    return (merged[0] if len(merged) == 1 else sp.MatMul(*merged)), scale
+
+
+def _transposed(k):
+    import sympy as sp
+    from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+
+    if isinstance(k, sp.MatMul):  # a monomial: its OneMatrix factors are merged already (scale 1)
+        return _product([_transposed(f) for f in reversed(k.args)], False, k.shape[::-1])[0]
+    if isinstance(k, sp.HadamardProduct):
+        return _product([_transposed(f) for f in k.args], True, k.shape[::-1])[0]
+    if isinstance(k, sp.Transpose):
+        return k.arg
+    if isinstance(k, sp.OneMatrix):
+        return sp.OneMatrix(*k.shape[::-1])
+    if isinstance(k, sp.Identity):
+        return k
+    if isinstance(k, ElementwiseApplyFunction):
+        return k.func(k.function, _rebuilt({_transposed(m): c for m, c in expansion(k.expr).items()}, k.shape[::-1]))
+    return sp.Transpose(k)
+
+
+def _rebuilt(terms: dict, shape):
+    """Σ c_k M_k as one matrix expression, its terms in a fixed order."""
+    import sympy as sp
+
+    items = sorted(((k, c) for k, c in terms.items() if c != 0), key=lambda kc: sp.default_sort_key(kc[0]))
+    if not items:
+        return sp.ZeroMatrix(*shape)
+    return sp.MatAdd(*[k if c == 1 else sp.MatMul(c, k) for k, c in items])
+
+
+def proven_equal(claim, truth) -> bool:
+    """Whether the expansions of ``claim`` and ``truth`` agree term by term (a proof for every size)."""
+    if getattr(claim, "shape", ()) != getattr(truth, "shape", ()):
+        return False
+    if not _is_matrix(claim) or not _is_matrix(truth):
+        return not _is_matrix(claim) and not _is_matrix(truth) and _scalar(claim - truth) == 0
+    difference = expansion(claim)
+    _merge(difference, {k: -c for k, c in expansion(truth).items()})
+    return all(_scalar(c) == 0 for c in difference.values())
