@@ -24,6 +24,7 @@ from . import runtime
 from .catalog.activations import elu, sigmoid, softplus, step
 from .catalog.activations import SoftmaxEntry, erf_np, erfc_np
 from .catalog.stable import sech2, sigmoid_grad, sigmoid_minus, sigmoid_shift, softmax_entry_shift
+from .catalog.stable import complement_pair
 from .catalog.base import Primitive
 from .catalog.layers import LogSumExp
 from .simplify import Rule, textbook
@@ -116,10 +117,13 @@ def _elu_left_branch(node) -> bool:
     if not isinstance(node, sp.Piecewise) or len(node.args) != 2:
         return False
     (_, cond), (value, last) = node.args
-    if last is not sp.true or not isinstance(cond, sp.StrictGreaterThan) or cond.rhs != 0:
+    if last is not sp.true or not isinstance(cond, (sp.StrictGreaterThan, sp.StrictLessThan)):
         return False
     elus = [t for t in sp.Add.make_args(value) if isinstance(t, elu)]
-    return len(elus) == 1 and elus[0].args[0] == cond.lhs and sp.simplify(value - elus[0] - elus[0].args[1]) == 0
+    if len(elus) != 1:
+        return False
+    ratio = sp.cancel(elus[0].args[0] / (cond.gts - cond.lts))  # 2x > 0 reads x > 0, −3x > 0 reads x < 0
+    return ratio.is_number and bool(ratio.is_positive) and sp.simplify(value - elus[0] - elus[0].args[1]) == 0
 
 
 def _fix_elu_left_branch(node):
@@ -240,6 +244,11 @@ STABLE_RULES: tuple[Rule, ...] = (
     # 1 − σ(u) loses every digit once σ(u) rounds to 1 (u > 37); σ(−u) keeps them all
     Rule("1 - sigmoid(u) -> sigmoid(-u)", lambda n: _one_minus_sigmoid(n) is not None,
          lambda n: sigmoid(-_one_minus_sigmoid(n))),
+    # A − A·σ(u) and A ∓ A·tanh(u) inside a longer sum: A·σ(−u), 2A·σ(∓2u) keep the digits
+    Rule("A - A*sigmoid(u) -> A*sigmoid(-u)", lambda n: complement_pair(n, "sigmoid") is not None,
+         lambda n: complement_pair(n, "sigmoid")),
+    Rule("A -+ A*tanh(u) -> 2*A*sigmoid(-+2u)", lambda n: complement_pair(n, "tanh") is not None,
+         lambda n: complement_pair(n, "tanh")),
     # log σ(u) = −softplus(−u): finite where σ(u) underflows
     Rule("log(sigmoid(u)) -> -softplus(-u)", lambda n: isinstance(n, sp.log) and isinstance(n.args[0], sigmoid),
          lambda n: -softplus(-n.args[0].args[0])),
@@ -260,6 +269,8 @@ FUSION_RULES: tuple[Rule, ...] = (
     # 1 − tanh²(u) is 0 in float64 beyond |u| ≈ 19; 4e/(1 + e)² is not
     Rule("1 - tanh(u)**2 -> sech2(u)", lambda n: _one_minus_tanh_squared(n) is not None,
          lambda n: sech2(_one_minus_tanh_squared(n))),
+    Rule("A - A*tanh(u)**2 -> A*sech2(u)", lambda n: complement_pair(n, "tanh2") is not None,
+         lambda n: complement_pair(n, "tanh2")),
     # a_i − y_i: a_i − 1 is 0 in float64 once z_i leads by 37; −Σ_{j≠i} a_j is not
     Rule("softmax(z)_i + c -> softmax_entry_shift(i, c, z)", lambda n: _softmax_entry_plus_constant(n) is not None,
          _fuse_softmax_entry),
@@ -581,11 +592,15 @@ class ArrayAPIPrinter(SymgradNumPyPrinter):
         if pieces[-1].cond is not sp.true:
             raise NotImplementedError("a Piecewise without a default branch cannot be compiled")
         code = self._print(pieces[-1].expr)
+        inputs = self.inputs_of(sp.Tuple(*(p.cond for p in pieces)))
         if all(p.expr.is_number for p in pieces):  # where() needs one array operand: shape it like the input
             # (the input itself, never a shared boolean condition; zeros_like + c is float for integer input)
-            inputs = self.inputs_of(sp.Tuple(*(p.cond for p in pieces)))
             if inputs:
                 code = f"(xp.zeros_like({self._print(inputs[0])}) + {code})"
+        if inputs:  # every comparison with NaN is False: a NaN input (v != v) gives NaN (the sum of the
+            # inputs, in their dtype), never the default branch
+            nan = " | ".join(f"({self._print(i)} != {self._print(i)})" for i in inputs)
+            code = f"xp.where({nan}, {' + '.join(self._print(i) for i in inputs)}, {code})"
         for value, cond in reversed(pieces[:-1]):
             code = f"xp.where({self._print(cond)}, {self._print(value)}, {code})"
         return code
@@ -1205,7 +1220,8 @@ def fused_gradients(bp) -> tuple[dict, set]:
         if sp.count_ops(gradients[node]) > 60:
             continue
         key = consumers[g][0]
-        gradients[key] = textbook(gradients[key].xreplace({g: gradients[node]}))
+        fused = gradients[key].xreplace({g: gradients[node]})
+        gradients[key] = fused if isinstance(fused, sp.MatrixExpr) else textbook(fused)  # a matrix use: as is
         for s in gradients[node].free_symbols:  # the names it used are now used by the consumer
             if s in consumers:
                 consumers[s] = [key if k == node else k for k in consumers[s]]
@@ -1219,7 +1235,8 @@ def compile_backprop(bp, wrt, *, stable: bool = True) -> CompiledFunction:
     from .printing import text
 
     graph = bp.graph
-    inputs = sorted(graph.inputs, key=lambda s: s.name)
+    sizes = {d for e in graph.exprs.values() for m in e.atoms(sp.MatrixSymbol) for d in m.shape}  # read from shapes
+    inputs = sorted((s for s in graph.inputs if s not in sizes), key=lambda s: s.name)
     names = _safe_names(inputs, _RESERVED | {"backward"})
     taken = set(names.values())
 
