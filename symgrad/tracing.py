@@ -133,9 +133,7 @@ class Size(int):
     def __eq__(self, other):
         if isinstance(other, Size):
             return self.symbol == other.symbol
-        if isinstance(other, int):
-            raise _refuse(f"a comparison of the symbolic size {self.symbol} with {other}")
-        return NotImplemented
+        return int.__eq__(self, other)  # NumPy compares sizes (np.arange); a symbolic size equals no number
 
     def __ne__(self, other):
         return not self.__eq__(other)
@@ -149,6 +147,8 @@ class Size(int):
 
 def _binary_size(name: str):
     def op(self, other):
+        if type(other) is int and other == 0 and name in ("__add__", "__radd__", "__sub__"):
+            return int.__add__(self, 0)  # N − 0 (the placeholder): what np.arange(N) computes
         return getattr(self._scalar(), name)(other)
     return op
 
@@ -508,8 +508,10 @@ def _unary(f: Callable, a, what: str) -> Tracer:
 def _neg(a: Tracer) -> Tracer:
     if a.ndim == 0:
         return Tracer(-a.expr, 0)
-    return Tracer(sp.MatMul(-1, a.expr).doit(deep=False) if not isinstance(a.expr, sp.MatMul) else
-                  sp.MatMul(-1, *a.expr.args).doit(deep=False), a.ndim)
+    if isinstance(a.expr, sp.MatMul) and a.expr.args[0] == -1:
+        rest = a.expr.args[1:]
+        return Tracer(rest[0] if len(rest) == 1 else sp.MatMul(*rest), a.ndim)
+    return Tracer(sp.MatMul(-1, a.expr), a.ndim)  # −μ keeps μ whole (so that its name is found)
 
 
 def _out_ndim(a: Tracer, b: Tracer) -> int:
@@ -577,11 +579,9 @@ def _add(a: Tracer, b: Tracer) -> Tracer:
     log_softmax = _log_softmax(a, b)
     if log_softmax is not None:
         return Tracer(log_softmax, _out_ndim(a, b))
-    try:
-        total = _matadd(a.expr, b.expr)
-    except sp.ShapeError:  # concrete sizes: SymPy wants the broadcast written out
-        total = _matadd(_spread(a, shape), _spread(b, shape))
-    return Tracer(total, _out_ndim(a, b))
+    # the broadcast written out (X W + 1 b): SymPy's MatAdd of mismatched symbolic shapes takes the
+    # shape of its first term, which may be the row
+    return Tracer(_matadd(_spread(a, shape), _spread(b, shape)), _out_ndim(a, b))
 
 
 def _matadd(*terms) -> sp.MatrixExpr:
@@ -758,21 +758,30 @@ def _row_max(a, axis=None, keepdims=False) -> Tracer:
     return Tracer(node, 2)
 
 
+def _factors(expr: sp.Basic) -> tuple:
+    """(scalar coefficient, matrix factors) of a product, nested products flattened."""
+    if isinstance(expr, sp.MatMul):
+        coeff, mats = sp.S.One, []
+        for a in expr.args:
+            c, m = _factors(a)
+            coeff, mats = coeff * c, mats + m
+        return coeff, mats
+    if isinstance(expr, sp.MatrixExpr):
+        return sp.S.One, [expr]
+    return expr, []
+
+
 def _unshifted(X: sp.MatrixExpr) -> sp.MatrixExpr:
     """Z for Z − rowmax(Z) (softmax is shift-invariant: the shift cancels), else X."""
     if isinstance(X, sp.MatAdd):
         for term in X.args:
-            if isinstance(term, sp.MatMul) and term.args[0] == -1 and len(term.args) == 3 \
-                    and isinstance(term.args[1], RowMax):
-                shift = term.args[1]
-            elif isinstance(term, sp.MatMul) and term.args[0] == -1 and len(term.args) == 2 \
-                    and isinstance(term.args[1], RowMax):
-                shift = term.args[1]
-            else:
+            coeff, mats = _factors(term)
+            if coeff != -1 or not mats or not isinstance(mats[0], RowMax) or \
+                    not all(isinstance(m, sp.OneMatrix) for m in mats[1:]):
                 continue
             rest = [s for s in X.args if s is not term]
             Z = rest[0] if len(rest) == 1 else sp.MatAdd(*rest)
-            if shift.args[0] == Z:
+            if mats[0].args[0] == Z:
                 return Z
     return X
 
@@ -870,7 +879,7 @@ def _index(a: Tracer, key) -> Tracer:
 
 def _placeholder(N) -> int:
     size = _as_size(N)
-    return int(size)
+    return int.__add__(size, 0) if isinstance(size, Size) else int(size)
 
 
 # --- NumPy's functions -------------------------------------------------------------------------------
@@ -992,11 +1001,11 @@ class Traced(Graph):
 
     .. math:: L = f(x, W, \dots) \;\text{as named intermediates}\; h = \sigma(x W_1),\ \hat y = h W_2,\ \dots
 
-    Besides the :class:`Graph`: ``forward`` (the function), ``arguments`` (each argument's symbol:
+    Besides the :class:`Graph`: ``function`` (the traced forward), ``arguments`` (each argument's symbol:
     a MatrixSymbol, a scalar Symbol, or the one-hot Y of labels), ``sizes`` (name → size symbol),
     and :meth:`values` to turn the forward's concrete arguments into the compiled gradient's."""
 
-    forward: Callable
+    function: Callable
     arguments: dict
     sizes: dict
     declared: dict
@@ -1005,6 +1014,7 @@ class Traced(Graph):
         """The compiled derivation's keyword arguments for the forward's concrete arguments:
         labels become one-hot rows (N × C), 1-D arrays rows (1 × n), scalars stay numbers."""
         out = {}
+        bound = self.bind_sizes(**arrays)
         for name, value in arrays.items():
             if name not in self.arguments:
                 raise ValueError(f"{name!r} is not an argument of the traced forward (its arguments: "
@@ -1014,16 +1024,38 @@ class Traced(Graph):
             if isinstance(spec, Labels):
                 y = np.asarray(value)
                 classes = symbol.shape[1]
-                C = int(classes) if classes.is_Integer else None
+                C = int(classes) if classes.is_Integer else bound.get(classes)
                 if C is None:
-                    raise ValueError(f"{name}: the number of classes {classes} is symbolic; pass the one-hot "
-                                     f"matrix {symbol.name} (N × C) yourself")
+                    raise ValueError(f"{name}: the number of classes {classes} is not the size of another "
+                                     f"argument; pass the one-hot matrix {symbol.name} (N × {classes}) yourself")
+                if y.dtype.kind not in "iu" or y.ndim != 1 or (y.size and not 0 <= y.min() <= y.max() < C):
+                    raise ValueError(f"{name}: labels must be integers in 0 … {C - 1} of shape (N,), got {y!r}")
                 out[symbol.name] = np.eye(C)[y]
             elif len(spec) == 1:
                 out[symbol.name] = np.asarray(value, dtype=float).reshape(1, -1)
             else:
                 out[symbol.name] = value
         return out
+
+    def bind_sizes(self, **arrays) -> dict:
+        """Each symbolic size's value in the given concrete arguments (a mismatch raises ValueError)."""
+        bound: dict = {}
+        for name, value in arrays.items():
+            spec = self.declared.get(name)
+            if spec is None:
+                continue
+            dims = (spec.n,) if isinstance(spec, Labels) else tuple(spec)
+            shape = np.shape(value)
+            if len(shape) != len(dims):
+                raise ValueError(f"{name}: shape {shape}, declared {dims}")
+            for d, n in zip(dims, shape):
+                key = self.sizes.get(d) if isinstance(d, str) else None
+                if key is None:
+                    if int(d) != n:
+                        raise ValueError(f"{name}: shape {shape}, declared {dims}")
+                elif bound.setdefault(key, n) != n:
+                    raise ValueError(f"{name}: size {d} is {n} here but {bound[key]} in another argument")
+        return bound
 
     def gradient_of(self, name: str, array):
         """A compiled gradient (or a value of the derivation) back in the shape of the forward's
@@ -1156,7 +1188,7 @@ def trace(forward: Callable, **shapes: Any) -> Traced:
         raise TraceError(f"{getattr(forward, '__name__', 'forward')} returned {type(out).__name__}, not an array "
                          "computed from its arguments")
     graph = _assemble(out, catcher.locals or {}, stand_ins, arguments)
-    graph.forward, graph.arguments, graph.sizes = forward, arguments, dict(sizes)
+    graph.function, graph.arguments, graph.sizes = forward, arguments, dict(sizes)
     graph.declared = dict(shapes)
     return graph
 

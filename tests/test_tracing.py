@@ -38,8 +38,12 @@ class TorchNamespace:
 
 
 def torch_gradients(forward_xp, args: dict, wrt: list) -> dict:
-    tensors = {k: torch.tensor(v, dtype=torch.float64, requires_grad=k in wrt) if isinstance(v, np.ndarray) and v.dtype.kind == "f"
-               else (torch.tensor(v) if isinstance(v, np.ndarray) else v) for k, v in args.items()}
+    def tensor(k, v):
+        if isinstance(v, float) or (isinstance(v, np.ndarray) and v.dtype.kind == "f"):
+            return torch.tensor(v, dtype=torch.float64, requires_grad=k in wrt)
+        return torch.tensor(v) if isinstance(v, np.ndarray) else v
+
+    tensors = {k: tensor(k, v) for k, v in args.items()}
     out = forward_xp(torch, **tensors)
     out.backward()
     return {k: tensors[k].grad.numpy() for k in wrt}
@@ -88,3 +92,105 @@ def test_twenty_line_network_derives_to_the_notes_backward_in_the_users_names():
     grad_y_pred = 2.0 * (h.dot(args["w2"]) - args["y"])
     np.testing.assert_allclose(got["w2"], h.T.dot(grad_y_pred), rtol=1e-12)
     np.testing.assert_allclose(got["w1"], args["x"].T.dot(grad_y_pred.dot(args["w2"].T) * h * (1 - h)), rtol=1e-12)
+
+
+# --- forwards written once, run by NumPy (traced, finite differences) and by torch (autograd) ----------
+xt = pytest.importorskip("array_api_compat.torch")
+
+
+def cs231n_two_layer(X, y, W1, b1, W2, b2, reg, xp=np):
+    """CS231n's two-layer net: affine, ReLU, affine, stable softmax, mean cross-entropy, L2."""
+    N = X.shape[0]
+    hidden = xp.maximum(X @ W1 + b1, 0.0) if xp is xt else np.maximum(0, X @ W1 + b1)
+    scores = hidden @ W2 + b2
+    shifted = scores - xp.max(scores, axis=1, keepdims=True)
+    exp_scores = xp.exp(shifted)
+    probs = exp_scores / xp.sum(exp_scores, axis=1, keepdims=True)
+    data_loss = -xp.mean(xp.log(probs[xp.arange(N), y]))
+    reg_loss = reg * (xp.sum(W1 * W1) + xp.sum(W2 * W2))
+    loss = data_loss + reg_loss
+    return loss
+
+
+def layer_norm(x, gamma, beta, G, xp=np):
+    mu = xp.mean(x, axis=-1, keepdims=True)
+    var = xp.var(x, axis=-1, keepdims=True)
+    xhat = (x - mu) / xp.sqrt(var + 1e-5)
+    out = gamma * xhat + beta
+    return xp.sum(out * G)
+
+
+def batch_norm(x, gamma, beta, G, xp=np):
+    mu = xp.mean(x, axis=0)
+    var = xp.mean((x - mu) ** 2, axis=0)
+    xhat = (x - mu) / xp.sqrt(var + 1e-5)
+    out = gamma * xhat + beta
+    return xp.sum(out * G)
+
+
+def attention(Q, K, V, G, xp=np):
+    d = Q.shape[-1]
+    scores = Q @ K.T / d ** 0.5
+    scores = scores - xp.max(scores, axis=-1, keepdims=True)
+    weights = xp.exp(scores)
+    weights = weights / xp.sum(weights, axis=-1, keepdims=True)
+    out = weights @ V
+    return xp.sum(out * G)
+
+
+def two_layer_args(rng, N=7, D=4, H=5, C=3):
+    return dict(X=rng.normal(size=(N, D)), y=rng.integers(0, C, size=N), W1=rng.normal(size=(D, H)),
+                b1=rng.normal(size=H), W2=rng.normal(size=(H, C)), b2=rng.normal(size=C), reg=0.3)
+
+
+def norm_args(rng, N=6, D=4):
+    return dict(x=rng.normal(size=(N, D)) * 2 + 1, gamma=rng.normal(size=D), beta=rng.normal(size=D),
+                G=rng.normal(size=(N, D)))
+
+
+def attention_args(rng, T=4, S=5, d=3, E=2):
+    return dict(Q=rng.normal(size=(T, d)), K=rng.normal(size=(S, d)), V=rng.normal(size=(S, E)),
+                G=rng.normal(size=(T, E)))
+
+
+CASES = {
+    "cs231n": (cs231n_two_layer, dict(X=("N", "D"), y=sg.labels("N", classes="C"), W1=("D", "H"), b1=("H",),
+                                      W2=("H", "C"), b2=("C",), reg=()), ["W1", "b1", "W2", "b2", "reg"],
+               two_layer_args, ["hidden", "scores"]),
+    "layer_norm": (layer_norm, dict(x=("N", "D"), gamma=("D",), beta=("D",), G=("N", "D")), ["x", "gamma", "beta"],
+                   norm_args, ["mu", "var", "xhat"]),
+    "batch_norm": (batch_norm, dict(x=("N", "D"), gamma=("D",), beta=("D",), G=("N", "D")), ["x", "gamma", "beta"],
+                   norm_args, ["mu", "var", "xhat"]),
+    "attention": (attention, dict(Q=("T", "d"), K=("S", "d"), V=("S", "E"), G=("T", "E")), ["Q", "K", "V"],
+                  attention_args, ["weights"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_traced_gradients_agree_with_torch_and_finite_differences(case):
+    forward, shapes, wrt, make_args, names = CASES[case]
+    traced = sg.trace(forward, **shapes)
+    d = sg.derive(traced, wrt)
+    assert set(names) <= {n.name for n in traced.names}  # the user's own names are the intermediates
+    shown = " ".join(text(g) for g in d.named) + " " + str(d.latex())
+    assert any(n in shown for n in names)
+    for seed in (0, 1):
+        args = make_args(np.random.default_rng(seed))
+        got = compiled_gradients(traced, d, args, wrt)
+        for k in wrt:  # the gradient has the shape of the user's argument
+            assert np.shape(got[k]) == np.shape(args[k]), k
+        numeric = {k: finite_differences(forward, args, k) if np.ndim(args[k]) else
+                   np.array(finite_differences(lambda **a: forward(**{**a, k: float(a[k])}), args, k)) for k in wrt}
+        assert_close(got, numeric, rtol=1e-5, atol=1e-7)
+        assert_close(got, torch_gradients(lambda xp, **a: forward(xp=xt, **a), args, wrt), rtol=1e-9, atol=1e-11)
+
+
+def test_cs231n_derivation_is_the_textbook_softmax_minus_targets_over_N():
+    forward, shapes, wrt, _, _ = CASES["cs231n"]
+    traced = sg.trace(forward, **shapes)
+    by_name = {n.name: text(traced.exprs[n]) for n in traced.names}
+    assert by_name["hidden"] == "relu(X*W1 + 1*b1)"  # the bias row spread over the rows: 1 b1
+    assert by_name["data_loss"] == "SoftmaxCrossEntropy(scores, y)/N"  # the max shift dropped: shift-invariant
+    d = sg.derive(traced, ["W2", "b2"])
+    assert text(d.named[0]) == "(2*reg)*W2 + 1/N*hidden.T*(softmax(scores) - y)"
+    assert text(d.named[1]) == "1/N*1ᵀ*(softmax(scores) - y)"
