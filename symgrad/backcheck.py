@@ -204,7 +204,7 @@ def check_backward(forward: Callable[..., Any], backward: Callable[..., Any], wr
             traced = _symbolic(forward, backward, wrt_names, specs, timeout)
         except Exception as exc:  # noqa: BLE001 - any tracing failure sends us to the numbers
             if method == "symbolic":
-                raise
+                raise SymgradLimit(f"check_backward(method='symbolic'): not traced ({_one_line(exc)})") from exc
             notes.append(f"not traced ({_one_line(exc)}); checked numerically")
         else:
             try:
@@ -580,6 +580,8 @@ def expansion(e) -> dict:
         return out
     if isinstance(e, sp.Transpose):
         return {_transposed(k): c for k, c in expansion(e.arg).items()}
+    if isinstance(e, sp.HadamardPower) and e.exp.is_Integer and 0 < e.exp <= 8:
+        return expansion(sp.HadamardProduct(*[e.base] * int(e.exp)))
     if isinstance(e, ElementwiseApplyFunction):
         return {e.func(e.function, _rebuilt(expansion(e.expr), e.expr.shape)): sp.S.One}
     if isinstance(e, sp.MatrixExpr) and e.args and not isinstance(e, (sp.MatrixSymbol, sp.OneMatrix, sp.Identity)):

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 import symgrad as sg
+from symgrad.backcheck import proven_equal
+from symgrad.tracing import labels
 
 EPS = 1e-5
 
@@ -155,7 +157,9 @@ def attn_backward(X, Wq, Wk, Wv, dout, bug=None):
 NET = dict(x=("N", "D"), y=("N", "O"), w1=("D", "H"), w2=("H", "O"))
 NORM = dict(x=("N", "D"), gamma=("D",), beta=("D",), dout=("N", "D"))
 ATTN = dict(X=("T", "D"), Wq=("D", 4), Wk=("D", 4), Wv=("D", "E"), dout=("T", "E"))
+CLF = dict(X=("N", "D"), y=labels("N", classes="C"), W1=("D", "H"), b1=("H",), W2=("H", "C"), b2=("C",), reg=())
 CASES = {  # name: forward, backward, wrt, shapes, bug, the gradients the bug breaks
+    "classifier": (clf_forward, clf_backward, ["W1", "b1", "W2", "b2"], CLF, "wrong mask", ("W1", "b1")),
     "twenty-line net": (net_forward, net_backward, ["w1", "w2"], NET, "factor 2", ("w1", "w2")),
     "layer norm": (ln_forward, ln_backward, ["x", "gamma", "beta"], NORM, "sign", ("x",)),
     "batch norm": (bn_forward, bn_backward, ["x", "gamma", "beta"], NORM, "mean", ("x",)),
@@ -174,7 +178,7 @@ def _arrays(shapes, sizes, rng):
     return out
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", sorted(set(CASES) - {"classifier"}))
 def test_hand_backwards_agree_with_torch_autograd(case):
     forward, backward, wrt, shapes, bug, broken = CASES[case]
     rng = np.random.default_rng(1)
@@ -226,25 +230,66 @@ def _t_attn(X, Wq, Wk, Wv, dout):
     return (torch.softmax(Q @ K.T / 2.0, dim=1) @ V * dout).sum()
 
 
-TORCH = {"twenty-line net": _t_net, "layer norm": _t_ln, "batch norm": _t_bn, "attention": _t_attn}
+def _t_clf(X, y, W1, b1, W2, b2, reg):
+    scores = torch.relu(X @ W1 + b1) @ W2 + b2
+    return torch.nn.functional.cross_entropy(scores, y) + 0.5 * reg * ((W1 ** 2).sum() + (W2 ** 2).sum())
 
 
-# --- check_backward: numerically ------------------------------------------------------------------------
+TORCH = {"classifier": _t_clf, "twenty-line net": _t_net, "layer norm": _t_ln, "batch norm": _t_bn, "attention": _t_attn}
+
+
+# --- check_backward: symbolically where both trace, numerically otherwise ----------------------------------
+TRACEABLE = {"twenty-line net", "attention", "layer norm", "batch norm"}  # the classifier's backward assigns in place
+NOT_PROVEN = {("layer norm", "x"), ("batch norm", "x")}  # the hand forms use x̂ and 1/σ where the derivation has σ⁻³
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_the_correct_backward_is_accepted(case):
+    forward, backward, wrt, shapes, _, _ = CASES[case]
+    report = sg.check_backward(forward, backward, wrt, **shapes)
+    assert report.ok, str(report)
+    assert [g.name for g in report.gradients] == wrt
+    if case in TRACEABLE:
+        assert report.method == "symbolic", str(report)
+        assert [g.status for g in report.gradients] == [
+            "consistent" if (case, w) in NOT_PROVEN else "proven" for w in wrt], str(report)
+    else:
+        assert report.method == "numeric" and "not traced" in report.notes[0], str(report)
+        assert all(g.status == "consistent" for g in report.gradients)
+    assert report.max_rel_error < 1e-6
+
+
+def test_a_wrong_truth_never_judges_the_backward(monkeypatch):
+    """The compiled derivation is trusted only after finite differences agree: a wrong one sends the check
+    to the numbers (it neither refutes the right backward nor confirms one that is wrong like it)."""
+    from symgrad import backcheck
+
+    real = backcheck._truth_values
+    monkeypatch.setattr(backcheck, "_truth_values", lambda *args: [2 * v for v in real(*args)])
+    report = sg.check_backward(net_forward, net_backward, ["w1", "w2"], **NET)
+    assert report.ok and report.method == "numeric" and "disagrees with finite differences" in report.notes[0]
+    doubled = sg.check_backward(net_forward, lambda **kw: tuple(2 * g for g in net_backward(**kw)), ["w1", "w2"], **NET)
+    assert not doubled.ok and doubled.method == "numeric"
+    with pytest.raises(sg.SymgradLimit, match="disagrees with finite differences"):
+        sg.check_backward(net_forward, net_backward, ["w1", "w2"], method="symbolic", **NET)
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_numeric_accepts_the_correct_backward(case):
     forward, backward, wrt, shapes, _, _ = CASES[case]
     report = sg.check_backward(forward, backward, wrt, method="numeric", **shapes)
-    assert report.method == "numeric" and report.ok, str(report)
-    assert [g.name for g in report.gradients] == wrt
+    assert report.method == "numeric" and report.ok and not report.notes, str(report)
     assert all(g.status == "consistent" for g in report.gradients)
 
 
+@pytest.mark.parametrize("method", ["auto", "numeric"])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_numeric_refutes_the_planted_bug_where_it_is(case):
+def test_the_planted_bug_is_refuted_where_it_is(case, method):
     forward, backward, wrt, shapes, bug, broken = CASES[case]
-    report = sg.check_backward(forward, lambda **kw: backward(**kw, bug=bug), wrt, method="numeric", **shapes)
+    report = sg.check_backward(forward, lambda **kw: backward(**kw, bug=bug), wrt, method=method, **shapes)
     assert not report.ok and report.failure.name == broken[0], str(report)
     assert [g.name for g in report.gradients if not g.ok] == list(broken)
+    assert report.method == ("symbolic" if method == "auto" and case in TRACEABLE else "numeric")
     assert_located(case, report, backward, bug, wrt)
 
 
@@ -260,6 +305,18 @@ def assert_located(case, report, backward, bug, wrt):
     assert fail.name in str(report) and str(fail.entry) in str(report)
 
 
+def test_a_forced_symbolic_check_of_an_untraceable_backward_says_why():
+    with pytest.raises(sg.SymgradLimit, match="method='symbolic'.*not traced"):
+        sg.check_backward(clf_forward, clf_backward, ["W1"], method="symbolic", **CLF)
+
+
+def test_the_symbolic_refutation_is_diagnosed():
+    report = sg.check_backward(net_forward, lambda **kw: net_backward(**kw, bug="factor 2"), ["w1", "w2"], **NET)
+    assert report.method == "symbolic" and [g.status for g in report.gradients] == ["refuted", "refuted"]
+    assert any("constant factor 1/2" in d for d in report["w2"].diagnosis)
+    assert report["w2"].expected == pytest.approx(2 * report["w2"].got, rel=1e-12)
+
+
 def test_numeric_diagnoses_the_forgotten_factor_two():
     report = sg.check_backward(net_forward, lambda **kw: net_backward(**kw, bug="factor 2"), ["w1", "w2"],
                                method="numeric", **NET)
@@ -267,15 +324,17 @@ def test_numeric_diagnoses_the_forgotten_factor_two():
     assert any("constant factor 1/2" in d for d in report["w2"].diagnosis)
 
 
-def test_wrong_count_is_an_error_and_wrong_shape_is_refuted():
+@pytest.mark.parametrize("method", ["auto", "numeric"])
+def test_wrong_count_is_an_error_and_wrong_shape_is_refuted(method):
     with pytest.raises(ValueError, match="returned 1 arrays for wrt"):
-        sg.check_backward(net_forward, lambda **kw: net_backward(**kw)[:1], ["w1", "w2"], method="numeric", **NET)
+        sg.check_backward(net_forward, lambda **kw: net_backward(**kw)[:1], ["w1", "w2"], method=method, **NET)
     with pytest.raises(ValueError, match="one per name"):
-        sg.check_backward(net_forward, lambda **kw: net_backward(**kw)[0], ["w1", "w2"], method="numeric", **NET)
+        sg.check_backward(net_forward, lambda **kw: net_backward(**kw)[0], ["w1", "w2"], method=method, **NET)
     report = sg.check_backward(net_forward, lambda **kw: (net_backward(**kw)[0].T, net_backward(**kw)[1]),
-                               ["w1", "w2"], method="numeric", **NET)
+                               ["w1", "w2"], method=method, **NET)
     assert not report.ok and report.failure.name == "w1" and "shape" in report.failure.reason
-    assert report["w2"].ok
+    assert report.failure.reason.endswith("but w1 has shape D×H" if method == "auto" else "but w1 has shape (4, 6)")
+    assert report["w2"].ok and report.method == ("symbolic" if method == "auto" else "numeric")
 
 
 @pytest.mark.parametrize("kwargs,message", [
@@ -300,3 +359,34 @@ def test_one_name_takes_one_array_and_the_report_renders():
     assert len(text.splitlines()) < 25
     assert r"\frac{\partial L}{\partial w_{2}}" in bad._repr_latex_() and r"\neq" in bad._repr_latex_()
     assert "**backward REFUTED**" in bad._repr_markdown_()
+
+
+# --- the proof: expansions equal only when the matrix expressions are -------------------------------------
+def _matrices():
+    import sympy as sp
+
+    n, m = sp.symbols("n m", integer=True, positive=True)
+    return sp, n, m, sp.MatrixSymbol("A", n, n), sp.MatrixSymbol("B", n, n), sp.MatrixSymbol("C", n, m)
+
+
+def test_identities_of_matrix_algebra_are_proven():
+    sp, n, m, A, B, C = _matrices()
+    v = sp.MatrixSymbol("v", n, 1)
+    s = sg.sigmoid(A * C)
+    assert proven_equal(sp.hadamard_product(A, B), sp.hadamard_product(B, A))
+    assert proven_equal((A * B).T, B.T * A.T)
+    assert proven_equal(2.0 * (A + B) * C, 2 * A * C + 2 * B * C)
+    assert proven_equal(sg.sigmoid(A * C).T, sg.sigmoid(C.T * A.T))
+    assert proven_equal(sp.hadamard_product(s, sp.OneMatrix(n, m) - s), s - sp.HadamardProduct(s, s))
+    assert proven_equal(sp.HadamardPower(s, 2), sp.HadamardProduct(s, s))
+    assert proven_equal(v * sp.OneMatrix(1, n) * sp.OneMatrix(n, m), n * v * sp.OneMatrix(1, m))
+
+
+def test_what_is_not_an_identity_is_not_proven():
+    sp, n, m, A, B, C = _matrices()
+    assert not proven_equal(A, A.T)
+    assert not proven_equal(sp.hadamard_product(A, B), A * B)
+    assert not proven_equal(A * B, B * A)
+    assert not proven_equal(2 * A * C, A * C)
+    assert not proven_equal(sg.sigmoid(A * C), sg.sigmoid(C.T * A.T).T * 1.0000001)
+    assert not proven_equal(A * C, C.T * A)  # shapes differ
