@@ -12,7 +12,10 @@ import math
 import os
 import re
 import sys
+import time
 from typing import Sequence
+
+_STARTED = time.perf_counter()  # the command's start, before SymPy loads (--timeout bounds verify's whole run)
 
 import sympy as sp
 
@@ -69,6 +72,17 @@ def _shape_spec(text: str) -> tuple[str, tuple]:
     return m.group(1), tuple(int(d) if d.isdigit() else d for d in sizes)
 
 
+def _labels_spec(text: str) -> tuple[str, tuple]:
+    """--labels y=N,C → ("y", ("N", "C")): N labels in 0 … C−1."""
+    try:
+        name, sizes = _shape_spec(text)
+    except argparse.ArgumentTypeError:
+        sizes = ()
+    if len(sizes) != 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: write NAME=N,C (N labels of C classes), e.g. y=N,C")
+    return name, sizes
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="symgrad", description="Derive, verify and compile the gradients of ML math.")
     parser.add_argument("--version", action="version", version=f"symgrad {__version__}")
@@ -117,6 +131,8 @@ def _build_parser() -> argparse.ArgumentParser:
     tra.add_argument("target", metavar="FILE.py:FUNCTION", help="the forward: a function of your file returning a scalar")
     tra.add_argument("--shape", action="append", type=_shape_spec, default=[], metavar="NAME=SIZES",
                      help="an argument and its shape: x=N,D (sizes are names or numbers), lam= for a scalar (repeatable)")
+    tra.add_argument("--labels", action="append", type=_labels_spec, default=[], metavar="NAME=N,C",
+                     help="an argument of N integer class labels in 0 … C-1, e.g. y=N,C (repeatable)")
     tra.add_argument("--wrt", help="comma-separated arguments to differentiate with respect to")
     tra.add_argument("--latex", action="store_true", help="print LaTeX")
     tra.add_argument("--backward", metavar="FILE.py:FUNCTION", help="a hand-written backward (same arguments, "
@@ -407,7 +423,8 @@ def _verify(args) -> int:
     unused = sorted(set(matrices) - {m.name for m in expr.atoms(sp.MatrixSymbol)})
     if unused:
         raise ValueError(f"--matrix {', '.join(unused)}: not in the expression")
-    verdict = verify(expr, matrices.get(wrt[0], wrt[0]), args.claim, timeout=args.timeout, positive=positive)
+    verdict = verify(expr, matrices.get(wrt[0], wrt[0]), args.claim, timeout=args.timeout, positive=positive,
+                     deadline=_STARTED + args.timeout)  # --timeout bounds the whole command
     verdict.notes[:0] = defaults
     if args.json:
         print(json.dumps(verdict.to_json(), indent=2, default=str))
@@ -452,11 +469,13 @@ def _load_function(target: str, option: str = "FILE.py:FUNCTION"):
 
 def _trace(args) -> int:
     forward = _load_function(args.target)
-    shapes: dict[str, tuple] = {}
-    for name, sizes in args.shape:
+    from .tracing import labels
+
+    shapes: dict[str, object] = {}
+    for option, name, sizes in [("--shape", *s) for s in args.shape] + [("--labels", *s) for s in args.labels]:
         if name in shapes:
-            raise ValueError(f"--shape {name} is given twice")
-        shapes[name] = sizes
+            raise ValueError(f"{option} {name}: {name} is given twice")
+        shapes[name] = labels(sizes[0], classes=sizes[1]) if option == "--labels" else sizes
     wrt = _split(args.wrt) if args.wrt else []
     for name in wrt:
         if name not in shapes:
@@ -474,10 +493,13 @@ def _trace(args) -> int:
     from .tracing import trace
 
     traced = trace(forward, **shapes)
-    if not wrt:
+    if not wrt:  # the graph: one line per named intermediate
         from .printing import latex, text
 
-        print(latex(traced) if args.latex else text(traced))
+        rows = [(latex(n), latex(traced.exprs[n])) if args.latex else (text(n), text(traced.exprs[n]))
+                for n in traced.names]
+        print("\\begin{align*}\n" + " \\\\\n".join(f"{a} &= {b}" for a, b in rows) + "\n\\end{align*}"
+              if args.latex else "\n".join(f"{a} = {b}" for a, b in rows))
         return 0
     d = derive(traced, wrt if len(wrt) > 1 else wrt[0])
     if args.latex:

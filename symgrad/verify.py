@@ -122,7 +122,7 @@ class Verdict:
 
 
 def verify(expr: Any, wrt: Any, claim: Any, *, timeout: float = 5.0, points: int = 12, seed: int = 0,
-           positive: Sequence[str] = ()) -> Verdict:
+           positive: Sequence[str] = (), deadline: float | None = None) -> Verdict:
     r"""Judge the claim ∂expr/∂wrt = claim (see the module docstring for the method).
 
     .. math:: \text{claim} - \frac{\partial\,\text{expr}}{\partial\,\text{wrt}} \overset{?}{=} 0
@@ -133,13 +133,16 @@ def verify(expr: Any, wrt: Any, claim: Any, *, timeout: float = 5.0, points: int
     hard: the work runs in a worker process (fork) that is stopped at ``timeout`` + 0.5 s, when
     the verdict is ``undecided`` (budget exhausted, with how many points were checked); SymPy
     steps that no signal can interrupt (a huge exact power, a long sum) cannot overrun it.
+    ``deadline``: a ``time.perf_counter()`` instant the verdict must not pass (the CLI's start +
+    ``--timeout``: the time spent starting the command is taken from the budget).
     """
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
         raise ValueError(f"timeout must be a positive finite number of seconds, got {timeout!r}")
+    seconds = float(timeout) if deadline is None else max(min(float(timeout), deadline - time.perf_counter()), 0.05)
     if _WORKER["inside"] or not _can_fork():
-        return _verify(expr, wrt, claim, timeout=timeout, points=points, seed=seed, positive=positive)
-    verdict = _bounded(lambda: _verify(expr, wrt, claim, timeout=timeout, points=points, seed=seed,
-                                       positive=positive), float(timeout), claim)
+        return _verify(expr, wrt, claim, timeout=seconds, points=points, seed=seed, positive=positive)
+    verdict = _bounded(lambda: _verify(expr, wrt, claim, timeout=seconds, points=points, seed=seed,
+                                       positive=positive), seconds, claim, float(timeout))
     if callable(claim) and not isinstance(claim, (sp.Basic, str)):
         verdict.claim = claim  # a function does not cross the process boundary: the caller's own
     return verdict
@@ -156,8 +159,9 @@ def _can_fork() -> bool:
     return "fork" in mp.get_all_start_methods() and not mp.current_process().daemon
 
 
-def _bounded(fn, timeout: float, claim) -> Verdict:
-    """``fn()`` (a Verdict) run in a forked worker, stopped at ``timeout`` + :data:`GRACE` s."""
+def _bounded(fn, timeout: float, claim, asked: float) -> Verdict:
+    """``fn()`` (a Verdict) run in a forked worker, stopped at ``timeout`` + :data:`GRACE` s
+    (``asked``: the bound the caller named, for the message)."""
     import multiprocessing as mp
     import pickle
 
@@ -184,7 +188,7 @@ def _bounded(fn, timeout: float, claim) -> Verdict:
         counted = f"{checked} of {planned} sample points checked" if planned else "no sample point checked"
         return Verdict("undecided", claim if isinstance(claim, (sp.Basic, sp.MatrixBase)) else str(claim),
                        "(not known: the time bound was reached)",
-                       f"budget exhausted: the {timeout:g} s bound was reached and the work stopped "
+                       f"budget exhausted: the {asked:g} s bound was reached and the work stopped "
                        f"({counted}, no counterexample among them)", time.perf_counter() - started,
                        None, [], int(checked))
     kind, payload = message
