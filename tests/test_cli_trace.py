@@ -45,6 +45,35 @@ NET = textwrap.dedent('''
     def ridge_backward(x, y, w, lam):
         return 2 * x.T.dot(x.dot(w) - y) + 2 * lam * w
 ''')
+CLASSIFIER = textwrap.dedent('''
+    import numpy as np
+
+
+    def loss(X, y, W1, b1, W2, b2, reg):
+        N = X.shape[0]
+        hidden = np.maximum(0, X.dot(W1) + b1)
+        scores = hidden.dot(W2) + b2
+        shifted = scores - np.max(scores, axis=1, keepdims=True)
+        probs = np.exp(shifted) / np.sum(np.exp(shifted), axis=1, keepdims=True)
+        return -np.sum(np.log(probs[np.arange(N), y])) / N + 0.5 * reg * np.sum(W2 * W2)
+
+
+    def backward(X, y, W1, b1, W2, b2, reg, scale=1.0):
+        N = X.shape[0]
+        hidden = np.maximum(0, X.dot(W1) + b1)
+        scores = hidden.dot(W2) + b2
+        probs = np.exp(scores - scores.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        probs[np.arange(N), y] -= 1
+        dscores = probs / N
+        return hidden.T.dot(dscores) + scale * reg * W2, dscores.sum(axis=0)
+
+
+    def buggy(X, y, W1, b1, W2, b2, reg):
+        return backward(X, y, W1, b1, W2, b2, reg, scale=2.0)
+''')
+CLF = ["--shape", "X=N,D", "--labels", "y=N,C", "--shape", "W1=D,H", "--shape", "b1=H", "--shape", "W2=H,C",
+       "--shape", "b2=C", "--shape", "reg=", "--wrt", "W2,b2"]
 SHAPES = ["--shape", "x=N,D", "--shape", "y=N,O", "--shape", "w1=D,H", "--shape", "w2=H,O"]
 
 
@@ -59,6 +88,40 @@ def run(capsys, *argv):
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def test_trace_prints_the_graph_and_its_derivation(capsys, net):
+    code, out, err = run(capsys, "trace", f"{net}:loss", *SHAPES)
+    assert code == 0, err
+    assert out.splitlines()[:2] == ["h = sigmoid(x*w1)", "y_pred = h*w2"]
+    code, out, _ = run(capsys, "trace", f"{net}:loss", *SHAPES, "--latex")
+    assert out.startswith("\\begin{align*}\nh &= \\sigma\\left(x w_{1}\\right) \\\\\ny_{pred} &= h w_{2}")
+    code, out, _ = run(capsys, "trace", f"{net}:loss", *SHAPES, "--wrt", "w1,w2")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].startswith("d/dw1 = x.T*") and any(l.startswith("d/dw2 = ") for l in lines)
+    assert "where h = sigmoid(x*w1), y_pred = h*w2" in out
+    code, out, _ = run(capsys, "trace", f"{net}:loss", *SHAPES, "--wrt", "w2", "--latex")
+    assert code == 0 and out.startswith("\\begin{align*}") and "\\frac{\\partial L}{\\partial w_{2}}" in out
+
+
+def test_backward_checked_symbolically_from_the_shell(capsys, net):
+    code, out, err = run(capsys, "trace", f"{net}:loss", *SHAPES, "--wrt", "w1,w2", "--backward", f"{net}:backward")
+    assert code == 0, err
+    assert out.startswith("backward ok: symbolic") and "w1: proven" in out and "w2: proven" in out
+    code, out, _ = run(capsys, "trace", f"{net}:loss", *SHAPES, "--wrt", "w1,w2", "--backward", f"{net}:buggy")
+    assert code == 1 and "w1: proven" in out and "w2: refuted at entry" in out
+
+
+def test_labels_and_an_in_place_backward(capsys, tmp_path):
+    path = tmp_path / "clf.py"
+    path.write_text(CLASSIFIER)
+    code, out, err = run(capsys, "trace", f"{path}:loss", *CLF, "--backward", f"{path}:backward")
+    assert code == 0, err
+    assert out.startswith("backward ok: numeric") and "W2: consistent" in out and "not traced" in out
+    code, out, _ = run(capsys, "trace", f"{path}:loss", *CLF, "--backward", f"{path}:buggy")
+    assert code == 1 and "W2: refuted at entry" in out and "b2: consistent" in out
+    code, out, _ = run(capsys, "trace", f"{path}:loss", *CLF)
+    assert code == 0 and "d/dW2 = " in out and "softmax" in out
 
 
 def test_backward_checked_numerically_from_the_shell(capsys, net):
@@ -86,7 +149,8 @@ def test_a_scalar_shape_and_one_gradient(capsys, net):
     (["trace", "{net}", "--shape", "x=N"], "write FILE.py:FUNCTION"),
     (["trace", "{net}:loss", "--shape", "x:N,D"], "write NAME=SIZES, e.g. x=N,D (a scalar: lam=)"),
     (["trace", "{net}:loss", "--shape", "x=N,0"], "a size is a name (N) or a number"),
-    (["trace", "{net}:loss", "--shape", "x=N", "--shape", "x=D"], "--shape x is given twice"),
+    (["trace", "{net}:loss", "--shape", "x=N", "--shape", "x=D"], "--shape x: x is given twice"),
+    (["trace", "{net}:loss", "--labels", "y=N"], "write NAME=N,C (N labels of C classes)"),
     (["trace", "{net}:loss", *SHAPES, "--wrt", "W"], "unknown variable 'W' for --wrt; choose from: x, y, w1, w2"),
     (["trace", "{net}:loss", *SHAPES, "--backward", "{net}:backward"], "--backward needs --wrt"),
     (["trace", "{net}:loss", *SHAPES, "--wrt", "w1", "--backward", "{net}:gone"], "--backward: "),
