@@ -991,8 +991,127 @@ _FUNCTIONS: dict[str, Callable] = {
 }
 
 
+# --- symgrad.nn blocks inside a forward -------------------------------------------------------------
+class _BlockResult(Tracer):
+    """The catalog block's own expression for a ``symgrad.nn`` call, computed when the function asks
+    for its array namespace. While that function runs, everything it computes from it is the result
+    itself (its stable NumPy body is not followed); once it returns, it is an ordinary stand-in."""
+
+    active = True
+
+    def _absorb(self, *args, **kwargs):
+        return self if self.active else NotImplemented
+
+
+def _absorbing(name: str):
+    plain = getattr(Tracer, name)
+
+    def method(self, *args, **kwargs):
+        if self.active:
+            return self
+        return plain(self, *args, **kwargs)
+    return method
+
+
+def _meeting_block(name: str):
+    """Tracer's ``name``, except that an operand that is a running block's result absorbs it."""
+    plain = getattr(Tracer, name)
+
+    def method(self, *args, **kwargs):
+        for a in list(args) + [x for a in args if isinstance(a, (tuple, list)) for x in a]:
+            if isinstance(a, _BlockResult) and a.active:
+                return a
+        return plain(self, *args, **kwargs)
+    return method
+
+
+_ABSORBED = ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__", "__rtruediv__",
+             "__pow__", "__rpow__", "__neg__", "__abs__", "__matmul__", "__rmatmul__", "__gt__", "__ge__", "__lt__",
+             "__le__", "__eq__", "__getitem__", "sum", "mean", "max", "reshape", "astype", "__array_ufunc__",
+             "__array_function__")
+for _name in _ABSORBED:
+    setattr(Tracer, _name, _meeting_block(_name))
+for _name in _ABSORBED:
+    setattr(_BlockResult, _name, _absorbing(_name))
+_BlockResult.__hash__ = object.__hash__
+_BlockResult.__and__ = _BlockResult.__rand__ = _BlockResult.__or__ = _BlockResult.__ror__ = (
+    lambda self, other: self)
+
+
+class _BlockNamespace:
+    """What a ``symgrad.nn`` function gets as its array namespace: structural calls (asarray) give
+    back their argument, every other call the block's result."""
+
+    __name__ = "symgrad.tracing.block_namespace"
+
+    def __init__(self, result: _BlockResult):
+        self.result = result
+
+    def __getattr__(self, name):
+        if name in ("asarray",):
+            return lambda x, *args, **kwargs: x
+        return lambda *args, **kwargs: self.result
+
+
+_PENDING_BLOCKS: dict = {}  # the symgrad.nn frame → its block result (released when the frame returns)
+
+
+def _nn_frame():
+    frame = sys._getframe(1)
+    found = None
+    while frame is not None:
+        if frame.f_globals.get("__name__") == "symgrad.nn":
+            found = frame
+        elif found is not None:
+            break
+        frame = frame.f_back
+    return found
+
+
 def _block_namespace():
-    raise _refuse("an Array API namespace of a stand-in (array_api_compat / symgrad.nn)")
+    frame = _nn_frame()
+    if frame is None:
+        raise _refuse("an Array API namespace of a stand-in outside symgrad.nn")
+    if frame in _PENDING_BLOCKS:
+        return _BlockNamespace(_PENDING_BLOCKS[frame])
+    name = frame.f_code.co_name
+    code = frame.f_code
+    args = [frame.f_locals[v] for v in code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]]
+    result = _nn_block(name, args)
+    block = _BlockResult(result.expr, result.ndim, result.tag)
+    _PENDING_BLOCKS[frame] = block
+    return _BlockNamespace(block)
+
+
+def _nn_block(name: str, args: list) -> Tracer:
+    """symgrad.nn.NAME(*args) as the catalog block's expression."""
+    from .catalog import get_block
+
+    if name.endswith("_backward"):
+        raise _refuse(f"symgrad.nn.{name} (a backward) inside a traced forward")
+    block = get_block(name)
+    fn = block.function
+    x, rest = args[0], args[1:]
+    if not isinstance(x, Tracer):
+        raise _refuse(f"symgrad.nn.{name} of a {type(x).__name__}")
+    if fn is not None and (getattr(fn, "elementwise", False) or fn is sp.tanh):
+        if not all(_is_constant(r) for r in rest):
+            raise _refuse(f"symgrad.nn.{name} with array parameters")
+        params = [_number(r) for r in rest]
+        return _unary(lambda u: fn(u, *params), x, name)
+    if name in ("softmax", "log_softmax") and x.ndim == 2 and not rest:
+        return Tracer(RowSoftmax(x.expr) if name == "softmax" else RowLogSoftmax(x.expr), 2)
+    raise _refuse(f"symgrad.nn.{name} inside a traced forward", "trace follows symgrad.nn's elementwise blocks, "
+                  "softmax and log_softmax; write the others in NumPy")
+
+
+def _release_block(frame, value) -> None:
+    """The symgrad.nn function of ``frame`` returned ``value``: its result is an ordinary stand-in now."""
+    block = _PENDING_BLOCKS.pop(frame)
+    block.active = False
+    if value is not block:
+        raise TraceError(f"symgrad.trace could not follow symgrad.nn.{frame.f_code.co_name}: it did not return "
+                         "its block's result")
 
 
 # --- the call --------------------------------------------------------------------------------------
@@ -1111,7 +1230,7 @@ class _LocalsCatcher:
     changing what it does."""
 
     def __init__(self, code):
-        self.code, self.locals, self.previous = code, None, None
+        self.code, self.locals, self.previous, self.failures = code, None, None, []
 
     def __enter__(self):
         self.previous = sys.getprofile()
@@ -1121,6 +1240,11 @@ class _LocalsCatcher:
     def __call__(self, frame, event, arg):
         if event == "return" and frame.f_code is self.code and self.locals is None:
             self.locals = dict(frame.f_locals)
+        if event == "return" and frame in _PENDING_BLOCKS:
+            try:
+                _release_block(frame, arg)
+            except TraceError as exc:
+                self.failures.append(exc)
         if self.previous is not None:
             self.previous(frame, event, arg)
 
@@ -1179,6 +1303,9 @@ def trace(forward: Callable, **shapes: Any) -> Traced:
             out = forward(**stand_ins)
     finally:
         _SIZES.clear()
+        _PENDING_BLOCKS.clear()
+    if catcher.failures:
+        raise catcher.failures[0]
     if isinstance(out, tuple):
         raise TraceError(f"{getattr(forward, '__name__', 'forward')} returns a tuple; trace follows a function "
                          "with one output (return the loss)")

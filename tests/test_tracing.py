@@ -194,3 +194,111 @@ def test_cs231n_derivation_is_the_textbook_softmax_minus_targets_over_N():
     d = sg.derive(traced, ["W2", "b2"])
     assert text(d.named[0]) == "(2*reg)*W2 + 1/N*hidden.T*(softmax(scores) - y)"
     assert text(d.named[1]) == "1/N*1ᵀ*(softmax(scores) - y)"
+
+
+# --- symgrad.nn blocks inside a forward ----------------------------------------------------------------
+def nn_forward(x, w1, w2, y):
+    import symgrad.nn as nn
+
+    h = nn.sigmoid(x @ w1)
+    z = nn.tanh(h @ w2)
+    p = nn.softmax(z)
+    return np.sum(p * y)
+
+
+def test_symgrad_nn_calls_become_their_catalog_blocks():
+    traced = sg.trace(nn_forward, x=("N", "D"), w1=("D", "H"), w2=("H", "O"), y=("N", "O"))
+    assert [text(traced.exprs[n]) for n in traced.names[:3]] == ["sigmoid(x*w1)", "tanh(h*w2)", "softmax(z)"]
+    d = sg.derive(traced, ["w1", "w2"])
+    rng = np.random.default_rng(5)
+    args = dict(x=rng.normal(size=(4, 3)), w1=rng.normal(size=(3, 5)), w2=rng.normal(size=(5, 2)),
+                y=rng.normal(size=(4, 2)))
+    got = compiled_gradients(traced, d, args, ["w1", "w2"])
+    assert_close(got, {k: finite_differences(nn_forward, args, k) for k in ("w1", "w2")}, rtol=1e-6)
+
+    def after_block(x):  # the block's result is an ordinary stand-in once the nn function returned
+        import symgrad.nn as nn
+
+        return np.sum(np.exp(nn.relu(x)) * 2)
+
+    traced = sg.trace(after_block, x=(3, 2))
+    assert "relu" in text(traced.exprs[traced.output])
+    x = rng.normal(size=(3, 2))
+    got = sg.derive(traced, "x").compile()(x=x)
+    np.testing.assert_allclose(got, finite_differences(after_block, {"x": x}, "x"), rtol=1e-6)
+
+
+# --- what trace refuses, with the user's line -----------------------------------------------------------
+def branching(x):
+    if x.sum() > 0:  # refused: a Python if on a value
+        return x.sum()
+    return -x.sum()
+
+
+def inverting(W):
+    return np.linalg.inv(W).sum()
+
+
+def sorting(x):
+    return np.sort(x, axis=1).sum()
+
+
+def floating(x):
+    return float(x.sum()) * x.sum()
+
+
+def slicing(x):
+    return x[0].sum()
+
+
+def unknown_ufunc(x):
+    return np.arctan2(x, x).sum()
+
+
+def lonely_max(x):
+    return x.max(axis=1, keepdims=True).sum()
+
+
+@pytest.mark.parametrize("forward, what", [
+    (branching, "Python `if`"), (inverting, "np.linalg.inv"), (sorting, "np.sort"), (floating, "float()"),
+    (slicing, "indexing"), (unknown_ufunc, "np.arctan2"), (lonely_max, "row maximum"),
+])
+def test_unsupported_calls_name_the_call_and_the_line(forward, what):
+    import inspect
+
+    with pytest.raises(sg.TraceError) as info:
+        sg.trace(forward, **{p: ("N", "N") for p in inspect.signature(forward).parameters})
+    message = str(info.value)
+    assert what in message
+    assert "test_tracing.py:" in message  # the forward's own line
+    line = int(message.split("test_tracing.py:")[1].split(":")[0])
+    source = inspect.getsource(forward).splitlines()
+    first = forward.__code__.co_firstlineno
+    assert first <= line < first + len(source)
+
+
+def test_shapes_are_checked_against_the_forward():
+    with pytest.raises(TypeError, match="no shape for w2"):
+        sg.trace(twenty_line_np, x=("N", "D"), w1=("D", "H"), y=("N", "O"))
+    with pytest.raises(TypeError, match="not an argument"):
+        sg.trace(twenty_line_np, x=("N", "D"), w1=("D", "H"), w2=("H", "O"), y=("N", "O"), z=())
+    with pytest.raises(sg.TraceError, match="returns a tuple"):
+        sg.trace(lambda x: (x.sum(), x.sum()), x=(2, 2))
+
+
+def test_concrete_sizes_and_the_symbolic_ones_give_the_same_numbers():
+    rng = np.random.default_rng(2)
+    args = dict(x=rng.normal(size=(5, 4)), w1=rng.normal(size=(4, 6)), w2=rng.normal(size=(6, 3)),
+                y=rng.normal(size=(5, 3)))
+    out = []
+    for shapes in (dict(x=("N", "D"), w1=("D", "H"), w2=("H", "O"), y=("N", "O")),
+                   dict(x=(5, 4), w1=(4, 6), w2=(6, 3), y=(5, 3))):
+        traced = sg.trace(twenty_line_np, **shapes)
+        out.append(compiled_gradients(traced, sg.derive(traced, ["w1", "w2"]), args, ["w1", "w2"]))
+    assert_close(out[0], out[1], rtol=1e-12)
+
+
+def test_a_wrong_size_in_the_values_is_refused():
+    traced = sg.trace(twenty_line_np, x=("N", "D"), w1=("D", "H"), w2=("H", "O"), y=("N", "O"))
+    with pytest.raises(ValueError, match="size N"):
+        traced.values(x=np.zeros((5, 4)), w1=np.zeros((4, 6)), w2=np.zeros((6, 3)), y=np.zeros((6, 3)))
