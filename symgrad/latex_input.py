@@ -32,7 +32,7 @@ from .parse import ELEMENTARY, MAX_DEPTH, MAX_LENGTH, block_builders, bounded_po
 
 __all__ = ["parse_latex", "latex_functions"]
 
-_TOKEN = re.compile(r"\\[A-Za-z]+|\\[,;:! |]|\d+(?:\.\d+)?|[A-Za-z]|[+\-*/^_(){}\[\],=<>|'!]|\s+")
+_TOKEN = re.compile(r"\\[A-Za-z]+|\\[,;:! |_]|\d+(?:\.\d+)?|[A-Za-z]|[+\-*/^_(){}\[\],=<>|'!]|\s+")
 _GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta", "iota",
           "kappa", "lambda", "mu", "nu", "xi", "pi", "rho", "varrho", "tau", "upsilon", "phi", "varphi", "chi",
           "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi", "Psi",
@@ -164,7 +164,8 @@ class _Parser:
         self.take("{")
         out = []
         while self.peek() != "}":
-            out.append(self.take())
+            tok = self.take()
+            out.append("_" if tok == "\\_" else tok)  # \operatorname{kl\_div}: LaTeX's escaped underscore
             if len(out) > 64:
                 raise ParseError("a name in braces longer than 64 tokens")
         self.take("}")

@@ -386,3 +386,29 @@ def test_cli_verdict_within_the_timeout_plus_one_second(claim):
     elapsed = time.perf_counter() - t0
     assert elapsed < timeout + 1.5, (elapsed, run.stdout, run.stderr)  # the promise: timeout + 1 s (+ interpreter start)
     assert run.returncode in (1, 2, 3) and "Traceback" not in run.stdout + run.stderr, run.stdout + run.stderr
+
+
+# --- every block is typeable (the parsers' tables come from the registry) ------------------------------
+def test_every_registered_block_is_typeable_in_text_and_latex():
+    from symgrad.catalog import blocks
+    from symgrad.latex_input import latex_functions
+    from symgrad.parse import block_builders
+
+    names = [b.name for b in blocks()]
+    assert [n for n in names if n not in block_builders()] == []
+    assert [n for n in names if n not in latex_functions()[1]] == []
+
+
+def test_kl_div_log_target_and_masked_attention_are_typeable():
+    d = sp.Symbol("d", integer=True, positive=True)
+    mats = {k: sp.MatrixSymbol(k, d, d) for k in "QKVM"}
+    assert sg.parse("masked_attention(Q, K, V, M)", symbols=mats) == \
+        sg.scaled_dot_product_attention(mats["Q"], mats["K"], mats["V"], mats["M"])
+    assert parse_latex(r"\operatorname{masked\_attention}(Q, K, V, M)", symbols=mats) == \
+        sg.parse("masked_attention(Q, K, V, M)", symbols=mats)
+    x1, x2, t1, t2 = sp.symbols("x1 x2 t1 t2", real=True)
+    assert sg.parse("kl_div_log_target([x1, x2], [t1, t2])") == sp.exp(t1) * (t1 - x1) + sp.exp(t2) * (t2 - x2)
+    assert sg.verify("kl_div_log_target([x1, x2], [t1, t2])", "t1", "exp(t1)*(t1 - x1 + 1)").status == "proven"
+    assert sg.verify("kl_div_log_target([x1, x2], [t1, t2])", "x1", "exp(t1)").status == "refuted"
+    with pytest.raises(ParseError):
+        parse_latex(r"\mathrm{\_\_import\_\_}")
