@@ -14,9 +14,9 @@ tolerance refutes the gradient, with the entry, the two values and the point; ag
 proof is *consistent* (never *proven*).
 
 **Numerically** where the forward or the backward does not trace (item assignment, an unsupported
-call): random concrete inputs at small sizes through :func:`symgrad.check_grad` (finite differences of
-the forward, with its diagnoses: a constant factor, a sign flip, a transpose, a single entry, a missing
-term). A gradient that agrees is *consistent*.
+call): random concrete inputs at small sizes, and at sizes one larger, through :func:`symgrad.check_grad`
+(finite differences of the forward, with its diagnoses: a constant factor, a sign flip, a transpose, a
+single entry, a missing term). A gradient that agrees at both is *consistent*.
 
 Sizes: symbolic sizes get distinct small values (3, 4, 5, …, so that a transposition shows and a
 missing 1/N reads as 1/3); inputs are drawn by :mod:`symgrad.sampling` (its moderate values, in (−1, 1)
@@ -193,6 +193,7 @@ def check_backward(forward: Callable[..., Any], backward: Callable[..., Any], wr
             raise ValueError(f"unknown wrt name {name!r}; the inputs are: {', '.join(specs) or 'none'}")
     if len(set(wrt_names)) != len(wrt_names):
         raise ValueError(f"wrt names a variable twice: {', '.join(wrt_names)}")
+    _check_arguments(forward, specs)
     inputs = {name: _Input.of(name, spec) for name, spec in specs.items()}
     for name in wrt_names:
         if inputs[name].labels is not None:
@@ -216,9 +217,28 @@ def check_backward(forward: Callable[..., Any], backward: Callable[..., Any], wr
             else:
                 return BackwardReport("symbolic", gradients, at.sizes, time.perf_counter() - started,
                                       notes + traced.notes, at.arrays)
-    gradients = _judge_numeric(forward, backward, wrt_names, points[0].arrays, seed)
-    return BackwardReport("numeric", gradients, points[0].sizes, time.perf_counter() - started, notes,
-                          points[0].arrays)
+    gradients, at = _judge_numeric(forward, backward, wrt_names, [points[0], points[-1]], seed)
+    return BackwardReport("numeric", gradients, at.sizes, time.perf_counter() - started, notes, at.arrays)
+
+
+def _check_arguments(forward: Callable[..., Any], specs: Mapping[str, Any]) -> None:
+    """Every argument of the forward has a shape, and every shape names an argument (a ValueError)."""
+    import inspect
+
+    try:
+        params = inspect.signature(forward).parameters
+    except (TypeError, ValueError):  # a builtin or C callable: nothing to compare
+        return
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return
+    missing = [n for n, p in params.items() if p.default is p.empty and n not in specs
+               and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if missing:
+        raise ValueError(f"no shape for {', '.join(missing)}: give every argument of the forward its shape, "
+                         f"e.g. {missing[0]}=('N', 'D'), or () for a scalar")
+    extra = [n for n in specs if n not in params]
+    if extra:
+        raise ValueError(f"{', '.join(extra)}: not an argument of the forward (its arguments: {', '.join(params)})")
 
 
 def _one_line(exc: BaseException) -> str:
@@ -502,33 +522,44 @@ def _numeric_diagnosis(forward, name: str, got: np.ndarray, point: _Point, seed:
 
 
 # --- numeric: finite differences through check_grad ---------------------------------------------------
-def _judge_numeric(forward, backward, wrt, point, seed) -> list[GradientResult]:
-    grads = _gradients(backward, point, wrt)
-    out = []
-    for name, g in zip(wrt, grads):
-        reason = _wrong_shape(name, g, point[name])
-        if reason:
-            out.append(GradientResult(name, "refuted", "its shape", shape=np.shape(point[name]), reason=reason,
-                                      max_rel_error=float("inf")))
-            continue
+def _judge_numeric(forward, backward, wrt, points: list[_Point], seed: int) -> tuple[list[GradientResult], _Point]:
+    """Per gradient, check_grad at each point (the first refutation stands). Returns the results and the
+    point of the first refutation (else the first point)."""
+    results: dict[str, GradientResult] = {}
+    refuted_at = None
+    for point in points:
+        arrays = point.arrays
+        for name, g in zip(wrt, _gradients(backward, arrays, wrt)):
+            if name in results and not results[name].ok:
+                continue
+            result = _check_one(forward, name, g, arrays, seed, point)
+            if name not in results or not result.ok:
+                results[name] = result
+            if not result.ok and refuted_at is None:
+                refuted_at = point
+    return [results[name] for name in wrt], refuted_at or points[0]
 
-        def f(w, name=name):
-            return forward(**{**point, name: w})
 
-        report = check_grad(f, lambda w, g=g: g, point[name], seed=seed)
-        how = f"finite differences, {report.checked} entries, max relative error {report.max_rel_error:.1e}"
-        diagnosis = [d.removeprefix("input 0: ") for d in report.diagnosis]
-        if report.ok:
-            out.append(GradientResult(name, "consistent", how, shape=g.shape, report=report,
-                                      max_rel_error=report.max_rel_error))
-            continue
-        worst = max(report.failures, key=lambda c: c.rel_error) if report.failures else None
-        out.append(GradientResult(name, "refuted", how, shape=g.shape, diagnosis=diagnosis, report=report,
-                                  max_rel_error=report.max_rel_error,
-                                  entry=worst.index if worst else None,
-                                  expected=worst.numeric if worst else None, got=worst.analytic if worst else None,
-                                  reason=None if worst else "random directions disagree with the gradient"))
-    return out
+def _check_one(forward, name: str, g: np.ndarray, arrays: Mapping[str, Any], seed: int, point: _Point
+               ) -> GradientResult:
+    reason = _wrong_shape(name, g, arrays[name])
+    if reason:
+        return GradientResult(name, "refuted", "its shape", shape=np.shape(arrays[name]), reason=reason,
+                              max_rel_error=float("inf"))
+
+    def f(w):
+        return forward(**{**arrays, name: w})
+
+    report = check_grad(f, lambda w: g, arrays[name], seed=seed)
+    how = f"finite differences at {point.where()}, {report.checked} entries, max relative error {report.max_rel_error:.1e}"
+    if report.ok:
+        return GradientResult(name, "consistent", how, shape=g.shape, report=report, max_rel_error=report.max_rel_error)
+    worst = max(report.failures, key=lambda c: c.rel_error) if report.failures else None
+    return GradientResult(name, "refuted", how, shape=g.shape, report=report, max_rel_error=report.max_rel_error,
+                          diagnosis=[d.removeprefix("input 0: ") for d in report.diagnosis],
+                          entry=worst.index if worst else None, expected=worst.numeric if worst else None,
+                          got=worst.analytic if worst else None,
+                          reason=None if worst else "random directions disagree with the gradient")
 
 
 # --- symbolic: a proof for every size -----------------------------------------------------------------

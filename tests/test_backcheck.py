@@ -349,6 +349,13 @@ def test_bad_input_is_a_clear_error(kwargs, message):
         sg.check_backward(net_forward, net_backward, **kwargs, **NET)
 
 
+def test_every_argument_needs_a_shape_and_every_shape_an_argument():
+    with pytest.raises(ValueError, match=r"no shape for w2: give every argument"):
+        sg.check_backward(net_forward, net_backward, ["w1"], **{k: v for k, v in NET.items() if k != "w2"})
+    with pytest.raises(ValueError, match=r"lam: not an argument of the forward \(its arguments: x, y, w1, w2\)"):
+        sg.check_backward(net_forward, net_backward, ["w1"], lam=(), **NET)
+
+
 def test_one_name_takes_one_array_and_the_report_renders():
     report = sg.check_backward(net_forward, lambda **kw: net_backward(**kw)[1], "w2", method="numeric", **NET)
     assert report.ok and report["w2"].status == "consistent"
