@@ -52,6 +52,7 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 
 from .catalog.activations import leaky_relu, relu
 from .catalog.base import sum_entries
+from .catalog.norms import BatchNorm, LayerNorm
 from .derivation.graph import Graph
 from .errors import TraceError
 from .matrices import ENTRY, Elementwise, RowLogSoftmax, RowSoftmax, RowSoftmaxCrossEntropy, SoftmaxCrossEntropy
@@ -75,6 +76,22 @@ def _user_line() -> str:
             return f"{frame.f_code.co_filename}:{frame.f_lineno}: {source}"
         frame = frame.f_back
     return "<unknown line>"
+
+
+def _user_frame():
+    frame = sys._getframe(1)
+    while frame is not None:
+        path = os.path.abspath(frame.f_code.co_filename)
+        if not (path.startswith(_HERE) or path.startswith(_NUMPY) or "array_api_compat" in path):
+            return frame
+        frame = frame.f_back
+    return None
+
+
+def _is_named(value) -> bool:
+    """Whether the forward holds ``value`` in a local variable (then it stays a node of its own)."""
+    frame = _user_frame()
+    return frame is not None and any(v is value for v in frame.f_locals.values())
 
 
 def _refuse(what: str, hint: str = "") -> TraceError:
@@ -501,7 +518,7 @@ def _unary(f: Callable, a, what: str) -> Tracer:
         return Tracer(sp.MatMul(-1, sp.Transpose(RowSoftmaxCrossEntropy(Z, Y))), 1)
     if f is sp.log and isinstance(a.expr, RowSoftmax):
         return Tracer(RowLogSoftmax(a.expr.arg), a.ndim)
-    body, base = _parts(a.expr)
+    body, base = _parts(a.expr) if not _is_named(a) else (t, a.expr)  # f(h) of a named h keeps h
     return Tracer(_elementwise(f(body), base), a.ndim)
 
 
@@ -575,6 +592,10 @@ def _add(a: Tracer, b: Tracer) -> Tracer:
     if fused and (isinstance(a.expr, ElementwiseApplyFunction) or isinstance(b.expr, ElementwiseApplyFunction)):
         fa, fb, x = fused
         return Tracer(_elementwise(fa + fb, x), _out_ndim(a, b))
+    for m, o in ((a, b), (b, a)):
+        shifted = _affine(m.expr, o, "shift")
+        if shifted is not None:
+            return Tracer(shifted, 2)
     shape = _broadcast_shape(a, b)
     log_softmax = _log_softmax(a, b)
     if log_softmax is not None:
@@ -603,6 +624,11 @@ def _mul(a: Tracer, b: Tracer) -> Tracer:
     if fused:
         fa, fb, x = fused
         return Tracer(_elementwise(fa * fb, x), _out_ndim(a, b))
+    for m, o in ((a, b), (b, a)):
+        known = _standardized(m, o, 1 / sp.sqrt(t)) if m.ndim == 2 else None
+        known = known if known is not None else _affine(m.expr, o, "scale")
+        if known is not None:
+            return Tracer(known, 2)
     shape = _broadcast_shape(a, b)
     return Tracer(HadamardProduct(_spread(a, shape), _spread(b, shape)), _out_ndim(a, b))
 
@@ -619,6 +645,9 @@ def _div(a: Tracer, b: Tracer) -> Tracer:
     softmax = _softmax(a, b)
     if softmax is not None:
         return Tracer(softmax, _out_ndim(a, b))
+    norm = _standardized(a, b, sp.sqrt(t))
+    if norm is not None:
+        return Tracer(norm, 2)
     fused = _fusable(a, b)
     if fused:
         fa, fb, x = fused
@@ -791,6 +820,47 @@ def _row_sum_of(D: sp.MatrixExpr):
     if isinstance(D, sp.MatMul) and len(D.args) == 2 and isinstance(D.args[1], sp.OneMatrix) and D.args[1].shape[1] == 1:
         return D.args[0]
     return None
+
+
+def _standardized(a: Tracer, b: Tracer, body: sp.Expr):
+    """LN(X) (over the rows) or BN(X) (over the samples, axis 0) for (X − mean X) / √(var X + ε)
+    (``body`` √t: a quotient) or (X − mean X) ∘ (var X + ε)^(−1/2) (``body`` t^(−1/2): a product)."""
+    if a.ndim != 2 or not b.ndim or not isinstance(a.expr, sp.MatAdd):
+        return None
+    fb, base = _parts(b.expr)
+    if fb != body or not isinstance(base, sp.MatAdd):
+        return None
+    eps, rest = None, []
+    for term in base.args:
+        coeff, mats = _factors(term)
+        if eps is None and len(mats) == 1 and isinstance(mats[0], sp.OneMatrix) and coeff.is_number:
+            eps = coeff
+        else:
+            rest.append(term)
+    if eps is None or not rest:
+        return None
+    variance = rest[0] if len(rest) == 1 else sp.MatAdd(*rest)
+    for X in a.expr.args:
+        if not isinstance(X, sp.MatrixExpr) or X.shape != a.expr.shape:
+            continue
+        x = Tracer(X, 2)
+        for axis, block in ((1, LayerNorm), (0, BatchNorm)):
+            if _add(x, _neg(_reduce(x, axis, True, "mean"))).expr == a.expr and \
+                    _var(x, axis, True).expr == variance:
+                return block(X, 1, 0, eps)
+    return None
+
+
+def _affine(norm: sp.MatrixExpr, other: Tracer, role: str):
+    """LN/BN(X; γ, β) when a row γ scales (``role`` "scale") or a row β shifts ("shift") the block."""
+    if not isinstance(norm, (LayerNorm, BatchNorm)) or other.ndim == 0:
+        return None
+    X, gamma, beta, eps = norm.args
+    row = other.expr
+    if row.shape != (1, X.shape[1]) or (role == "scale" and (gamma != 1 or beta != 0)) or \
+            (role == "shift" and beta != 0):
+        return None
+    return type(norm)(X, row, beta, eps) if role == "scale" else type(norm)(X, gamma, row, eps)
 
 
 def _softmax(a: Tracer, b: Tracer):

@@ -128,6 +128,21 @@ def batch_norm(x, gamma, beta, G, xp=np):
     return xp.sum(out * G)
 
 
+def layer_norm_by_product(x, gamma, beta, G, xp=np):
+    """Layer norm written with the inverse standard deviation: still the LN block."""
+    mu = xp.mean(x, axis=1, keepdims=True)
+    inv_std = (xp.mean((x - mu) ** 2, axis=1, keepdims=True) + 1e-3) ** -0.5
+    out = (x - mu) * inv_std * gamma + beta
+    return xp.sum(out * G)
+
+
+def rms_norm(x, gamma, G, xp=np):
+    """RMS norm in plain NumPy: no block is recognised, the elementwise path is derived."""
+    rms = xp.sqrt(xp.mean(x ** 2, axis=-1, keepdims=True) + 1e-6)
+    out = x / rms * gamma
+    return xp.sum(out * G)
+
+
 def attention(Q, K, V, G, xp=np):
     d = Q.shape[-1]
     scores = Q @ K.T / d ** 0.5
@@ -158,9 +173,13 @@ CASES = {
                                       W2=("H", "C"), b2=("C",), reg=()), ["W1", "b1", "W2", "b2", "reg"],
                two_layer_args, ["hidden", "scores"]),
     "layer_norm": (layer_norm, dict(x=("N", "D"), gamma=("D",), beta=("D",), G=("N", "D")), ["x", "gamma", "beta"],
-                   norm_args, ["mu", "var", "xhat"]),
+                   norm_args, ["out"]),
+    "layer_norm_by_product": (layer_norm_by_product, dict(x=("N", "D"), gamma=("D",), beta=("D",), G=("N", "D")),
+                              ["x", "gamma", "beta"], norm_args, ["out"]),
     "batch_norm": (batch_norm, dict(x=("N", "D"), gamma=("D",), beta=("D",), G=("N", "D")), ["x", "gamma", "beta"],
-                   norm_args, ["mu", "var", "xhat"]),
+                   norm_args, ["out"]),
+    "rms_norm": (rms_norm, dict(x=("N", "D"), gamma=("D",), G=("N", "D")), ["x", "gamma"],
+                 lambda rng: {k: v for k, v in norm_args(rng).items() if k != "beta"}, ["rms", "out"]),
     "attention": (attention, dict(Q=("T", "d"), K=("S", "d"), V=("S", "E"), G=("T", "E")), ["Q", "K", "V"],
                   attention_args, ["weights"]),
 }
@@ -302,3 +321,12 @@ def test_a_wrong_size_in_the_values_is_refused():
     traced = sg.trace(twenty_line_np, x=("N", "D"), w1=("D", "H"), w2=("H", "O"), y=("N", "O"))
     with pytest.raises(ValueError, match="size N"):
         traced.values(x=np.zeros((5, 4)), w1=np.zeros((4, 6)), w2=np.zeros((6, 3)), y=np.zeros((6, 3)))
+
+
+@pytest.mark.parametrize("case, block", [("layer_norm", "LN"), ("layer_norm_by_product", "LN"), ("batch_norm", "BN")])
+def test_a_standardisation_written_out_is_the_catalog_norm_block(case, block):
+    forward, shapes, wrt, _, _ = CASES[case]
+    traced = sg.trace(forward, **shapes)
+    assert text(traced.exprs[sp.MatrixSymbol("out", *traced.exprs[traced.names[0]].shape)]) == f"{block}(x; gamma, beta)"
+    d = sg.derive(traced, ["x", "gamma", "beta"])
+    assert text(d.named[1]) == f"1ᵀ*({block}(x) ∘ G)" and text(d.named[2]) == "1ᵀ*G"  # dγ = Σ_n G ∘ x̂, dβ = Σ_n G
