@@ -7,11 +7,12 @@ of ``wrt``, in that order (one array when ``wrt`` has one name), each of the sha
 
 **Symbolically** where both functions trace (:func:`symgrad.trace` with the same stand-ins): the
 forward's derivation (``symgrad.derive``) is the truth and each traced gradient is compared with it —
-*proven* when the matrix expressions are equal after a bounded simplification, for every size.
-Whether proven or not, both are evaluated at random concrete inputs at small sizes: the derivation
-compiled by symgrad against the user's backward run on the same arrays. A difference beyond the
-tolerance refutes the gradient, with the entry, the two values and the point; agreement without a
-proof is *consistent* (never *proven*).
+*proven* when both matrix expressions expand to the same sum of monomials (:func:`proven_equal`, within
+the time bound), which holds for every size. Whether proven or not, both are evaluated at random
+concrete inputs at small sizes: the derivation compiled by symgrad (trusted only after it agrees with
+finite differences of the forward) against the user's backward run on the same arrays. A difference
+beyond the tolerance refutes the gradient, with the entry, the two values and the point; agreement
+without a proof is *consistent* (never *proven*).
 
 **Numerically** where the forward or the backward does not trace (item assignment, an unsupported
 call): random concrete inputs at small sizes, and at sizes one larger, through :func:`symgrad.check_grad`
@@ -37,7 +38,7 @@ from . import sampling
 from .errors import SymgradLimit
 from .gradcheck import GradReport, check_grad
 
-__all__ = ["check_backward", "BackwardReport", "GradientResult"]
+__all__ = ["check_backward", "BackwardReport", "GradientResult", "proven_equal", "expansion", "UntrustedDerivation"]
 
 SIZES = (3, 4, 5, 6, 7, 2, 8, 9)  # concrete values of symbolic sizes, in order of first appearance
 RTOL = 1e-9  # float64 evaluations of the same math by two programs (the derivation, the user's backward)
@@ -332,7 +333,7 @@ def _wrong_shape(name: str, g: np.ndarray, x: Any) -> str | None:
 
 # --- symbolic: trace both, derive the forward, compare; the numbers locate ----------------------------------
 @dataclass
-class _Traced:
+class _Symbolic:
     graph: Any  # the traced forward (symgrad.tracing.Traced)
     derivation: Any
     truths: tuple  # ∂L/∂w from the derivation, one per wrt
@@ -340,7 +341,7 @@ class _Traced:
     notes: list[str]
 
 
-def _symbolic(forward, backward, wrt: Sequence[str], specs: Mapping[str, Any], timeout: float) -> _Traced:
+def _symbolic(forward, backward, wrt: Sequence[str], specs: Mapping[str, Any], timeout: float) -> _Symbolic:
     """Trace the forward and derive it; trace the backward (one output at a time) with the same stand-ins."""
     from .derivation import derive
     from .tracing import trace
@@ -354,7 +355,7 @@ def _symbolic(forward, backward, wrt: Sequence[str], specs: Mapping[str, Any], t
             return _pick(backward(**arguments), _k, wrt)
 
         claims.append(trace(output, **specs).expression())
-    return _Traced(graph, derivation, truths, claims, list(derivation.notes))
+    return _Symbolic(graph, derivation, truths, claims, list(derivation.notes))
 
 
 def _pick(out, k: int, wrt: Sequence[str]):
@@ -393,7 +394,7 @@ def _points(inputs: Mapping[str, "_Input"], sizes: Mapping[str, int], rng: np.ra
     return out
 
 
-def _judge_symbolic(traced: _Traced, forward, backward, wrt, points: list[_Point], timeout: float, seed: int
+def _judge_symbolic(traced: _Symbolic, forward, backward, wrt, points: list[_Point], timeout: float, seed: int
                     ) -> tuple[list[GradientResult], _Point]:
     """Per gradient: a proof for every size, then the numbers at ``points`` (the first disagreement refutes,
     and check_grad diagnoses it there). Returns the results and the point of the refutation (else the first)."""
@@ -475,7 +476,7 @@ def _show_shape(expr) -> str:
     return "×".join(str(d) for d in _symbolic_shape(expr)) or "scalar"
 
 
-def _truth_values(compiled, traced: _Traced, wrt, point: _Point) -> list[np.ndarray]:
+def _truth_values(compiled, traced: _Symbolic, wrt, point: _Point) -> list[np.ndarray]:
     """∂L/∂w from the compiled derivation at ``point``, each in the shape of the forward's argument
     (labels enter as one-hot rows, a 1-D argument as a row 1 × n)."""
     from .tracing import Labels
