@@ -411,7 +411,8 @@ def _judge_symbolic(traced: _Symbolic, forward, backward, wrt, points: list[_Poi
                                         reason=f"the backward's gradient for {name} has shape {_show_shape(claim)} "
                                                f"but {name} has shape {_show_shape(truth)}")
         proofs.append(results[k] is None and bool(budget.run(
-            f"proof of {name}", lambda c=claim, t=truth: proven_equal(c, t), cap=max(budget.remaining() / 2, 0.05))))
+            f"proof of {name}", lambda c=claim, t=truth: _attempt(proven_equal, c, t),
+            cap=max(budget.remaining() / 2, 0.05))))
     worst = [0.0] * len(wrt)
     refuted_at = points[0]
     for i, point in enumerate(points):
@@ -453,6 +454,14 @@ def _judge_symbolic(traced: _Symbolic, forward, backward, wrt, points: list[_Poi
         out.append(GradientResult(name, status, how, shape=np.shape(points[0].arrays[name]), truth=traced.truths[k],
                                   claim=traced.claims[k], max_rel_error=worst[k]))
     return out, refuted_at
+
+
+def _attempt(prove, claim, truth) -> bool:
+    """A proof that cannot be carried out (an expression the expansion cannot rebuild) is no proof."""
+    try:
+        return prove(claim, truth)
+    except Exception:  # noqa: BLE001 - ShapeError, TypeError …: not proven, the numbers still decide
+        return False
 
 
 class UntrustedDerivation(SymgradLimit):
@@ -618,7 +627,7 @@ def expansion(e) -> dict:
         return {e.func(e.function, _rebuilt(expansion(e.expr), e.expr.shape)): sp.S.One}
     if isinstance(e, sp.MatrixExpr) and e.args and not isinstance(e, (sp.MatrixSymbol, sp.OneMatrix, sp.Identity)):
         # another block (a row softmax …): an atom of canonical arguments
-        args = [_rebuilt(expansion(a), a.shape) if _is_matrix(a) else a for a in e.args]
+        args = [_rebuilt(expansion(a), _shape(a)) if _is_matrix(a) else a for a in e.args]
         return {e.func(*args): sp.S.One}
     return {e: sp.S.One}
 
