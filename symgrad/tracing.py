@@ -455,6 +455,9 @@ class LabelTracer:
     def __array_function__(self, *args, **kwargs):
         self._refused()
 
+    def __array_namespace__(self, api_version=None):
+        return _block_namespace()
+
 
 class Condition:
     """``a > b`` of stand-ins (``a − b > 0`` entry by entry): usable in ``np.where`` and as a 0/1 mask."""
@@ -617,9 +620,7 @@ def _mul(a: Tracer, b: Tracer) -> Tracer:
         return Tracer(a.expr * b.expr, 0)
     if a.ndim == 0 or b.ndim == 0:
         m, s = (b, a) if a.ndim == 0 else (a, b)
-        if s.expr == 1:
-            return m
-        return Tracer(sp.MatMul(s.expr, m.expr).doit(deep=False), m.ndim)
+        return Tracer(_scaled(s.expr, m.expr), m.ndim)
     fused = _fusable(a, b)
     if fused:
         fa, fb, x = fused
@@ -633,6 +634,18 @@ def _mul(a: Tracer, b: Tracer) -> Tracer:
     return Tracer(HadamardProduct(_spread(a, shape), _spread(b, shape)), _out_ndim(a, b))
 
 
+def _scaled(c: sp.Expr, M: sp.MatrixExpr) -> sp.MatrixExpr:
+    """c M, one coefficient in front (2 (3 M) → 6 M), M itself kept whole (c (A + B), not cA + cB)."""
+    if c == 1:
+        return M
+    if isinstance(M, sp.MatMul) and not M.args[0].is_Matrix:
+        c, rest = c * M.args[0], M.args[1:]
+        M = rest[0] if len(rest) == 1 else sp.MatMul(*rest)
+        if c == 1:
+            return M
+    return sp.MatMul(c, M)
+
+
 def _reciprocal(b: Tracer) -> Tracer:
     return _unary(lambda u: 1 / u, b, "1/x")
 
@@ -641,7 +654,7 @@ def _div(a: Tracer, b: Tracer) -> Tracer:
     if b.ndim == 0:
         if a.ndim == 0:
             return Tracer(a.expr / b.expr, 0)
-        return Tracer(sp.MatMul(1 / b.expr, a.expr).doit(deep=False), a.ndim)
+        return Tracer(_scaled(1 / b.expr, a.expr), a.ndim)
     softmax = _softmax(a, b)
     if softmax is not None:
         return Tracer(softmax, _out_ndim(a, b))
@@ -1171,8 +1184,9 @@ def _nn_block(name: str, args: list) -> Tracer:
         return _unary(lambda u: fn(u, *params), x, name)
     if name in ("softmax", "log_softmax") and x.ndim == 2 and not rest:
         return Tracer(RowSoftmax(x.expr) if name == "softmax" else RowLogSoftmax(x.expr), 2)
-    raise _refuse(f"symgrad.nn.{name} inside a traced forward", "trace follows symgrad.nn's elementwise blocks, "
-                  "softmax and log_softmax; write the others in NumPy")
+    hint = ("trace follows symgrad.nn's elementwise blocks, softmax and log_softmax; write the others in NumPy"
+            + (" (a cross-entropy against labels: -np.log(probs[np.arange(N), y]).mean())" if "entropy" in name else ""))
+    raise _refuse(f"symgrad.nn.{name} inside a traced forward", hint)
 
 
 def _release_block(frame, value) -> None:

@@ -330,3 +330,61 @@ def test_a_standardisation_written_out_is_the_catalog_norm_block(case, block):
     assert text(traced.exprs[sp.MatrixSymbol("out", *traced.exprs[traced.names[0]].shape)]) == f"{block}(x; gamma, beta)"
     d = sg.derive(traced, ["x", "gamma", "beta"])
     assert text(d.named[1]) == f"1ᵀ*({block}(x) ∘ G)" and text(d.named[2]) == "1ᵀ*G"  # dγ = Σ_n G ∘ x̂, dβ = Σ_n G
+
+
+# --- the rest of what layer code writes -----------------------------------------------------------------
+def many_ops(x, W, b, v, c):
+    z = x @ W + b  # a bias row
+    a = np.where(z > 0, z, 0.01 * z)  # leaky ReLU
+    m = z * (z > 0)  # ReLU by a mask
+    q = np.minimum(a, 1.0) + np.abs(m) + np.tanh(z) ** 2
+    s = np.sqrt(np.exp(q) + 1.0)
+    col = s.sum(axis=1, keepdims=True)  # an N × 1 column, broadcast over the columns
+    r = s / col
+    u = r.mean(axis=0)  # (H,)
+    w = u @ W.T  # 1-D @ 2-D
+    k = (w.reshape(-1, 1) * v.reshape(-1, 1)).sum()
+    return k * c + np.log1p(np.square(r - 0.5)).sum() / x.shape[0] + (z.T @ z).mean() * 1e-3
+
+
+def test_broadcasting_masks_where_reductions_and_reshapes_agree_with_finite_differences():
+    traced = sg.trace(many_ops, x=("N", "D"), W=("D", "H"), b=("H",), v=("D",), c=())
+    by_name = {n.name: text(traced.exprs[n]) for n in traced.names}
+    assert by_name["a"] == "(x -> leaky_relu(x, 1/100))(z)" and by_name["m"] == "relu(z)"
+    wrt = ["W", "b", "v", "c", "x"]
+    d = sg.derive(traced, wrt)
+    rng = np.random.default_rng(4)
+    args = dict(x=rng.normal(size=(5, 3)), W=rng.normal(size=(3, 4)), b=rng.normal(size=4), v=rng.normal(size=3),
+                c=0.7)
+    got = compiled_gradients(traced, d, args, wrt)
+    numeric = {k: finite_differences(many_ops, args, k) for k in wrt if k != "c"}
+    numeric["c"] = finite_differences(lambda **a: many_ops(**{**a, "c": float(a["c"])}), args, "c")
+    assert_close(got, numeric, rtol=1e-6, atol=1e-8)
+
+
+def log_softmax_classifier(X, W, y):
+    N = X.shape[0]
+    scores = X @ W
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+    return -log_probs[np.arange(N), y].sum() / N
+
+
+def test_a_log_softmax_written_out_is_the_cross_entropy_with_its_textbook_gradient():
+    traced = sg.trace(log_softmax_classifier, X=("N", "D"), W=("D", "C"), y=sg.labels("N", classes="C"))
+    d = sg.derive(traced, "W")
+    assert text(d.named) == "1/N*X.T*(softmax(scores) - y)"
+    rng = np.random.default_rng(8)
+    args = dict(X=rng.normal(size=(6, 3)), W=rng.normal(size=(3, 4)), y=rng.integers(0, 4, size=6))
+    got = traced.gradient_of("W", d.compile()(**traced.values(**args)))
+    np.testing.assert_allclose(got, finite_differences(log_softmax_classifier, args, "W"), rtol=1e-6)
+
+
+def test_a_cross_entropy_of_symgrad_nn_against_labels_is_refused_with_the_numpy_form():
+    import symgrad.nn as nn
+
+    def forward(z, y):
+        return nn.softmax_cross_entropy(z, y).mean()
+
+    with pytest.raises(sg.TraceError, match=r"np\.log\(probs\[np\.arange\(N\), y\]\)"):
+        sg.trace(forward, z=("N", "C"), y=sg.labels("N", classes="C"))
