@@ -397,3 +397,20 @@ def test_what_is_not_an_identity_is_not_proven():
     assert not proven_equal(2 * A * C, A * C)
     assert not proven_equal(sg.sigmoid(A * C), sg.sigmoid(C.T * A.T).T * 1.0000001)
     assert not proven_equal(A * C, C.T * A)  # shapes differ
+
+
+def test_sizes_and_arguments_named_like_keywords():
+    report = sg.check_backward(net_forward, net_backward, ["w1", "w2"], sizes={"N": 8, "H": 2}, **NET)
+    assert report.ok and report.sizes["N"] == 8 and report.point["w1"].shape[1] == 2
+
+    def ridge(x, y, w, seed):  # an argument named like a keyword of check_backward: pass shapes=
+        return np.square(x.dot(w) - y).sum() + seed * np.sum(w * w)
+
+    def ridge_backward(x, y, w, seed):
+        return 2 * x.T.dot(x.dot(w) - y) + 2 * seed * w
+
+    shapes = dict(x=("N", "D"), y=("N", 1), w=("D", 1), seed=())
+    report = sg.check_backward(ridge, ridge_backward, "w", shapes=shapes)
+    assert report.ok and report.method == "symbolic" and report["w"].status == "proven", str(report)
+    wrong = sg.check_backward(ridge, lambda **kw: ridge_backward(**kw) - kw["seed"] * kw["w"], "w", shapes=shapes)
+    assert not wrong.ok and wrong.failure.name == "w" and wrong.failure.entry[1] == 0

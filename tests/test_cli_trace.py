@@ -124,6 +124,13 @@ def test_labels_and_an_in_place_backward(capsys, tmp_path):
     assert code == 0 and "d/dW2 = " in out and "softmax" in out
 
 
+def test_a_forced_symbolic_check_that_cannot_trace_is_one_line(capsys, tmp_path):
+    path = tmp_path / "clf.py"
+    path.write_text(CLASSIFIER)
+    code, _, err = run(capsys, "trace", f"{path}:loss", *CLF, "--backward", f"{path}:backward", "--method", "symbolic")
+    assert code == 2 and "method='symbolic'): not traced" in err and err.count("\n") == 1
+
+
 def test_backward_checked_numerically_from_the_shell(capsys, net):
     code, out, err = run(capsys, "trace", f"{net}:loss", *SHAPES, "--wrt", "w1,w2", "--backward", f"{net}:backward",
                          "--method", "numeric")
