@@ -151,12 +151,14 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``symgrad`` console script; returns the exit code."""
+    started = _STARTED if argv is None else time.perf_counter()  # the command's start (console: the process's)
     parser = _build_parser()
     try:
         args = parser.parse_args(_values_with_minus(list(sys.argv[1:] if argv is None else argv), parser))
     except _UsageError as exc:
         print(f"symgrad: error: {exc}", file=sys.stderr)
         return 2
+    args.started = started
     if args.command is None:
         parser.print_help()
         return 2
@@ -424,7 +426,7 @@ def _verify(args) -> int:
     if unused:
         raise ValueError(f"--matrix {', '.join(unused)}: not in the expression")
     verdict = verify(expr, matrices.get(wrt[0], wrt[0]), args.claim, timeout=args.timeout, positive=positive,
-                     deadline=_STARTED + args.timeout)  # --timeout bounds the whole command
+                     deadline=args.started + args.timeout)  # --timeout bounds the whole command
     verdict.notes[:0] = defaults
     if args.json:
         print(json.dumps(verdict.to_json(), indent=2, default=str))

@@ -426,7 +426,7 @@ def value(expr: sp.Expr, subs: Mapping, digits: int = DIGITS, maxn: int = 500):
             return None
         return z.real if z.imag == 0 else z
     except (sp.core.evalf.PrecisionExhausted, TypeError, ValueError, ZeroDivisionError, ArithmeticError,
-            RecursionError, NotImplementedError, AttributeError):
+            RecursionError, NotImplementedError, AttributeError, MemoryError):  # evalf of e^{−x²/2} at x = 10⁷
         return None
 
 

@@ -150,6 +150,7 @@ def verify(expr: Any, wrt: Any, claim: Any, *, timeout: float = 5.0, points: int
 
 # --- the hard time bound: a worker process stopped at the deadline --------------------------------------
 GRACE = 0.5  # seconds past the budget before the worker is stopped (the promise: timeout + 1 s)
+MEMORY = 2 << 30  # bytes the worker may allocate beyond what it inherits (SymPy's exact powers can ask for more)
 _WORKER = {"inside": False, "progress": None}  # in the worker: a shared [checked, planned] pair
 
 
@@ -183,14 +184,15 @@ def _bounded(fn, timeout: float, claim, asked: float) -> Verdict:
         if worker.is_alive():
             worker.kill()
         worker.join()
-    if message is None:
+    if message is None or message[0] == "memory":
         checked, planned = progress[0], progress[1]
         counted = f"{checked} of {planned} sample points checked" if planned else "no sample point checked"
+        limit = (f"the {asked:g} s bound was reached" if message is None else
+                 f"the worker's memory limit ({MEMORY >> 30} GiB beyond its start) was reached")
         return Verdict("undecided", claim if isinstance(claim, (sp.Basic, sp.MatrixBase)) else str(claim),
-                       "(not known: the time bound was reached)",
-                       f"budget exhausted: the {asked:g} s bound was reached and the work stopped "
-                       f"({counted}, no counterexample among them)", time.perf_counter() - started,
-                       None, [], int(checked))
+                       "(not known: the work was stopped)",
+                       f"budget exhausted: {limit} and the work stopped ({counted}, no counterexample among them)",
+                       time.perf_counter() - started, None, [], int(checked))
     kind, payload = message
     if kind == "error":
         raise payload
@@ -202,8 +204,11 @@ def _work(fn, send, progress) -> None:
     import pickle
 
     _WORKER["inside"], _WORKER["progress"] = True, progress
+    _limit_memory()
     try:
         message = ("ok", fn())
+    except MemoryError:
+        message = ("memory", None)
     except Exception as exc:  # noqa: BLE001 - every error goes back to the caller, who raises it
         message = ("error", exc)
     try:
@@ -222,6 +227,22 @@ def _work(fn, send, progress) -> None:
             data = pickle.dumps(("ok", payload))
     send.send_bytes(data)
     send.close()
+
+
+def _limit_memory() -> None:
+    """At most :data:`MEMORY` bytes of address space beyond the worker's inherited size (the host
+    is shared: a runaway exact power gets a MemoryError, not the machine's memory)."""
+    try:
+        import resource
+
+        with open("/proc/self/statm") as f:
+            size = int(f.read().split()[0]) * resource.getpagesize()
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        want = size + MEMORY
+        if hard == resource.RLIM_INFINITY or want < hard:
+            resource.setrlimit(resource.RLIMIT_AS, (want, hard))
+    except (ImportError, OSError, ValueError):  # not Linux: no limit
+        pass
 
 
 def _text_of(obj) -> str:
@@ -274,11 +295,30 @@ def _verify(expr, wrt, claim, *, timeout, points, seed, positive) -> Verdict:
     pairs, sized, shape_note = concrete
     if shape_note:
         notes.append(shape_note)
-    # 1. numbers first: a wrong claim is refuted fast, before any expensive simplification
-    refuted = _refute(pairs, points, seed, budget, _alternatives(derivation, pairs, sized))
+    # 0. the same expression (a claim copied from the truth, or typed as SymPy prints it): equal
+    if not sized and budget.run("proof (identical)", lambda: all(elementary(c) - elementary(t) == 0 for c, t in pairs),
+                                cap=max(budget.remaining() / 10, 0.05)):
+        return Verdict("proven", parsed, truth_cmp, "symbolic: the difference simplifies to 0",
+                       time.perf_counter() - started, None, notes, 0)
+    # 1. numbers first: a wrong claim is refuted fast, before any expensive simplification; the
+    # proof runs between the cheap points and the points that cost more (2.)
+    tried = []
+
+    def prove() -> bool:
+        tried.append(True)
+        share = Budget(max(budget.remaining() / 2, 0.05))
+        done = _prove(pairs, share)
+        budget.hits.extend(share.hits)
+        return done
+
+    refuted = _refute(pairs, points, seed, budget, _alternatives(derivation, pairs, sized),
+                      prove=None if sized else prove)
+    if refuted[0] == "proven":
+        return Verdict("proven", parsed, truth_cmp, "symbolic: the difference simplifies to 0",
+                       time.perf_counter() - started, None, notes, 0)
     tol = sampling.claim_tolerance([c for c, _ in pairs], [t for _, t in pairs])
     where = "at small sizes " + ", ".join(f"{d} = {v}" for d, v in sized.items()) + "; " if sized else ""
-    if refuted is not None and refuted[0] == "counterexample":
+    if refuted[0] == "counterexample":
         info = refuted[1]
         return Verdict("refuted", parsed, truth_cmp,
                        f"{DIGITS}-digit evaluation {where}at {_count(info['evaluated'])} (relative tolerance {tol:.2g})",
@@ -290,7 +330,7 @@ def _verify(expr, wrt, claim, *, timeout, points, seed, positive) -> Verdict:
     if kind == "unevaluable":
         notes.append(refuted[1])
     # 2. a proof (of the entries: a proof for every size only when no size was chosen)
-    if not sized and _prove(pairs, budget):
+    if not sized and not tried and _prove(pairs, budget):
         return Verdict("proven", parsed, truth_cmp, "symbolic: the difference simplifies to 0",
                        time.perf_counter() - started, None, notes, evaluated)
     notes += budget.hits
@@ -529,14 +569,18 @@ def _alternatives(derivation, pairs, sized) -> list:
     return [_kink_convention(e) for e in entries]
 
 
-def _refute(pairs, points, seed, budget, alternatives=None):
+def _refute(pairs, points, seed, budget, alternatives=None, prove=None):
     """("counterexample", info) | ("consistent", points evaluated[, note]) | ("unevaluable", why) |
-    ("incomplete", points evaluated, points required, why).
+    ("incomplete", points evaluated, points required, why) | ("proven",).
 
     Every point the policy asks for (moderate, breakpoints, far) is required: a point is *checked*
     when claim and truth were compared there, or when it lies outside the truth's domain. A point
     left unchecked (the budget ran out before it, or its values could not be resolved) makes the
-    refutation incomplete — never "consistent" on the near points alone."""
+    refutation incomplete — never "consistent" on the near points alone.
+
+    A first pass gives each point a share of the budget (a point that costs more is deferred, so
+    that one slow point does not hide a counterexample at the next); then ``prove()`` (when given:
+    its True ends the refutation as "proven"); then the deferred points get what remains."""
     rng = np.random.default_rng(seed)
     alternatives = alternatives or [None] * len(pairs)
     plain = [(elementary(c), elementary(t), elementary(a) if a is not None else None)
@@ -545,9 +589,7 @@ def _refute(pairs, points, seed, budget, alternatives=None):
     rounds = _sizes_and_indices(plain, rng)
     if isinstance(rounds, str):
         return ("unevaluable", rounds)
-    evaluated = outside = required = 0
-    unresolved = unreached = 0
-    kink_only: list = []
+    tasks, unreached = [], 0
     for concrete in rounds:
         syms = _inputs(concrete)
         exprs = [e for pair in concrete for e in pair[:2]]
@@ -557,37 +599,55 @@ def _refute(pairs, points, seed, budget, alternatives=None):
             unreached += 1  # the breakpoints count as unchecked
             chosen = budget.run("sample points", lambda: sampling.points(syms, [], points, rng),
                                 cap=max(budget.remaining() / 4, 0.05)) or []
-        required += len(chosen)
-        _progress(planned=required + unreached)
-        for point in chosen:
-            outcome = None
-            if budget.remaining() > 0:
-                outcome = budget.run("refutation", lambda point=point: _compare(concrete, point, tol),
-                                     cap=budget.remaining())
-            if outcome is None:  # the budget ran out before this point (or while at it)
-                unreached += 1
-                continue
-            if outcome == "outside":
-                outside += 1
-                continue
-            if outcome == "unresolved":
-                unresolved += 1
-                continue
-            evaluated += 1
-            _progress(checked=evaluated + outside)
-            if outcome != "equal" and any(isinstance(v, sp.Basic) for v in point.values()):
-                # a breakpoint itself: a different convention there (relu'(0)) is not a mistake
-                kink_only.append((point, outcome))
-                continue
-            if outcome != "equal":
-                k, cv, tv, *bounded = outcome
-                truth_digits = _digits(tv) if not bounded else f"within ±{mpmath.nstr(bounded[0], 3)} of 0 (interval bound)"
-                claim_digits = _digits(cv) if not bounded else f"{_digits(cv)} (± {mpmath.nstr(bounded[0], 3)})"
-                return ("counterexample", {
-                    "point": {str(s): _number(v) for s, v in point.items()},
-                    "claim": _real(cv), "truth": _real(tv),
-                    "claim_digits": claim_digits, "truth_digits": truth_digits,
-                    "entry": k if len(concrete) > 1 else None, "evaluated": evaluated})
+        tasks += [(concrete, point) for point in chosen]
+    count = {"evaluated": 0, "outside": 0, "unresolved": 0}
+    kink_only: list = []
+    _progress(planned=len(tasks) + unreached)
+
+    def check(concrete, point, cap):
+        """None (done), "deferred" (out of time), or the counterexample."""
+        outcome = Budget(cap).run("refutation", lambda: _compare(concrete, point, tol))
+        if outcome is None:
+            return "deferred"
+        if outcome in ("outside", "unresolved"):
+            count[outcome] += 1
+            return None
+        count["evaluated"] += 1
+        _progress(checked=count["evaluated"] + count["outside"])
+        if outcome != "equal" and any(isinstance(v, sp.Basic) for v in point.values()):
+            # a breakpoint itself: a different convention there (relu'(0)) is not a mistake
+            kink_only.append((point, outcome))
+            return None
+        if outcome == "equal":
+            return None
+        k, cv, tv, *bounded = outcome
+        truth_digits = _digits(tv) if not bounded else f"within ±{mpmath.nstr(bounded[0], 3)} of 0 (interval bound)"
+        claim_digits = _digits(cv) if not bounded else f"{_digits(cv)} (± {mpmath.nstr(bounded[0], 3)})"
+        return ("counterexample", {
+            "point": {str(s): _number(v) for s, v in point.items()},
+            "claim": _real(cv), "truth": _real(tv),
+            "claim_digits": claim_digits, "truth_digits": truth_digits,
+            "entry": k if len(concrete) > 1 else None, "evaluated": count["evaluated"]})
+
+    deferred = []
+    for i, (concrete, point) in enumerate(tasks):  # first pass: a share of the budget each
+        share = budget.remaining() * (0.5 if prove is not None else 1.0) / max(len(tasks) - i, 1)
+        out = check(concrete, point, max(2 * share, 0.02)) if budget.remaining() > 0 else "deferred"
+        if out == "deferred":
+            deferred.append((concrete, point))
+        elif out is not None:
+            return out
+    if prove is not None and prove():
+        return ("proven",)
+    for concrete, point in deferred:  # the deferred points, with what remains
+        out = check(concrete, point, budget.remaining()) if budget.remaining() > 0 else "deferred"
+        if out == "deferred":
+            unreached += 1
+        elif out is not None:
+            return out
+    evaluated, outside, unresolved = count["evaluated"], count["outside"], count["unresolved"]
+    if budget.remaining() <= 0 and unreached:
+        budget.hits.append(f"refutation: the {budget.seconds:g} s budget ran out before {unreached} sample points")
     if evaluated == 0 and not (unresolved or unreached):
         return ("unevaluable", "no point could be evaluated (every point is outside the domain)")
     if unresolved or unreached:

@@ -412,3 +412,14 @@ def test_kl_div_log_target_and_masked_attention_are_typeable():
     assert sg.verify("kl_div_log_target([x1, x2], [t1, t2])", "x1", "exp(t1)").status == "refuted"
     with pytest.raises(ParseError):
         parse_latex(r"\mathrm{\_\_import\_\_}")
+
+
+def test_a_worker_out_of_memory_gives_an_undecided_verdict(monkeypatch):
+    V = _module()
+
+    def hungry(*args, **kwargs):
+        return bytearray(4 << 30)  # beyond the worker's 2 GiB allowance: MemoryError, not the host's memory
+
+    monkeypatch.setattr(V, "_refute", hungry)
+    v = sg.verify(x ** 2, x, "2*x + relu(x - 4)", timeout=5.0)
+    assert v.status == "undecided" and "memory" in v.method, str(v)
