@@ -78,8 +78,8 @@ class GradientResult:
             return f"{self.name}: {self.status} ({self.how})"
         if self.reason:
             return f"{self.name}: refuted: {self.reason}"
-        return (f"{self.name}: refuted at entry {self.entry}: expected {self.expected:.10g}, got {self.got:.10g} "
-                f"({self.how})")
+        where = f" at entry {self.entry}" if self.entry else ""  # a scalar has no entry to name
+        return f"{self.name}: refuted{where}: expected {self.expected:.10g}, got {self.got:.10g} ({self.how})"
 
 
 @dataclass
@@ -156,8 +156,8 @@ def _math_status(g: GradientResult) -> str:
         return rf"$\text{{{g.status}}}$"
     if g.reason:
         return rf"$\text{{refuted: {escape_text(g.reason)}}}$"
-    return (rf"$\text{{refuted at {escape_text(str(g.entry))}}}:\ "
-            rf"{_number(g.got)} \neq {_number(g.expected)}$")
+    where = f" at {escape_text(str(g.entry))}" if g.entry else ""
+    return rf"$\text{{refuted{where}}}:\ {_number(g.got)} \neq {_number(g.expected)}$"
 
 
 def _number(x: float) -> str:

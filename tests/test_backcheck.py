@@ -414,3 +414,18 @@ def test_sizes_and_arguments_named_like_keywords():
     assert report.ok and report.method == "symbolic" and report["w"].status == "proven", str(report)
     wrong = sg.check_backward(ridge, lambda **kw: ridge_backward(**kw) - kw["seed"] * kw["w"], "w", shapes=shapes)
     assert not wrong.ok and wrong.failure.name == "w" and wrong.failure.entry[1] == 0
+
+
+def test_a_scalar_gradient_is_judged_too():
+    def ridge(x, y, w, lam):
+        return np.square(x.dot(w) - y).sum() + lam * np.sum(w * w)
+
+    shapes = dict(x=("N", "D"), y=("N", 1), w=("D", 1), lam=())
+    right = sg.check_backward(ridge, lambda x, y, w, lam: (2 * x.T.dot(x.dot(w) - y) + 2 * lam * w, np.sum(w * w)),
+                              ["w", "lam"], **shapes)
+    assert right.ok and [g.status for g in right.gradients] == ["proven", "proven"], str(right)
+    wrong = sg.check_backward(ridge, lambda x, y, w, lam: (2 * x.T.dot(x.dot(w) - y) + 2 * lam * w, np.sum(w)),
+                              ["w", "lam"], **shapes)
+    fail = wrong.failure
+    assert fail.name == "lam" and fail.entry == () and "lam: refuted: expected" in str(wrong)
+    assert fail.expected == pytest.approx(float(np.sum(wrong.point["w"] ** 2)), rel=1e-12)
