@@ -131,13 +131,13 @@ class BackwardReport:
         head = "backward ok" if self.ok else "backward REFUTED"
         lines = [f"**{head}** — {self.method} check ({self.seconds:.2f} s; numbers at {self._sizes()})", ""]
         for g in self.gradients:
-            lines.append(f"- ${_partial(g.name)}$: {_math_status(g)}")
+            lines.append(f"- ${_partial(g.name)}$: ${_math_status(g)}$")
             lines += [f"  - diagnosis: {d}" for d in g.diagnosis]
         lines += [f"- note: {n}" for n in self.notes]
         return "\n".join(lines)
 
     def _repr_latex_(self) -> str:
-        rows = [rf"{_partial(g.name)}:\ {_math_status(g).replace('$', '')}" for g in self.gradients]
+        rows = [rf"{_partial(g.name)}:\ {_math_status(g)}" for g in self.gradients]
         return "$" + r",\quad ".join(rows) + "$"
 
 
@@ -150,14 +150,15 @@ def _partial(name: str) -> str:
 
 
 def _math_status(g: GradientResult) -> str:
+    r"""``\text{proven}``, or ``\text{refuted at (1, 0)}:\ got \neq expected`` (math, without the $)."""
     from .printing import escape_text
 
     if g.status != "refuted":
-        return rf"$\text{{{g.status}}}$"
+        return rf"\text{{{g.status}}}"
     if g.reason:
-        return rf"$\text{{refuted: {escape_text(g.reason)}}}$"
+        return rf"\text{{refuted: {escape_text(g.reason)}}}"
     where = f" at {escape_text(str(g.entry))}" if g.entry else ""
-    return rf"$\text{{refuted{where}}}:\ {_number(g.got)} \neq {_number(g.expected)}$"
+    return rf"\text{{refuted{where}}}:\ {_number(g.got)} \neq {_number(g.expected)}"
 
 
 def _number(x: float) -> str:
