@@ -100,7 +100,9 @@ def _refuse(what: str, hint: str = "") -> TraceError:
 
 # --- declarations ---------------------------------------------------------------------------------
 class Labels:
-    """Integer class labels y ∈ {0 … C−1} of N samples: they enter the math as one-hot rows Y (N × C)."""
+    r"""Integer class labels y ∈ {0 … C−1} of N samples: they enter the math as one-hot rows Y (N × C).
+
+    .. math:: Y_{ic} = [\,y_i = c\,]"""
 
     def __init__(self, n: int | str, classes: int | str):
         self.n, self.classes = n, classes
@@ -117,8 +119,10 @@ def labels(n: int | str, *, classes: int | str) -> Labels:
 
 
 class Size(int):
-    """A symbolic size seen through ``x.shape``: arithmetic with it stays symbolic (``1/N``,
-    ``d ** -0.5``); ``np.arange(N)`` works (for the label pattern); ``float``/``int`` refuse."""
+    r"""A symbolic size seen through ``x.shape``: arithmetic with it stays symbolic (``1/N``,
+    ``d ** -0.5``); ``np.arange(N)`` works (for the label pattern); ``float``/``int`` refuse.
+
+    .. math:: \texttt{x.shape[0]} = N \in \mathbb{Z}_{>0}"""
 
     symbol: sp.Symbol
 
@@ -219,7 +223,9 @@ def _lift(value) -> "Tracer":
 
 
 class Tracer:
-    """A stand-in array: the SymPy expression of what the forward computed so far.
+    r"""A stand-in array: the SymPy expression of what the forward computed so far.
+
+    .. math:: \texttt{np.exp(x @ W + b)} \;\mapsto\; \exp^{\circ}(X W + \mathbf{1} b)
 
     ``expr`` is a matrix expression (a 1-D array of n entries is the row 1 × n) or, for a scalar
     (``ndim == 0``), a SymPy scalar. NumPy functions reach it through ``__array_ufunc__`` and
@@ -460,7 +466,9 @@ class LabelTracer:
 
 
 class Condition:
-    """``a > b`` of stand-ins (``a − b > 0`` entry by entry): usable in ``np.where`` and as a 0/1 mask."""
+    r"""``a > b`` of stand-ins (``a − b > 0`` entry by entry): usable in ``np.where`` and as a 0/1 mask.
+
+    .. math:: \texttt{np.where(z > 0, z, 0)} = \operatorname{ReLU}(z)"""
 
     def __init__(self, left: Tracer, op: str, right: Tracer):
         self.left, self.op, self.right = left, op, right
@@ -1214,8 +1222,10 @@ class Traced(Graph):
     declared: dict
 
     def values(self, **arrays) -> dict:
-        """The compiled derivation's keyword arguments for the forward's concrete arguments:
-        labels become one-hot rows (N × C), 1-D arrays rows (1 × n), scalars stay numbers."""
+        r"""The compiled derivation's keyword arguments for the forward's concrete arguments:
+        labels become one-hot rows (N × C), 1-D arrays rows (1 × n), scalars stay numbers.
+
+        .. math:: y \mapsto Y_{ic} = [\,y_i = c\,], \quad b \in \mathbb{R}^{H} \mapsto b \in \mathbb{R}^{1 \times H}"""
         out = {}
         bound = self.bind_sizes(**arrays)
         for name, value in arrays.items():
@@ -1241,7 +1251,9 @@ class Traced(Graph):
         return out
 
     def bind_sizes(self, **arrays) -> dict:
-        """Each symbolic size's value in the given concrete arguments (a mismatch raises ValueError)."""
+        r"""Each symbolic size's value in the given concrete arguments (a mismatch raises ValueError).
+
+        .. math:: x \in \mathbb{R}^{5 \times 4},\ x{:}\,(N, D) \;\Rightarrow\; N = 5,\ D = 4"""
         bound: dict = {}
         for name, value in arrays.items():
             spec = self.declared.get(name)
@@ -1261,8 +1273,10 @@ class Traced(Graph):
         return bound
 
     def gradient_of(self, name: str, array):
-        """A compiled gradient (or a value of the derivation) back in the shape of the forward's
-        argument ``name``: (1, n) → (n,) for a 1-D argument, a 1×1 array → a number for a scalar."""
+        r"""A compiled gradient (or a value of the derivation) back in the shape of the forward's
+        argument ``name``: (1, n) → (n,) for a 1-D argument, a 1×1 array → a number for a scalar.
+
+        .. math:: \frac{\partial L}{\partial b} = \mathbf{1}^\top G \in \mathbb{R}^{1 \times H} \;\mapsto\; \mathbb{R}^{H}"""
         spec = self.declared[name]
         array = np.asarray(array)
         if isinstance(spec, Labels):
@@ -1379,6 +1393,7 @@ def trace(forward: Callable, **shapes: Any) -> Traced:
     for name, spec in shapes.items():
         stand_ins[name], arguments[name] = _stand_in(name, spec, sizes)
     _SIZES.clear()
+    _ROW_MAX_LINES.clear()
     for k, symbol in enumerate(sizes.values()):
         _SIZES[symbol] = Size(symbol, 1009 + 16 * k)
     code = _code_of(forward)

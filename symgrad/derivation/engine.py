@@ -460,6 +460,9 @@ def _derive_graph(graph, wrts, single, started) -> Derivation:
                 results.append(sp.ZeroMatrix(*w.shape) if isinstance(w, sp.MatrixSymbol) else sp.S.Zero)
                 continue
             steps.append(Step("chain", d(w), bp.gradients[w], "local gradient × upstream gradient"))
+            named = bp.expanded(w)
+            steps.append(Step("named", d(w), tidy(named) if isinstance(named, sp.MatrixExpr) else named,
+                              "in the graph's names"))
             results.append(bp.global_gradient(w))
             steps.append(Step("textbook", d(w), results[-1], "in the inputs"))
         raws = [None if is_matrix_expression(expr) else sp.diff(elementary(expr), w) for w in resolved]
