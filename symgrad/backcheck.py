@@ -314,15 +314,10 @@ def _concrete_sizes(inputs, given: Mapping[str, int] | None) -> dict[str, int]:
 
 
 def _gradients(backward: Callable[..., Any], point: Mapping[str, Any], wrt: Sequence[str]) -> list[np.ndarray]:
-    """The backward's arrays at ``point``, one per name of ``wrt`` (a ValueError for a wrong count)."""
+    """The backward's arrays at ``point`` (copies in: a backward may write into its inputs), one per name of
+    ``wrt`` (a ValueError for a wrong count)."""
     out = backward(**{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in point.items()})
-    if len(wrt) == 1 and not isinstance(out, (tuple, list)):
-        out = [out]
-    if not isinstance(out, (tuple, list)):
-        raise ValueError(f"backward returned one array for wrt {list(wrt)}; return one per name, in that order (a tuple)")
-    if len(out) != len(wrt):
-        raise ValueError(f"backward returned {len(out)} arrays for wrt {list(wrt)}; return one per name, in that order")
-    return [np.asarray(g, dtype=np.float64) if np.isrealobj(np.asarray(g)) else np.asarray(g) for g in out]
+    return [np.asarray(_pick(out, k, wrt), dtype=np.float64) for k in range(len(wrt))]
 
 
 def _wrong_shape(name: str, g: np.ndarray, x: Any) -> str | None:

@@ -429,3 +429,16 @@ def test_a_scalar_gradient_is_judged_too():
     fail = wrong.failure
     assert fail.name == "lam" and fail.entry == () and "lam: refuted: expected" in str(wrong)
     assert fail.expected == pytest.approx(float(np.sum(wrong.point["w"] ** 2)), rel=1e-12)
+
+
+@pytest.mark.parametrize("method,slip", [("auto", 1e-7), ("numeric", 1e-4)])
+def test_a_slip_in_one_entry_is_caught(method, slip):
+    def slipped(**kw):
+        g1, g2 = net_backward(**kw)
+        g2 = g2.copy()
+        g2[1, 2] *= 1 + slip
+        return g1, g2
+
+    report = sg.check_backward(net_forward, slipped, ["w1", "w2"], method=method, **NET)
+    assert not report.ok and report.failure.name == "w2" and report.failure.entry == (1, 2), str(report)
+    assert report["w1"].ok
