@@ -199,6 +199,10 @@ class _Parser:
             raise ParseError(f"cannot multiply these shapes in the LaTeX: {exc}") from None
 
     def hadamard(self, a, b):
+        if isinstance(a, _Ones) and isinstance(b, _MATRIX):  # x ⊙ 1: the ones take the other's shape
+            a = sp.OneMatrix(*b.shape)
+        elif isinstance(b, _Ones) and isinstance(a, _MATRIX):
+            b = sp.OneMatrix(*a.shape)
         if isinstance(a, _MATRIX) and isinstance(b, _MATRIX):
             if a.shape != b.shape:
                 raise ParseError(f"an entrywise product of shapes {a.shape} and {b.shape}")
