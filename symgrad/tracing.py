@@ -1324,19 +1324,30 @@ def _stand_in(name: str, spec, sizes: dict):
 
 
 class _LocalsCatcher:
-    """Reads the forward's local variables when its frame returns (sys.setprofile), without
-    changing what it does."""
+    """Watches the forward's local variables (sys.setprofile, without changing what it does): each
+    stand-in the forward binds to a name, at any time, is remembered with that name (so that a loop
+    ``h = np.tanh(h @ W)`` names every layer), and the locals at its return."""
 
     def __init__(self, code):
         self.code, self.locals, self.previous, self.failures = code, None, None, []
+        self.bindings: dict = {}  # serial → (name, tracer), the first name each stand-in was bound to
 
     def __enter__(self):
         self.previous = sys.getprofile()
         sys.setprofile(self)
         return self
 
+    def _note(self, frame) -> None:
+        for name, value in frame.f_locals.items():
+            if isinstance(value, Tracer) and value.serial not in self.bindings and not name.startswith("_"):
+                self.bindings[value.serial] = (name, value)
+
     def __call__(self, frame, event, arg):
+        caller = frame.f_back
+        if event == "call" and caller is not None and caller.f_code is self.code:
+            self._note(caller)  # the statements before this call have bound their names
         if event == "return" and frame.f_code is self.code and self.locals is None:
+            self._note(frame)
             self.locals = dict(frame.f_locals)
         if event == "return" and frame in _PENDING_BLOCKS:
             try:
@@ -1413,65 +1424,63 @@ def trace(forward: Callable, **shapes: Any) -> Traced:
     if not isinstance(out, Tracer):
         raise TraceError(f"{getattr(forward, '__name__', 'forward')} returned {type(out).__name__}, not an array "
                          "computed from its arguments")
-    graph = _assemble(out, catcher.locals or {}, stand_ins, arguments)
+    graph = _assemble(out, catcher, stand_ins, arguments)
     graph.function, graph.arguments, graph.sizes = forward, arguments, dict(sizes)
     graph.declared = dict(shapes)
     return graph
 
 
-def _assemble(out: Tracer, local_vars: Mapping, stand_ins: dict, arguments: dict) -> Traced:
+def _assemble(out: Tracer, catcher: _LocalsCatcher, stand_ins: dict, arguments: dict) -> Traced:
     """The output and the forward's named intermediates as a Graph, each node written through the
-    names defined before it."""
-    taken = {str(s) if not hasattr(s, "name") else s.name for s in arguments.values()}
-    named: dict = {}  # serial → (name, tracer)
+    names defined before it. A name bound to several values in turn (a loop's h) numbers the ones
+    the graph uses: h1, h2, …; a value never bound to a name stays inside the node that uses it."""
+    taken = {s.name for s in arguments.values()}
     inputs = {id(v) for v in stand_ins.values()}
-    for name, value in local_vars.items():
-        if not isinstance(value, Tracer) or id(value) in inputs or name.startswith("_"):
-            continue
-        if value.ndim == 0 and not value.expr.free_symbols:
-            continue  # a constant
-        if value.serial in named:
-            continue
-        label = name
-        while label in taken:
-            label = label + "_"
-        named[value.serial] = (label, value)
-        taken.add(label)
-    order = sorted(named.values(), key=lambda item: item[1].serial)
-    output_name = next((label for label, v in order if v is out), None)
-    if output_name is None:
-        output_name = next(c for c in ("L", "loss", "f", "out") if c not in taken)
-        order.append((output_name, out))
-    else:
-        order = [item for item in order if item[1].serial <= out.serial]
-    # every node through the names before it (largest first: xreplace matches whole subtrees)
-    symbols, replacements, nodes = {}, {}, []
-    seen_values: dict = {}
-    for label, tracer in order:
+    bindings = dict(catcher.bindings)
+    for name, value in (catcher.locals or {}).items():  # (a forward that is not a Python function)
+        if isinstance(value, Tracer) and value.serial not in bindings and not name.startswith("_"):
+            bindings[value.serial] = (name, value)
+    order = sorted(((n, v) for n, v in bindings.values() if id(v) not in inputs and v.serial <= out.serial
+                    and not (v.ndim == 0 and not v.expr.free_symbols)), key=lambda item: item[1].serial)
+    if not order or order[-1][1] is not out:
+        order.append((next(c for c in ("L", "loss", "f", "out") if c not in taken), out))
+    # every node through the nodes before it (xreplace matches whole subtrees, largest first), under
+    # provisional names; the final names once it is known which nodes the output uses
+    replacements, nodes = {}, []  # nodes: (provisional symbol, base name, expr)
+    for k, (name, tracer) in enumerate(order):
         full = tracer.expr
-        if full in seen_values:  # two names for one value: the first one is the node
-            replacements_for = seen_values[full]
-            if tracer is out:
-                nodes.append((label, replacements_for))
-            continue
-        expr = fold(full.xreplace(replacements))
+        if full in replacements and tracer is not out:
+            continue  # two names for one value: the first one is the node
+        expr = fold(full.xreplace(replacements)) if full not in replacements else replacements[full]
+        label = f"_node{k}"
         symbol = sp.MatrixSymbol(label, *full.shape) if isinstance(full, sp.MatrixExpr) else sp.Symbol(label, real=True)
-        nodes.append((label, expr))
-        symbols[label] = symbol
-        replacements[full] = symbol
-        seen_values[full] = symbol
-    # drop names nothing downstream uses
+        nodes.append((symbol, name, expr))
+        replacements.setdefault(full, symbol)
     used = {nodes[-1][0]}
-    for label, expr in reversed(nodes):
-        if label in used:
-            used |= {getattr(s, "name", None) for s in expr.free_symbols} | {m.name for m in expr.atoms(sp.MatrixSymbol)}
-    nodes = [(label, expr) for label, expr in nodes if label in used]
-    for label, expr in nodes:
+    for symbol, _, expr in reversed(nodes):
+        if symbol in used:
+            used |= expr.free_symbols | expr.atoms(sp.MatrixSymbol)
+    nodes = [node for node in nodes if node[0] in used]
+    counts: dict = {}
+    for _, name, _ in nodes:
+        counts[name] = counts.get(name, 0) + 1
+    seen: dict = {}
+    renaming = {}
+    for symbol, name, _ in nodes:
+        seen[name] = seen.get(name, 0) + 1
+        label = name if counts[name] == 1 else f"{name}{seen[name]}"
+        while label in taken:
+            label += "_"
+        taken.add(label)
+        renaming[symbol] = (sp.MatrixSymbol(label, *symbol.shape) if isinstance(symbol, sp.MatrixSymbol)
+                            else sp.Symbol(label, real=True))
+    final = [(renaming[symbol].name, expr.xreplace(renaming)) for symbol, _, expr in nodes]
+    for label, expr in final:
         shift = next(iter(expr.atoms(RowMax)), None)
         if shift is not None:
             raise TraceError(f"symgrad.trace cannot follow the row maximum {shift} (at {_ROW_MAX_LINES.get(shift, '?')}) "
                              "outside the shift of a softmax (z - z.max(axis=1, keepdims=True) inside exp, "
                              "divided by its row sums)")
     graph = Traced.__new__(Traced)
-    Graph.__init__(graph, [(label, expr) for label, expr in nodes])
+    Graph.__init__(graph, final)
     return graph

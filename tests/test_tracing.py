@@ -388,3 +388,27 @@ def test_a_cross_entropy_of_symgrad_nn_against_labels_is_refused_with_the_numpy_
 
     with pytest.raises(sg.TraceError, match=r"np\.log\(probs\[np\.arange\(N\), y\]\)"):
         sg.trace(forward, z=("N", "C"), y=sg.labels("N", classes="C"))
+
+
+def deep_tanh(x, W1, W2, W3, y):
+    h = x
+    for W in (W1, W2, W3):
+        h = np.tanh(h @ W)
+    return np.square(h - y).sum()
+
+
+def test_a_name_rebound_in_a_loop_numbers_the_layers():
+    traced = sg.trace(deep_tanh, x=("N", "D"), y=("N", "D"), W1=("D", "D"), W2=("D", "D"), W3=("D", "D"))
+    assert [f"{n.name} = {text(traced.exprs[n])}" for n in traced.names[:3]] == [
+        "h1 = tanh(x*W1)", "h2 = tanh(h1*W2)", "h3 = tanh(h2*W3)"]
+    d = sg.derive(traced, ["W1", "W2", "W3"])
+    assert text(d.named[2]) == "h2.T*((2*(h3 - y)) ∘ (1 - h3 ∘ h3))"  # tanh' = 1 − tanh², through the names
+    rng = np.random.default_rng(6)
+    args = dict(x=rng.normal(size=(4, 3)), y=rng.normal(size=(4, 3)),
+                **{f"W{i}": rng.normal(size=(3, 3)) for i in (1, 2, 3)})
+    got = compiled_gradients(traced, d, args, ["W1", "W2", "W3"])
+    assert_close(got, {k: finite_differences(deep_tanh, args, k) for k in ("W1", "W2", "W3")}, rtol=1e-6)
+    def in_torch(xp, x, W1, W2, W3, y):
+        return ((xp.tanh(xp.tanh(xp.tanh(x @ W1) @ W2) @ W3) - y) ** 2).sum()
+
+    assert_close(got, torch_gradients(in_torch, args, ["W1", "W2", "W3"]), rtol=1e-10)
