@@ -694,11 +694,13 @@ def _compare(concrete, point, tol):
                 status = "equal" if status != "unresolved" else status
                 continue
             if dv is not None and cv is not None:  # |truth| ≤ |claim| + |claim − truth| decides
-                if abs(dv) > tol * (abs(cv) + abs(dv)) * (1 + mpmath.mpf(10) ** (5 - DIGITS)):
-                    return (k, cv, cv - dv)
-                if abs(dv) * (1 + mpmath.mpf(10) ** (5 - DIGITS)) < tol * max(abs(cv) - abs(dv), 0):
-                    status = "equal" if status != "unresolved" else status
+                margin = 1 + mpmath.mpf(10) ** (5 - DIGITS)
+                if abs(dv) * margin < tol * max(abs(cv) - abs(dv), 0) or (  # equal, or within float64
+                        tol > sampling.EXACT_RTOL and abs(dv) <= tol * max(_term_scale(c, subs), _term_scale(t, subs))):
+                    status = "equal" if status != "unresolved" else status  # rounding of the terms' sizes
                     continue
+                if abs(dv) > tol * (abs(cv) + abs(dv)) * margin:
+                    return (k, cv, cv - dv)
             # an interval bound |truth| ≤ B may still decide
             B = sampling.bound(t, subs) if dv is not None else None
             if B is None and dv is not None and a is not None:
