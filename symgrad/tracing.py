@@ -947,6 +947,16 @@ def _reshape(a: Tracer, shape) -> Tracer:
 
 
 def _index(a: Tracer, key) -> Tracer:
+    def whole(k) -> bool:  # ':'
+        return isinstance(k, slice) and k.start is None and k.stop is None and k.step is None
+
+    if a.ndim == 1 and isinstance(key, tuple) and len(key) == 2 and any(k is None for k in key) and \
+            all(k is None or whole(k) for k in key):  # v[:, None] is a column, v[None, :] a row
+        return Tracer(sp.Transpose(a.expr) if key[1] is None else a.expr, 2)
+    if a.ndim == 1 and key is None:
+        return Tracer(a.expr, 2)
+    if key is Ellipsis or whole(key):
+        return a
     if isinstance(key, tuple) and len(key) == 2 and isinstance(key[1], LabelTracer) and a.ndim == 2:
         rows, lab = key
         N = a.expr.shape[0]

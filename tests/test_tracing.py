@@ -412,3 +412,22 @@ def test_a_name_rebound_in_a_loop_numbers_the_layers():
         return ((xp.tanh(xp.tanh(xp.tanh(x @ W1) @ W2) @ W3) - y) ** 2).sum()
 
     assert_close(got, torch_gradients(in_torch, args, ["W1", "W2", "W3"]), rtol=1e-10)
+
+
+def svm_like(X, W, y):
+    """The new axes of layer code: a picked column against every score, a row sum as a column."""
+    N = X.shape[0]
+    scores = X @ W
+    correct = scores[np.arange(N), y]
+    margins = np.maximum(0, scores - correct[:, None] + 1.0)
+    totals = margins.sum(axis=1)
+    return (totals / (1.0 + totals)[None, :].sum()).sum()
+
+
+def test_new_axes_and_a_picked_score_against_finite_differences():
+    traced = sg.trace(svm_like, X=("N", "D"), W=("D", "C"), y=sg.labels("N", classes="C"))
+    d = sg.derive(traced, "W")
+    rng = np.random.default_rng(9)
+    args = dict(X=rng.normal(size=(6, 3)), W=rng.normal(size=(3, 4)), y=rng.integers(0, 4, size=6))
+    got = traced.gradient_of("W", d.compile()(**traced.values(**args)))
+    np.testing.assert_allclose(got, finite_differences(svm_like, args, "W"), rtol=1e-6, atol=1e-9)
