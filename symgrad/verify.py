@@ -9,7 +9,11 @@ the same variable). Then:
 1. **refutation** (first: a wrong claim is refuted fast): both sides are evaluated *exactly* at
    the points of :mod:`symgrad.sampling` — magnitudes across many decades, both signs, near 0,
    and at and on both sides of every breakpoint of claim and truth — to 30 correct digits
-   (a point whose value cannot be resolved is skipped, never guessed). A relative difference
+   (a value that cannot be resolved is never guessed). Every point is required: one left
+   unchecked (not resolved, or not reached in the budget) makes the verdict ``undecided``
+   ("k of n sample points checked"), never consistent on the near points alone. Each point
+   first gets a share of the budget (a slow one is deferred and tried again after the proof,
+   so that it hides no counterexample at the next). A relative difference
    above the tolerance (1e-20, or float64 rounding ≈ 5.7e-14 when a floating-point number
    appears on one side only) refutes the claim, with the point and both values. Where the
    truth's textbook form cancels beyond reach (far in the tails), plain SymPy's form, the
@@ -19,9 +23,13 @@ the same variable). Then:
    notes), both sides are written in elementary functions, and the difference goes through
    cheap targeted rewrites (cancel, expand, together) before a time-limited ``simplify``.
 
-Status: ``proven``, ``refuted``, ``numerically-consistent`` (no counterexample, no proof) or
-``undecided`` (the budget ran out or nothing could be evaluated). ``ok`` is True for the first
-and the third. A claim of the wrong shape is refuted with the reason.
+Status: ``proven``, ``refuted``, ``numerically-consistent`` (no counterexample at any of the
+points, no proof) or ``undecided`` (the budget ran out, or a point could not be evaluated).
+``ok`` is True for the first and the third. A claim of the wrong shape is refuted with the reason.
+
+The time bound is hard: the verdict is computed in a forked worker process (memory-limited),
+stopped at ``timeout`` + 0.5 s whatever SymPy is doing (steps in C, such as a huge exact power,
+ignore the alarm that bounds each step).
 """
 
 from __future__ import annotations
