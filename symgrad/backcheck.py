@@ -620,7 +620,7 @@ def expansion(e) -> dict:
     if isinstance(e, sp.HadamardPower) and e.exp.is_Integer and 0 < e.exp <= 8:
         return expansion(sp.HadamardProduct(*[e.base] * int(e.exp)))
     if isinstance(e, ElementwiseApplyFunction):
-        return {e.func(e.function, _rebuilt(expansion(e.expr), e.expr.shape)): sp.S.One}
+        return _elementwise(e.function(_T()), _rebuilt(expansion(e.expr), _shape(e.expr)))
     if isinstance(e, sp.MatrixExpr) and e.args and not isinstance(e, (sp.MatrixSymbol, sp.OneMatrix, sp.Identity)):
         # another block (a row softmax …): an atom of canonical arguments
         args = [_rebuilt(expansion(a), _shape(a)) if _is_matrix(a) else a for a in e.args]
@@ -656,6 +656,62 @@ def _broadcast(a, shape):
     return a
 
 
+def _T():
+    """The bound variable of every elementwise function in an expansion (one symbol: bodies compare)."""
+    import sympy as sp
+
+    return sp.Symbol("_t", real=True)
+
+
+def _elementwise(body, arg) -> dict:
+    """f(A) for the body f(t): f affine in t is c₁A + c₀1 (expanded); otherwise one atom, its body in a
+    fixed form (tanh(t)·tanh(t) and (x ↦ tanh(x)²) alike)."""
+    import sympy as sp
+    from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+
+    t = _T()
+    body = _scalar(sp.powsimp(body))
+    poly = body.as_poly(t) if body.has(t) else None
+    if not body.has(t) or (poly is not None and poly.degree() <= 1 and not any(c.has(t) for c in poly.all_coeffs())):
+        c1 = body.diff(t) if body.has(t) else sp.S.Zero
+        c0 = body.subs(t, 0)
+        out: dict = {}
+        if c0 != 0:
+            out[sp.OneMatrix(*_shape(arg))] = c0
+        if c1 != 0:
+            _merge(out, {k: c1 * c for k, c in expansion(arg).items()})
+        return out
+    return {ElementwiseApplyFunction(sp.Lambda(t, body), arg): sp.S.One}
+
+
+def _merged_by_argument(factors: list) -> tuple[list, Any]:
+    """(factors, scale): f(A) ∘ g(A) ∘ A = (f·g·t)(A) — Hadamard factors that are elementwise functions of
+    one argument (or the argument itself) become one elementwise function of it, when that is one term."""
+    import sympy as sp
+    from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+
+    t = _T()
+    groups: dict = {}
+    for f in factors:
+        arg, body = (f.expr, f.function(t)) if isinstance(f, ElementwiseApplyFunction) else (f, t)
+        groups.setdefault(arg, []).append((f, body))
+    out, scale = [], sp.S.One
+    for arg, members in groups.items():
+        if len(members) == 1:
+            out.append(members[0][0])
+            continue
+        merged = _elementwise(sp.Mul(*[body for _, body in members]), arg)
+        if len(merged) == 1:
+            (key, c), = merged.items()
+            out.append(key)
+            scale *= c
+        elif not merged:  # the product is 0
+            return [], sp.S.Zero
+        else:  # an affine product of two terms (1/t · t + t …) is no monomial: keep the factors
+            out += [f for f, _ in members]
+    return out, scale
+
+
 def _merge(out: dict, terms: dict) -> None:
     for k, c in terms.items():
         out[k] = out.get(k, 0) + c
@@ -666,10 +722,11 @@ def _product(factors: list, hadamard: bool, shape) -> tuple[Any, Any]:
     import sympy as sp
 
     if hadamard:
+        factors, scale = _merged_by_argument([f for f in factors if not isinstance(f, sp.OneMatrix)])
         factors = sorted((f for f in factors if not isinstance(f, sp.OneMatrix)), key=sp.default_sort_key)
         if not factors:
-            return sp.OneMatrix(*shape), sp.S.One
-        return (factors[0] if len(factors) == 1 else sp.HadamardProduct(*factors)), sp.S.One
+            return sp.OneMatrix(*shape), scale
+        return (factors[0] if len(factors) == 1 else sp.HadamardProduct(*factors)), scale
     merged, scale = [], sp.S.One
     for f in factors:
         if isinstance(f, sp.Identity):
@@ -691,7 +748,8 @@ def _transposed(k):
     if isinstance(k, sp.MatMul):  # a monomial: its OneMatrix factors are merged already (scale 1)
         return _product([_transposed(f) for f in reversed(k.args)], False, k.shape[::-1])[0]
     if isinstance(k, sp.HadamardProduct):
-        return _product([_transposed(f) for f in k.args], True, k.shape[::-1])[0]
+        key, scale = _product([_transposed(f) for f in k.args], True, _shape(k)[::-1])
+        return key if scale == 1 else sp.MatMul(scale, key)
     if isinstance(k, sp.Transpose):
         return k.arg
     if isinstance(k, sp.OneMatrix):
@@ -710,7 +768,8 @@ def _rebuilt(terms: dict, shape):
     items = sorted(((k, c) for k, c in terms.items() if c != 0), key=lambda kc: sp.default_sort_key(kc[0]))
     if not items:
         return sp.ZeroMatrix(*shape)
-    return sp.MatAdd(*[k if c == 1 else sp.MatMul(c, k) for k, c in items])
+    terms = [k if c == 1 else sp.MatMul(c, k) for k, c in items]
+    return terms[0] if len(terms) == 1 else sp.MatAdd(*terms)
 
 
 def proven_equal(claim, truth) -> bool:

@@ -448,3 +448,32 @@ def test_a_slip_in_one_entry_is_located_numerically():
     report = sg.check_backward(net_forward, slipped, ["w1", "w2"], **NET)
     assert report.method == "numeric" and report.failure.name == "w2" and report.failure.entry == (1, 2), str(report)
     assert report["w1"].ok and any("single wrong entry at (1, 2)" in d for d in report["w2"].diagnosis)
+
+
+def test_elementwise_functions_of_one_argument_multiply():
+    sp, n, m, A, B, C = _matrices()
+    t = sp.Symbol("t", real=True)
+    f = lambda body, X: sp.matrices.expressions.applyfunc.ElementwiseApplyFunction(sp.Lambda(t, body), X)  # noqa: E731
+    assert proven_equal(sp.HadamardProduct(f(sp.tanh(t), A), f(sp.tanh(t), A)), f(sp.tanh(t) ** 2, A))
+    assert proven_equal(f(2 * t, A), 2 * A)
+    assert proven_equal(sp.HadamardProduct(A, f(1 / t, A)), sp.OneMatrix(n, n))
+    assert proven_equal(sp.HadamardProduct(A, f(2 / t, A)), 2 * sp.OneMatrix(n, n))
+    assert not proven_equal(sp.HadamardProduct(A, f(2 / t, A)), sp.OneMatrix(n, n))
+    assert not proven_equal(sp.HadamardProduct(A, f(1 / t, B)), sp.OneMatrix(n, n))
+    assert not proven_equal(sp.HadamardProduct(f(sp.tanh(t), A), f(sp.tanh(t), A)), f(sp.tanh(t), A))
+
+
+def test_a_tanh_network_is_proven_however_the_square_is_written():
+    def loss(x, y, w1, w2):
+        return np.square(np.tanh(x.dot(w1)).dot(w2) - y).sum()
+
+    def backward(x, y, w1, w2, power=2):
+        h = np.tanh(x.dot(w1))
+        g = 2 * (h.dot(w2) - y)
+        return x.T.dot(g.dot(w2.T) * (1 - (h * h if power == "hh" else h ** power))), h.T.dot(g)
+
+    for power in (2, "hh"):
+        report = sg.check_backward(loss, lambda **kw: backward(**kw, power=power), ["w1", "w2"], **NET)
+        assert [g.status for g in report.gradients] == ["proven", "proven"], str(report)
+    wrong = sg.check_backward(loss, lambda **kw: backward(**kw, power=3), ["w1", "w2"], **NET)
+    assert wrong.failure.name == "w1" and wrong["w2"].status == "proven"
