@@ -572,9 +572,9 @@ def _check_one(forward, name: str, g: np.ndarray, arrays: Mapping[str, Any], see
 # Both gradients are expanded into Σ c_k M_k: matrix monomials M_k (matrix products of atoms, Hadamard
 # products with their factors sorted, transposes pushed down to the symbols, elementwise functions
 # transposed inside and multiplied when they share an argument, broadcasts written out, 1 ∘ A = A,
-# I A = A, 1ᵀ1 = n) with scalar coefficients c_k (floats read as the exact binary fractions they are). Every step is an identity of matrix algebra, so equal expansions prove the
-# gradients equal for every size; unequal ones prove nothing (σ(−z) = 1 − σ(z) is not seen) and the
-# numbers decide.
+# I A = A, 1ᵀ1 = n) with scalar coefficients c_k (floats read as the exact binary fractions they are).
+# Every step is an identity of matrix algebra, so equal expansions prove the gradients equal for every
+# size; unequal ones prove nothing (σ(−z) = 1 − σ(z) is not seen) and the numbers decide.
 def _is_matrix(e: Any) -> bool:
     return bool(getattr(e, "is_Matrix", False))
 
