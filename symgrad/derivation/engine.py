@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence, Union
 
 import sympy as sp
+from sympy.matrices.expressions.hadamard import HadamardProduct
 
 from ..catalog.base import constraints_of
 from ..errors import SymgradLimit
@@ -126,7 +127,7 @@ class Derivation:
         if self.backprop is not None:
             out = tuple(self.backprop.expanded(w) if w in self.backprop.gradients else
                         sp.ZeroMatrix(*w.shape) if isinstance(w, sp.MatrixSymbol) else sp.S.Zero for w in self.wrt)
-            out = tuple(tidy(g) if isinstance(g, sp.MatrixExpr) else g for g in out)  # 2hᵀ(ŷ − y), not hᵀ(2ŷ − 2y)
+            out = tuple(_coefficients_first(tidy(g)) if isinstance(g, sp.MatrixExpr) else g for g in out)
             return out[0] if self.single else out
         if self.named_results is not None:
             return self.named_results
@@ -180,6 +181,26 @@ class Derivation:
         names = ", ".join(_name(w) for w in self.wrt)
         body = self.result if self.single else tuple(self.result)
         return f"d/d({names}) {sp.sstr(self.expr)} = {sp.sstr(body)}"
+
+
+def _coefficients_first(G: sp.MatrixExpr) -> sp.MatrixExpr:
+    """Numeric factors in front, the textbook way: hᵀ(2(ŷ − y)) → 2hᵀ(ŷ − y), (2A) ∘ B → 2(A ∘ B)."""
+    def pull(node):
+        coeff, rest = sp.S.One, []
+        for a in node.args:
+            if isinstance(a, sp.MatMul) and a.args[0].is_number and len(a.args) > 1:
+                coeff, inner = coeff * a.args[0], a.args[1:]
+                a = inner[0] if len(inner) == 1 else sp.MatMul(*inner)
+            elif isinstance(node, sp.MatMul) and a.is_number:
+                coeff, a = coeff * a, None
+            if a is not None:
+                rest.append(a)
+        if coeff == 1:
+            return node
+        body = node.func(*rest) if len(rest) > 1 or isinstance(node, sp.MatMul) else rest[0]
+        return sp.MatMul(coeff, *(body.args if isinstance(body, sp.MatMul) else (body,)))
+
+    return G.replace(lambda n: isinstance(n, (sp.MatMul, HadamardProduct)), pull)
 
 
 # --- the pipeline step ----------------------------------------------------------------------
