@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 # name → the module that defines it. The names load on first use (PEP 562), so that
 # ``import symgrad.nn`` (the pre-compiled catalog) never imports SymPy.
 _EXPORTS = {
+    "BackwardReport": "backcheck",
     "Backprop": "derivation",
     "Block": "catalog",
     "CheckResult": "checks.crosscheck",
@@ -26,11 +27,13 @@ _EXPORTS = {
     "Step": "derivation",
     "SymgradError": "errors",
     "SymgradLimit": "errors",
+    "TraceError": "errors",
     "UnknownBlockError": "errors",
     "Verdict": "claims",
     "bce": "catalog",
     "bce_with_logits": "catalog",
     "blocks": "catalog",
+    "check_backward": "backcheck",
     "check_grad": "checks.gradcheck",
     "compile_expr": "compiler",
     "cross_check": "checks.crosscheck",
@@ -45,6 +48,7 @@ _EXPORTS = {
     "hinge": "catalog",
     "hvp": "derivation",
     "l2": "catalog",
+    "labels": "tracing",
     "latex": "printing",
     "leaky_relu": "catalog",
     "log_avg_pool": "catalog",
@@ -70,6 +74,7 @@ _EXPORTS = {
     "squared_l2": "catalog",
     "step": "catalog",
     "tanh": "catalog",
+    "trace": "tracing",
     "vector": "catalog",
     "verify": "claims",
 }

@@ -9,7 +9,11 @@ the same variable). Then:
 1. **refutation** (first: a wrong claim is refuted fast): both sides are evaluated *exactly* at
    the points of :mod:`symgrad.checks.sampling` — magnitudes across many decades, both signs, near 0,
    and at and on both sides of every breakpoint of claim and truth — to 30 correct digits
-   (a point whose value cannot be resolved is skipped, never guessed). A relative difference
+   (a value that cannot be resolved is never guessed). Every point is required: one left
+   unchecked (not resolved, or not reached in the budget) makes the verdict ``undecided``
+   ("k of n sample points checked"), never consistent on the near points alone. Each point
+   first gets a share of the budget (a slow one is deferred and tried again after the proof,
+   so that it hides no counterexample at the next). A relative difference
    above the tolerance (1e-20, or float64 rounding ≈ 5.7e-14 when a floating-point number
    appears on one side only) refutes the claim, with the point and both values. Where the
    truth's textbook form cancels beyond reach (far in the tails), plain SymPy's form, the
@@ -19,9 +23,13 @@ the same variable). Then:
    notes), both sides are written in elementary functions, and the difference goes through
    cheap targeted rewrites (cancel, expand, together) before a time-limited ``simplify``.
 
-Status: ``proven``, ``refuted``, ``numerically-consistent`` (no counterexample, no proof) or
-``undecided`` (the budget ran out or nothing could be evaluated). ``ok`` is True for the first
-and the third. A claim of the wrong shape is refuted with the reason.
+Status: ``proven``, ``refuted``, ``numerically-consistent`` (no counterexample at any of the
+points, no proof) or ``undecided`` (the budget ran out, or a point could not be evaluated).
+``ok`` is True for the first and the third. A claim of the wrong shape is refuted with the reason.
+
+The time bound is hard: the verdict is computed in a forked worker process (memory-limited),
+stopped at ``timeout`` + 0.5 s whatever SymPy is doing (steps in C, such as a huge exact power,
+ignore the alarm that bounds each step).
 """
 
 from __future__ import annotations
@@ -126,15 +134,146 @@ class Verdict:
 
 
 def verify(expr: Any, wrt: Any, claim: Any, *, timeout: float = 5.0, points: int = 12, seed: int = 0,
-           positive: Sequence[str] = ()) -> Verdict:
+           positive: Sequence[str] = (), deadline: float | None = None) -> Verdict:
     r"""Judge the claim ∂expr/∂wrt = claim (see the module docstring for the method).
 
     .. math:: \text{claim} - \frac{\partial\,\text{expr}}{\partial\,\text{wrt}} \overset{?}{=} 0
 
     ``positive``: names of symbols of ``expr`` to treat as positive (sampled from positive values).
     ``points``: random points (the breakpoints' neighbourhoods come on top). ``timeout``: seconds
-    for the whole verdict (derivation, refutation and proof).
+    for the whole verdict (reading the claim, derivation, refutation and proof). The bound is
+    hard: the work runs in a worker process (fork) that is stopped at ``timeout`` + 0.5 s, when
+    the verdict is ``undecided`` (budget exhausted, with how many points were checked); SymPy
+    steps that no signal can interrupt (a huge exact power, a long sum) cannot overrun it.
+    ``deadline``: a ``time.perf_counter()`` instant the verdict must not pass (the CLI's start +
+    ``--timeout``: the time spent starting the command is taken from the budget).
     """
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
+        raise ValueError(f"timeout must be a positive finite number of seconds, got {timeout!r}")
+    seconds = float(timeout) if deadline is None else max(min(float(timeout), deadline - time.perf_counter()), 0.05)
+    if _WORKER["inside"] or not _can_fork():
+        return _verify(expr, wrt, claim, timeout=seconds, points=points, seed=seed, positive=positive)
+    verdict = _bounded(lambda: _verify(expr, wrt, claim, timeout=seconds, points=points, seed=seed,
+                                       positive=positive), seconds, claim, float(timeout))
+    if callable(claim) and not isinstance(claim, (sp.Basic, str)):
+        verdict.claim = claim  # a function does not cross the process boundary: the caller's own
+    return verdict
+
+
+# --- the hard time bound: a worker process stopped at the deadline --------------------------------------
+GRACE = 0.5  # seconds past the budget before the worker is stopped (the promise: timeout + 1 s)
+MEMORY = 2 << 30  # bytes the worker may allocate beyond what it inherits (SymPy's exact powers can ask for more)
+_WORKER = {"inside": False, "progress": None}  # in the worker: a shared [checked, planned] pair
+
+
+def _can_fork() -> bool:
+    import multiprocessing as mp
+
+    return "fork" in mp.get_all_start_methods() and not mp.current_process().daemon
+
+
+def _bounded(fn, timeout: float, claim, asked: float) -> Verdict:
+    """``fn()`` (a Verdict) run in a forked worker, stopped at ``timeout`` + :data:`GRACE` s
+    (``asked``: the bound the caller named, for the message)."""
+    import multiprocessing as mp
+    import pickle
+
+    started = time.perf_counter()
+    ctx = mp.get_context("fork")
+    progress = ctx.RawArray("l", 2)  # points checked, points planned (shared, written by the worker)
+    receive, send = ctx.Pipe(duplex=False)
+    worker = ctx.Process(target=_work, args=(fn, send, progress), daemon=True)
+    worker.start()
+    send.close()
+    message = None
+    try:
+        if receive.poll(max(started + timeout + GRACE - time.perf_counter(), 0.0)):
+            message = pickle.loads(receive.recv_bytes())
+    except (EOFError, OSError, pickle.UnpicklingError, AttributeError, ImportError):
+        message = None
+    finally:
+        receive.close()
+        if worker.is_alive():
+            worker.kill()
+        worker.join()
+    if message is None or message[0] == "memory":
+        checked, planned = progress[0], progress[1]
+        counted = f"{checked} of {planned} sample points checked" if planned else "no sample point checked"
+        limit = (f"the {asked:g} s bound was reached" if message is None else
+                 f"the worker's memory limit ({MEMORY >> 30} GiB beyond its start) was reached")
+        return Verdict("undecided", claim if isinstance(claim, (sp.Basic, sp.MatrixBase)) else str(claim),
+                       "(not known: the work was stopped)",
+                       f"budget exhausted: {limit} and the work stopped ({counted}, no counterexample among them)",
+                       time.perf_counter() - started, None, [], int(checked))
+    kind, payload = message
+    if kind == "error":
+        raise payload
+    return payload
+
+
+def _work(fn, send, progress) -> None:
+    """In the worker: run ``fn`` and send back ("ok", verdict) or ("error", exception), pickled."""
+    import pickle
+
+    _WORKER["inside"], _WORKER["progress"] = True, progress
+    _limit_memory()
+    try:
+        message = ("ok", fn())
+    except MemoryError:
+        message = ("memory", None)
+    except Exception as exc:  # noqa: BLE001 - every error goes back to the caller, who raises it
+        message = ("error", exc)
+    try:
+        data = pickle.dumps(message)
+        pickle.loads(data)
+    except Exception:  # noqa: BLE001 - a result that does not cross the boundary: its text does
+        kind, payload = message
+        if kind == "error":
+            cls = type(payload) if isinstance(payload, (ValueError, TypeError, KeyError)) else RuntimeError
+            try:
+                data = pickle.dumps(("error", cls(str(payload))))
+            except Exception:  # noqa: BLE001
+                data = pickle.dumps(("error", RuntimeError(str(payload))))
+        else:
+            payload.claim, payload.truth = _text_of(payload.claim), _text_of(payload.truth)
+            data = pickle.dumps(("ok", payload))
+    send.send_bytes(data)
+    send.close()
+
+
+def _limit_memory() -> None:
+    """At most :data:`MEMORY` bytes of address space beyond the worker's inherited size (the host
+    is shared: a runaway exact power gets a MemoryError, not the machine's memory)."""
+    try:
+        import resource
+
+        with open("/proc/self/statm") as f:
+            size = int(f.read().split()[0]) * resource.getpagesize()
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        want = size + MEMORY
+        if hard == resource.RLIM_INFINITY or want < hard:
+            resource.setrlimit(resource.RLIMIT_AS, (want, hard))
+    except (ImportError, OSError, ValueError):  # not Linux: no limit
+        pass
+
+
+def _text_of(obj) -> str:
+    from .printing import text
+
+    return text(obj) if isinstance(obj, sp.Basic) else str(obj)
+
+
+def _progress(checked: int | None = None, planned: int | None = None) -> None:
+    shared = _WORKER["progress"]
+    if shared is None:
+        return
+    if checked is not None:
+        shared[0] = checked
+    if planned is not None:
+        shared[1] = planned
+
+
+def _verify(expr, wrt, claim, *, timeout, points, seed, positive) -> Verdict:
     started = time.perf_counter()
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
         raise ValueError(f"timeout must be a positive finite number of seconds, got {timeout!r}")
@@ -168,25 +307,51 @@ def verify(expr: Any, wrt: Any, claim: Any, *, timeout: float = 5.0, points: int
     pairs, sized, shape_note = concrete
     if shape_note:
         notes.append(shape_note)
-    # 1. numbers first: a wrong claim is refuted fast, before any expensive simplification
-    refuted = _refute(pairs, points, seed, budget, _alternatives(derivation, pairs, sized))
+    # 0. the same expression (a claim copied from the truth, or typed as SymPy prints it): equal
+    if not sized and budget.run("proof (identical)", lambda: all(elementary(c) - elementary(t) == 0 for c, t in pairs),
+                                cap=max(budget.remaining() / 10, 0.05)):
+        return Verdict("proven", parsed, truth_cmp, "symbolic: the difference simplifies to 0",
+                       time.perf_counter() - started, None, notes, 0)
+    # 1. numbers first: a wrong claim is refuted fast, before any expensive simplification; the
+    # proof runs between the cheap points and the points that cost more (2.)
+    tried = []
+
+    def prove() -> bool:
+        tried.append(True)
+        share = Budget(max(budget.remaining() / 2, 0.05))
+        done = _prove(pairs, share)
+        budget.hits.extend(share.hits)
+        return done
+
+    refuted = _refute(pairs, points, seed, budget, _alternatives(derivation, pairs, sized),
+                      prove=None if sized else prove)
+    if refuted[0] == "proven":
+        return Verdict("proven", parsed, truth_cmp, "symbolic: the difference simplifies to 0",
+                       time.perf_counter() - started, None, notes, 0)
     tol = sampling.claim_tolerance([c for c, _ in pairs], [t for _, t in pairs])
     where = "at small sizes " + ", ".join(f"{d} = {v}" for d, v in sized.items()) + "; " if sized else ""
-    if refuted is not None and refuted[0] == "counterexample":
+    if refuted[0] == "counterexample":
         info = refuted[1]
         return Verdict("refuted", parsed, truth_cmp,
                        f"{DIGITS}-digit evaluation {where}at {_count(info['evaluated'])} (relative tolerance {tol:.2g})",
                        time.perf_counter() - started, info, notes, info["evaluated"])
-    evaluated = refuted[1] if refuted is not None and refuted[0] == "consistent" else 0
-    if refuted is not None and refuted[0] == "consistent" and len(refuted) > 2:
+    kind = refuted[0]
+    evaluated = refuted[1] if kind in ("consistent", "incomplete") else 0
+    if kind == "consistent" and len(refuted) > 2:
         notes.append(refuted[2])
-    if refuted is not None and refuted[0] == "unevaluable":
+    if kind == "unevaluable":
         notes.append(refuted[1])
     # 2. a proof (of the entries: a proof for every size only when no size was chosen)
-    if not sized and _prove(pairs, budget):
+    if not sized and not tried and _prove(pairs, budget):
         return Verdict("proven", parsed, truth_cmp, "symbolic: the difference simplifies to 0",
                        time.perf_counter() - started, None, notes, evaluated)
     notes += budget.hits
+    if kind == "incomplete":  # no counterexample among the points checked, but not every point was
+        exhausted = "budget exhausted: " if "budget" in refuted[3] else ""
+        return Verdict("undecided", parsed, truth_cmp,
+                       f"{exhausted}{refuted[3]}; no counterexample among them ({DIGITS} digits, {where}relative "
+                       f"tolerance {tol:.2g}); not proven symbolically", time.perf_counter() - started, None,
+                       notes, evaluated)
     if not evaluated:
         return Verdict("undecided", parsed, truth_cmp, "neither proven nor evaluated (budget exhausted or no "
                        "point in the domain could be evaluated)", time.perf_counter() - started, None, notes, 0)
@@ -411,8 +576,18 @@ def _alternatives(derivation, pairs, sized) -> list:
     return [_kink_convention(e) for e in entries]
 
 
-def _refute(pairs, points, seed, budget, alternatives=None):
-    """("counterexample", info) | ("consistent", points evaluated) | ("unevaluable", why) | None."""
+def _refute(pairs, points, seed, budget, alternatives=None, prove=None):
+    """("counterexample", info) | ("consistent", points evaluated[, note]) | ("unevaluable", why) |
+    ("incomplete", points evaluated, points required, why) | ("proven",).
+
+    Every point the policy asks for (moderate, breakpoints, far) is required: a point is *checked*
+    when claim and truth were compared there, or when it lies outside the truth's domain. A point
+    left unchecked (the budget ran out before it, or its values could not be resolved) makes the
+    refutation incomplete — never "consistent" on the near points alone.
+
+    A first pass gives each point a share of the budget (a point that costs more is deferred, so
+    that one slow point does not hide a counterexample at the next); then ``prove()`` (when given:
+    its True ends the refutation as "proven"); then the deferred points get what remains."""
     rng = np.random.default_rng(seed)
     alternatives = alternatives or [None] * len(pairs)
     plain = [(elementary(c), elementary(t), elementary(a) if a is not None else None)
@@ -421,41 +596,76 @@ def _refute(pairs, points, seed, budget, alternatives=None):
     rounds = _sizes_and_indices(plain, rng)
     if isinstance(rounds, str):
         return ("unevaluable", rounds)
-    evaluated = 0
-    kink_only: list = []
+    tasks, unreached = [], 0
     for concrete in rounds:
         syms = _inputs(concrete)
         exprs = [e for pair in concrete for e in pair[:2]]
         chosen = budget.run("sample points (breakpoints)", lambda: sampling.points(syms, exprs, points, rng),
                             cap=max(budget.remaining() / 4, 0.05))
-        if chosen is None:  # finding the breakpoints ran out of time: the random points alone
+        if chosen is None:  # finding the breakpoints ran out of time: the random points alone, and
+            unreached += 1  # the breakpoints count as unchecked
             chosen = budget.run("sample points", lambda: sampling.points(syms, [], points, rng),
                                 cap=max(budget.remaining() / 4, 0.05)) or []
-        for point in chosen:
-            if budget.remaining() <= 0:
-                break
-            outcome = budget.run("refutation", lambda point=point: _compare(concrete, point, tol),
-                                 cap=budget.remaining())
-            if outcome is None:
-                continue
-            if outcome == "skipped":
-                continue
-            evaluated += 1
-            if outcome != "equal" and any(isinstance(v, sp.Basic) for v in point.values()):
-                # a breakpoint itself: a different convention there (relu'(0)) is not a mistake
-                kink_only.append((point, outcome))
-                continue
-            if outcome != "equal":
-                k, cv, tv, *bounded = outcome
-                truth_digits = _digits(tv) if not bounded else f"within ±{mpmath.nstr(bounded[0], 3)} of 0 (interval bound)"
-                claim_digits = _digits(cv) if not bounded else f"{_digits(cv)} (± {mpmath.nstr(bounded[0], 3)})"
-                return ("counterexample", {
-                    "point": {str(s): _number(v) for s, v in point.items()},
-                    "claim": _real(cv), "truth": _real(tv),
-                    "claim_digits": claim_digits, "truth_digits": truth_digits,
-                    "entry": k if len(concrete) > 1 else None, "evaluated": evaluated})
-    if evaluated == 0:
-        return ("unevaluable", "no point could be evaluated (outside every domain, or the budget ran out)")
+        tasks += [(concrete, point) for point in chosen]
+    count = {"evaluated": 0, "outside": 0, "unresolved": 0}
+    kink_only: list = []
+    _progress(planned=len(tasks) + unreached)
+
+    def check(concrete, point, cap):
+        """None (done), "deferred" (out of time), or the counterexample."""
+        outcome = Budget(cap).run("refutation", lambda: _compare(concrete, point, tol))
+        if outcome is None:
+            return "deferred"
+        if outcome in ("outside", "unresolved"):
+            count[outcome] += 1
+            return None
+        count["evaluated"] += 1
+        _progress(checked=count["evaluated"] + count["outside"])
+        if outcome != "equal" and any(isinstance(v, sp.Basic) for v in point.values()):
+            # a breakpoint itself: a different convention there (relu'(0)) is not a mistake
+            kink_only.append((point, outcome))
+            return None
+        if outcome == "equal":
+            return None
+        k, cv, tv, *bounded = outcome
+        truth_digits = _digits(tv) if not bounded else f"within ±{mpmath.nstr(bounded[0], 3)} of 0 (interval bound)"
+        claim_digits = _digits(cv) if not bounded else f"{_digits(cv)} (± {mpmath.nstr(bounded[0], 3)})"
+        return ("counterexample", {
+            "point": {str(s): _number(v) for s, v in point.items()},
+            "claim": _real(cv), "truth": _real(tv),
+            "claim_digits": claim_digits, "truth_digits": truth_digits,
+            "entry": k if len(concrete) > 1 else None, "evaluated": count["evaluated"]})
+
+    deferred = []
+    for i, (concrete, point) in enumerate(tasks):  # first pass: a share of the budget each
+        share = budget.remaining() * (0.5 if prove is not None else 1.0) / max(len(tasks) - i, 1)
+        out = check(concrete, point, max(2 * share, 0.02)) if budget.remaining() > 0 else "deferred"
+        if out == "deferred":
+            deferred.append((concrete, point))
+        elif out is not None:
+            return out
+    if prove is not None and prove():
+        return ("proven",)
+    for concrete, point in deferred:  # the deferred points, with what remains
+        out = check(concrete, point, budget.remaining()) if budget.remaining() > 0 else "deferred"
+        if out == "deferred":
+            unreached += 1
+        elif out is not None:
+            return out
+    evaluated, outside, unresolved = count["evaluated"], count["outside"], count["unresolved"]
+    if budget.remaining() <= 0 and unreached:
+        budget.hits.append(f"refutation: the {budget.seconds:g} s budget ran out before {unreached} sample points")
+    if evaluated == 0 and not (unresolved or unreached):
+        return ("unevaluable", "no point could be evaluated (every point is outside the domain)")
+    if unresolved or unreached:
+        why = []
+        if unreached:
+            why.append(f"the budget ran out before {unreached}")
+        if unresolved:
+            why.append(f"{unresolved} could not be evaluated to {DIGITS} digits")
+        return ("incomplete", evaluated, evaluated + outside + unresolved + unreached,
+                f"{evaluated + outside} of {evaluated + outside + unresolved + unreached} sample points checked "
+                f"({'; '.join(why)})")
     if kink_only:
         where = ", ".join(f"{s} = {_show(_number(v))}" for s, v in kink_only[0][0].items() if isinstance(v, sp.Basic))
         return ("consistent", evaluated, f"claim and truth differ only at breakpoints (first at {where}): a "
@@ -464,9 +674,11 @@ def _refute(pairs, points, seed, budget, alternatives=None):
 
 
 def _compare(concrete, point, tol):
-    """"equal", "skipped" (the truth is undefined here) or (entry, claim value, truth value)."""
+    """"equal", "outside" (the point lies outside the truth's domain: complex or undefined there),
+    "unresolved" (an entry could not be evaluated to the digits asked) or (entry, claim value,
+    truth value[, bound])."""
     subs = {s: sampling.exact(v) for s, v in point.items()}
-    any_value = False
+    status = "outside"
     for k, (c, t, a) in enumerate(concrete):
         truth_form = t
         tv = sampling.value(t, subs)
@@ -474,6 +686,8 @@ def _compare(concrete, point, tol):
             truth_form, tv = a, sampling.value(a, subs)
         if isinstance(tv, mpmath.mpc):  # outside the truth's (real) domain
             continue
+        if tv is None and _no_value(t, subs) and (a is None or _no_value(a, subs)):
+            continue  # the derivative does not exist here (a division by zero)
         cv = sampling.value(c, subs)
         dv = None
         if cv is None or tv is None:  # terms the claim shares with the truth cancel before evaluation
@@ -482,27 +696,51 @@ def _compare(concrete, point, tol):
                 dv = sampling.value(c - truth_form, subs, maxn=DIFF_MAXN)
             if isinstance(dv, mpmath.mpc):
                 dv = None
-        if tv is None:  # the truth cancels beyond reach here; an interval bound |truth| ≤ B may still decide
+        if tv is None:  # the truth cancels beyond reach here
+            if dv is not None and dv == 0:  # claim − truth is exactly 0 at the point
+                status = "equal" if status != "unresolved" else status
+                continue
+            if dv is not None and cv is not None:  # |truth| ≤ |claim| + |claim − truth| decides
+                margin = 1 + mpmath.mpf(10) ** (5 - DIGITS)
+                if abs(dv) * margin < tol * max(abs(cv) - abs(dv), 0) or (  # equal, or within float64
+                        tol > sampling.EXACT_RTOL and abs(dv) <= tol * max(_term_scale(c, subs), _term_scale(t, subs))):
+                    status = "equal" if status != "unresolved" else status  # rounding of the terms' sizes
+                    continue
+                if abs(dv) > tol * (abs(cv) + abs(dv)) * margin:
+                    return (k, cv, cv - dv)
+            # an interval bound |truth| ≤ B may still decide
             B = sampling.bound(t, subs) if dv is not None else None
             if B is None and dv is not None and a is not None:
                 B = sampling.bound(a, subs)
             if B is not None and abs(dv) * (1 - tol) > tol * B and abs(dv) > 2 * B:
                 return (k, dv, mpmath.mpf(0), B)
+            status = "unresolved"
             continue
         if cv is None and dv is not None:
             cv = tv + dv
         if cv is None:
             if _undefined(c, subs):  # the claim has no value where the derivative has one
                 return (k, mpmath.mpf("nan"), tv)
+            status = "unresolved"
             continue
-        any_value = True
         gap = abs(dv) if dv is not None else abs(cv - tv)
         scale = max(abs(cv), abs(tv))
         if gap > tol * scale:
             if tol > sampling.EXACT_RTOL and gap <= tol * max(scale, _term_scale(c, subs), _term_scale(t, subs)):
+                status = "equal" if status != "unresolved" else status
                 continue  # within float64 rounding of the terms' sizes
             return (k, cv, tv)
-    return "equal" if any_value else "skipped"
+        status = "equal" if status != "unresolved" else status
+    return status
+
+
+def _no_value(expr, subs) -> bool:
+    """Whether SymPy's exact arithmetic finds zoo/nan in ``expr`` at the point (a division by zero:
+    the derivative does not exist there); any failure to decide is no such finding."""
+    try:
+        return _exact_floats_at(expr, subs).has(sp.zoo, sp.nan)
+    except Exception:  # noqa: BLE001 - no exact opinion
+        return False
 
 
 def _undefined(expr, subs) -> bool:

@@ -12,7 +12,10 @@ import math
 import os
 import re
 import sys
+import time
 from typing import Sequence
+
+_STARTED = time.perf_counter()  # the command's start, before SymPy loads (--timeout bounds verify's whole run)
 
 import sympy as sp
 
@@ -71,6 +74,29 @@ def _matrix_spec(text: str) -> tuple[str, tuple[str, str]]:
     return m.group(1), dims
 
 
+def _shape_spec(text: str) -> tuple[str, tuple]:
+    """--shape x=N,D → ("x", ("N", "D")); lam= → ("lam", ()) (a scalar); sizes are names or numbers."""
+    m = re.fullmatch(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*([A-Za-z0-9_,\s]*)", text)
+    if not m or "__" in text:
+        raise argparse.ArgumentTypeError(f"{text!r}: write NAME=SIZES, e.g. x=N,D (a scalar: lam=)")
+    sizes = [d.strip() for d in m.group(2).split(",")] if m.group(2).strip() else []
+    for d in sizes:
+        if not (d.isdigit() and 0 < int(d) <= 4096) and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", d):
+            raise argparse.ArgumentTypeError(f"{text!r}: a size is a name (N) or a number from 1 to 4096")
+    return m.group(1), tuple(int(d) if d.isdigit() else d for d in sizes)
+
+
+def _labels_spec(text: str) -> tuple[str, tuple]:
+    """--labels y=N,C → ("y", ("N", "C")): N labels in 0 … C−1."""
+    try:
+        name, sizes = _shape_spec(text)
+    except argparse.ArgumentTypeError:
+        sizes = ()
+    if len(sizes) != 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: write NAME=N,C (N labels of C classes), e.g. y=N,C")
+    return name, sizes
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="symgrad", description="Derive, verify and compile the gradients of ML math.")
     parser.add_argument("--version", action="version", version=f"symgrad {__version__}")
@@ -115,6 +141,19 @@ def _build_parser() -> argparse.ArgumentParser:
     plo.add_argument("name", metavar="NAME", help="a catalog block of one scalar input")
     plo.add_argument("-o", "--output", help="the PNG to write (default NAME.png)")
 
+    tra = sub.add_parser("trace", help="trace a NumPy forward function of your own file, derive it, check its backward")
+    tra.add_argument("target", metavar="FILE.py:FUNCTION", help="the forward: a function of your file returning a scalar")
+    tra.add_argument("--shape", action="append", type=_shape_spec, default=[], metavar="NAME=SIZES",
+                     help="an argument and its shape: x=N,D (sizes are names or numbers), lam= for a scalar (repeatable)")
+    tra.add_argument("--labels", action="append", type=_labels_spec, default=[], metavar="NAME=N,C",
+                     help="an argument of N integer class labels in 0 … C-1, e.g. y=N,C (repeatable)")
+    tra.add_argument("--wrt", help="comma-separated arguments to differentiate with respect to")
+    tra.add_argument("--latex", action="store_true", help="print LaTeX")
+    tra.add_argument("--backward", metavar="FILE.py:FUNCTION", help="a hand-written backward (same arguments, "
+                     "returns the gradients for --wrt in order) to check with check_backward")
+    tra.add_argument("--method", choices=["auto", "symbolic", "numeric"], default="auto",
+                     help="how --backward is checked (default auto: symbolic where both trace)")
+
     rep = sub.add_parser("report", help="the main job: derive, compile and cross-check the whole catalog")
     rep.add_argument("-o", "--output", default="symgrad-report", help="folder for report.tex and report.json")
     rep.add_argument("--only", help="comma-separated block names")
@@ -126,12 +165,14 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``symgrad`` console script; returns the exit code."""
+    started = _STARTED if argv is None else time.perf_counter()  # the command's start (console: the process's)
     parser = _build_parser()
     try:
         args = parser.parse_args(_values_with_minus(list(sys.argv[1:] if argv is None else argv), parser))
     except _UsageError as exc:
         print(f"symgrad: error: {exc}", file=sys.stderr)
         return 2
+    args.started = started
     if args.command is None:
         parser.print_help()
         return 2
@@ -139,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "output", None) is not None:
             _check_output(args.output, folder=args.command == "report")
         return {"catalog": _catalog, "derive": _derive, "report": _report, "verify": _verify,
-                "plot": _plot, "export": _export}[args.command](args)
+                "plot": _plot, "export": _export, "trace": _trace}[args.command](args)
     except (SymgradError, ValueError, TypeError, KeyError, NotImplementedError) as exc:
         print(f"symgrad: error: {exc}", file=sys.stderr)
         return 2
@@ -389,7 +430,8 @@ def _verify(args) -> int:
     unused = sorted(set(matrices) - {m.name for m in expr.atoms(sp.MatrixSymbol)})
     if unused:
         raise ValueError(f"--matrix {', '.join(unused)}: not in the expression")
-    verdict = verify(expr, matrices.get(wrt[0], wrt[0]), args.claim, timeout=args.timeout, positive=positive)
+    verdict = verify(expr, matrices.get(wrt[0], wrt[0]), args.claim, timeout=args.timeout, positive=positive,
+                     deadline=args.started + args.timeout)  # --timeout bounds the whole command
     verdict.notes[:0] = defaults
     if args.json:
         print(json.dumps(verdict.to_json(), indent=2, default=str))
@@ -398,6 +440,80 @@ def _verify(args) -> int:
     else:
         print(verdict)
     return {"proven": 0, "numerically-consistent": 0, "refuted": 1}.get(verdict.status, 3)
+
+
+def _load_function(target: str, option: str = "FILE.py:FUNCTION"):
+    """The function FUNCTION of the user's own file FILE.py, imported by path (the file runs: it is
+    the user's code, called as they ask; nothing is evaluated from text)."""
+    import importlib.util
+
+    path, sep, name = target.rpartition(":")
+    if not sep or not path or not name:
+        raise ValueError(f"{option} {target!r}: write FILE.py:FUNCTION, e.g. model.py:loss")
+    if not name.isidentifier():
+        raise ValueError(f"{option} {target!r}: {name!r} is not a function name")
+    if not os.path.isfile(path):
+        raise ValueError(f"{option}: no such file: {path}")
+    stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0])
+    spec = importlib.util.spec_from_file_location(f"symgrad_user_{stem}", path)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"{option}: {path} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    folder = os.path.dirname(os.path.abspath(path))
+    sys.path.insert(0, folder)  # the file may import its neighbours
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # the user's file failed to run: one line, exit 2
+        raise ValueError(f"{option}: importing {path} failed ({type(exc).__name__}: {exc})") from None
+    finally:
+        sys.path.remove(folder)
+    fn = getattr(module, name, None)
+    if not callable(fn):
+        names = sorted(k for k, v in vars(module).items() if callable(v) and getattr(v, "__module__", None) == spec.name)
+        raise ValueError(f"{option}: {path} has no function {name!r} (functions: {', '.join(names) or 'none'})")
+    return fn
+
+
+def _trace(args) -> int:
+    forward = _load_function(args.target)
+    from .tracing import labels
+
+    shapes: dict[str, object] = {}
+    for option, name, sizes in [("--shape", *s) for s in args.shape] + [("--labels", *s) for s in args.labels]:
+        if name in shapes:
+            raise ValueError(f"{option} {name}: {name} is given twice")
+        shapes[name] = labels(sizes[0], classes=sizes[1]) if option == "--labels" else sizes
+    wrt = _split(args.wrt) if args.wrt else []
+    for name in wrt:
+        if name not in shapes:
+            raise ValueError(f"unknown variable {name!r} for --wrt; choose from: {', '.join(shapes) or 'none'}")
+    if args.backward:
+        if not wrt:
+            raise ValueError("--backward needs --wrt: the arguments whose gradients the backward returns, in order")
+        from .backcheck import check_backward
+
+        backward = _load_function(args.backward, "--backward")
+        report = check_backward(forward, backward, wrt, method=args.method, shapes=shapes)
+        print(report._repr_latex_() if args.latex else report)
+        return 0 if report.ok else 1
+    from .derivation import derive
+    from .tracing import trace
+
+    traced = trace(forward, **shapes)
+    if not wrt:  # the graph: one line per named intermediate
+        from .printing import latex, text
+
+        rows = [(latex(n), latex(traced.exprs[n])) if args.latex else (text(n), text(traced.exprs[n]))
+                for n in traced.names]
+        print("\\begin{align*}\n" + " \\\\\n".join(f"{a} &= {b}" for a, b in rows) + "\n\\end{align*}"
+              if args.latex else "\n".join(f"{a} = {b}" for a, b in rows))
+        return 0
+    d = derive(traced, wrt if len(wrt) > 1 else wrt[0])
+    if args.latex:
+        print(d.latex())
+    else:
+        _print_human(d)
+    return 0
 
 
 def _report(args) -> int:

@@ -7,7 +7,7 @@ engine raise :class:`SymgradLimit`. The CLI turns both into one line and exit co
 
 from __future__ import annotations
 
-__all__ = ["SymgradError", "ParseError", "UnknownBlockError", "SymgradLimit", "BudgetExceeded"]
+__all__ = ["SymgradError", "ParseError", "UnknownBlockError", "SymgradLimit", "BudgetExceeded", "TraceError"]
 
 
 class SymgradError(Exception):
@@ -31,3 +31,7 @@ class SymgradLimit(SymgradError, RuntimeError):
 
 class BudgetExceeded(SymgradError, TimeoutError):
     """A bounded symbolic step ran out of its time budget."""
+
+
+class TraceError(SymgradLimit):
+    """symgrad.trace cannot follow a call of the traced forward: the message names it and its line."""

@@ -1025,7 +1025,7 @@ def leaky_relu_backward(x, grad, alpha=0.01):
     grad = xp.asarray(grad)
     if grad.shape != x.shape:
         check_broadcast(grad, x=x)
-    grad_x = xp.where((x > 0), grad, alpha*grad)
+    grad_x = xp.where((x > 0), grad, xp.where((x != x), x, alpha*grad))
     return reduce_to(grad_x, x.shape, xp)
 
 
@@ -1064,7 +1064,7 @@ def elu_backward(x, grad, alpha=1.0):
     grad = xp.asarray(grad)
     if grad.shape != x.shape:
         check_broadcast(grad, x=x)
-    grad_x = xp.where((x > 0), grad, alpha*grad*xp.exp(xp.minimum(0, x)))
+    grad_x = xp.where((x > 0), grad, xp.where((x != x), x, alpha*grad*xp.exp(xp.minimum(0, x))))
     return reduce_to(grad_x, x.shape, xp)
 
 
@@ -1476,7 +1476,7 @@ def selu_backward(x, grad):
     grad = xp.asarray(grad)
     if grad.shape != x.shape:
         check_broadcast(grad, x=x)
-    grad_x = xp.where((x > 0), 1.0507009873554805*grad, 1.7580993408473768*grad*xp.exp(xp.minimum(0, x)))
+    grad_x = xp.where((x > 0), 1.0507009873554805*grad, xp.where((x != x), x, 1.7580993408473768*grad*xp.exp(xp.minimum(0, x))))
     return reduce_to(grad_x, x.shape, xp)
 
 
@@ -1515,7 +1515,7 @@ def celu_backward(x, grad, alpha=1.0):
     grad = xp.asarray(grad)
     if grad.shape != x.shape:
         check_broadcast(grad, x=x)
-    grad_x = xp.where((x > 0), grad, grad*xp.exp(xp.minimum(0, x)/alpha))
+    grad_x = xp.where((x > 0), grad, xp.where((x != x), x, grad*xp.exp(xp.minimum(0, x)/alpha)))
     return reduce_to(grad_x, x.shape, xp)
 
 
@@ -1593,7 +1593,7 @@ def hardtanh_backward(x, grad, min_val=-1.0, max_val=1.0):
     grad = xp.asarray(grad)
     if grad.shape != x.shape:
         check_broadcast(grad, x=x)
-    grad_x = xp.where((min_val >= x), 0, xp.where((max_val > x), grad, 0))
+    grad_x = xp.where((min_val >= x), 0, xp.where((max_val > x), grad, xp.where((max_val != max_val) | (min_val != min_val) | (x != x), max_val + min_val + x, 0)))
     return reduce_to(grad_x, x.shape, xp)
 
 
@@ -1630,7 +1630,7 @@ def relu6_backward(x, grad):
     grad = xp.asarray(grad)
     if grad.shape != x.shape:
         check_broadcast(grad, x=x)
-    grad_x = xp.where((x <= 0), 0, xp.where((x < 6), grad, 0))
+    grad_x = xp.where((x <= 0), 0, xp.where((x < 6), grad, xp.where((x != x), x, 0)))
     return reduce_to(grad_x, x.shape, xp)
 
 
@@ -1667,7 +1667,7 @@ def hardsigmoid_backward(x, grad):
     grad = xp.asarray(grad)
     if grad.shape != x.shape:
         check_broadcast(grad, x=x)
-    grad_x = xp.where((x <= -3), 0, xp.where((x < 3), (1/6)*grad, 0))
+    grad_x = xp.where((x <= -3), 0, xp.where((x < 3), (1/6)*grad, xp.where((x != x), x, 0)))
     return reduce_to(grad_x, x.shape, xp)
 
 
@@ -1704,7 +1704,7 @@ def hardswish_backward(x, grad):
     grad = xp.asarray(grad)
     if grad.shape != x.shape:
         check_broadcast(grad, x=x)
-    grad_x = xp.where((x <= -3), 0, xp.where((x < 3), grad*((1/3)*x + 1/2), grad))
+    grad_x = xp.where((x <= -3), 0, xp.where((x < 3), grad*((1/3)*x + 1/2), xp.where((x != x), x, grad)))
     return reduce_to(grad_x, x.shape, xp)
 
 
@@ -1748,8 +1748,8 @@ def prelu_backward(x, alpha, grad):
     if alpha.shape != x.shape or grad.shape != x.shape:
         check_broadcast(grad, x=x, alpha=alpha)
     _t0 = (x > 0)
-    grad_x = xp.where(_t0, grad, alpha*grad)
-    grad_alpha = xp.where(_t0, 0, grad*x)
+    grad_x = xp.where(_t0, grad, xp.where((x != x), x, alpha*grad))
+    grad_alpha = xp.where(_t0, 0, xp.where((x != x), x, grad*x))
     return reduce_to(grad_x, x.shape, xp), reduce_to(grad_alpha, alpha.shape, xp)
 
 

@@ -700,9 +700,9 @@ class gelu_tanh(Primitive):
     numpy_form = staticmethod(gelu_tanh_np)
 
     def fdiff(self, argindex=1):
-        x = self.args[0]
-        u = _gelu_tanh_u(x)
-        return sigmoid(2 * u) * (1 + 2 * x * u.diff(x) * sigmoid(-2 * u))
+        x, t = self.args[0], sp.Dummy("t")
+        u = _gelu_tanh_u(x)  # u'(x) from a dummy: x may be an expression (GELU_tanh(σ(x)))
+        return sigmoid(2 * u) * (1 + 2 * x * _gelu_tanh_u(t).diff(t).subs(t, x) * sigmoid(-2 * u))
 
     @staticmethod
     def elementary(x):

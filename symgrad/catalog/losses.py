@@ -672,6 +672,11 @@ def kl_div(x, t, log_target: bool = False) -> sp.Expr:
     return sp.Add(*[XLogX(b) - b * a for a, b in zip(x, t)])
 
 
+def kl_div_log_target(x, t) -> sp.Expr:
+    """Σ_j e^{t_j}(t_j − x_j): :func:`kl_div` with ``log_target`` (the block of that name, typeable)."""
+    return kl_div(x, t, log_target=True)
+
+
 def _kl_example(log_target: bool) -> Example:
     x, t = vector("x", 3), vector("t", 3)
     domain = {} if log_target else {s: Interval(0.05, 1.0) for s in t}

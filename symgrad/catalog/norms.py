@@ -627,6 +627,11 @@ def scaled_dot_product_attention(Q, K, V, mask=None) -> sp.MatrixExpr:
     return Attention(Q, K, V) if mask is None else Attention(Q, K, V, mask)
 
 
+def masked_attention(Q, K, V, mask) -> sp.MatrixExpr:
+    """softmax(Q Kᵀ/√d + mask) V: :func:`scaled_dot_product_attention` with a mask (the block of that name)."""
+    return Attention(Q, K, V, mask)
+
+
 # === the catalog entries: worked examples over matrices of symbolic size, and the batched forms ========
 _EPS = sp.Symbol("epsilon", positive=True)
 _EPS_DOMAIN = Interval(0.001, 0.5)

@@ -12,7 +12,8 @@ from .rows import Entrywise
 from .activations import SoftmaxEntry, pick_entry, sigmoid
 from .base import Primitive
 
-__all__ = ["sigmoid_grad", "sigmoid_shift", "sigmoid_minus", "sech2", "SigmoidShiftEntries", "softmax_entry_shift"]
+__all__ = ["sigmoid_grad", "sigmoid_shift", "sigmoid_minus", "sech2", "SigmoidShiftEntries", "softmax_entry_shift",
+           "COMPLEMENTS", "complement_pair"]
 
 
 def sigmoid_grad_np(u, xp=np):
@@ -209,3 +210,43 @@ class softmax_entry_shift(Primitive):
     @staticmethod
     def elementary(i, c, *z):
         return SoftmaxEntry.elementary(i, *z) + c
+
+
+# --- complements: A − A·g(u) = A·(1 − g(u)) loses every digit where g(u) rounds to 1 ---------------------
+def _tanh_square(f):
+    return f.base.args[0] if isinstance(f, sp.Pow) and f.exp == 2 and isinstance(f.base, sp.tanh) else None
+
+
+#: g(u) → (u of the factor, the complement 1 − g(u) computed without the cancellation), by kind:
+#: "sigmoid": 1 − σ(u) = σ(−u); "tanh": 1 ∓ tanh(u) = 2σ(∓2u); "tanh2": 1 − tanh²(u) = sech²(u)
+COMPLEMENTS = {
+    "sigmoid": (lambda f: f.args[0] if isinstance(f, sigmoid) else None, lambda u, sign: sigmoid(-u)),
+    "tanh": (lambda f: f.args[0] if isinstance(f, sp.tanh) else None, lambda u, sign: 2 * sigmoid(-2 * sign * u)),
+    "tanh2": (_tanh_square, lambda u, sign: sech2(u)),
+}
+
+
+def complement_pair(node, kind: str):
+    r"""``node`` (a sum) with a pair of terms A and ∓A·g(u) written A·(1 ∓ g(u)) in its complement's
+    stable form (:data:`COMPLEMENTS`), or None when it has no such pair:
+
+    .. math:: A - A\,\sigma(u) = A\,\sigma(-u),\quad A \mp A\tanh u = 2A\,\sigma(\mp 2u),\quad
+              A - A\tanh^2 u = A\,\mathrm{sech}^2 u
+    """
+    if not isinstance(node, sp.Add):
+        return None
+    match, build = COMPLEMENTS[kind]
+    terms = list(node.args)
+    for i, term in enumerate(terms):
+        for f in sp.Mul.make_args(term):
+            u = match(f)
+            if u is None:
+                continue
+            rest = term / f  # term = rest · g(u): the pair is A = −rest (or A = rest for 1 + tanh)
+            for sign in ((1, -1) if kind == "tanh" else (1,)):
+                a = -rest if sign == 1 else rest
+                j = next((j for j, t in enumerate(terms) if j != i and t == a), None)
+                if j is not None:
+                    others = [t for k, t in enumerate(terms) if k not in (i, j)]
+                    return sp.Add(a * build(u, sign), *others)
+    return None

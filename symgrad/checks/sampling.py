@@ -211,12 +211,18 @@ def kink_roots(u: sp.Expr, s: sp.Basic, fixed: Mapping[sp.Basic, sp.Expr]) -> li
             if r.is_real:
                 roots.append(sp.nsimplify(r) if r.is_Float else r)
             continue
+        import mpmath
+
+        poly = poly.sqf_part()  # a double root (2(x + 1)²) stalls the numeric root finder
         try:
-            for r in poly.nroots(n=DIGITS):
+            for r in poly.nroots(n=DIGITS, maxsteps=200):
                 if abs(sp.im(r)) < 1e-20 * max(1, abs(sp.re(r))):
                     roots.append(sp.Rational(float(sp.re(r))))
-        except (sp.PolynomialError, ValueError, TypeError):  # noqa: PERF203
-            continue
+        except (sp.PolynomialError, ValueError, TypeError, mpmath.libmp.NoConvergence):  # noqa: PERF203
+            try:  # the exact real roots (isolated by intervals), as floats
+                roots += [sp.Rational(float(r.evalf(DIGITS))) for r in sp.real_roots(poly)]
+            except (sp.PolynomialError, ValueError, TypeError, NotImplementedError):
+                continue
     out = []
     for r in roots:
         if r not in out:
@@ -426,7 +432,7 @@ def value(expr: sp.Expr, subs: Mapping, digits: int = DIGITS, maxn: int = 500):
             return None
         return z.real if z.imag == 0 else z
     except (sp.core.evalf.PrecisionExhausted, TypeError, ValueError, ZeroDivisionError, ArithmeticError,
-            RecursionError, NotImplementedError, AttributeError):
+            RecursionError, NotImplementedError, AttributeError, MemoryError):  # evalf of e^{−x²/2} at x = 10⁷
         return None
 
 

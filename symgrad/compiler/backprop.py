@@ -42,7 +42,8 @@ def fused_gradients(bp) -> tuple[dict, set]:
         if sp.count_ops(gradients[node]) > 60:
             continue
         key = consumers[g][0]
-        gradients[key] = textbook(gradients[key].xreplace({g: gradients[node]}))
+        fused = gradients[key].xreplace({g: gradients[node]})
+        gradients[key] = fused if isinstance(fused, sp.MatrixExpr) else textbook(fused)  # a matrix use: as is
         for s in gradients[node].free_symbols:  # the names it used are now used by the consumer
             if s in consumers:
                 consumers[s] = [key if k == node else k for k in consumers[s]]
@@ -66,7 +67,8 @@ def backprop_source(bp, wrt, *, stable: bool = True, display: bool = False) -> t
     """The source of ``backward(inputs)`` (see :func:`compile_backprop`), its helpers, its parameter
     names and its docstring; ``display=True`` writes the formula form (no namespace lines)."""
     graph = bp.graph
-    inputs = sorted(graph.inputs, key=lambda s: s.name)
+    sizes = {d for e in graph.exprs.values() for m in e.atoms(sp.MatrixSymbol) for d in m.shape}  # read from shapes
+    inputs = sorted((s for s in graph.inputs if s not in sizes), key=lambda s: s.name)
     names = safe_names(inputs, RESERVED | {"backward"})
     taken = set(names.values())
 

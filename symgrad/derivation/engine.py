@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence, Union
 
 import sympy as sp
+from sympy.matrices.expressions.hadamard import HadamardProduct
 
 from ..catalog.base import constraints_of
 from ..errors import SymgradLimit
@@ -128,7 +129,9 @@ class Derivation:
     def named(self) -> Any:
         """The result written with the intermediates' names (a = σ(z), h = σ(XW), …)."""
         if self.backprop is not None:
-            out = tuple(self.backprop.expanded(w) for w in self.wrt)
+            out = tuple(self.backprop.expanded(w) if w in self.backprop.gradients else
+                        sp.ZeroMatrix(*w.shape) if isinstance(w, sp.MatrixSymbol) else sp.S.Zero for w in self.wrt)
+            out = tuple(_coefficients_first(tidy(g)) if isinstance(g, sp.MatrixExpr) else g for g in out)
             return out[0] if self.single else out
         if self.named_results is not None:
             return self.named_results
@@ -182,6 +185,26 @@ class Derivation:
         names = ", ".join(_name(w) for w in self.wrt)
         body = self.result if self.single else tuple(self.result)
         return f"d/d({names}) {sp.sstr(self.expr)} = {sp.sstr(body)}"
+
+
+def _coefficients_first(G: sp.MatrixExpr) -> sp.MatrixExpr:
+    """Numeric factors in front, the textbook way: hᵀ(2(ŷ − y)) → 2hᵀ(ŷ − y), (2A) ∘ B → 2(A ∘ B)."""
+    def pull(node):
+        coeff, rest = sp.S.One, []
+        for a in node.args:
+            if isinstance(a, sp.MatMul) and a.args[0].is_number and len(a.args) > 1:
+                coeff, inner = coeff * a.args[0], a.args[1:]
+                a = inner[0] if len(inner) == 1 else sp.MatMul(*inner)
+            elif isinstance(node, sp.MatMul) and a.is_number:
+                coeff, a = coeff * a, None
+            if a is not None:
+                rest.append(a)
+        if coeff == 1:
+            return node
+        body = node.func(*rest) if len(rest) > 1 or isinstance(node, sp.MatMul) else rest[0]
+        return sp.MatMul(coeff, *(body.args if isinstance(body, sp.MatMul) else (body,)))
+
+    return G.replace(lambda n: isinstance(n, (sp.MatMul, HadamardProduct)), pull)
 
 
 # --- the pipeline step ----------------------------------------------------------------------
@@ -446,7 +469,7 @@ def _derive_graph(graph, wrts, single, started) -> Derivation:
             raise ValueError(f"{w!r} is not an input of the graph (inputs: {', '.join(sorted(by_name))})")
         resolved.append(key)
     budget = Budget(5.0)
-    bp = graph.backprop(budget=budget)
+    bp = graph.backprop(budget=budget, wrt=resolved)  # only the paths to wrt (targets get no gradient)
     top = graph.output
     expr = graph.expression()
 
@@ -462,6 +485,9 @@ def _derive_graph(graph, wrts, single, started) -> Derivation:
                 results.append(sp.ZeroMatrix(*w.shape) if isinstance(w, sp.MatrixSymbol) else sp.S.Zero)
                 continue
             steps.append(Step("chain", d(w), bp.gradients[w], "local gradient × upstream gradient"))
+            named = bp.expanded(w)
+            steps.append(Step("named", d(w), tidy(named) if isinstance(named, sp.MatrixExpr) else named,
+                              "in the graph's names"))
             results.append(bp.global_gradient(w))
             steps.append(Step("textbook", d(w), results[-1], "in the inputs"))
         raws = [None if is_matrix_expression(expr) else sp.diff(elementary(expr), w) for w in resolved]

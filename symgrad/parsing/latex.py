@@ -33,7 +33,7 @@ from ..catalog.registry import blocks
 
 __all__ = ["parse_latex", "latex_functions"]
 
-_TOKEN = re.compile(r"\\[A-Za-z]+|\\[,;:! |]|\d+(?:\.\d+)?|[A-Za-z]|[+\-*/^_(){}\[\],=<>|'!]|\s+")
+_TOKEN = re.compile(r"\\[A-Za-z]+|\\[,;:! |_]|\d+(?:\.\d+)?|[A-Za-z]|[+\-*/^_(){}\[\],=<>|'!]|\s+")
 _GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta", "iota",
           "kappa", "lambda", "mu", "nu", "xi", "pi", "rho", "varrho", "tau", "upsilon", "phi", "varphi", "chi",
           "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi", "Psi",
@@ -164,7 +164,8 @@ class _Parser:
         self.take("{")
         out = []
         while self.peek() != "}":
-            out.append(self.take())
+            tok = self.take()
+            out.append("_" if tok == "\\_" else tok)  # \operatorname{kl\_div}: LaTeX's escaped underscore
             if len(out) > 64:
                 raise ParseError("a name in braces longer than 64 tokens")
         self.take("}")
@@ -198,6 +199,10 @@ class _Parser:
             raise ParseError(f"cannot multiply these shapes in the LaTeX: {exc}") from None
 
     def hadamard(self, a, b):
+        if isinstance(a, _Ones) and isinstance(b, _MATRIX):  # x ⊙ 1: the ones take the other's shape
+            a = sp.OneMatrix(*b.shape)
+        elif isinstance(b, _Ones) and isinstance(a, _MATRIX):
+            b = sp.OneMatrix(*a.shape)
         if isinstance(a, _MATRIX) and isinstance(b, _MATRIX):
             if a.shape != b.shape:
                 raise ParseError(f"an entrywise product of shapes {a.shape} and {b.shape}")

@@ -42,6 +42,9 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 
 def _sum(*args):
+    if len(args) > 1 and any(isinstance(a, (sp.MatrixBase, sp.MatrixExpr)) for a in args):
+        raise ParseError("sum(a, b, …) adds its arguments: a range such as (i, 1, n) is not one (write "
+                         r"the sum over an index in LaTeX: \sum_{i=1}^{n} …, or sum([…]) of a list)")
     if len(args) == 1 and isinstance(args[0], sp.MatrixBase):
         return sp.Add(*args[0])
     if len(args) == 1 and isinstance(args[0], sp.MatrixExpr):  # Σ_ij A_ij = 1ᵀ A 1 (a 1×1 matrix)

@@ -323,11 +323,15 @@ class ArrayAPIPrinter(SymgradNumPyPrinter):
         if pieces[-1].cond is not sp.true:
             raise NotImplementedError("a Piecewise without a default branch cannot be compiled")
         code = self._print(pieces[-1].expr)
+        inputs = self.inputs_of(sp.Tuple(*(p.cond for p in pieces)))
         if all(p.expr.is_number for p in pieces):  # where() needs one array operand: shape it like the input
             # (the input itself, never a shared boolean condition; zeros_like + c is float for integer input)
-            inputs = self.inputs_of(sp.Tuple(*(p.cond for p in pieces)))
             if inputs:
                 code = f"(xp.zeros_like({self._print(inputs[0])}) + {code})"
+        if inputs:  # every comparison with NaN is False: a NaN input (v != v) gives NaN (the sum of the
+            # inputs, in their dtype), never the default branch
+            nan = " | ".join(f"({self._print(i)} != {self._print(i)})" for i in inputs)
+            code = f"xp.where({nan}, {' + '.join(self._print(i) for i in inputs)}, {code})"
         for value, cond in reversed(pieces[:-1]):
             code = f"xp.where({self._print(cond)}, {self._print(value)}, {code})"
         return code

@@ -10,6 +10,7 @@ import sympy as sp
 from ..catalog.activations import elu, sigmoid, softplus
 from ..catalog.activations import SoftmaxEntry
 from ..catalog.stable import sech2, sigmoid_grad, sigmoid_minus, sigmoid_shift, softmax_entry_shift
+from ..catalog.stable import complement_pair
 from ..catalog.layers import LogSumExp
 from .rules import Rule
 from ..catalog.rows import RowSoftmax
@@ -101,10 +102,13 @@ def _elu_left_branch(node) -> bool:
     if not isinstance(node, sp.Piecewise) or len(node.args) != 2:
         return False
     (_, cond), (value, last) = node.args
-    if last is not sp.true or not isinstance(cond, sp.StrictGreaterThan) or cond.rhs != 0:
+    if last is not sp.true or not isinstance(cond, (sp.StrictGreaterThan, sp.StrictLessThan)):
         return False
     elus = [t for t in sp.Add.make_args(value) if isinstance(t, elu)]
-    return len(elus) == 1 and elus[0].args[0] == cond.lhs and sp.simplify(value - elus[0] - elus[0].args[1]) == 0
+    if len(elus) != 1:
+        return False
+    ratio = sp.cancel(elus[0].args[0] / (cond.gts - cond.lts))  # 2x > 0 reads x > 0, −3x > 0 reads x < 0
+    return ratio.is_number and bool(ratio.is_positive) and sp.simplify(value - elus[0] - elus[0].args[1]) == 0
 
 
 def _fix_elu_left_branch(node):
@@ -220,6 +224,11 @@ STABLE_RULES: tuple[Rule, ...] = (
     # 1 − σ(u) loses every digit once σ(u) rounds to 1 (u > 37); σ(−u) keeps them all
     Rule("1 - sigmoid(u) -> sigmoid(-u)", lambda n: _one_minus_sigmoid(n) is not None,
          lambda n: sigmoid(-_one_minus_sigmoid(n))),
+    # A − A·σ(u) and A ∓ A·tanh(u) inside a longer sum: A·σ(−u), 2A·σ(∓2u) keep the digits
+    Rule("A - A*sigmoid(u) -> A*sigmoid(-u)", lambda n: complement_pair(n, "sigmoid") is not None,
+         lambda n: complement_pair(n, "sigmoid")),
+    Rule("A -+ A*tanh(u) -> 2*A*sigmoid(-+2u)", lambda n: complement_pair(n, "tanh") is not None,
+         lambda n: complement_pair(n, "tanh")),
     # log σ(u) = −softplus(−u): finite where σ(u) underflows
     Rule("log(sigmoid(u)) -> -softplus(-u)", lambda n: isinstance(n, sp.log) and isinstance(n.args[0], sigmoid),
          lambda n: -softplus(-n.args[0].args[0])),
@@ -240,6 +249,8 @@ FUSION_RULES: tuple[Rule, ...] = (
     # 1 − tanh²(u) is 0 in float64 beyond |u| ≈ 19; 4e/(1 + e)² is not
     Rule("1 - tanh(u)**2 -> sech2(u)", lambda n: _one_minus_tanh_squared(n) is not None,
          lambda n: sech2(_one_minus_tanh_squared(n))),
+    Rule("A - A*tanh(u)**2 -> A*sech2(u)", lambda n: complement_pair(n, "tanh2") is not None,
+         lambda n: complement_pair(n, "tanh2")),
     # a_i − y_i: a_i − 1 is 0 in float64 once z_i leads by 37; −Σ_{j≠i} a_j is not
     Rule("softmax(z)_i + c -> softmax_entry_shift(i, c, z)", lambda n: _softmax_entry_plus_constant(n) is not None,
          _fuse_softmax_entry),

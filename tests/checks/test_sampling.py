@@ -91,3 +91,11 @@ def test_one_symbol_per_name():
 def test_check_grad_imports_no_sympy():
     code = "import sys, symgrad.testing, symgrad.checks.gradcheck; assert 'sympy' not in sys.modules, 'sympy imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_breakpoints_at_a_double_root_are_found(rng):
+    # softsign((2x + 2)·Max(−3, x + 1)): the kink of |·| at 2(x + 1)² = 0 stalled the root finder (NoConvergence)
+    assert S.kink_roots((2 * x + 2) * (x + 1), x, {}) == [-1]
+    assert sorted(S.kink_roots((x - 1) ** 2 * (x + 3), x, {})) == [-3, 1]
+    values = [float(pt[x]) for pt in S.points([x], [sp.Abs((2 * x + 2) * sp.Max(-3, x + 1))], 0, rng)]
+    assert -1.0 in values

@@ -1,0 +1,433 @@
+"""symgrad.trace: ordinary NumPy forwards traced to graphs of the user's names, derived, compiled, and
+compared with torch.autograd and central finite differences of the user's own NumPy forward."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import symgrad as sg
+from symgrad.printing.plain import text
+
+torch = pytest.importorskip("torch")
+
+
+# --- oracles ---------------------------------------------------------------------------------------
+def finite_differences(forward, args: dict, name: str, h: float = 1e-6) -> np.ndarray:
+    """Central differences of the user's NumPy forward in the argument ``name``."""
+    x = np.array(args[name], dtype=float)
+    grad = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        plus, minus = x.copy(), x.copy()
+        plus[idx] += h
+        minus[idx] -= h
+        grad[idx] = (forward(**{**args, name: plus}) - forward(**{**args, name: minus})) / (2 * h)
+    return grad
+
+
+class TorchNamespace:
+    """The forward's NumPy calls, on torch tensors (so that torch.autograd differentiates the same code)."""
+
+    def __getattr__(self, name):
+        table = {"exp": torch.exp, "log": torch.log, "tanh": torch.tanh, "sqrt": torch.sqrt,
+                 "square": torch.square, "maximum": lambda a, b: torch.clamp(a, min=b) if not torch.is_tensor(b)
+                 else torch.clamp(b, min=a), "dot": torch.matmul, "arange": torch.arange, "sum": torch.sum,
+                 "abs": torch.abs, "where": torch.where}
+        return table[name]
+
+
+def torch_gradients(forward_xp, args: dict, wrt: list) -> dict:
+    def tensor(k, v):
+        if isinstance(v, float) or (isinstance(v, np.ndarray) and v.dtype.kind == "f"):
+            return torch.tensor(v, dtype=torch.float64, requires_grad=k in wrt)
+        return torch.tensor(v) if isinstance(v, np.ndarray) else v
+
+    tensors = {k: tensor(k, v) for k, v in args.items()}
+    out = forward_xp(torch, **tensors)
+    out.backward()
+    return {k: tensors[k].grad.numpy() for k in wrt}
+
+
+def compiled_gradients(traced, derivation, args: dict, wrt: list) -> dict:
+    grads = derivation.compile()(**traced.values(**args))
+    grads = grads if isinstance(grads, tuple) else (grads,)
+    return {k: traced.gradient_of(k, g) for k, g in zip(wrt, grads)}
+
+
+def assert_close(got: dict, expected: dict, rtol=1e-6, atol=1e-8):
+    for k in expected:
+        np.testing.assert_allclose(got[k], expected[k], rtol=rtol, atol=atol, err_msg=k)
+
+
+# --- the lecture notes' 20-line network --------------------------------------------------------------
+def twenty_line(x, w1, w2, y, xp=np):
+    h = 1 / (1 + xp.exp(-x @ w1)) if xp is torch else 1 / (1 + np.exp(-x.dot(w1)))
+    y_pred = h @ w2 if xp is torch else h.dot(w2)
+    return ((y_pred - y) ** 2).sum() if xp is torch else np.square(y_pred - y).sum()
+
+
+def twenty_line_np(x, w1, w2, y):
+    h = 1 / (1 + np.exp(-x.dot(w1)))
+    y_pred = h.dot(w2)
+    return np.square(y_pred - y).sum()
+
+
+def test_twenty_line_network_derives_to_the_notes_backward_in_the_users_names():
+    traced = sg.trace(twenty_line_np, x=("N", "D"), w1=("D", "H"), w2=("H", "O"), y=("N", "O"))
+    assert [n.name for n in traced.names] == ["h", "y_pred", "L"]
+    assert text(traced.exprs[traced.names[0]]) == "sigmoid(x*w1)"  # 1/(1 + exp(-x w1)) is σ
+    d = sg.derive(traced, ["w1", "w2"])
+    g1, g2 = (text(g) for g in d.named)
+    assert "h" in g1 and "y_pred" in g1 and "h" in g2 and "y_pred" in g2
+    assert g2 == "2*h.T*(y_pred - y)"
+    rng = np.random.default_rng(0)
+    args = dict(x=rng.normal(size=(5, 4)), w1=rng.normal(size=(4, 6)) * 0.5, w2=rng.normal(size=(6, 3)),
+                y=rng.normal(size=(5, 3)))
+    got = compiled_gradients(traced, d, args, ["w1", "w2"])
+    assert_close(got, {k: finite_differences(twenty_line_np, args, k) for k in ("w1", "w2")}, rtol=1e-6)
+    assert_close(got, torch_gradients(lambda xp, **a: twenty_line(xp=xp, **a), args, ["w1", "w2"]), rtol=1e-10)
+    # the notes' hand-written backward
+    h = 1 / (1 + np.exp(-args["x"].dot(args["w1"])))
+    grad_y_pred = 2.0 * (h.dot(args["w2"]) - args["y"])
+    np.testing.assert_allclose(got["w2"], h.T.dot(grad_y_pred), rtol=1e-12)
+    np.testing.assert_allclose(got["w1"], args["x"].T.dot(grad_y_pred.dot(args["w2"].T) * h * (1 - h)), rtol=1e-12)
+
+
+# --- forwards written once, run by NumPy (traced, finite differences) and by torch (autograd) ----------
+xt = pytest.importorskip("array_api_compat.torch")
+
+
+def cs231n_two_layer(X, y, W1, b1, W2, b2, reg, xp=np):
+    """CS231n's two-layer net: affine, ReLU, affine, stable softmax, mean cross-entropy, L2."""
+    N = X.shape[0]
+    hidden = xp.maximum(X @ W1 + b1, 0.0) if xp is xt else np.maximum(0, X @ W1 + b1)
+    scores = hidden @ W2 + b2
+    shifted = scores - xp.max(scores, axis=1, keepdims=True)
+    exp_scores = xp.exp(shifted)
+    probs = exp_scores / xp.sum(exp_scores, axis=1, keepdims=True)
+    data_loss = -xp.mean(xp.log(probs[xp.arange(N), y]))
+    reg_loss = reg * (xp.sum(W1 * W1) + xp.sum(W2 * W2))
+    loss = data_loss + reg_loss
+    return loss
+
+
+def layer_norm(x, gamma, beta, G, xp=np):
+    mu = xp.mean(x, axis=-1, keepdims=True)
+    var = xp.var(x, axis=-1, keepdims=True)
+    xhat = (x - mu) / xp.sqrt(var + 1e-5)
+    out = gamma * xhat + beta
+    return xp.sum(out * G)
+
+
+def batch_norm(x, gamma, beta, G, xp=np):
+    mu = xp.mean(x, axis=0)
+    var = xp.mean((x - mu) ** 2, axis=0)
+    xhat = (x - mu) / xp.sqrt(var + 1e-5)
+    out = gamma * xhat + beta
+    return xp.sum(out * G)
+
+
+def layer_norm_by_product(x, gamma, beta, G, xp=np):
+    """Layer norm written with the inverse standard deviation: still the LN block."""
+    mu = xp.mean(x, axis=1, keepdims=True)
+    inv_std = (xp.mean((x - mu) ** 2, axis=1, keepdims=True) + 1e-3) ** -0.5
+    out = (x - mu) * inv_std * gamma + beta
+    return xp.sum(out * G)
+
+
+def rms_norm(x, gamma, G, xp=np):
+    """RMS norm in plain NumPy: no block is recognised, the elementwise path is derived."""
+    rms = xp.sqrt(xp.mean(x ** 2, axis=-1, keepdims=True) + 1e-6)
+    out = x / rms * gamma
+    return xp.sum(out * G)
+
+
+def attention(Q, K, V, G, xp=np):
+    d = Q.shape[-1]
+    scores = Q @ K.T / d ** 0.5
+    scores = scores - xp.max(scores, axis=-1, keepdims=True)
+    weights = xp.exp(scores)
+    weights = weights / xp.sum(weights, axis=-1, keepdims=True)
+    out = weights @ V
+    return xp.sum(out * G)
+
+
+def two_layer_args(rng, N=7, D=4, H=5, C=3):
+    return dict(X=rng.normal(size=(N, D)), y=rng.integers(0, C, size=N), W1=rng.normal(size=(D, H)),
+                b1=rng.normal(size=H), W2=rng.normal(size=(H, C)), b2=rng.normal(size=C), reg=0.3)
+
+
+def norm_args(rng, N=6, D=4):
+    return dict(x=rng.normal(size=(N, D)) * 2 + 1, gamma=rng.normal(size=D), beta=rng.normal(size=D),
+                G=rng.normal(size=(N, D)))
+
+
+def attention_args(rng, T=4, S=5, d=3, E=2):
+    return dict(Q=rng.normal(size=(T, d)), K=rng.normal(size=(S, d)), V=rng.normal(size=(S, E)),
+                G=rng.normal(size=(T, E)))
+
+
+CASES = {
+    "cs231n": (cs231n_two_layer, dict(X=("N", "D"), y=sg.labels("N", classes="C"), W1=("D", "H"), b1=("H",),
+                                      W2=("H", "C"), b2=("C",), reg=()), ["W1", "b1", "W2", "b2", "reg"],
+               two_layer_args, ["hidden", "scores"]),
+    "layer_norm": (layer_norm, dict(x=("N", "D"), gamma=("D",), beta=("D",), G=("N", "D")), ["x", "gamma", "beta"],
+                   norm_args, ["out"]),
+    "layer_norm_by_product": (layer_norm_by_product, dict(x=("N", "D"), gamma=("D",), beta=("D",), G=("N", "D")),
+                              ["x", "gamma", "beta"], norm_args, ["out"]),
+    "batch_norm": (batch_norm, dict(x=("N", "D"), gamma=("D",), beta=("D",), G=("N", "D")), ["x", "gamma", "beta"],
+                   norm_args, ["out"]),
+    "rms_norm": (rms_norm, dict(x=("N", "D"), gamma=("D",), G=("N", "D")), ["x", "gamma"],
+                 lambda rng: {k: v for k, v in norm_args(rng).items() if k != "beta"}, ["rms", "out"]),
+    "attention": (attention, dict(Q=("T", "d"), K=("S", "d"), V=("S", "E"), G=("T", "E")), ["Q", "K", "V"],
+                  attention_args, ["weights"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_traced_gradients_agree_with_torch_and_finite_differences(case):
+    forward, shapes, wrt, make_args, names = CASES[case]
+    traced = sg.trace(forward, **shapes)
+    d = sg.derive(traced, wrt)
+    assert set(names) <= {n.name for n in traced.names}  # the user's own names are the intermediates
+    shown = " ".join(text(g) for g in d.named) + " " + str(d.latex())
+    assert any(n in shown for n in names)
+    for seed in (0, 1):
+        args = make_args(np.random.default_rng(seed))
+        got = compiled_gradients(traced, d, args, wrt)
+        for k in wrt:  # the gradient has the shape of the user's argument
+            assert np.shape(got[k]) == np.shape(args[k]), k
+        numeric = {k: finite_differences(forward, args, k) if np.ndim(args[k]) else
+                   np.array(finite_differences(lambda **a: forward(**{**a, k: float(a[k])}), args, k)) for k in wrt}
+        assert_close(got, numeric, rtol=1e-5, atol=1e-7)
+        assert_close(got, torch_gradients(lambda xp, **a: forward(xp=xt, **a), args, wrt), rtol=1e-9, atol=1e-11)
+
+
+def test_cs231n_derivation_is_the_textbook_softmax_minus_targets_over_N():
+    forward, shapes, wrt, _, _ = CASES["cs231n"]
+    traced = sg.trace(forward, **shapes)
+    by_name = {n.name: text(traced.exprs[n]) for n in traced.names}
+    assert by_name["hidden"] == "relu(X*W1 + 1*b1)"  # the bias row spread over the rows: 1 b1
+    assert by_name["data_loss"] == "SoftmaxCrossEntropy(scores, y)/N"  # the max shift dropped: shift-invariant
+    d = sg.derive(traced, ["W2", "b2"])
+    assert text(d.named[0]) == "(2*reg)*W2 + 1/N*hidden.T*(softmax(scores) - y)"
+    assert text(d.named[1]) == "1/N*1ᵀ*(softmax(scores) - y)"
+
+
+# --- symgrad.nn blocks inside a forward ----------------------------------------------------------------
+def nn_forward(x, w1, w2, y):
+    import symgrad.nn as nn
+
+    h = nn.sigmoid(x @ w1)
+    z = nn.tanh(h @ w2)
+    p = nn.softmax(z)
+    return np.sum(p * y)
+
+
+def test_symgrad_nn_calls_become_their_catalog_blocks():
+    traced = sg.trace(nn_forward, x=("N", "D"), w1=("D", "H"), w2=("H", "O"), y=("N", "O"))
+    assert [text(traced.exprs[n]) for n in traced.names[:3]] == ["sigmoid(x*w1)", "tanh(h*w2)", "softmax(z)"]
+    d = sg.derive(traced, ["w1", "w2"])
+    rng = np.random.default_rng(5)
+    args = dict(x=rng.normal(size=(4, 3)), w1=rng.normal(size=(3, 5)), w2=rng.normal(size=(5, 2)),
+                y=rng.normal(size=(4, 2)))
+    got = compiled_gradients(traced, d, args, ["w1", "w2"])
+    assert_close(got, {k: finite_differences(nn_forward, args, k) for k in ("w1", "w2")}, rtol=1e-6)
+
+    def after_block(x):  # the block's result is an ordinary stand-in once the nn function returned
+        import symgrad.nn as nn
+
+        return np.sum(np.exp(nn.relu(x)) * 2)
+
+    traced = sg.trace(after_block, x=(3, 2))
+    assert "relu" in text(traced.exprs[traced.output])
+    x = rng.normal(size=(3, 2))
+    got = sg.derive(traced, "x").compile()(x=x)
+    np.testing.assert_allclose(got, finite_differences(after_block, {"x": x}, "x"), rtol=1e-6)
+
+
+# --- what trace refuses, with the user's line -----------------------------------------------------------
+def branching(x):
+    if x.sum() > 0:  # refused: a Python if on a value
+        return x.sum()
+    return -x.sum()
+
+
+def inverting(W):
+    return np.linalg.inv(W).sum()
+
+
+def sorting(x):
+    return np.sort(x, axis=1).sum()
+
+
+def floating(x):
+    return float(x.sum()) * x.sum()
+
+
+def slicing(x):
+    return x[0].sum()
+
+
+def unknown_ufunc(x):
+    return np.arctan2(x, x).sum()
+
+
+def lonely_max(x):
+    return x.max(axis=1, keepdims=True).sum()
+
+
+@pytest.mark.parametrize("forward, what", [
+    (branching, "Python `if`"), (inverting, "np.linalg.inv"), (sorting, "np.sort"), (floating, "float()"),
+    (slicing, "indexing"), (unknown_ufunc, "np.arctan2"), (lonely_max, "row maximum"),
+])
+def test_unsupported_calls_name_the_call_and_the_line(forward, what):
+    import inspect
+
+    with pytest.raises(sg.TraceError) as info:
+        sg.trace(forward, **{p: ("N", "N") for p in inspect.signature(forward).parameters})
+    message = str(info.value)
+    assert what in message
+    assert "test_tracing.py:" in message  # the forward's own line
+    line = int(message.split("test_tracing.py:")[1].split(":")[0])
+    source = inspect.getsource(forward).splitlines()
+    first = forward.__code__.co_firstlineno
+    assert first <= line < first + len(source)
+
+
+def test_shapes_are_checked_against_the_forward():
+    with pytest.raises(TypeError, match="no shape for w2"):
+        sg.trace(twenty_line_np, x=("N", "D"), w1=("D", "H"), y=("N", "O"))
+    with pytest.raises(TypeError, match="not an argument"):
+        sg.trace(twenty_line_np, x=("N", "D"), w1=("D", "H"), w2=("H", "O"), y=("N", "O"), z=())
+    with pytest.raises(sg.TraceError, match="returns a tuple"):
+        sg.trace(lambda x: (x.sum(), x.sum()), x=(2, 2))
+
+
+def test_concrete_sizes_and_the_symbolic_ones_give_the_same_numbers():
+    rng = np.random.default_rng(2)
+    args = dict(x=rng.normal(size=(5, 4)), w1=rng.normal(size=(4, 6)), w2=rng.normal(size=(6, 3)),
+                y=rng.normal(size=(5, 3)))
+    out = []
+    for shapes in (dict(x=("N", "D"), w1=("D", "H"), w2=("H", "O"), y=("N", "O")),
+                   dict(x=(5, 4), w1=(4, 6), w2=(6, 3), y=(5, 3))):
+        traced = sg.trace(twenty_line_np, **shapes)
+        out.append(compiled_gradients(traced, sg.derive(traced, ["w1", "w2"]), args, ["w1", "w2"]))
+    assert_close(out[0], out[1], rtol=1e-12)
+
+
+def test_a_wrong_size_in_the_values_is_refused():
+    traced = sg.trace(twenty_line_np, x=("N", "D"), w1=("D", "H"), w2=("H", "O"), y=("N", "O"))
+    with pytest.raises(ValueError, match="size N"):
+        traced.values(x=np.zeros((5, 4)), w1=np.zeros((4, 6)), w2=np.zeros((6, 3)), y=np.zeros((6, 3)))
+
+
+@pytest.mark.parametrize("case, block", [("layer_norm", "LN"), ("layer_norm_by_product", "LN"), ("batch_norm", "BN")])
+def test_a_standardisation_written_out_is_the_catalog_norm_block(case, block):
+    forward, shapes, wrt, _, _ = CASES[case]
+    traced = sg.trace(forward, **shapes)
+    assert text(traced.exprs[sp.MatrixSymbol("out", *traced.exprs[traced.names[0]].shape)]) == f"{block}(x; gamma, beta)"
+    d = sg.derive(traced, ["x", "gamma", "beta"])
+    assert text(d.named[1]) == f"1ᵀ*({block}(x) ∘ G)" and text(d.named[2]) == "1ᵀ*G"  # dγ = Σ_n G ∘ x̂, dβ = Σ_n G
+
+
+# --- the rest of what layer code writes -----------------------------------------------------------------
+def many_ops(x, W, b, v, c):
+    z = x @ W + b  # a bias row
+    a = np.where(z > 0, z, 0.01 * z)  # leaky ReLU
+    m = z * (z > 0)  # ReLU by a mask
+    q = np.minimum(a, 1.0) + np.abs(m) + np.tanh(z) ** 2
+    s = np.sqrt(np.exp(q) + 1.0)
+    col = s.sum(axis=1, keepdims=True)  # an N × 1 column, broadcast over the columns
+    r = s / col
+    u = r.mean(axis=0)  # (H,)
+    w = u @ W.T  # 1-D @ 2-D
+    k = (w.reshape(-1, 1) * v.reshape(-1, 1)).sum()
+    return k * c + np.log1p(np.square(r - 0.5)).sum() / x.shape[0] + (z.T @ z).mean() * 1e-3
+
+
+def test_broadcasting_masks_where_reductions_and_reshapes_agree_with_finite_differences():
+    traced = sg.trace(many_ops, x=("N", "D"), W=("D", "H"), b=("H",), v=("D",), c=())
+    by_name = {n.name: text(traced.exprs[n]) for n in traced.names}
+    assert by_name["a"] == "(x -> leaky_relu(x, 1/100))(z)" and by_name["m"] == "relu(z)"
+    wrt = ["W", "b", "v", "c", "x"]
+    d = sg.derive(traced, wrt)
+    rng = np.random.default_rng(4)
+    args = dict(x=rng.normal(size=(5, 3)), W=rng.normal(size=(3, 4)), b=rng.normal(size=4), v=rng.normal(size=3),
+                c=0.7)
+    got = compiled_gradients(traced, d, args, wrt)
+    numeric = {k: finite_differences(many_ops, args, k) for k in wrt if k != "c"}
+    numeric["c"] = finite_differences(lambda **a: many_ops(**{**a, "c": float(a["c"])}), args, "c")
+    assert_close(got, numeric, rtol=1e-6, atol=1e-8)
+
+
+def log_softmax_classifier(X, W, y):
+    N = X.shape[0]
+    scores = X @ W
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+    return -log_probs[np.arange(N), y].sum() / N
+
+
+def test_a_log_softmax_written_out_is_the_cross_entropy_with_its_textbook_gradient():
+    traced = sg.trace(log_softmax_classifier, X=("N", "D"), W=("D", "C"), y=sg.labels("N", classes="C"))
+    d = sg.derive(traced, "W")
+    assert text(d.named) == "1/N*X.T*(softmax(scores) - y)"
+    rng = np.random.default_rng(8)
+    args = dict(X=rng.normal(size=(6, 3)), W=rng.normal(size=(3, 4)), y=rng.integers(0, 4, size=6))
+    got = traced.gradient_of("W", d.compile()(**traced.values(**args)))
+    np.testing.assert_allclose(got, finite_differences(log_softmax_classifier, args, "W"), rtol=1e-6)
+
+
+def test_a_cross_entropy_of_symgrad_nn_against_labels_is_refused_with_the_numpy_form():
+    import symgrad.nn as nn
+
+    def forward(z, y):
+        return nn.softmax_cross_entropy(z, y).mean()
+
+    with pytest.raises(sg.TraceError, match=r"np\.log\(probs\[np\.arange\(N\), y\]\)"):
+        sg.trace(forward, z=("N", "C"), y=sg.labels("N", classes="C"))
+
+
+def deep_tanh(x, W1, W2, W3, y):
+    h = x
+    for W in (W1, W2, W3):
+        h = np.tanh(h @ W)
+    return np.square(h - y).sum()
+
+
+def test_a_name_rebound_in_a_loop_numbers_the_layers():
+    traced = sg.trace(deep_tanh, x=("N", "D"), y=("N", "D"), W1=("D", "D"), W2=("D", "D"), W3=("D", "D"))
+    assert [f"{n.name} = {text(traced.exprs[n])}" for n in traced.names[:3]] == [
+        "h1 = tanh(x*W1)", "h2 = tanh(h1*W2)", "h3 = tanh(h2*W3)"]
+    d = sg.derive(traced, ["W1", "W2", "W3"])
+    assert text(d.named[2]) == "2*h2.T*((1 - h3 ∘ h3) ∘ (h3 - y))"  # tanh' = 1 − tanh², through the names
+    rng = np.random.default_rng(6)
+    args = dict(x=rng.normal(size=(4, 3)), y=rng.normal(size=(4, 3)),
+                **{f"W{i}": rng.normal(size=(3, 3)) for i in (1, 2, 3)})
+    got = compiled_gradients(traced, d, args, ["W1", "W2", "W3"])
+    assert_close(got, {k: finite_differences(deep_tanh, args, k) for k in ("W1", "W2", "W3")}, rtol=1e-6)
+    def in_torch(xp, x, W1, W2, W3, y):
+        return ((xp.tanh(xp.tanh(xp.tanh(x @ W1) @ W2) @ W3) - y) ** 2).sum()
+
+    assert_close(got, torch_gradients(in_torch, args, ["W1", "W2", "W3"]), rtol=1e-10)
+
+
+def svm_like(X, W, y):
+    """The new axes of layer code: a picked column against every score, a row sum as a column."""
+    N = X.shape[0]
+    scores = X @ W
+    correct = scores[np.arange(N), y]
+    margins = np.maximum(0, scores - correct[:, None] + 1.0)
+    totals = margins.sum(axis=1)
+    return (totals / (1.0 + totals)[None, :].sum()).sum()
+
+
+def test_new_axes_and_a_picked_score_against_finite_differences():
+    traced = sg.trace(svm_like, X=("N", "D"), W=("D", "C"), y=sg.labels("N", classes="C"))
+    d = sg.derive(traced, "W")
+    rng = np.random.default_rng(9)
+    args = dict(X=rng.normal(size=(6, 3)), W=rng.normal(size=(3, 4)), y=rng.integers(0, 4, size=6))
+    got = traced.gradient_of("W", d.compile()(**traced.values(**args)))
+    np.testing.assert_allclose(got, finite_differences(svm_like, args, "W"), rtol=1e-6, atol=1e-9)
