@@ -325,8 +325,8 @@ def test_floats_copied_from_the_truth_are_compared_exactly():
 def _module():
     import sys
 
-    sg.verify(x ** 2, x, "2*x")  # loads symgrad/verify.py (the package's verify is the function)
-    return sys.modules["symgrad.verify"]
+    sg.verify(x ** 2, x, "2*x")  # loads symgrad/claims.py
+    return sys.modules["symgrad.claims"]
 
 
 def test_points_left_unchecked_make_the_verdict_undecided_never_consistent(monkeypatch):
@@ -391,8 +391,8 @@ def test_cli_verdict_within_the_timeout_plus_one_second(claim):
 # --- every block is typeable (the parsers' tables come from the registry) ------------------------------
 def test_every_registered_block_is_typeable_in_text_and_latex():
     from symgrad.catalog import blocks
-    from symgrad.latex_input import latex_functions
-    from symgrad.parse import block_builders
+    from symgrad.parsing.latex import latex_functions
+    from symgrad.parsing.python import block_builders
 
     names = [b.name for b in blocks()]
     assert [n for n in names if n not in block_builders()] == []
