@@ -15,9 +15,7 @@ from ..compiler.function import compile_expr
 from ..derivation import derive
 from ..printing.tex import latex
 from ..printing.plain import text
-from ..catalog.activations import relu
-from ..catalog.activations import step
-from ..simplify.rules import elementary
+from ..checks.sampling import breakpoints
 
 __all__ = ["plot_block"]
 
@@ -85,18 +83,12 @@ def _label(expr: sp.Expr) -> str:
 
 
 def _kinks(expr: sp.Expr, x: sp.Symbol, x_range) -> list[float]:
-    """Where the arguments of step-like pieces (ReLU, Max, Piecewise conditions) vanish."""
+    """Where a branch of ``expr`` switches (the sampling policy's breakpoints: ReLU, Max,
+    Piecewise conditions, |·| …), inside the plotted range."""
 
     points = set()
-    for node in sp.preorder_traversal(expr):
-        args = []
-        if isinstance(node, (relu, step)):
-            args = [node.args[0]]
-        elif isinstance(node, sp.Function) and hasattr(node, "elementary"):
-            plain = elementary(node)
-            args = [c.lhs - c.rhs for c in plain.atoms(sp.core.relational.Relational)]
-        for a in args:
-            for root in sp.solve(sp.Eq(a, 0), x):
-                if root.is_real and x_range[0] < float(root) < x_range[1]:
-                    points.add(float(root))
+    for u in breakpoints(expr):
+        for root in sp.solve(sp.Eq(u, 0), x):
+            if root.is_real and x_range[0] < float(root) < x_range[1]:
+                points.add(float(root))
     return sorted(points)
