@@ -91,7 +91,6 @@ ELEMENTARY: dict[str, tuple[Callable, int, int, frozenset]] = {
     "min": (sp.Min, 2, 16, frozenset()), "Min": (sp.Min, 2, 16, frozenset()),
     "Heaviside": (sp.Heaviside, 1, 2, frozenset()), "sum": (_sum, 1, 64, frozenset()),
     "Piecewise": (sp.Piecewise, 1, 16, frozenset()),  # built by _Builder.piecewise (conditions allowed there only)
-    "step": (C.step, 1, 1, frozenset()),
     "transpose": (_transpose, 1, 1, frozenset()), "diag": (_diag, 1, 1, frozenset()),
     "trace": (sp.Trace, 1, 1, frozenset()), "sq_frobenius": (_sq_frobenius, 1, 1, frozenset()),
 }
