@@ -142,3 +142,17 @@ def test_a_sound_table_passes():
 def test_a_house_that_does_not_stand_is_refused(bad, reason):
     problems = violations(GOOD + bad, FLOORS)
     assert any(reason in p for p in problems), problems
+
+
+def test_no_module_is_named_like_a_public_function():
+    # a submodule named like a public name would replace it on the package when it loads (the old
+    # module class swap in __init__ existed for that): module names are not function names
+    import symgrad
+
+    modules = {p.stem for p in PACKAGE.iterdir() if p.suffix == ".py"} | {p.name for p in PACKAGE.iterdir() if p.is_dir()}
+    assert not modules & set(symgrad.__all__), sorted(modules & set(symgrad.__all__))
+    assert type(symgrad).__name__ == "module"  # no class swap
+    import symgrad.claims  # noqa: F401 - loading every module keeps the functions in place
+    import symgrad.parsing  # noqa: F401
+
+    assert callable(symgrad.verify) and callable(symgrad.parse) and callable(symgrad.derive)
