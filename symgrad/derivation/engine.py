@@ -565,10 +565,36 @@ def _as_expression(expr: Any) -> sp.Basic:
     if isinstance(expr, sp.MatrixBase):
         return sp.Matrix(expr)
     if isinstance(expr, (sp.Expr, sp.MatrixExpr)):
-        return expr
+        return explicit_broadcasts(expr)
     if isinstance(expr, (int, float)):
         return to_sympy(expr, "expression")
     raise TypeError(f"cannot differentiate a {type(expr).__name__}; pass a SymPy expression, a Matrix or text")
+
+
+def explicit_broadcasts(expr: sp.Basic) -> sp.Basic:
+    """A sum of an N×D matrix and a 1×D row (or N×1 column) with the broadcast written out, X − 1a:
+    SymPy gives such a sum its first term's shape when the sizes are symbols, so ‖a − X‖² would
+    differentiate to a 1×D "gradient" of the N×D matrix X; written out, it is 2(X − 1a), N×D."""
+    if not isinstance(expr, sp.Basic) or not expr.has(sp.MatAdd):
+        return expr
+
+    def full(node):
+        rows = next((a.shape[0] for a in node.args if a.shape[0] != 1), 1)
+        cols = next((a.shape[1] for a in node.args if a.shape[1] != 1), 1)
+        return rows, cols
+
+    def spread(node):
+        rows, cols = full(node)
+        terms = []
+        for a in node.args:
+            if a.shape[0] == 1 and rows != 1:
+                a = sp.OneMatrix(rows, 1) * a
+            if a.shape[1] == 1 and cols != 1:
+                a = a * sp.OneMatrix(1, cols)
+            terms.append(a)
+        return sp.MatAdd(*terms)
+
+    return expr.replace(lambda n: isinstance(n, sp.MatAdd) and any(a.shape != full(n) for a in n.args), spread)
 
 
 def _as_upstream(upstream: Any) -> sp.Basic | None:

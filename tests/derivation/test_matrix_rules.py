@@ -363,3 +363,22 @@ def test_a_bias_row_is_broadcast_over_the_batch_and_its_gradient_sums_the_rows()
     loss.backward()
     np.testing.assert_allclose(gW, t["W"].grad.numpy(), rtol=1e-12)
     np.testing.assert_allclose(np.reshape(gb, (1, 4)), t["b"].grad.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("row_first", [True, False])
+def test_a_row_added_to_a_matrix_is_spread_over_its_rows(row_first):
+    # SymPy gives X − a (a: 1×D) its first term's shape when sizes are symbols; the gradient of the
+    # N×D matrix must still be N×D: 2(X − 1a), and the row's the column sum −2·1ᵀ(X − 1a) (torch)
+    import torch
+
+    N, D = sp.symbols("N D", integer=True, positive=True)
+    X, a = sp.MatrixSymbol("X", N, D), sp.MatrixSymbol("a", 1, D)
+    d = sg.derive(sg.sq_frobenius(a - X if row_first else X - a), [X, a])
+    assert d.result[0].shape == (N, D) and d.result[1].shape == (1, D)
+    rng = np.random.default_rng(1)
+    Xv, av = rng.normal(size=(4, 3)), rng.normal(size=(1, 3))
+    gX, ga = d.compile()(X=Xv, a=av)
+    Xt, at = torch.tensor(Xv, requires_grad=True), torch.tensor(av, requires_grad=True)
+    ((at - Xt) ** 2).sum().backward()
+    assert gX.shape == (4, 3) and np.allclose(gX, Xt.grad.numpy(), rtol=1e-12)
+    assert np.allclose(ga, at.grad.numpy(), rtol=1e-12)
