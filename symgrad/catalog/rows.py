@@ -35,7 +35,14 @@ def is_matrix_expression(expr: sp.Basic) -> bool:
 
 class Elementwise(ElementwiseApplyFunction):
     """f applied to every entry of a matrix: SymPy's ElementwiseApplyFunction, printed the way it
-    is written (sigmoid(X*W), not a Lambda of an internal variable)."""
+    is written (sigmoid(X*W), not a Lambda of an internal variable). A constant function is its
+    constant everywhere: (x ↦ c)(X) = c·1 (a matrix of the shape of X, never a bare number)."""
+
+    def __new__(cls, function, expr):
+        body, variables = function.expr, function.variables
+        if not body.has(*variables):
+            return body * sp.OneMatrix(*expr.shape)
+        return super().__new__(cls, function, expr)
 
     def _sympystr(self, printer):
         body, (var,) = self.function.expr, self.function.variables

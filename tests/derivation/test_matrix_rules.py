@@ -382,3 +382,18 @@ def test_a_row_added_to_a_matrix_is_spread_over_its_rows(row_first):
     ((at - Xt) ** 2).sum().backward()
     assert gX.shape == (4, 3) and np.allclose(gX, Xt.grad.numpy(), rtol=1e-12)
     assert np.allclose(ga, at.grad.numpy(), rtol=1e-12)
+
+
+def test_a_constant_elementwise_derivative_is_a_matrix_of_ones():
+    # ∂/∂c of ‖(x ↦ x + c)(X)‖²: the elementwise derivative (x ↦ 1)(X) is the all-ones matrix (it
+    # compiled to the number 1 and failed in matmul); values against torch
+    import torch
+
+    N, D = sp.symbols("N D", integer=True, positive=True)
+    X, c = sp.MatrixSymbol("X", N, D), sp.Symbol("c", real=True)
+    d = sg.derive(sq_frobenius(sg.elementwise(lambda u: sp.tanh(u) + c, X)), [X, c])
+    Xv = np.random.default_rng(2).normal(size=(3, 2))
+    gX, gc = d.compile()(X=Xv, c=0.4)
+    Xt, ct = torch.tensor(Xv, requires_grad=True), torch.tensor(0.4, dtype=torch.float64, requires_grad=True)
+    ((torch.tanh(Xt) + ct) ** 2).sum().backward()
+    assert np.allclose(gX, Xt.grad.numpy(), rtol=1e-12) and np.isclose(gc, ct.grad.item(), rtol=1e-12)
