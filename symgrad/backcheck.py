@@ -275,7 +275,8 @@ class _Input:
             classes = sizes[self.labels] if isinstance(self.labels, str) else self.labels
             return rng.integers(0, classes, size=shape)
         symbol = _real_symbol(self.name)
-        values = [sampling.draw(symbol, rng, policy=POLICY, kind="moderate") for _ in range(int(np.prod(shape, dtype=int)))]
+        count = int(np.prod(shape, dtype=int))
+        values = [sampling.draw(symbol, rng, policy=POLICY, kind="moderate") for _ in range(count)]
         arr = np.array(values, dtype=np.float64).reshape(shape)
         return float(arr) if shape == () else arr
 
@@ -359,7 +360,8 @@ def _pick(out, k: int, wrt: Sequence[str]):
     if len(wrt) == 1 and not isinstance(out, (tuple, list)):
         return out
     if not isinstance(out, (tuple, list)):
-        raise ValueError(f"backward returned one array for wrt {list(wrt)}; return one per name, in that order (a tuple)")
+        raise ValueError(f"backward returned one array for wrt {list(wrt)}; return one per name, in that order "
+                         "(a tuple)")
     if len(out) != len(wrt):
         raise ValueError(f"backward returned {len(out)} arrays for wrt {list(wrt)}; return one per name, in that order")
     return out[k]
@@ -473,8 +475,9 @@ def _trust(forward, wrt, expected, point: _Point, seed: int) -> None:
 
         report = check_grad(f, lambda w, value=value: value, point.arrays[name], seed=seed)
         if not report.ok:
-            raise UntrustedDerivation(f"symgrad's compiled derivation of ∂L/∂{name} disagrees with finite differences "
-                                      f"of the forward (max relative error {report.max_rel_error:.1e}; a symgrad bug)")
+            raise UntrustedDerivation(f"symgrad's compiled derivation of ∂L/∂{name} disagrees with finite "
+                                      f"differences of the forward (max relative error "
+                                      f"{report.max_rel_error:.1e}; a symgrad bug)")
 
 
 def _show_shape(expr) -> str:
@@ -557,7 +560,8 @@ def _check_one(forward, name: str, g: np.ndarray, arrays: Mapping[str, Any], see
         return forward(**{**arrays, name: w})
 
     report = check_grad(f, lambda w: g, arrays[name], seed=seed)
-    how = f"finite differences at {point.where()}, {report.checked} entries, max relative error {report.max_rel_error:.1e}"
+    how = (f"finite differences at {point.where()}, {report.checked} entries, max relative error "
+           f"{report.max_rel_error:.1e}")
     if report.ok:
         return GradientResult(name, "consistent", how, shape=g.shape, report=report, max_rel_error=report.max_rel_error)
     worst = max(report.failures, key=lambda c: c.rel_error) if report.failures else None
