@@ -482,7 +482,7 @@ def _derive_graph(graph, wrts, single, started) -> Derivation:
                 continue
             steps.append(Step("chain", d(w), bp.gradients[w], "local gradient × upstream gradient"))
             named = bp.expanded(w)
-            steps.append(Step("named", d(w), tidy(named) if isinstance(named, sp.MatrixExpr) else named,
+            steps.append(Step("named", d(w), _coefficients_first(tidy(named)) if isinstance(named, sp.MatrixExpr) else named,
                               "in the graph's names"))
             results.append(bp.global_gradient(w))
             steps.append(Step("textbook", d(w), results[-1], "in the inputs"))
