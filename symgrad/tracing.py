@@ -582,7 +582,7 @@ def _fusable(a: Tracer, b: Tracer):
     """The common base X when both are elementwise functions of X (or b a free scalar), else None."""
     if a.ndim and b.ndim and _shape2(a) == _shape2(b):
         (fa, xa), (fb, xb) = _parts(a.expr), _parts(b.expr)
-        if xa == xb and not (fa == t and fb == t and isinstance(xa, sp.MatrixSymbol) and False):
+        if xa == xb:
             return fa, fb, xa
     return None
 
@@ -757,8 +757,7 @@ def _reduce(a, axis, keepdims: bool, kind: str) -> Tracer:
         count = cols if a.ndim == 1 else rows * cols
         value = total if kind == "sum" else total / count
         if keepdims:
-            return Tracer(sp.MatMul(value, sp.OneMatrix(1, 1)) if a.ndim == 1 else sp.MatMul(value, sp.OneMatrix(1, 1)),
-                          a.ndim)
+            return Tracer(sp.MatMul(value, sp.OneMatrix(1, 1)), a.ndim)
         return Tracer(value, 0)
     if axes == (0,):
         out, count = sp.MatMul(sp.OneMatrix(1, rows), a.expr), rows
@@ -914,7 +913,6 @@ def _log_softmax(a: Tracer, b: Tracer):
 
 def _reshape(a: Tracer, shape) -> Tracer:
     shape = tuple(shape)
-    n = a.size
     want = []
     for d in shape:
         want.append(d.symbol if isinstance(d, Size) else d)
@@ -988,11 +986,17 @@ def _where(cond, a, b) -> Tracer:
     if not isinstance(cond, Condition):
         raise _refuse("np.where with a condition that is not a comparison of stand-ins")
     a, b = _lift(a), _lift(b)
-    left = cond.left - cond.right if cond.right.expr != 0 else cond.left
+    left = cond.left
     if left.ndim == 0:
         raise _refuse("np.where on a scalar condition")
-    _, base = _parts(left.expr)
     fz, xz = _parts(left.expr)
+    if _free_constant(cond.right):  # z > c: the condition z − c > 0 on z itself
+        fz = fz - cond.right.expr
+    else:
+        fused = _fusable(left, cond.right)
+        if fused is None:
+            raise _refuse("np.where on a comparison of two different arrays")
+        fz = fused[0] - fused[1]
     pieces = []
     for branch in (a, b):
         if branch.ndim == 0 and _free_constant(branch):
@@ -1003,7 +1007,6 @@ def _where(cond, a, b) -> Tracer:
             raise _refuse("np.where whose branches are not elementwise functions of the compared array")
         pieces.append(fb)
     ops = {">": sp.StrictGreaterThan, ">=": sp.GreaterThan, "<": sp.StrictLessThan, "<=": sp.LessThan}
-    flip = {">": "<", ">=": "<=", "<": ">", "<=": ">="}
     op = cond.op
     u = fz
     if op in ("<", "<="):  # u < 0: the other branch first
@@ -1015,7 +1018,6 @@ def _where(cond, a, b) -> Tracer:
         body = leaky_relu(t, fb.as_coeff_Mul()[0])
     else:
         body = sp.Piecewise((fa, ops[op](u, 0)), (fb, True))
-    del flip
     return Tracer(_elementwise(body, xz), left.ndim)
 
 

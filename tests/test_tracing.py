@@ -431,3 +431,19 @@ def test_new_axes_and_a_picked_score_against_finite_differences():
     args = dict(X=rng.normal(size=(6, 3)), W=rng.normal(size=(3, 4)), y=rng.integers(0, 4, size=6))
     got = traced.gradient_of("W", d.compile()(**traced.values(**args)))
     np.testing.assert_allclose(got, finite_differences(svm_like, args, "W"), rtol=1e-6, atol=1e-9)
+
+
+def piecewise(x, W):
+    z = x @ W
+    a = np.where(z < 0, np.exp(z) - 1.0, z)  # ELU written out: the branches swap for <
+    b = np.where(z > 0.5, np.tanh(z), z ** 2)
+    return (a * b).sum()
+
+
+def test_where_with_other_branches_is_a_piecewise_function():
+    traced = sg.trace(piecewise, x=("N", "D"), W=("D", "H"))
+    d = sg.derive(traced, "W")
+    rng = np.random.default_rng(10)
+    args = dict(x=rng.normal(size=(5, 3)), W=rng.normal(size=(3, 4)))
+    got = d.compile()(**traced.values(**args))
+    np.testing.assert_allclose(got, finite_differences(piecewise, args, "W"), rtol=1e-6, atol=1e-9)
