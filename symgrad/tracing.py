@@ -2,7 +2,9 @@ r"""Trace: a user's NumPy forward function, called on symbolic stand-ins, become
 
 ``trace(forward, x=("N", "D"), W=("D", "H"), ...)`` calls ``forward`` once with stand-in arrays
 (:class:`Tracer`) that record, instead of numbers, the SymPy matrix expression each NumPy call
-computes, mapped to symgrad's blocks so that the derivation comes out in textbook form:
+computes — through NumPy's functions (``__array_ufunc__``/``__array_function__``), the Array API
+(``array_api_compat.array_namespace(x)``: the same rules) and the operators — mapped to symgrad's
+blocks so that the derivation comes out in textbook form:
 
 =====================================================  ==========================================
 what the forward writes                                what it becomes
@@ -1171,10 +1173,77 @@ def _nn_frame():
     return found
 
 
+class _ArrayNamespace:
+    r"""The Array API namespace of stand-ins (``x.__array_namespace__()``,
+    ``array_api_compat.array_namespace(x)``): the same rules as NumPy's functions.
+
+    .. math:: \texttt{xp.sum(xp.exp(x), axis=1, keepdims=True)} = \exp^{\circ}(X)\,\mathbf{1}"""
+
+    __name__ = "symgrad.tracing.array_namespace"
+    float64 = np.float64
+    float32 = np.float32
+    newaxis = None
+
+    def __getattr__(self, name):
+        rule = _UFUNCS.get({"abs": "absolute", "pow": "power"}.get(name, name))
+        if rule is not None:
+            return rule
+        raise _refuse(f"xp.{name} (Array API)", "trace follows the Array API's elementwise functions, matmul, "
+                      "matrix_transpose, sum, mean, var, std, max (a softmax shift), where, reshape, arange")
+
+    @staticmethod
+    def asarray(x, *args, **kwargs):
+        return x if isinstance(x, (Tracer, LabelTracer)) else _lift(x)
+
+    @staticmethod
+    def astype(x, dtype, **kwargs):
+        return _lift(x).astype(dtype)
+
+    @staticmethod
+    def matrix_transpose(x):
+        return _transpose(_lift(x))
+
+    @staticmethod
+    def permute_dims(x, axes):
+        return _lift(x).transpose(tuple(axes))
+
+    @staticmethod
+    def reshape(x, shape, **kwargs):
+        return _lift(x).reshape(shape)
+
+    @staticmethod
+    def sum(x, axis=None, keepdims=False, **kwargs):
+        return _reduce(x, axis, keepdims, "sum")
+
+    @staticmethod
+    def mean(x, axis=None, keepdims=False, **kwargs):
+        return _reduce(x, axis, keepdims, "mean")
+
+    @staticmethod
+    def var(x, axis=None, correction=0, keepdims=False, **kwargs):
+        return _var(x, axis, keepdims, correction)
+
+    @staticmethod
+    def std(x, axis=None, correction=0, keepdims=False, **kwargs):
+        return _unary(sp.sqrt, _var(x, axis, keepdims, correction), "sqrt")
+
+    @staticmethod
+    def max(x, axis=None, keepdims=False, **kwargs):
+        return _row_max(x, axis, keepdims)
+
+    @staticmethod
+    def where(cond, a, b):
+        return _where(cond, a, b)
+
+    @staticmethod
+    def arange(*args, **kwargs):
+        return np.arange(*args)
+
+
 def _block_namespace():
     frame = _nn_frame()
     if frame is None:
-        raise _refuse("an Array API namespace of a stand-in outside symgrad.nn")
+        return _ArrayNamespace()
     if frame in _PENDING_BLOCKS:
         return _BlockNamespace(_PENDING_BLOCKS[frame])
     name = frame.f_code.co_name

@@ -447,3 +447,27 @@ def test_where_with_other_branches_is_a_piecewise_function():
     args = dict(x=rng.normal(size=(5, 3)), W=rng.normal(size=(3, 4)))
     got = d.compile()(**traced.values(**args))
     np.testing.assert_allclose(got, finite_differences(piecewise, args, "W"), rtol=1e-6, atol=1e-9)
+
+
+def array_api_classifier(X, y, W, b):
+    """Written against the Array API: the namespace comes from the arrays themselves."""
+    import array_api_compat
+
+    xp = array_api_compat.array_namespace(X, W)
+    N = X.shape[0]
+    scores = xp.matmul(X, W) + b
+    e = xp.exp(scores - xp.max(scores, axis=1, keepdims=True))
+    probs = e / xp.sum(e, axis=1, keepdims=True)
+    return -xp.mean(xp.log(probs[xp.arange(N), y])) + 0.5 * xp.sum(xp.matrix_transpose(W) ** 2)
+
+
+def test_a_forward_written_against_the_array_api_traces_and_runs_on_numpy_and_torch():
+    traced = sg.trace(array_api_classifier, X=("N", "D"), y=sg.labels("N", classes="C"), W=("D", "C"), b=("C",))
+    d = sg.derive(traced, ["W", "b"])
+    assert text(d.named[1]) == "1/N*1ᵀ*(softmax(scores) - y)"
+    rng = np.random.default_rng(12)
+    args = dict(X=rng.normal(size=(5, 3)), y=rng.integers(0, 4, size=5), W=rng.normal(size=(3, 4)),
+                b=rng.normal(size=4))
+    got = compiled_gradients(traced, d, args, ["W", "b"])
+    assert_close(got, {k: finite_differences(array_api_classifier, args, k) for k in ("W", "b")}, rtol=1e-6)
+    assert_close(got, torch_gradients(lambda xp, **a: array_api_classifier(**a), args, ["W", "b"]), rtol=1e-10)
