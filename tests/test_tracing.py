@@ -471,3 +471,17 @@ def test_a_forward_written_against_the_array_api_traces_and_runs_on_numpy_and_to
     got = compiled_gradients(traced, d, args, ["W", "b"])
     assert_close(got, {k: finite_differences(array_api_classifier, args, k) for k in ("W", "b")}, rtol=1e-6)
     assert_close(got, torch_gradients(lambda xp, **a: array_api_classifier(**a), args, ["W", "b"]), rtol=1e-10)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_the_traced_graph_computes_the_users_forward(case):
+    """The graph itself (not its gradient) evaluated by symgrad equals the user's NumPy forward."""
+    forward, shapes, _, make_args, _ = CASES[case]
+    traced = sg.trace(forward, **shapes)
+    for seed in (3, 4):
+        args = make_args(np.random.default_rng(seed))
+        values = traced.values(**args)
+        values.update({s.name: n for s, n in traced.bind_sizes(**args).items() if s in traced.inputs})
+        got = traced.forward({k: v for k, v in values.items() if any(getattr(s, "name", None) == k
+                                                                      for s in traced.inputs)})[traced.output]
+        assert float(np.asarray(got).reshape(-1)[0]) == pytest.approx(forward(**args), rel=1e-10)
