@@ -1309,6 +1309,8 @@ class Traced(Graph):
         .. math:: y \mapsto Y_{ic} = [\,y_i = c\,], \quad b \in \mathbb{R}^{H} \mapsto b \in \mathbb{R}^{1 \times H}"""
         out = {}
         bound = self.bind_sizes(**arrays)
+        floats = [v.dtype for v in arrays.values() if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
+        dtype = np.result_type(*floats) if floats else np.dtype(np.float64)  # float32 stays float32
         for name, value in arrays.items():
             if name not in self.arguments:
                 raise ValueError(f"{name!r} is not an argument of the traced forward (its arguments: "
@@ -1324,9 +1326,10 @@ class Traced(Graph):
                                      f"argument; pass the one-hot matrix {symbol.name} (N × {classes}) yourself")
                 if y.dtype.kind not in "iu" or y.ndim != 1 or (y.size and not 0 <= y.min() <= y.max() < C):
                     raise ValueError(f"{name}: labels must be integers in 0 … {C - 1} of shape (N,), got {y!r}")
-                out[symbol.name] = np.eye(C)[y]
+                out[symbol.name] = np.eye(C, dtype=dtype)[y]
             elif len(spec) == 1:
-                out[symbol.name] = np.asarray(value, dtype=float).reshape(1, -1)
+                row = np.asarray(value)
+                out[symbol.name] = (row if row.dtype.kind == "f" else row.astype(np.float64)).reshape(1, -1)
             else:
                 out[symbol.name] = value
         return out

@@ -485,3 +485,19 @@ def test_the_traced_graph_computes_the_users_forward(case):
         got = traced.forward({k: v for k, v in values.items() if any(getattr(s, "name", None) == k
                                                                       for s in traced.inputs)})[traced.output]
         assert float(np.asarray(got).reshape(-1)[0]) == pytest.approx(forward(**args), rel=1e-10)
+
+
+def test_float32_arguments_give_float32_gradients():
+    forward, shapes, wrt, make_args, _ = CASES["cs231n"]
+    traced = sg.trace(forward, **shapes)
+    d = sg.derive(traced, wrt[:4])
+    args = {k: v.astype(np.float32) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v
+            for k, v in make_args(np.random.default_rng(0)).items()}
+    values = traced.values(**args)
+    assert values["y"].dtype == np.float32 and values["b1"].shape == (1, 5)
+    grads = d.compile()(**values)
+    assert all(g.dtype == np.float32 for g in grads)
+    exact = d.compile()(**traced.values(**{k: v.astype(np.float64) if isinstance(v, np.ndarray) and v.dtype.kind == "f"
+                                             else v for k, v in args.items()}))
+    for g, e in zip(grads, exact):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
