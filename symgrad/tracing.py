@@ -68,19 +68,8 @@ t = ENTRY  # the bound variable of every elementwise function
 
 
 # --- where the user's code is ---------------------------------------------------------------------
-def _user_line() -> str:
-    """``file:line: source`` of the innermost frame outside symgrad and NumPy (the forward's line)."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        path = os.path.abspath(frame.f_code.co_filename)
-        if not (path.startswith(_HERE) or path.startswith(_NUMPY) or "array_api_compat" in path):
-            source = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
-            return f"{frame.f_code.co_filename}:{frame.f_lineno}: {source}"
-        frame = frame.f_back
-    return "<unknown line>"
-
-
 def _user_frame():
+    """The innermost frame outside symgrad, NumPy and array-api-compat: the forward's (or its helper's)."""
     frame = sys._getframe(1)
     while frame is not None:
         path = os.path.abspath(frame.f_code.co_filename)
@@ -88,6 +77,15 @@ def _user_frame():
             return frame
         frame = frame.f_back
     return None
+
+
+def _user_line() -> str:
+    """``file:line: source`` of the forward's line that is running."""
+    frame = _user_frame()
+    if frame is None:
+        return "<unknown line>"
+    source = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}: {source}"
 
 
 def _is_named(value) -> bool:
