@@ -21,6 +21,8 @@ what the forward writes                                what it becomes
 ``-np.log(probs[np.arange(N), y]).mean()``             CE(softmax(z), Y)/N, Y the one-hot rows of
                                                        the labels y (declared ``labels("N", "C")``)
 ``.sum()/.mean()/.var()`` over an axis (keepdims)      1ᵀX, X 1, ‖X‖² = tr(XᵀX) for a sum of squares
+``.max(axis=1)``, ``np.max(x, axis=0)``                the row maximum (gradient to the first largest)
+``(x - mu) / np.sqrt(var + eps) * gamma + beta``       LN(x; γ, β) or BN(x; γ, β) (catalog blocks)
 =====================================================  ==========================================
 
 Conventions: a size is an int or a name (the same name is the same positive integer symbol); a
@@ -54,6 +56,7 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 
 from .catalog.activations import leaky_relu, relu
 from .catalog.base import sum_entries
+from .catalog.layers import RowMax
 from .catalog.norms import BatchNorm, LayerNorm
 from .derivation.graph import Graph
 from .errors import TraceError
@@ -414,7 +417,7 @@ class Tracer:
         rule = _FUNCTIONS.get(func.__name__)
         if rule is None or func.__module__ not in ("numpy", "numpy.core.fromnumeric", "numpy.core.multiarray"):
             name = f"{func.__module__}.{func.__name__}".replace("numpy", "np", 1)
-            raise _refuse(name, "trace follows @, dot, sum, mean, var, std, max (a softmax shift), where, "
+            raise _refuse(name, "trace follows @, dot, sum, mean, var, std, max, where, "
                                 "maximum, minimum, exp, log, tanh, sqrt, square, abs, transpose, reshape")
         return rule(*args, **kwargs)
 
@@ -780,31 +783,21 @@ def _var(a, axis, keepdims, ddof=0) -> Tracer:
     return _reduce(centred ** 2, axis, keepdims, "mean")
 
 
-class RowMax(sp.MatrixExpr):
-    """max_j Z_ij by rows (N × 1): trace accepts it only as the shift of a softmax, where it cancels."""
-
-    def __new__(cls, Z):
-        return super().__new__(cls, Z)
-
-    @property
-    def shape(self):
-        return (self.args[0].shape[0], sp.S.One)
-
-    def _sympystr(self, printer):
-        return f"rowmax({printer._print(self.args[0])})"
-
-
-_ROW_MAX_LINES: dict = {}  # a RowMax → the line that made it (for the error when it is not cancelled)
-
-
 def _row_max(a, axis=None, keepdims=False) -> Tracer:
+    """max over an axis as the catalog's row maximum (its gradient goes to the first largest entry, as
+    torch.max(dim)); subtracted before a softmax's exp, it is dropped (softmax is shift-invariant)."""
     a = _lift(a)
-    if a.ndim != 2 or _axes(a, axis) != (1,) or not keepdims:
-        raise _refuse(f"max(axis={axis}, keepdims={keepdims}) of shape {a.shape}",
-                      "trace accepts a row maximum only as the shift of a softmax: z - z.max(axis=1, keepdims=True)")
-    node = RowMax(a.expr)
-    _ROW_MAX_LINES.setdefault(node, _user_line())
-    return Tracer(node, 2)
+    if a.ndim == 0:
+        return a
+    axes = _axes(a, axis)
+    if a.ndim == 1 or axes == (0, 1):  # every entry: the maximum of the row maxima
+        inner = RowMax(a.expr) if a.ndim == 1 else sp.Transpose(RowMax(sp.Transpose(RowMax(a.expr))))
+        value = MatrixElement(inner, 0, 0)
+        return Tracer(sp.MatMul(value, sp.OneMatrix(1, 1)), a.ndim) if keepdims else Tracer(value, 0)
+    if axes == (1,):
+        node = RowMax(a.expr)  # N × 1
+        return Tracer(node, 2) if keepdims else Tracer(sp.Transpose(node), 1)
+    return Tracer(sp.Transpose(RowMax(sp.Transpose(a.expr))), 2 if keepdims else 1)  # 1 × D
 
 
 def _factors(expr: sp.Basic) -> tuple:
@@ -1187,7 +1180,7 @@ class _ArrayNamespace:
         if rule is not None:
             return rule
         raise _refuse(f"xp.{name} (Array API)", "trace follows the Array API's elementwise functions, matmul, "
-                      "matrix_transpose, sum, mean, var, std, max (a softmax shift), where, reshape, arange")
+                      "matrix_transpose, sum, mean, var, std, max, where, reshape, arange")
 
     @staticmethod
     def asarray(x, *args, **kwargs):
@@ -1486,7 +1479,6 @@ def trace(forward: Callable, **shapes: Any) -> Traced:
     for name, spec in shapes.items():
         stand_ins[name], arguments[name] = _stand_in(name, spec, sizes)
     _SIZES.clear()
-    _ROW_MAX_LINES.clear()
     for k, symbol in enumerate(sizes.values()):
         _SIZES[symbol] = Size(symbol, 1009 + 16 * k)
     code = _code_of(forward)
@@ -1557,12 +1549,6 @@ def _assemble(out: Tracer, catcher: _LocalsCatcher, stand_ins: dict, arguments: 
         renaming[symbol] = (sp.MatrixSymbol(label, *symbol.shape) if isinstance(symbol, sp.MatrixSymbol)
                             else sp.Symbol(label, real=True))
     final = [(renaming[symbol].name, expr.xreplace(renaming)) for symbol, _, expr in nodes]
-    for label, expr in final:
-        shift = next(iter(expr.atoms(RowMax)), None)
-        if shift is not None:
-            raise TraceError(f"symgrad.trace cannot follow the row maximum {shift} (at {_ROW_MAX_LINES.get(shift, '?')}) "
-                             "outside the shift of a softmax (z - z.max(axis=1, keepdims=True) inside exp, "
-                             "divided by its row sums)")
     graph = Traced.__new__(Traced)
     Graph.__init__(graph, final)
     return graph

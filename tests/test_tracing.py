@@ -274,13 +274,13 @@ def unknown_ufunc(x):
     return np.arctan2(x, x).sum()
 
 
-def lonely_max(x):
-    return x.max(axis=1, keepdims=True).sum()
+def contracting(x):
+    return np.einsum("ij,ij->", x, x)
 
 
 @pytest.mark.parametrize("forward, what", [
     (branching, "Python `if`"), (inverting, "np.linalg.inv"), (sorting, "np.sort"), (floating, "float()"),
-    (slicing, "indexing"), (unknown_ufunc, "np.arctan2"), (lonely_max, "row maximum"),
+    (slicing, "indexing"), (unknown_ufunc, "np.arctan2"), (contracting, "np.einsum"),
 ])
 def test_unsupported_calls_name_the_call_and_the_line(forward, what):
     import inspect
@@ -501,3 +501,25 @@ def test_float32_arguments_give_float32_gradients():
                                              else v for k, v in args.items()}))
     for g, e in zip(grads, exact):
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
+
+
+def max_pooled(x, W, v):
+    z = np.tanh(x @ W)
+    pooled = z.max(axis=1)  # (N,): max over the hidden units, the gradient to the first largest
+    top = np.max(z, axis=0, keepdims=True)  # 1 × H
+    return pooled @ v + (top * top).sum() + z.max()
+
+
+def test_a_max_over_an_axis_is_the_catalog_row_maximum():
+    traced = sg.trace(max_pooled, x=("N", "D"), W=("D", "H"), v=("N",))
+    d = sg.derive(traced, ["W", "v"])
+    rng = np.random.default_rng(13)
+    args = dict(x=rng.normal(size=(5, 3)), W=rng.normal(size=(3, 4)), v=rng.normal(size=5))
+    got = compiled_gradients(traced, d, args, ["W", "v"])
+    assert_close(got, {k: finite_differences(max_pooled, args, k) for k in ("W", "v")}, rtol=1e-6, atol=1e-9)
+
+    def in_torch(xp, x, W, v):
+        z = torch.tanh(x @ W)
+        return z.max(dim=1).values @ v + (z.max(dim=0).values ** 2).sum() + z.max()
+
+    assert_close(got, torch_gradients(in_torch, args, ["W", "v"]), rtol=1e-10)
