@@ -10,16 +10,18 @@ blocks so that the derivation comes out in textbook form:
 what the forward writes                                what it becomes
 =====================================================  ==========================================
 ``x @ W``, ``x.dot(W)``, ``np.dot``, ``W.T``           X W, Wᵀ (matrix products)
-``+ − * / **`` with broadcasting                       sums (a bias row b: X W + b), ∘ products
+``+ − * / **`` with broadcasting                       sums, ∘ products, the broadcast written out
+                                                       (a bias row b: X W + 1 b, ∂/∂b = 1ᵀG)
 ``np.exp log tanh sqrt square abs`` …                  elementwise functions f(X) (one node)
-``1/(1 + np.exp(-z))``, ``symgrad.nn.sigmoid(z)``      σ(z) (catalog block)
+``1/(1 + np.exp(-z))``, ``symgrad.nn.sigmoid(z)``      σ(z) (catalog block; every elementwise
+                                                       block of symgrad.nn, softmax, log_softmax)
 ``np.maximum(0, z)``, ``np.where(z > 0, z, 0)``        ReLU(z) (catalog block; ReLU'(0) = 0)
 ``e = np.exp(z); e / e.sum(axis=1, keepdims=True)``    softmax(z) by rows (the row maximum
                                                        subtracted first, ``z - z.max(axis=1,
                                                        keepdims=True)``, is dropped: softmax is
                                                        shift-invariant)
 ``-np.log(probs[np.arange(N), y]).mean()``             CE(softmax(z), Y)/N, Y the one-hot rows of
-                                                       the labels y (declared ``labels("N", "C")``)
+                                                       the labels y (``labels("N", classes="C")``)
 ``.sum()/.mean()/.var()`` over an axis (keepdims)      1ᵀX, X 1, ‖X‖² = tr(XᵀX) for a sum of squares
 ``.max(axis=1)``, ``np.max(x, axis=0)``                the row maximum (gradient to the first largest)
 ``(x - mu) / np.sqrt(var + eps) * gamma + beta``       LN(x; γ, β) or BN(x; γ, β) (catalog blocks)
@@ -29,9 +31,9 @@ Conventions: a size is an int or a name (the same name is the same positive inte
 shape ``()`` is a real scalar, ``(n, m)`` a matrix, and a 1-D shape ``(H,)`` a row 1 × H — NumPy's
 broadcasting adds it to every row (a bias: ∂/∂b = 1ᵀG); ``labels(N, classes=C)`` declares integer
 labels y ∈ {0 … C−1}, which enter the math as the one-hot matrix Y (N × C). After the call, the
-forward's local variables name the intermediates they hold (h, scores, probs …): the result is a
-:class:`~symgrad.derivation.graph.Graph` whose nodes are those names, so that
-``derive(trace(f, ...), wrt=["W1", "b1"])`` is written in them.
+forward's local variables name the intermediates they held (h, scores, probs …; a name rebound in
+a loop numbers them: h1, h2, …): the result is a :class:`~symgrad.derivation.graph.Graph` whose
+nodes are those names, so that ``derive(trace(f, ...), wrt=["W1", "b1"])`` is written in them.
 
 The forward is only *called*, never read or parsed. Anything trace cannot follow — a Python ``if``
 on a stand-in, ``float()`` of one, ``np.linalg.inv``, ``np.sort``, indexing other than
