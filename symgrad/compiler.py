@@ -287,6 +287,20 @@ def stabilise(expr: sp.Basic, fuse: bool = True) -> sp.Basic:
 
 
 # --- the printer --------------------------------------------------------------------------------
+def _one_call(code: str) -> bool:
+    """Whether printed code is one call ``f(...)`` (its first parenthesis closes at the end)."""
+    head = re.match(r"[\w.]+\(", code)
+    if head is None:
+        return False
+    depth = 0
+    for i, ch in enumerate(code[head.end() - 1:], start=head.end() - 1):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0:
+            return i == len(code) - 1
+    return False
+
+
 class SymgradNumPyPrinter(NumPyPrinter):
     """Prints blocks as calls of their stable NumPy forms and names symbols safely.
 
@@ -338,7 +352,9 @@ class SymgradNumPyPrinter(NumPyPrinter):
 
     def _operand(self, m):
         code = self._print(m)
-        return code if isinstance(m, (sp.MatrixSymbol, sp.Transpose, ElementwiseApplyFunction)) else f"({code})"
+        atomic = isinstance(m, (sp.MatrixSymbol, sp.Transpose)) or (  # f(X) is a call; sign(X) - 1 is not
+            isinstance(m, ElementwiseApplyFunction) and _one_call(code))
+        return code if atomic else f"({code})"
 
     def _sum(self, mats, axis: int) -> str:
         inner = mats[0] if len(mats) == 1 else sp.MatMul(*mats)

@@ -523,3 +523,15 @@ def test_a_max_over_an_axis_is_the_catalog_row_maximum():
         return z.max(dim=1).values @ v + (z.max(dim=0).values ** 2).sum() + z.max()
 
     assert_close(got, torch_gradients(in_torch, args, ["W", "v"]), rtol=1e-10)
+
+
+@pytest.mark.parametrize("forward", [lambda X, G: np.sum((np.abs(X) - X) * G),
+                                     lambda X, G: np.sum(np.tanh(X) / X * G),
+                                     lambda X, G: np.sum(((1.0 + np.exp(X)) @ G.T) * 2.0)])
+def test_an_elementwise_sum_times_a_matrix_compiles_with_its_parentheses(forward):
+    """(sign(X) − 1) ∘ G once compiled to sign(X) − 1 * G (found by tracing random forwards)."""
+    traced = sg.trace(forward, X=("N", "D"), G=("N", "D"))
+    rng = np.random.default_rng(14)
+    args = dict(X=rng.normal(size=(4, 3)), G=rng.normal(size=(4, 3)))
+    got = sg.derive(traced, "X").compile()(**traced.values(**args))
+    np.testing.assert_allclose(got, finite_differences(forward, args, "X"), rtol=1e-6, atol=1e-8)
