@@ -508,7 +508,8 @@ def _parts(expr: sp.MatrixExpr) -> tuple:
         coeff, rest = expr.as_coeff_mmul()
         if coeff != 1 and coeff.is_number:
             rest = rest.args[0] if isinstance(rest, sp.MatMul) and len(rest.args) == 1 else rest
-            return coeff * t, rest
+            body, base = _parts(rest)
+            return coeff * body, base
     return t, expr
 
 
@@ -579,6 +580,12 @@ def _spread(a: Tracer, shape: tuple) -> sp.MatrixExpr:
     return expr
 
 
+def _numeric(a: Tracer) -> bool:
+    """A numeric scalar: it may enter an elementwise function's body (1 + e^{−t}); a scalar argument
+    (reg, s) stays outside, as a factor or a term, where the matrix chain rule differentiates it."""
+    return a.ndim == 0 and a.expr.is_number
+
+
 def _free_constant(a: Tracer) -> bool:
     return a.ndim == 0 and not a.expr.atoms(sp.MatrixSymbol)
 
@@ -597,7 +604,7 @@ def _add(a: Tracer, b: Tracer) -> Tracer:
         return Tracer(a.expr + b.expr, 0)
     if a.ndim == 0 or b.ndim == 0:
         m, s = (b, a) if a.ndim == 0 else (a, b)
-        if _free_constant(s) and isinstance(m.expr, ElementwiseApplyFunction):
+        if _numeric(s) and isinstance(m.expr, ElementwiseApplyFunction):
             fm, xm = _parts(m.expr)
             return Tracer(_elementwise(fm + s.expr, xm), m.ndim)
         if s.expr == 0:
@@ -651,7 +658,7 @@ def _scaled(c: sp.Expr, M: sp.MatrixExpr) -> sp.MatrixExpr:
     """c M, one coefficient in front (2 (3 M) → 6 M), M itself kept whole (c (A + B), not cA + cB)."""
     if c == 1:
         return M
-    if isinstance(M, sp.MatMul) and not M.args[0].is_Matrix:
+    if isinstance(M, sp.MatMul) and M.args[0].is_number and c.is_number:  # symbols stay apart: 0.1 (s A)
         c, rest = c * M.args[0], M.args[1:]
         M = rest[0] if len(rest) == 1 else sp.MatMul(*rest)
         if c == 1:
@@ -678,7 +685,7 @@ def _div(a: Tracer, b: Tracer) -> Tracer:
     if fused:
         fa, fb, x = fused
         return Tracer(_elementwise(fa / fb, x), _out_ndim(a, b))
-    if a.ndim == 0 and _free_constant(a):
+    if _numeric(a):
         fb, xb = _parts(b.expr)
         return Tracer(_elementwise(a.expr / fb, xb), b.ndim)
     return _mul(a, _reciprocal(b))
@@ -1302,6 +1309,7 @@ class Traced(Graph):
         .. math:: y \mapsto Y_{ic} = [\,y_i = c\,], \quad b \in \mathbb{R}^{H} \mapsto b \in \mathbb{R}^{1 \times H}"""
         out = {}
         bound = self.bind_sizes(**arrays)
+        used = {getattr(s, "name", None) for s in self.inputs}
         floats = [v.dtype for v in arrays.values() if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
         dtype = np.result_type(*floats) if floats else np.dtype(np.float64)  # float32 stays float32
         for name, value in arrays.items():
@@ -1310,6 +1318,8 @@ class Traced(Graph):
                                  f"{', '.join(self.arguments)})")
             spec = self.declared[name]
             symbol = self.arguments[name]
+            if symbol.name not in used:  # an argument the output does not depend on
+                continue
             if isinstance(spec, Labels):
                 y = np.asarray(value)
                 classes = symbol.shape[1]

@@ -535,3 +535,44 @@ def test_an_elementwise_sum_times_a_matrix_compiles_with_its_parentheses(forward
     args = dict(X=rng.normal(size=(4, 3)), G=rng.normal(size=(4, 3)))
     got = sg.derive(traced, "X").compile()(**traced.values(**args))
     np.testing.assert_allclose(got, finite_differences(forward, args, "X"), rtol=1e-6, atol=1e-8)
+
+
+# --- random forwards: compositions of the supported calls, against finite differences -------------------
+UNARY = [np.tanh, np.square, np.abs, lambda a: np.exp(0.3 * a), lambda a: 1 / (1 + np.exp(-a)),
+         lambda a: np.maximum(0, a), lambda a: np.sqrt(a * a + 1.0), lambda a: -a, lambda a: np.log(1.0 + a * a),
+         lambda a: np.where(a > 0, a, 0.1 * a), lambda a: a - a.mean(axis=1, keepdims=True),
+         lambda a: a - a.mean(axis=0),
+         lambda a: np.exp(a - a.max(axis=1, keepdims=True)) / np.exp(a - a.max(axis=1, keepdims=True)).sum(
+             axis=1, keepdims=True),
+         lambda a: a / np.sqrt((a * a).sum(axis=1, keepdims=True) + 1.0)]
+BINARY = [lambda a, b: a + b, lambda a, b: a * b, lambda a, b: a - b, lambda a, b: a / (1.5 + b * b)]
+
+
+def random_forward(seed: int):
+    r = np.random.default_rng(seed)
+    program = [(UNARY[r.integers(len(UNARY))], BINARY[r.integers(len(BINARY))], ["X", "b", "c", "s", "XW"][r.integers(5)])
+               for _ in range(r.integers(1, 5))]
+
+    def forward(X, W, b, c, s, G):
+        h = X
+        for unary, binary, other in program:
+            h = binary(unary(h), {"X": X, "b": b, "c": c, "s": s, "XW": X @ W}[other])
+        return np.sum(h * G)
+
+    return forward
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_compositions_of_the_supported_calls_agree_with_finite_differences(seed):
+    forward = random_forward(seed)
+    traced = sg.trace(forward, X=("N", "D"), W=("D", "D"), b=("D",), c=("N", 1), s=(), G=("N", "D"))
+    wrt = [w for w in ("X", "W", "b", "c", "s") if any(getattr(i, "name", None) == w for i in traced.inputs)]
+    d = sg.derive(traced, wrt)
+    rng = np.random.default_rng(100 + seed)
+    args = dict(X=rng.normal(size=(4, 3)), W=rng.normal(size=(3, 3)), b=rng.normal(size=3), c=rng.normal(size=(4, 1)),
+                s=0.7, G=rng.normal(size=(4, 3)))
+    got = compiled_gradients(traced, d, args, wrt)
+    for w in wrt:
+        numeric = finite_differences(forward if w != "s" else (lambda **a: forward(**{**a, "s": float(a["s"])})),
+                                     args, w)
+        np.testing.assert_allclose(got[w], numeric, rtol=1e-5, atol=1e-7, err_msg=w)
