@@ -1510,17 +1510,17 @@ def trace(forward: Callable, **shapes: Any) -> Traced:
     if not isinstance(out, Tracer):
         raise TraceError(f"{getattr(forward, '__name__', 'forward')} returned {type(out).__name__}, not an array "
                          "computed from its arguments")
-    graph = _assemble(out, catcher, stand_ins, arguments)
+    graph = _assemble(out, catcher, stand_ins, arguments, sizes)
     graph.function, graph.arguments, graph.sizes = forward, arguments, dict(sizes)
     graph.declared = dict(shapes)
     return graph
 
 
-def _assemble(out: Tracer, catcher: _LocalsCatcher, stand_ins: dict, arguments: dict) -> Traced:
+def _assemble(out: Tracer, catcher: _LocalsCatcher, stand_ins: dict, arguments: dict, sizes: dict) -> Traced:
     """The output and the forward's named intermediates as a Graph, each node written through the
     names defined before it. A name bound to several values in turn (a loop's h) numbers the ones
     the graph uses: h1, h2, …; a value never bound to a name stays inside the node that uses it."""
-    taken = {s.name for s in arguments.values()}
+    taken = {s.name for s in arguments.values()} | set(sizes)
     inputs = {id(v) for v in stand_ins.values()}
     bindings = dict(catcher.bindings)
     for name, value in (catcher.locals or {}).items():  # (a forward that is not a Python function)
@@ -1555,8 +1555,9 @@ def _assemble(out: Tracer, catcher: _LocalsCatcher, stand_ins: dict, arguments: 
     for symbol, name, _ in nodes:
         seen[name] = seen.get(name, 0) + 1
         label = name if counts[name] == 1 else f"{name}{seen[name]}"
-        while label in taken:
-            label += "_"
+        k = 2
+        while label in taken:  # a rebound argument (x = x - mu) or a size's name: x2, the second x
+            label, k = f"{name}{k}", k + 1
         taken.add(label)
         renaming[symbol] = (sp.MatrixSymbol(label, *symbol.shape) if isinstance(symbol, sp.MatrixSymbol)
                             else sp.Symbol(label, real=True))

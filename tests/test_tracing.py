@@ -576,3 +576,18 @@ def test_random_compositions_of_the_supported_calls_agree_with_finite_difference
         numeric = finite_differences(forward if w != "s" else (lambda **a: forward(**{**a, "s": float(a["s"])})),
                                      args, w)
         np.testing.assert_allclose(got[w], numeric, rtol=1e-5, atol=1e-7, err_msg=w)
+
+
+def test_a_rebound_argument_and_a_local_named_like_a_size_get_names_of_their_own():
+    def centred(x, W):
+        x = x - x.mean(axis=0)  # the argument rebound
+        D = x @ W  # a local named like the size D
+        return np.sum(np.tanh(D))
+
+    traced = sg.trace(centred, x=("N", "D"), W=("D", "H"))
+    assert [n.name for n in traced.names] == ["x2", "D2", "L"]
+    d = sg.derive(traced, ["x", "W"])
+    rng = np.random.default_rng(15)
+    args = dict(x=rng.normal(size=(4, 3)), W=rng.normal(size=(3, 2)))
+    got = compiled_gradients(traced, d, args, ["x", "W"])
+    assert_close(got, {k: finite_differences(centred, args, k) for k in ("x", "W")}, rtol=1e-6)
