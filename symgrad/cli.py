@@ -137,7 +137,7 @@ def _build_parser() -> argparse.ArgumentParser:
     tra.add_argument("--latex", action="store_true", help="print LaTeX")
     tra.add_argument("--backward", metavar="FILE.py:FUNCTION", help="a hand-written backward (same arguments, "
                      "returns the gradients for --wrt in order) to check with check_backward")
-    tra.add_argument("--method", choices=["auto", "symbolic", "numeric"], default="auto",
+    tra.add_argument("--method", choices=["auto", "symbolic", "numeric"],
                      help="how --backward is checked (default auto: symbolic where both trace)")
 
     rep = sub.add_parser("report", help="the main job: derive, compile and cross-check the whole catalog")
@@ -488,9 +488,11 @@ def _trace(args) -> int:
         from .backcheck import check_backward
 
         backward = _load_function(args.backward, "--backward")
-        report = check_backward(forward, backward, wrt, method=args.method, shapes=shapes)
+        report = check_backward(forward, backward, wrt, method=args.method or "auto", shapes=shapes)
         print(report._repr_latex_() if args.latex else report)
         return 0 if report.ok else 1
+    if args.method:
+        raise ValueError("--method is for --backward: how the hand-written backward is checked")
     from .derivation import derive
     from .tracing import trace
 
