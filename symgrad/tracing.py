@@ -289,8 +289,9 @@ class Tracer:
         raise _refuse("a loop over the entries of a stand-in array", "write it with array operations")
 
     def __array__(self, *args, **kwargs):
-        raise _refuse(f"converting {sp.sstr(self.expr)} to a NumPy array (np.asarray, np.array, a NumPy "
-                      "function without an Array API override)")
+        raise _refuse(f"converting {sp.sstr(self.expr)} to a NumPy array (np.asarray, np.array, a method of a "
+                      "concrete array such as data.dot(W))", "arrays the forward reads from outside (globals) must "
+                      "be arguments of the forward, with their shapes, so that they are symbols")
 
     def __setitem__(self, key, value):
         raise _refuse("assignment into a stand-in array (a[...] = v)", "build the array with np.where")

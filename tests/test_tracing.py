@@ -591,3 +591,16 @@ def test_a_rebound_argument_and_a_local_named_like_a_size_get_names_of_their_own
     args = dict(x=rng.normal(size=(4, 3)), W=rng.normal(size=(3, 2)))
     got = compiled_gradients(traced, d, args, ["x", "W"])
     assert_close(got, {k: finite_differences(centred, args, k) for k in ("x", "W")}, rtol=1e-6)
+
+
+DATA = np.ones((4, 3))
+
+
+def reads_a_global(w1):
+    return (1 / (1 + np.exp(-DATA.dot(w1)))).sum()
+
+
+def test_a_global_data_array_is_refused_with_the_fix():
+    with pytest.raises(sg.TraceError, match=r"must be arguments of the forward.*") as info:
+        sg.trace(reads_a_global, w1=(3, 5))
+    assert "DATA.dot(w1)" in str(info.value)
