@@ -48,7 +48,7 @@ import linecache
 import os
 import sys
 from fractions import Fraction
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import numpy as np
 import sympy as sp
@@ -840,7 +840,8 @@ def _unshifted(X: sp.MatrixExpr) -> sp.MatrixExpr:
 
 def _row_sum_of(D: sp.MatrixExpr):
     """E when D is E 1 (the row sums of E, kept as a column)."""
-    if isinstance(D, sp.MatMul) and len(D.args) == 2 and isinstance(D.args[1], sp.OneMatrix) and D.args[1].shape[1] == 1:
+    if isinstance(D, sp.MatMul) and len(D.args) == 2 and isinstance(D.args[1], sp.OneMatrix) \
+            and D.args[1].shape[1] == 1:
         return D.args[0]
     return None
 
