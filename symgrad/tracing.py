@@ -13,8 +13,10 @@ what the forward writes                                what it becomes
 ``+ − * / **`` with broadcasting                       sums, ∘ products, the broadcast written out
                                                        (a bias row b: X W + 1 b, ∂/∂b = 1ᵀG)
 ``np.exp log tanh sqrt square abs`` …                  elementwise functions f(X) (one node)
-``1/(1 + np.exp(-z))``, ``symgrad.nn.sigmoid(z)``      σ(z) (catalog block; every elementwise
-                                                       block of symgrad.nn, softmax, log_softmax)
+``1/(1 + np.exp(-z))``, ``symgrad.nn.sigmoid(z)``      σ(z) (catalog block)
+``symgrad.nn.layer_norm(x, g, b)``, ``nn.dense`` …     the catalog block of that name (its batch
+                                                       form; a loss against labels: write it in
+                                                       NumPy, as below)
 ``np.maximum(0, z)``, ``np.where(z > 0, z, 0)``        ReLU(z) (catalog block; ReLU'(0) = 0)
 ``e = np.exp(z); e / e.sum(axis=1, keepdims=True)``    softmax(z) by rows (the row maximum
                                                        subtracted first, ``z - z.max(axis=1,
@@ -1250,14 +1252,48 @@ def _block_namespace():
         return _BlockNamespace(_PENDING_BLOCKS[frame])
     name = frame.f_code.co_name
     code = frame.f_code
-    args = [frame.f_locals[v] for v in code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]]
-    result = _nn_block(name, args)
+    names = list(code.co_varnames[:code.co_argcount + code.co_kwonlyargcount])
+    result = _nn_block(name, [frame.f_locals[v] for v in names], names)
     block = _BlockResult(result.expr, result.ndim, result.tag)
     _PENDING_BLOCKS[frame] = block
     return _BlockNamespace(block)
 
 
-def _nn_block(name: str, args: list) -> Tracer:
+def _batched_block(name: str, batched, values: dict) -> Tracer:
+    """A block's batch form (rows = samples) with the stand-ins in place of its inputs, its sizes
+    matched to theirs: nn.layer_norm(x, gamma, beta) → LN(x; γ, β)."""
+    replace, first = {}, None
+    for arg in batched.args:
+        value = values.get(arg.name, arg.default)
+        if arg.kind == "param":
+            if not (_is_constant(value) or (isinstance(value, Tracer) and _free_constant(value))):
+                raise _refuse(f"symgrad.nn.{name} with {arg.name}={value!r}", "its parameters must be numbers")
+            replace[arg.symbol] = _lift(value).expr
+            continue
+        if not isinstance(value, Tracer):
+            raise _refuse(f"symgrad.nn.{name} with {arg.name} of type {type(value).__name__}")
+        expr = value.expr if value.ndim else sp.MatMul(value.expr, sp.OneMatrix(1, 1))
+        if arg.kind == "rows" and first is None:
+            first = value
+        if len(expr.shape) != 2 or not isinstance(arg.symbol, sp.MatrixExpr):
+            raise _refuse(f"symgrad.nn.{name} with {arg.name} of shape {value.shape}")
+        for mine, theirs in zip(expr.shape, arg.symbol.shape):
+            if theirs.is_Symbol:
+                if replace.setdefault(theirs, mine) != mine:
+                    raise _refuse(f"symgrad.nn.{name}: the shapes of its inputs do not match ({arg.name}: {value.shape})")
+            elif theirs != mine and not theirs.free_symbols:
+                raise _refuse(f"symgrad.nn.{name} with {arg.name} of shape {value.shape}")
+        replace[arg.symbol] = expr
+    out = batched.forward.xreplace(replace)
+    if out.free_symbols & {s for a in batched.args for s in getattr(a.symbol, "free_symbols", ())} - set(replace):
+        raise _refuse(f"symgrad.nn.{name}: its sizes could not be matched to its inputs'")
+    one_sample = first is not None and first.ndim == 1
+    if out.shape[1] == 1 and not (first is not None and first.ndim == 2 and batched.forward.shape[1] != 1):
+        return Tracer(MatrixElement(out, 0, 0), 0) if one_sample else Tracer(sp.Transpose(out), 1)
+    return Tracer(out, 1 if one_sample else 2)
+
+
+def _nn_block(name: str, args: list, names: list | None = None) -> Tracer:
     """symgrad.nn.NAME(*args) as the catalog block's expression."""
     from .catalog import get_block
 
@@ -1275,7 +1311,9 @@ def _nn_block(name: str, args: list) -> Tracer:
         return _unary(lambda u: fn(u, *params), x, name)
     if name in ("softmax", "log_softmax") and x.ndim == 2 and not rest:
         return Tracer(RowSoftmax(x.expr) if name == "softmax" else RowLogSoftmax(x.expr), 2)
-    hint = ("trace follows symgrad.nn's elementwise blocks, softmax and log_softmax; write the others in NumPy"
+    if block.batched is not None and not any(isinstance(a, LabelTracer) for a in args):
+        return _batched_block(name, block.batched(), dict(zip(names, args)))
+    hint = ("trace follows symgrad.nn's blocks on arrays; write the others in NumPy"
             + (" (a cross-entropy against labels: -np.log(probs[np.arange(N), y]).mean())" if "entropy" in name else ""))
     raise _refuse(f"symgrad.nn.{name} inside a traced forward", hint)
 
@@ -1499,6 +1537,14 @@ def trace(forward: Callable, **shapes: Any) -> Traced:
     try:
         with _LocalsCatcher(code) as catcher:
             out = forward(**stand_ins)
+    except TraceError:
+        raise
+    except Exception as exc:
+        pending = next(iter(_PENDING_BLOCKS), None)
+        if pending is None:
+            raise
+        raise TraceError(f"symgrad.trace could not follow symgrad.nn.{pending.f_code.co_name} "
+                         f"({type(exc).__name__}: {exc})") from exc
     finally:
         _SIZES.clear()
         _PENDING_BLOCKS.clear()

@@ -247,6 +247,30 @@ def test_symgrad_nn_calls_become_their_catalog_blocks():
     np.testing.assert_allclose(got, finite_differences(after_block, {"x": x}, "x"), rtol=1e-6)
 
 
+def nn_layers(x, gamma, beta, W, b, K, V, G):
+    import symgrad.nn as nn
+
+    h = nn.layer_norm(x, gamma, beta)
+    z = nn.dense(W, h, b)
+    a = nn.scaled_dot_product_attention(z, K, V)
+    return np.sum(a * G) + 2.0 * np.sum(nn.logsumexp(a)) + np.mean(nn.squared_l2(z, 0.5 * z))
+
+
+def test_symgrad_nn_layers_and_losses_become_their_batched_blocks():
+    shapes = dict(x=("N", "D"), gamma=("D",), beta=("D",), W=("H", "D"), b=("H",), K=("S", "H"), V=("S", "F"),
+                  G=("N", "F"))
+    traced = sg.trace(nn_layers, **shapes)
+    by_name = {n.name: text(traced.exprs[n]) for n in traced.names}
+    assert by_name["h"] == "LN(x; gamma, beta)" and by_name["a"] == "attention(z, K, V)"
+    wrt = ["x", "gamma", "beta", "W", "b", "K", "V"]
+    d = sg.derive(traced, wrt)
+    rng = np.random.default_rng(16)
+    args = dict(x=rng.normal(size=(4, 3)), gamma=rng.normal(size=3), beta=rng.normal(size=3), W=rng.normal(size=(5, 3)),
+                b=rng.normal(size=5), K=rng.normal(size=(6, 5)), V=rng.normal(size=(6, 2)), G=rng.normal(size=(4, 2)))
+    got = compiled_gradients(traced, d, args, wrt)
+    assert_close(got, {k: finite_differences(nn_layers, args, k) for k in wrt}, rtol=1e-6, atol=1e-8)
+
+
 # --- what trace refuses, with the user's line -----------------------------------------------------------
 def branching(x):
     if x.sum() > 0:  # refused: a Python if on a value
