@@ -399,6 +399,9 @@ class Tracer:
         _no_extra("reshape", kwargs)
         return _reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
 
+    def copy(self):
+        return Tracer(self.expr, self.ndim, self.tag)
+
     def astype(self, dtype, **kwargs):
         if np.dtype(dtype).kind != "f":
             raise _refuse(f"astype({dtype})")
@@ -1096,6 +1099,7 @@ _FUNCTIONS: dict[str, Callable] = {
     "max": _fn_max, "amax": _fn_max,
     "transpose": lambda a, axes=None: _lift(a).transpose(*(() if axes is None else (tuple(axes),))),
     "where": lambda cond, a, b: _where(cond, a, b),
+    "copy": lambda a, **kw: _lift(a).copy(),
     "reshape": lambda a, *shape, **kw: _lift(a).reshape(*(shape or (kw.get("newshape", kw.get("shape")),))),
 }
 
