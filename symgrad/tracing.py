@@ -26,6 +26,7 @@ what the forward writes                                what it becomes
                                                        the labels y (``labels("N", classes="C")``)
 ``.sum()/.mean()/.var()`` over an axis (keepdims)      1ᵀX, X 1, ‖X‖² = tr(XᵀX) for a sum of squares
 ``.max(axis=1)``, ``np.max(x, axis=0)``                the row maximum (gradient to the first largest)
+``np.clip(x, a, b)``, ``np.linalg.norm(x, axis=1)``    a + ReLU(x − a) − ReLU(x − b), √(Σ_j x²)
 ``(x - mu) / np.sqrt(var + eps) * gamma + beta``       LN(x; γ, β) or BN(x; γ, β) (catalog blocks)
 =====================================================  ==========================================
 
@@ -395,6 +396,9 @@ class Tracer:
         _no_extra("max", kwargs)
         return _row_max(self, axis, keepdims)
 
+    def clip(self, lo=None, hi=None, **kwargs):
+        return _fn_clip(self, lo, hi, **kwargs)
+
     def reshape(self, *shape, **kwargs):
         _no_extra("reshape", kwargs)
         return _reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
@@ -423,7 +427,9 @@ class Tracer:
 
     def __array_function__(self, func, types, args, kwargs):
         rule = _FUNCTIONS.get(func.__name__)
-        if rule is None or func.__module__ not in ("numpy", "numpy.core.fromnumeric", "numpy.core.multiarray"):
+        modules = ("numpy.linalg",) if func.__name__ == "norm" else ("numpy", "numpy.core.fromnumeric",
+                                                                         "numpy.core.multiarray")
+        if rule is None or func.__module__ not in modules:
             name = f"{func.__module__}.{func.__name__}".replace("numpy", "np", 1)
             raise _refuse(name, "trace follows @, dot, sum, mean, var, std, max, where, "
                                 "maximum, minimum, exp, log, tanh, sqrt, square, abs, transpose, reshape")
@@ -1093,7 +1099,30 @@ def _fn_max(a, axis=None, keepdims=False, **kwargs):
     return _row_max(a, axis, keepdims)
 
 
+def _fn_norm(x, ord=None, axis=None, keepdims=False):
+    """‖x‖₂ over an axis (or Frobenius): √(Σ x²)."""
+    if ord not in (None, 2, "fro") or (ord == 2 and axis is None and _lift(x).ndim == 2):
+        raise _refuse(f"np.linalg.norm(ord={ord!r})", "trace follows the 2-norm of vectors and rows, and Frobenius")
+    x = _lift(x)
+    return _unary(sp.sqrt, _reduce(x * x, axis, keepdims, "sum"), "sqrt")
+
+
+def _fn_clip(x, lo=None, hi=None, **kwargs):
+    """clip(x, a, b) = a + ReLU(x − a) − ReLU(x − b) entry by entry (a, b numbers or None)."""
+    lo = kwargs.pop("a_min", kwargs.pop("min", lo))
+    hi = kwargs.pop("a_max", kwargs.pop("max", hi))
+    if kwargs or not all(v is None or _is_constant(v) for v in (lo, hi)) or (lo is None and hi is None):
+        raise _refuse("np.clip with array or missing bounds", "trace follows np.clip(x, a, b) for numbers a, b")
+    a, b = (None if v is None else _number(v) for v in (lo, hi))
+
+    def clipped(u):
+        out = u if a is None else a + relu(u - a)
+        return out if b is None else out - relu(out - b) if a is None else out - relu(u - b)
+    return _unary(clipped, x, "clip")
+
+
 _FUNCTIONS: dict[str, Callable] = {
+    "norm": _fn_norm, "clip": _fn_clip,
     "dot": lambda a, b, **kw: _matmul(_lift(a), _lift(b)),
     "sum": _fn_reduce("sum"), "mean": _fn_reduce("mean"), "var": _fn_var, "std": _fn_std,
     "max": _fn_max, "amax": _fn_max,

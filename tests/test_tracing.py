@@ -628,3 +628,26 @@ def test_a_global_data_array_is_refused_with_the_fix():
     with pytest.raises(sg.TraceError, match=r"must be arguments of the forward.*") as info:
         sg.trace(reads_a_global, w1=(3, 5))
     assert "DATA.dot(w1)" in str(info.value)
+
+
+def norms_and_clips(x, W):
+    z = x @ W
+    rows = np.linalg.norm(z, axis=1, keepdims=True)  # the 2-norm of each row
+    p = np.clip(z / rows, -0.5, 0.8) + z.clip(0.1)
+    return np.log(np.clip(np.exp(p), 1e-3, None)).sum() + np.linalg.norm(W)
+
+
+def test_norms_and_clips_are_written_through_relu():
+    traced = sg.trace(norms_and_clips, x=("N", "D"), W=("D", "H"))
+    d = sg.derive(traced, ["x", "W"])
+    rng = np.random.default_rng(17)
+    args = dict(x=rng.normal(size=(5, 3)), W=rng.normal(size=(3, 4)))
+    got = compiled_gradients(traced, d, args, ["x", "W"])
+    assert_close(got, {k: finite_differences(norms_and_clips, args, k) for k in ("x", "W")}, rtol=1e-6, atol=1e-8)
+
+    def in_torch(xp, x, W):
+        z = x @ W
+        p = torch.clamp(z / torch.linalg.norm(z, dim=1, keepdim=True), -0.5, 0.8) + torch.clamp(z, min=0.1)
+        return torch.log(torch.clamp(torch.exp(p), min=1e-3)).sum() + torch.linalg.norm(W)
+
+    assert_close(got, torch_gradients(in_torch, args, ["x", "W"]), rtol=1e-10, atol=1e-12)
