@@ -577,11 +577,28 @@ def _broadcast_shape(a: Tracer, b: Tracer) -> tuple:
     return one(r1, r2, 0), one(c1, c2, 1)
 
 
+def _spread_scalar(value: sp.Expr, shape: tuple) -> sp.MatrixExpr:
+    """A scalar repeated over a matrix of ``shape``; a sum of entries c·(P)₀₀ of 1×1 products is written
+    as products, c·1 P 1ᵀ (the matrix chain rule then never meets a scalar made of matrices as a factor)."""
+    terms, rest = [], sp.S.Zero
+    for term in sp.Add.make_args(sp.expand(value)) if value.atoms(MatrixElement) else (value,):
+        coeff, entry = term.as_independent(MatrixElement, as_Add=False)
+        if isinstance(entry, MatrixElement) and entry.args[0].shape == (1, 1) and not coeff.atoms(sp.MatrixSymbol):
+            terms.append(_scaled(coeff, sp.MatMul(sp.OneMatrix(shape[0], 1), entry.args[0], sp.OneMatrix(1, shape[1]))))
+        else:
+            rest += term
+    if rest != 0 and rest.atoms(sp.MatrixSymbol) and terms:
+        return sp.MatMul(value, sp.OneMatrix(*shape))  # not all of it: as it is
+    if rest != 0:
+        terms.append(sp.MatMul(rest, sp.OneMatrix(*shape)))
+    return terms[0] if len(terms) == 1 else sp.MatAdd(*terms)
+
+
 def _spread(a: Tracer, shape: tuple) -> sp.MatrixExpr:
     """a as a matrix of ``shape``: a row repeated over the rows (1 r), a column over the columns (c 1ᵀ)."""
     expr = a.expr
     if a.ndim == 0:
-        return sp.MatMul(expr, sp.OneMatrix(*shape))
+        return _spread_scalar(expr, shape)
     rows, cols = expr.shape
     if rows == 1 and shape[0] != 1 and cols == 1 and shape[1] != 1:
         return sp.MatMul(MatrixElement(expr, 0, 0), sp.OneMatrix(*shape))
@@ -621,7 +638,7 @@ def _add(a: Tracer, b: Tracer) -> Tracer:
             return Tracer(_elementwise(fm + s.expr, xm), m.ndim)
         if s.expr == 0:
             return m
-        terms = [m.expr, sp.MatMul(s.expr, sp.OneMatrix(*m.expr.shape))]
+        terms = [m.expr, _spread_scalar(s.expr, m.expr.shape)]
         return Tracer(_matadd(*(terms if m is a else terms[::-1])), m.ndim)
     fused = _fusable(a, b)
     if fused and (isinstance(a.expr, ElementwiseApplyFunction) or isinstance(b.expr, ElementwiseApplyFunction)):
