@@ -577,21 +577,54 @@ def _broadcast_shape(a: Tracer, b: Tracer) -> tuple:
     return one(r1, r2, 0), one(c1, c2, 1)
 
 
+def _entry_matrix(atom: sp.Basic):
+    """The 1 × 1 matrix whose entry is the scalar ``atom`` (a reduction), or None."""
+    if isinstance(atom, MatrixElement) and atom.args[0].shape == (1, 1):
+        return atom.args[0]
+    if isinstance(atom, sp.Trace) and isinstance(atom.arg, sp.MatMul) and len(atom.arg.args) == 2 \
+            and isinstance(atom.arg.args[0], sp.Transpose):  # tr(BᵀC) = 1ᵀ (B ∘ C) 1
+        B, C = atom.arg.args[0].arg, atom.arg.args[1]
+        return sp.MatMul(sp.OneMatrix(1, B.shape[0]), HadamardProduct(B, C), sp.OneMatrix(B.shape[1], 1))
+    if isinstance(atom, SoftmaxCrossEntropy):  # Σ_i CE_i = 1ᵀ (CE_i)_i
+        Z, Y = atom.args
+        return sp.MatMul(sp.OneMatrix(1, Z.shape[0]), RowSoftmaxCrossEntropy(Z, Y))
+    return None
+
+
 def _spread_scalar(value: sp.Expr, shape: tuple) -> sp.MatrixExpr:
-    """A scalar repeated over a matrix of ``shape``; a sum of entries c·(P)₀₀ of 1×1 products is written
-    as products, c·1 P 1ᵀ (the matrix chain rule then never meets a scalar made of matrices as a factor)."""
-    terms, rest = [], sp.S.Zero
-    for term in sp.Add.make_args(sp.expand(value)) if value.atoms(MatrixElement) else (value,):
-        coeff, entry = term.as_independent(MatrixElement, as_Add=False)
-        if isinstance(entry, MatrixElement) and entry.args[0].shape == (1, 1) and not coeff.atoms(sp.MatrixSymbol):
-            terms.append(_scaled(coeff, sp.MatMul(sp.OneMatrix(shape[0], 1), entry.args[0], sp.OneMatrix(1, shape[1]))))
+    """A scalar repeated over a matrix of ``shape``. A scalar made of reductions (a mean, a norm) is
+    written with matrices, 1 S 1ᵀ for the 1 × 1 matrix S of its value, so that the matrix chain rule
+    differentiates it as part of the array (it refuses such scalars as factors)."""
+    kinds = (MatrixElement, sp.Trace, SoftmaxCrossEntropy)
+    atoms: list = []
+
+    def collect(node):  # the outermost reductions of arrays (not (1ᵀ 1)₀₀ = N)
+        if isinstance(node, kinds):
+            atoms.append(node) if node not in atoms and node.atoms(sp.MatrixSymbol) else None
         else:
-            rest += term
-    if rest != 0 and rest.atoms(sp.MatrixSymbol) and terms:
-        return sp.MatMul(value, sp.OneMatrix(*shape))  # not all of it: as it is
-    if rest != 0:
-        terms.append(sp.MatMul(rest, sp.OneMatrix(*shape)))
-    return terms[0] if len(terms) == 1 else sp.MatAdd(*terms)
+            for a in node.args:
+                collect(a)
+
+    collect(value)
+    if not atoms:
+        return sp.MatMul(value, sp.OneMatrix(*shape)) if value != 1 else sp.OneMatrix(*shape)
+    matrices = [_entry_matrix(a) for a in atoms]
+    if any(m is None for m in matrices):
+        return sp.MatMul(value, sp.OneMatrix(*shape))  # as it is: the chain rule's scalar factor
+    dummies = [sp.Dummy("r") for _ in atoms]
+    plain = sp.expand(value.xreplace(dict(zip(atoms, dummies))))
+    if plain.free_symbols & set(dummies) and all(sp.diff(plain, d, 2) == 0 for d in dummies) and \
+            not any(sp.diff(plain, d).free_symbols & set(dummies) for d in dummies):  # Σ c_k a_k + c₀
+        terms = [_scaled(sp.diff(plain, d), m) for d, m in zip(dummies, matrices) if sp.diff(plain, d) != 0]
+        constant = plain.xreplace({d: 0 for d in dummies})
+        if constant != 0:
+            terms.append(sp.MatMul(constant, sp.OneMatrix(1, 1)))
+        S = terms[0] if len(terms) == 1 else sp.MatAdd(*terms)
+        return S if tuple(shape) == (1, 1) else sp.MatMul(sp.OneMatrix(shape[0], 1), S, sp.OneMatrix(1, shape[1]))
+    if len(atoms) == 1 and tuple(shape) != (1, 1):  # f(a): f entry by entry of the spread 1 a 1ᵀ
+        spread = sp.MatMul(sp.OneMatrix(shape[0], 1), matrices[0], sp.OneMatrix(1, shape[1]))
+        return _elementwise(value.xreplace({atoms[0]: t}), spread)
+    return sp.MatMul(value, sp.OneMatrix(*shape))  # as it is: the chain rule's scalar factor
 
 
 def _spread(a: Tracer, shape: tuple) -> sp.MatrixExpr:
@@ -669,7 +702,9 @@ def _mul(a: Tracer, b: Tracer) -> Tracer:
         return Tracer(a.expr * b.expr, 0)
     if a.ndim == 0 or b.ndim == 0:
         m, s = (b, a) if a.ndim == 0 else (a, b)
-        return Tracer(_scaled(s.expr, m.expr), m.ndim)
+        if _free_constant(s):
+            return Tracer(_scaled(s.expr, m.expr), m.ndim)
+        return Tracer(HadamardProduct(_spread_scalar(s.expr, m.expr.shape), m.expr), m.ndim)  # by a reduction
     fused = _fusable(a, b)
     if fused:
         fa, fb, x = fused
@@ -703,7 +738,7 @@ def _div(a: Tracer, b: Tracer) -> Tracer:
     if b.ndim == 0:
         if a.ndim == 0:
             return Tracer(a.expr / b.expr, 0)
-        return Tracer(_scaled(1 / b.expr, a.expr), a.ndim)
+        return _mul(a, Tracer(1 / b.expr, 0))
     softmax = _softmax(a, b)
     if softmax is not None:
         return Tracer(softmax, _out_ndim(a, b))

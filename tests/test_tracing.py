@@ -654,3 +654,19 @@ def test_norms_and_clips_are_written_through_relu():
         return torch.log(torch.clamp(torch.exp(p), min=1e-3)).sum() + torch.linalg.norm(W)
 
     assert_close(got, torch_gradients(in_torch, args, ["x", "W"]), rtol=1e-10, atol=1e-12)
+
+
+def reductions_as_factors(X, W):
+    """Scalars made of reductions multiplying arrays: a mean, a function of a sum, a norm."""
+    z = X @ W * (X * X).mean()
+    z = z / (1.0 + X.sum() ** 2)
+    return (np.tanh(z) * np.sqrt((W * W).sum())).sum()
+
+
+def test_a_reduction_multiplying_an_array_is_differentiated_as_part_of_it():
+    traced = sg.trace(reductions_as_factors, X=("N", "D"), W=("D", "H"))
+    d = sg.derive(traced, ["X", "W"])
+    rng = np.random.default_rng(18)
+    args = dict(X=rng.normal(size=(4, 3)), W=rng.normal(size=(3, 2)))
+    got = compiled_gradients(traced, d, args, ["X", "W"])
+    assert_close(got, {k: finite_differences(reductions_as_factors, args, k) for k in ("X", "W")}, rtol=1e-6)
