@@ -515,7 +515,8 @@ def _parts(expr: sp.MatrixExpr) -> tuple:
     """(body in t, base X) for an elementwise function of X (X itself: (t, X)); a numeric multiple
     c X is (c t, X), so that exp(−X W) keeps X W as its base."""
     if isinstance(expr, ElementwiseApplyFunction):
-        return expr.function.expr, expr.expr
+        (var,), body = expr.function.variables, expr.function.expr
+        return (body if var == t else body.xreplace({var: t})), expr.expr
     if isinstance(expr, sp.MatMul):
         coeff, rest = expr.as_coeff_mmul()
         if coeff != 1 and coeff.is_number:
