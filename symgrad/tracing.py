@@ -1428,6 +1428,12 @@ class Traced(Graph):
     sizes: dict
     declared: dict
 
+    def __repr__(self) -> str:
+        from .printing import text
+
+        lines = "; ".join(f"{text(n)} = {text(self.exprs[n])}" for n in self.names)
+        return f"<traced {getattr(self.function, '__name__', 'forward')}: {lines}>"
+
     def values(self, **arrays) -> dict:
         r"""The compiled derivation's keyword arguments for the forward's concrete arguments:
         labels become one-hot rows (N × C), 1-D arrays rows (1 × n), scalars stay numbers.

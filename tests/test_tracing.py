@@ -76,6 +76,8 @@ def twenty_line_np(x, w1, w2, y):
 def test_twenty_line_network_derives_to_the_notes_backward_in_the_users_names():
     traced = sg.trace(twenty_line_np, x=("N", "D"), w1=("D", "H"), w2=("H", "O"), y=("N", "O"))
     assert [n.name for n in traced.names] == ["h", "y_pred", "L"]
+    assert repr(traced) == ("<traced twenty_line_np: h = sigmoid(x*w1); y_pred = h*w2; "
+                            "L = Trace((y_pred - y).T*(y_pred - y))>")
     assert text(traced.exprs[traced.names[0]]) == "sigmoid(x*w1)"  # 1/(1 + exp(-x w1)) is σ
     d = sg.derive(traced, ["w1", "w2"])
     g1, g2 = (text(g) for g in d.named)
