@@ -1588,6 +1588,25 @@ def _code_of(forward) -> Any:
     return getattr(target, "__code__", None) or getattr(getattr(target, "__call__", None), "__code__", None)
 
 
+def check_arguments(forward: Callable, shapes: Mapping[str, Any], caller: str = "trace") -> None:
+    """Every argument of ``forward`` without a default has a shape, and every shape names an argument
+    (else a TypeError naming them); a builtin without a signature is not checked."""
+    try:
+        params = inspect.signature(forward).parameters
+    except (TypeError, ValueError):
+        return
+    name = getattr(forward, "__name__", "forward")
+    missing = [n for n, p in params.items() if p.default is p.empty and n not in shapes
+               and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if missing:
+        raise TypeError(f"{caller}({name}, ...): no shape for {', '.join(missing)} (give e.g. "
+                        f"{missing[0]}=('N', 'D'), or () for a scalar)")
+    extra = [n for n in shapes if n not in params]
+    if extra and not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        raise TypeError(f"{caller}({name}, ...): {', '.join(extra)} is not an argument of the forward "
+                        f"(its arguments: {', '.join(params)})")
+
+
 def trace(forward: Callable, **shapes: Any) -> Traced:
     r"""Call ``forward`` on symbolic stand-ins of the given shapes and return the graph it computes.
 
@@ -1602,22 +1621,7 @@ def trace(forward: Callable, **shapes: Any) -> Traced:
     follows and the conventions."""
     if not callable(forward):
         raise TypeError(f"trace(forward, ...): forward must be a function, got {type(forward).__name__}")
-    try:
-        signature = inspect.signature(forward)
-    except (TypeError, ValueError):
-        signature = None
-    if signature is not None:
-        params = signature.parameters
-        takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
-        missing = [n for n, p in params.items() if p.default is p.empty and n not in shapes
-                   and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-        if missing:
-            raise TypeError(f"trace({getattr(forward, '__name__', 'forward')}, ...): no shape for "
-                            f"{', '.join(missing)} (give e.g. {missing[0]}=('N', 'D'))")
-        extra = [n for n in shapes if n not in params]
-        if extra and not takes_any:
-            raise TypeError(f"trace({getattr(forward, '__name__', 'forward')}, ...): {', '.join(extra)} is not an "
-                            f"argument of the forward (its arguments: {', '.join(params)})")
+    check_arguments(forward, shapes)
     sizes: dict = {}
     stand_ins, arguments = {}, {}
     for name, spec in shapes.items():
