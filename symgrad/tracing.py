@@ -299,6 +299,19 @@ class Tracer:
     def __setitem__(self, key, value):
         raise _refuse("assignment into a stand-in array (a[...] = v)", "build the array with np.where")
 
+    def _in_place(op):  # z += 1 changes every name bound to z's array (a = z): refused, never rebound
+        def method(self, other):
+            if _nn_frame() is not None:  # inside a symgrad.nn body its block's result absorbs it
+                return NotImplemented
+            raise _refuse(f"the in-place update `{op}=` of a stand-in array",
+                          f"write it as a new value, z = z {op} …; an in-place update changes every name "
+                          "that shares the array, which trace does not follow")
+        return method
+
+    __iadd__, __isub__, __imul__, __itruediv__ = _in_place("+"), _in_place("-"), _in_place("*"), _in_place("/")
+    __ipow__, __imatmul__, __ifloordiv__, __imod__ = _in_place("**"), _in_place("@"), _in_place("//"), _in_place("%")
+    del _in_place
+
     # -- arithmetic -----------------------------------------------------------------------------
     def __add__(self, other):
         return _add(self, _lift(other))

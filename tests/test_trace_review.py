@@ -1,0 +1,80 @@
+"""symgrad.trace under a new user's review: no placeholder size, aliased in-place update, label array or
+argument named like a size may give wrong numbers; each either matches central finite differences of
+the user's own NumPy forward or is a TraceError naming the call and the line."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import symgrad as sg
+import symgrad.nn  # noqa: F401 - sg.nn
+from symgrad.errors import TraceError
+
+
+def finite_differences(forward, args: dict, name: str, h: float = 1e-6) -> np.ndarray:
+    """Central differences of the user's NumPy forward in the argument ``name``."""
+    x = np.array(args[name], dtype=float)
+    grad = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        plus, minus = x.copy(), x.copy()
+        plus[idx] += h
+        minus[idx] -= h
+        grad[idx] = (forward(**{**args, name: plus}) - forward(**{**args, name: minus})) / (2 * h)
+    return grad
+
+
+def arrays(rng, **shapes) -> dict:
+    return {k: rng.uniform(-1, 1, size=s) for k, s in shapes.items()}
+
+
+# --- in-place updates of an aliased stand-in --------------------------------------------------------
+def alias_add(x, W):
+    z = x @ W
+    a = z
+    z += 1.0
+    return np.sum(a ** 2)
+
+
+def alias_scale(x, W):
+    h = np.tanh(x @ W)
+    out = h
+    out *= 3.0
+    return np.sum(h)
+
+
+def alias_list(x, W):
+    z = x @ W
+    zs = [z]
+    z -= 0.5
+    return np.sum(zs[0] ** 2)
+
+
+@pytest.mark.parametrize("forward, op", [(alias_add, "+="), (alias_scale, "*="), (alias_list, "-=")])
+def test_an_in_place_update_is_refused_with_its_line(forward, op):
+    escaped = re.escape(op)
+    with pytest.raises(TraceError, match=rf"`{escaped}`.*test_trace_review.py:\d+: .*{escaped}.*z = z"):
+        sg.trace(forward, x=("N", "D"), W=("D", "H"))
+
+
+def test_the_in_place_refusal_is_not_a_wrong_gradient():
+    """What the refusal prevents: the NumPy forward's gradient differs from the rebinding's."""
+    rng = np.random.default_rng(0)
+    args = arrays(rng, x=(3, 4), W=(4, 5))
+    rebound = 2 * args["x"].T @ (args["x"] @ args["W"])  # d/dW Σ (xW)² : what tracing z += 1 as a rebinding gave
+    assert not np.allclose(finite_differences(alias_add, args, "W"), rebound, rtol=1e-3)
+
+
+def test_blocks_with_in_place_bodies_still_trace():
+    """symgrad.nn bodies update their own temporaries in place (xhat *= gamma): not the user's arrays."""
+    def forward(x, g, b):
+        return np.sum(sg.nn.layer_norm(x, g, b) ** 2)
+
+    rng = np.random.default_rng(1)
+    args = {**arrays(rng, x=(3, 4)), "g": rng.uniform(0.5, 1.5, 4), "b": rng.uniform(-1, 1, 4)}
+    traced = sg.trace(forward, x=("N", "D"), g=("D",), b=("D",))
+    d = sg.derive(traced, ["x"])
+    got = d.compile()(**traced.values(**args))
+    np.testing.assert_allclose(got, finite_differences(forward, args, "x"), rtol=1e-5, atol=1e-7)
