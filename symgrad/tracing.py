@@ -1639,6 +1639,10 @@ def trace(forward: Callable, **shapes: Any) -> Traced:
     stand_ins, arguments = {}, {}
     for name, spec in shapes.items():
         stand_ins[name], arguments[name] = _stand_in(name, spec, sizes)
+    clash = [name for name in shapes if name in sizes]
+    if clash:  # an argument N and a size N would be one symbol: its gradient lost, its code broken
+        raise ValueError(f"trace: the argument {clash[0]} has the name of the size {clash[0]!r} in the shapes "
+                         f"(the two would be one symbol); rename the size, e.g. '{clash[0]}_size'")
     _SIZES.clear()
     for k, symbol in enumerate(sizes.values()):
         _SIZES[symbol] = Size(symbol, 1009 + 16 * k)
@@ -1721,4 +1725,5 @@ def _assemble(out: Tracer, catcher: _LocalsCatcher, stand_ins: dict, arguments: 
     final = [(renaming[symbol].name, expr.xreplace(renaming)) for symbol, _, expr in nodes]
     graph = Traced.__new__(Traced)
     Graph.__init__(graph, final)
+    graph.inputs = [s for s in graph.inputs if s not in set(sizes.values())]  # a size is no variable: not a wrt
     return graph

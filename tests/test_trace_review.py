@@ -78,3 +78,32 @@ def test_blocks_with_in_place_bodies_still_trace():
     d = sg.derive(traced, ["x"])
     got = d.compile()(**traced.values(**args))
     np.testing.assert_allclose(got, finite_differences(forward, args, "x"), rtol=1e-5, atol=1e-7)
+
+
+# --- an argument named like a size; a size as wrt ---------------------------------------------------
+def test_an_argument_named_like_a_size_is_refused():
+    def forward(N, D):
+        return np.exp(N @ D).sum() / N.shape[0]
+
+    with pytest.raises(ValueError, match="argument N has the name of the size 'N'.*rename the size"):
+        sg.trace(forward, N=("N", "D"), D=("D", "N"))
+
+
+def test_renamed_sizes_give_the_gradient_of_both_arguments():
+    def forward(N, D):
+        return np.exp(N @ D).sum() / N.shape[0]
+
+    rng = np.random.default_rng(2)
+    args = {"N": rng.uniform(-1, 1, (3, 4)), "D": rng.uniform(-1, 1, (4, 3))}
+    traced = sg.trace(forward, N=("n", "d"), D=("d", "n"))
+    got = sg.derive(traced, ["N", "D"]).compile()(**traced.values(**args))
+    for name, g in zip(["N", "D"], got):
+        np.testing.assert_allclose(g, finite_differences(forward, args, name), rtol=1e-6, atol=1e-8)
+
+
+def test_a_size_is_not_a_variable_to_differentiate():
+    def forward(x, W):
+        return np.sum(np.tanh(x @ W)) / x.shape[0]
+
+    with pytest.raises(ValueError, match="'N' is not an input"):
+        sg.derive(sg.trace(forward, x=("N", "D"), W=("D", "H")), ["N"])
