@@ -33,7 +33,9 @@ what the forward writes                                what it becomes
 Conventions: a size is an int or a name (the same name is the same positive integer symbol); a
 shape ``()`` is a real scalar, ``(n, m)`` a matrix, and a 1-D shape ``(H,)`` a row 1 × H — NumPy's
 broadcasting adds it to every row (a bias: ∂/∂b = 1ᵀG); ``labels(N, classes=C)`` declares integer
-labels y ∈ {0 … C−1}, which enter the math as the one-hot matrix Y (N × C). After the call, the
+labels y ∈ {0 … C−1}, which enter the math as the one-hot matrix Y (N × C); the compiled gradient
+of a traced derivation takes the forward's own arguments (the labels y, converted to Y inside, or Y
+itself: :class:`TracedFunction`). After the call, the
 forward's local variables name the intermediates they held (h, scores, probs …; a name rebound in
 a loop numbers them: h1, h2, …): the result is a :class:`~symgrad.derivation.graph.Graph` whose
 nodes are those names, so that ``derive(trace(f, ...), wrt=["W1", "b1"])`` is written in them.
@@ -1447,6 +1449,12 @@ class Traced(Graph):
         lines = "; ".join(f"{text(n)} = {text(self.exprs[n])}" for n in self.names)
         return f"<traced {getattr(self.function, '__name__', 'forward')}: {lines}>"
 
+    def adapt_compiled(self, compiled) -> "TracedFunction":
+        r"""The compiled derivation of this graph, callable with the forward's own arguments too.
+
+        .. math:: f(X, y, W, b) = f(X, Y, W, b) \quad (Y_{ic} = [\,y_i = c\,])"""
+        return TracedFunction(compiled, self)
+
     def values(self, **arrays) -> dict:
         r"""The compiled derivation's keyword arguments for the forward's concrete arguments:
         labels become one-hot rows (N × C), 1-D arrays rows (1 × n), scalars stay numbers.
@@ -1518,6 +1526,33 @@ class Traced(Graph):
         if len(spec) == 0:
             return float(array.reshape(-1)[0]) if array.size == 1 else array
         return array
+
+
+class TracedFunction:
+    r"""A traced derivation's compiled gradient. It takes the forward's own arguments (integer labels
+    y of shape (N,), 1-D arrays) and turns them into the derivation's through :meth:`Traced.values`,
+    or the derivation's own (one-hot Y, rows 1 × n) as they are; the gradients come back in the
+    derivation's shapes (:meth:`Traced.gradient_of` gives the forward's).
+
+    .. math:: y \mapsto Y_{ic} = [\,y_i = c\,]"""
+
+    def __init__(self, compiled, graph: Traced):
+        self.compiled, self.graph = compiled, graph
+        self.__doc__ = compiled.__doc__
+
+    def __call__(self, /, *args, **kwargs):
+        declared = self.graph.declared
+        if any(isinstance(declared.get(k), Labels) and np.ndim(v) == 1 for k, v in kwargs.items()):
+            kwargs = self.graph.values(**kwargs)  # the forward's arguments: labels, 1-D rows
+        return self.compiled(*args, **kwargs)
+
+    def __getattr__(self, name):  # source, params, latex(), … of the compiled function
+        if name == "compiled":
+            raise AttributeError(name)
+        return getattr(self.compiled, name)
+
+    def __repr__(self) -> str:
+        return repr(self.compiled)
 
 
 def _size_symbol(d, cache: dict):

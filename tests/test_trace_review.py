@@ -107,3 +107,39 @@ def test_a_size_is_not_a_variable_to_differentiate():
 
     with pytest.raises(ValueError, match="'N' is not an input"):
         sg.derive(sg.trace(forward, x=("N", "D"), W=("D", "H")), ["N"])
+
+
+# --- the compiled gradient of a forward with labels ---------------------------------------------------
+def softmax_classifier(X, y, W, b, lam):
+    N = X.shape[0]
+    logits = X.dot(W) + b
+    logits = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(logits)
+    p = e / e.sum(axis=1, keepdims=True)
+    return -np.log(p[np.arange(N), y]).mean() + lam * np.sum(np.square(W))
+
+
+CLASSIFIER = dict(X=("N", "D"), y=sg.labels("N", classes="C"), W=("D", "C"), b=("C",), lam=())
+
+
+@pytest.mark.parametrize("n", [3, 4])  # N == C (3) broadcast the labels against the one-hot rows
+def test_the_compiled_gradient_takes_the_forwards_own_labels(n):
+    rng = np.random.default_rng(n)
+    args = dict(X=rng.uniform(-1, 1, (n, 4)), y=rng.integers(0, 3, n), W=rng.uniform(-1, 1, (4, 3)),
+                b=rng.uniform(-1, 1, 3), lam=0.3)
+    traced = sg.trace(softmax_classifier, **CLASSIFIER)
+    f = sg.derive(traced, ["W", "b"]).compile()
+    for given in (args, traced.values(**args)):  # the forward's arguments, or the derivation's
+        gW, gb = f(**given)
+        np.testing.assert_allclose(gW, finite_differences(softmax_classifier, args, "W"), rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(np.reshape(gb, -1), finite_differences(softmax_classifier, args, "b"),
+                                   rtol=1e-6, atol=1e-8)
+
+
+def test_float_labels_are_refused_by_the_compiled_gradient():
+    rng = np.random.default_rng(5)
+    args = dict(X=rng.uniform(-1, 1, (3, 4)), y=np.array([0.0, 2.0, 1.0]), W=rng.uniform(-1, 1, (4, 3)),
+                b=rng.uniform(-1, 1, 3), lam=0.3)
+    traced = sg.trace(softmax_classifier, **CLASSIFIER)
+    with pytest.raises(ValueError, match="labels must be integers"):
+        sg.derive(traced, ["W"]).compile()(**args)

@@ -158,7 +158,9 @@ class Derivation:
         For a list ``wrt`` it returns a tuple in the same order; matrix results come back
         as arrays of the matrix's shape (after any broadcast batch axes)."""
         if self.backprop is not None:
-            return compile_backprop(self.backprop, self.wrt, stable=stable)
+            compiled = compile_backprop(self.backprop, self.wrt, stable=stable)
+            adapt = getattr(self.backprop.graph, "adapt_compiled", None)  # a traced forward: its own arguments
+            return compiled if adapt is None else adapt(compiled)
         if self.large:  # the named program: one line per intermediate and per adjoint
             return compile_backprop(self.program, self.wrt, stable=stable)
         return compile_derivation(self, stable=stable)
