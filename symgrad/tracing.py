@@ -40,7 +40,9 @@ forward's local variables name the intermediates they held (h, scores, probs …
 a loop numbers them: h1, h2, …): the result is a :class:`~symgrad.derivation.graph.Graph` whose
 nodes are those names, so that ``derive(trace(f, ...), wrt=["W1", "b1"])`` is written in them.
 
-The forward is only *called*, never read or parsed. Anything trace cannot follow — a Python ``if``
+The forward is only *called*, never read or parsed: twice where sizes are symbolic, at two sets
+of placeholder numbers, so that a number a concrete call makes from a size (``len(range(N))``,
+``np.ones(N).sum()``) is refused at its line instead of reaching the result. Anything trace cannot follow — a Python ``if``
 on a stand-in, ``float()`` of one, ``np.linalg.inv``, ``np.sort``, indexing other than
 ``a[np.arange(N), y]`` — raises :class:`~symgrad.errors.TraceError` naming the call and the line of
 the forward that made it.
@@ -215,6 +217,16 @@ def _is_constant(value) -> bool:
         isinstance(value, np.ndarray) and value.ndim == 0)
 
 
+_CONSTANTS: list = []  # (number, line) of every constant the running trace lifted, in order
+
+
+def _shape_text(shape) -> str:
+    """A concrete array's shape with a placeholder size written as its name: (N, H), never (1009, 1025)."""
+    names = {int.__add__(size, 0): size.symbol.name for size in _SIZES.values()}
+    dims = [names.get(int(d), str(int(d))) for d in shape]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+
 def _lift(value) -> "Tracer":
     if isinstance(value, Tracer):
         return value
@@ -223,9 +235,11 @@ def _lift(value) -> "Tracer":
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value[()]
     if _is_constant(value):
-        return Tracer(_number(value), 0)
+        number = _number(value)
+        _CONSTANTS.append((number, _user_line()))  # compared with a run at other placeholder sizes
+        return Tracer(number, 0)
     if isinstance(value, np.ndarray):
-        raise _refuse(f"a constant NumPy array of shape {value.shape}", "pass it as an argument of the forward, "
+        raise _refuse(f"a constant NumPy array of shape {_shape_text(value.shape)}", "pass it as an argument of the forward, "
                       "with its shape, so that it is a symbol")
     if isinstance(value, LabelTracer):
         raise _refuse(f"labels {value.name} in arithmetic", "index with them: a[np.arange(N), y]")
@@ -1679,6 +1693,7 @@ def trace(forward: Callable, **shapes: Any) -> Traced:
         raise ValueError(f"trace: the argument {clash[0]} has the name of the size {clash[0]!r} in the shapes "
                          f"(the two would be one symbol); rename the size, e.g. '{clash[0]}_size'")
     _SIZES.clear()
+    _CONSTANTS.clear()
     for k, symbol in enumerate(sizes.values()):
         _SIZES[symbol] = Size(symbol, 1009 + 16 * k)
     code = _code_of(forward)
@@ -1706,10 +1721,47 @@ def trace(forward: Callable, **shapes: Any) -> Traced:
     if not isinstance(out, Tracer):
         raise TraceError(f"{getattr(forward, '__name__', 'forward')} returned {type(out).__name__}, not an array "
                          "computed from its arguments")
+    if sizes:
+        _refuse_placeholders(forward, code, stand_ins, sizes, out, list(_CONSTANTS))
     graph = _assemble(out, catcher, stand_ins, arguments, sizes)
     graph.function, graph.arguments, graph.sizes = forward, arguments, dict(sizes)
     graph.declared = dict(shapes)
     return graph
+
+
+def _refuse_placeholders(forward, code, stand_ins: dict, sizes: dict, out: Tracer, constants: list) -> None:
+    """Run the forward again at other placeholder sizes. A number that a concrete call made from a
+    size (len(range(N)), np.ones(N).sum(), np.arange(N).size) differs between the two runs: it is
+    refused at its line, so that a placeholder never reaches a result."""
+    _SIZES.clear()
+    _CONSTANTS.clear()
+    for k, symbol in enumerate(sizes.values()):
+        _SIZES[symbol] = Size(symbol, 1511 + 16 * k)  # never one of the first run's 1009 + 16 k
+    again, failure = None, None
+    try:
+        with _LocalsCatcher(code):
+            again = forward(**stand_ins)
+    except Exception as exc:  # noqa: BLE001 - the first run succeeded: a size changed what it does
+        failure = exc
+    finally:
+        _SIZES.clear()
+        _PENDING_BLOCKS.clear()
+    seen = list(_CONSTANTS)
+    name = getattr(forward, "__name__", "forward")
+    names = ", ".join(sizes)
+    for k in range(max(len(constants), len(seen))):
+        first, second = (constants[k] if k < len(constants) else None), (seen[k] if k < len(seen) else None)
+        if first is None or second is None or first[0] != second[0]:
+            line = (first or second)[1]
+            raise TraceError(f"symgrad.trace cannot follow a number computed from the symbolic sizes ({names}) "
+                             f"by a concrete call (at {line}); use x.shape[0] itself (the size N) in the "
+                             "arithmetic, not len(), range() or a NumPy array made from the sizes")
+    again = again._scalar() if isinstance(again, Size) else again
+    if failure is not None or not isinstance(again, Tracer) or again.expr != out.expr:
+        why = f" ({type(failure).__name__}: {failure})" if failure is not None else ""
+        raise TraceError(f"symgrad.trace cannot follow {name}: it computes something else at other values of "
+                         f"the symbolic sizes ({names}): a value made from a size by a concrete call (len(), "
+                         f"range(), a NumPy array of the sizes){why}; use x.shape[0] itself in the arithmetic")
 
 
 def _assemble(out: Tracer, catcher: _LocalsCatcher, stand_ins: dict, arguments: dict, sizes: dict) -> Traced:

@@ -143,3 +143,48 @@ def test_float_labels_are_refused_by_the_compiled_gradient():
     traced = sg.trace(softmax_classifier, **CLASSIFIER)
     with pytest.raises(ValueError, match="labels must be integers"):
         sg.derive(traced, ["W"]).compile()(**args)
+
+
+# --- a placeholder size never reaches a result or a message ----------------------------------------
+def tanh_sum(x, W):
+    return np.sum(np.tanh(x @ W))
+
+
+SIZE_NUMBERS = {
+    "arange_sum": lambda x, W: tanh_sum(x, W) * np.arange(x.shape[0]).sum(),
+    "len_range": lambda x, W: tanh_sum(x, W) / len(range(x.shape[0])),
+    "sum_range": lambda x, W: tanh_sum(x, W) * sum(range(x.shape[0])),
+    "arange_size": lambda x, W: tanh_sum(x, W) / np.arange(x.shape[0]).size,
+    "ones_sum": lambda x, W: tanh_sum(x, W) / np.ones(x.shape[0]).sum(),
+    "ones_sum_of_rows": lambda x, W: tanh_sum(x, W) / np.ones((x.shape[0], W.shape[1])).sum(),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SIZE_NUMBERS))
+def test_a_number_made_from_a_size_by_a_concrete_call_is_refused(case):
+    with pytest.raises(TraceError, match=r"computed from the symbolic sizes.*test_trace_review.py:\d+") as info:
+        sg.trace(SIZE_NUMBERS[case], x=("N", "D"), W=("D", "H"))
+    assert "1009" not in str(info.value) and "1025" not in str(info.value)
+
+
+def test_a_concrete_array_of_the_sizes_is_named_by_them_in_the_error():
+    def forward(x, W):
+        out = np.zeros((x.shape[0], W.shape[1]))
+        return np.sum(out + x @ W)
+
+    with pytest.raises(TraceError, match=r"shape \(N, H\)"):
+        sg.trace(forward, x=("N", "D"), W=("D", "H"))
+
+
+def test_the_size_itself_stays_symbolic_and_right():
+    """x.shape[0] (the symbol N), N * D, W.size: the same numbers as the NumPy forward at any size."""
+    def forward(x, W):
+        N, D = x.shape
+        return np.sum(np.tanh(x @ W)) / (N * D) + np.sum(W ** 2) / W.size
+
+    traced = sg.trace(forward, x=("N", "D"), W=("D", "H"))
+    f = sg.derive(traced, ["W"]).compile()
+    rng = np.random.default_rng(6)
+    for n in (2, 5):
+        args = arrays(rng, x=(n, 3), W=(3, 4))
+        np.testing.assert_allclose(f(**args), finite_differences(forward, args, "W"), rtol=1e-6, atol=1e-9)
