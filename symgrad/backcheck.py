@@ -43,10 +43,20 @@ __all__ = ["check_backward", "BackwardReport", "GradientResult", "proven_equal",
 SIZES = (3, 4, 5, 6, 7, 2, 8, 9)  # concrete values of symbolic sizes, in order of first appearance
 RTOL = 1e-9  # float64 evaluations of the same math by two programs (the derivation, the user's backward)
 METHODS = ("auto", "symbolic", "numeric")
-# values of order 1: beyond (−1, 1) a softmax of products of several inputs (attention's Q Kᵀ) saturates,
-# and the gradient of a saturated softmax is rounding noise that no check can judge
-POLICY = sampling.Policy(moderate=1.0)
-POINTS = 3  # random points the symbolic method evaluates (two at the sizes, one at sizes one larger)
+# the sampling policy's magnitudes: moderate values in (−1, 1), and log-uniform over 10⁻⁶ … 10⁶ of both
+# signs (a bug that shows only past a threshold: a hinge's margin, ReLU6's clip at 6)
+POLICY = sampling.Policy(moderate=1.0, decades=(-6.0, 6.0))
+# the points: (sizes added to the base sizes, the kind of every input's values); "mixed" gives each input
+# its own kind. The first is moderate (the derivation is trusted there, against finite differences).
+SCHEDULE = (
+    (0, "moderate"), (0, "moderate"), (0, "wide"), (1, "moderate"), (0, "mixed"), (0, "tiny"), (2, "wide"),
+    (1, "mixed"), (0, "wide"), (3, "moderate"),
+)
+NUMERIC_POINTS = (0, 2, 3, 4)  # the numeric method's points (finite differences cost more), from SCHEDULE
+ATTEMPTS = 8  # draws per point until the forward is finite there (scalars, then every input, made positive)
+# the noise of a value: its change when the inputs move by a few ulps (a saturated softmax's gradient is
+# rounding noise: it jumps by its own size, and is no evidence either way)
+JITTER = 64 * float(np.finfo(np.float64).eps)
 
 
 # --- results ------------------------------------------------------------------------------------------
@@ -55,7 +65,7 @@ class GradientResult:
     """The judgement of one gradient ∂L/∂name returned by the backward."""
 
     name: str
-    status: str  # "proven" | "consistent" | "refuted"
+    status: str  # "proven" | "consistent" (not proven; no counterexample) | "refuted" | "undecided" (no valid point)
     how: str  # how it was judged, one phrase
     shape: tuple = ()
     entry: tuple | None = None  # the located entry of a refuted gradient
@@ -70,10 +80,13 @@ class GradientResult:
 
     @property
     def ok(self) -> bool:
-        return self.status != "refuted"
+        """Proven or consistent: never said of an undecided gradient."""
+        return self.status in ("proven", "consistent")
 
     def line(self) -> str:
         """One line: ``W2: refuted at entry (1, 0): expected 2.5, got 1.25``."""
+        if self.status == "consistent":
+            return f"{self.name}: consistent, not proven ({self.how})"
         if self.status != "refuted":
             return f"{self.name}: {self.status} ({self.how})"
         if self.reason:
@@ -105,7 +118,12 @@ class BackwardReport:
     @property
     def failure(self) -> GradientResult | None:
         """The first refuted gradient (its name, entry, expected and got values), or None."""
-        return next((g for g in self.gradients if not g.ok), None)
+        return next((g for g in self.gradients if g.status == "refuted"), None)
+
+    def _head(self) -> str:
+        if self.failure is not None:
+            return "backward REFUTED"
+        return "backward ok" if self.ok else "backward UNDECIDED"
 
     def __getitem__(self, name: str) -> GradientResult:
         for g in self.gradients:
@@ -117,7 +135,7 @@ class BackwardReport:
         return ", ".join(f"{k} = {v}" for k, v in self.sizes.items()) or "the given sizes"
 
     def __str__(self) -> str:
-        head = "backward ok" if self.ok else "backward REFUTED"
+        head = self._head()
         lines = [f"{head}: {self.method} check of {len(self.gradients)} gradient(s) ({self.seconds:.2f} s; "
                  f"numbers at {self._sizes()})"]
         for g in self.gradients:
@@ -128,7 +146,7 @@ class BackwardReport:
 
     def _repr_markdown_(self) -> str:
         """Markdown with math (Jupyter prefers Markdown to LaTeX)."""
-        head = "backward ok" if self.ok else "backward REFUTED"
+        head = self._head()
         lines = [f"**{head}** — {self.method} check ({self.seconds:.2f} s; numbers at {self._sizes()})", ""]
         for g in self.gradients:
             lines.append(f"- ${_partial(g.name)}$: ${_math_status(g)}$")
@@ -153,6 +171,8 @@ def _math_status(g: GradientResult) -> str:
     r"""``\text{proven}``, or ``\text{refuted at (1, 0)}:\ got \neq expected`` (math, without the $)."""
     from .printing import escape_text
 
+    if g.status == "consistent":
+        return r"\text{consistent (not proven)}"
     if g.status != "refuted":
         return rf"\text{{{g.status}}}"
     if g.reason:
@@ -195,13 +215,22 @@ def check_backward(forward: Callable[..., Any], backward: Callable[..., Any], wr
             raise ValueError(f"unknown wrt name {name!r}; the inputs are: {', '.join(specs) or 'none'}")
     if len(set(wrt_names)) != len(wrt_names):
         raise ValueError(f"wrt names a variable twice: {', '.join(wrt_names)}")
-    _check_arguments(forward, specs)
+    from .tracing import check_arguments
+
+    check_arguments(forward, specs, "check_backward")
     inputs = {name: _Input.of(name, spec) for name, spec in specs.items()}
     for name in wrt_names:
         if inputs[name].labels is not None:
             raise ValueError(f"{name} is a label array (integers); it has no gradient")
-    points = _points(inputs, _concrete_sizes(inputs.values(), sizes), np.random.default_rng(seed), POINTS)
+    points, skipped = _points(forward, inputs, _concrete_sizes(inputs.values(), sizes), np.random.default_rng(seed))
     notes: list[str] = []
+    skip_note = [f"{skipped} draw(s) skipped: the forward is not finite there (outside its domain, or an "
+                 "overflow); never evidence either way"] if skipped else []
+    if not points:
+        undecided = [GradientResult(name, "undecided", f"no point among {len(SCHEDULE) * ATTEMPTS} draws where "
+                                    "the forward is finite", shape=()) for name in wrt_names]
+        return BackwardReport(method, undecided, _concrete_sizes(inputs.values(), sizes),
+                              time.perf_counter() - started, skip_note)
     if method != "numeric":
         try:
             traced = _symbolic(forward, backward, wrt_names, specs, timeout)
@@ -218,29 +247,10 @@ def check_backward(forward: Callable[..., Any], backward: Callable[..., Any], wr
                 notes.append(f"{exc}; checked numerically")
             else:
                 return BackwardReport("symbolic", gradients, at.sizes, time.perf_counter() - started,
-                                      notes + traced.notes, at.arrays)
-    gradients, at = _judge_numeric(forward, backward, wrt_names, [points[0], points[-1]], seed)
-    return BackwardReport("numeric", gradients, at.sizes, time.perf_counter() - started, notes, at.arrays)
-
-
-def _check_arguments(forward: Callable[..., Any], specs: Mapping[str, Any]) -> None:
-    """Every argument of the forward has a shape, and every shape names an argument (a ValueError)."""
-    import inspect
-
-    try:
-        params = inspect.signature(forward).parameters
-    except (TypeError, ValueError):  # a builtin or C callable: nothing to compare
-        return
-    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
-        return
-    missing = [n for n, p in params.items() if p.default is p.empty and n not in specs
-               and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    if missing:
-        raise ValueError(f"no shape for {', '.join(missing)}: give every argument of the forward its shape, "
-                         f"e.g. {missing[0]}=('N', 'D'), or () for a scalar")
-    extra = [n for n in specs if n not in params]
-    if extra:
-        raise ValueError(f"{', '.join(extra)}: not an argument of the forward (its arguments: {', '.join(params)})")
+                                      notes + traced.notes + skip_note, at.arrays)
+    chosen = [p for p in points if p.index in NUMERIC_POINTS] or points[:1]
+    gradients, at = _judge_numeric(forward, backward, wrt_names, chosen, seed)
+    return BackwardReport("numeric", gradients, at.sizes, time.perf_counter() - started, notes + skip_note, at.arrays)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -269,15 +279,24 @@ class _Input:
     def concrete_shape(self, sizes: Mapping[str, int]) -> tuple[int, ...]:
         return tuple(sizes[d] if isinstance(d, str) else d for d in self.shape)
 
-    def draw(self, sizes: Mapping[str, int], rng: np.random.Generator) -> np.ndarray | float:
+    def draw(self, sizes: Mapping[str, int], rng: np.random.Generator, kind: str = "moderate",
+             positive: bool = False, policy: "sampling.Policy" = POLICY) -> np.ndarray | float:
+        """Values of ``kind`` under the sampling ``policy``: "moderate" (in (−1, 1)), "wide" (10⁰ … 10⁶) or
+        "tiny" (10⁻⁶ … 10⁻²), both signs (``positive``: their magnitudes); one array spans about a quarter
+        of the decades, from a point drawn for it."""
         shape = self.concrete_shape(sizes)
         if self.labels is not None:
             classes = sizes[self.labels] if isinstance(self.labels, str) else self.labels
             return rng.integers(0, classes, size=shape)
         symbol = _real_symbol(self.name)
         count = int(np.prod(shape, dtype=int))
-        values = [sampling.draw(symbol, rng, policy=POLICY, kind="moderate") for _ in range(count)]
+        decade = float(rng.random())
+        values = [sampling.draw(symbol, rng, policy=policy, kind=kind,
+                                stratum=None if kind == "moderate" else decade + 0.25 * float(rng.random()))
+                  for _ in range(count)]
         arr = np.array(values, dtype=np.float64).reshape(shape)
+        if positive:
+            arr = np.abs(arr)
         return float(arr) if shape == () else arr
 
 
@@ -317,8 +336,19 @@ def _concrete_sizes(inputs, given: Mapping[str, int] | None) -> dict[str, int]:
 def _gradients(backward: Callable[..., Any], point: Mapping[str, Any], wrt: Sequence[str]) -> list[np.ndarray]:
     """The backward's arrays at ``point`` (copies in: a backward may write into its inputs), one per name of
     ``wrt`` (a ValueError for a wrong count)."""
-    out = backward(**{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in point.items()})
-    return [np.asarray(_pick(out, k, wrt), dtype=np.float64) for k in range(len(wrt))]
+    with np.errstate(all="ignore"):
+        out = backward(**{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in point.items()})
+    arrays = []
+    for k, name in enumerate(wrt):
+        g = _pick(out, k, wrt)
+        if g is None:
+            raise ValueError(f"backward returned None for {name}; return an array of its shape (zeros if the loss "
+                             "does not depend on it)")
+        arr = np.asarray(g)
+        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            raise ValueError(f"backward returned {type(g).__name__} for {name}, not an array of numbers")
+        arrays.append(arr.astype(np.float64))
+    return arrays
 
 
 def _wrong_shape(name: str, g: np.ndarray, x: Any) -> str | None:
@@ -373,29 +403,77 @@ def _symbolic_shape(expr) -> tuple:
 
 @dataclass
 class _Point:
-    """Concrete sizes and the inputs drawn at them."""
+    """Concrete sizes and the inputs drawn at them (``index``: its row of SCHEDULE)."""
 
     sizes: dict[str, int]
     arrays: dict[str, Any]
+    index: int = 0
+    kind: str = "moderate"
 
     def where(self) -> str:
         return ", ".join(f"{k} = {v}" for k, v in self.sizes.items()) or "the given sizes"
 
+    def jittered(self, rng: np.random.Generator) -> dict[str, Any]:
+        """The arrays moved by a few ulps (labels unchanged): what rounding alone does to a value."""
+        out = {}
+        for k, v in self.arrays.items():
+            if isinstance(v, np.ndarray) and np.issubdtype(v.dtype, np.integer):
+                out[k] = v
+            else:
+                out[k] = v * (1 + JITTER * rng.uniform(-1, 1, size=np.shape(v)))
+                out[k] = float(out[k]) if np.ndim(v) == 0 else out[k]
+        return out
 
-def _points(inputs: Mapping[str, "_Input"], sizes: Mapping[str, int], rng: np.random.Generator, count: int
-            ) -> list[_Point]:
-    """``count`` random points: two at ``sizes``, then at sizes one larger (a size-dependent slip shows)."""
-    out = []
-    for i in range(count):
-        at = dict(sizes) if i < 2 else {k: v + i - 1 for k, v in sizes.items()}
-        out.append(_Point(at, {name: inp.draw(at, rng) for name, inp in inputs.items()}))
-    return out
+
+def _points(forward, inputs: Mapping[str, "_Input"], sizes: Mapping[str, int], rng: np.random.Generator
+            ) -> tuple[list[_Point], int]:
+    """The points of SCHEDULE where the forward is finite (with the number of draws skipped): moderate
+    values, then across magnitudes, at the base sizes and at larger ones (a size-dependent slip shows).
+    A draw where the forward is not finite (a negative ε under a square root, a softmax that underflows to
+    log 0) is drawn again, with the scalars positive, then every input, and the decades narrowed step by
+    step; a point never found is left out."""
+    out, skipped = [], 0
+    lo, hi = POLICY.decades
+    for index, (grow, kind) in enumerate(SCHEDULE):
+        at = {k: v + grow for k, v in sizes.items()}
+        for attempt in range(ATTEMPTS):
+            narrow = 1 - attempt / ATTEMPTS
+            policy = sampling.Policy(moderate=POLICY.moderate, decades=(lo * narrow, hi * narrow))
+            kinds = {name: (str(rng.choice(["moderate", "wide", "tiny"])) if kind == "mixed" else kind)
+                     for name in inputs}
+            arrays = {name: inp.draw(at, rng, kinds[name], positive=attempt % 3 == 2 or
+                                     (attempt % 3 == 1 and not inp.shape), policy=policy)
+                      for name, inp in inputs.items()}
+            if np.isfinite(_loss(forward, arrays)):
+                out.append(_Point(at, arrays, index, kind))
+                break
+            skipped += 1
+    return out, skipped
+
+
+def _loss(forward, arrays: Mapping[str, Any]) -> float:
+    """The forward's loss at ``arrays`` (copies in), a ValueError when it is not one number."""
+    with np.errstate(all="ignore"):
+        value = forward(**{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in arrays.items()})
+    name = getattr(forward, "__name__", "forward")
+    if value is None or isinstance(value, (tuple, list, dict, str, bytes)):
+        raise ValueError(f"the forward must return a scalar loss; {name} returned {type(value).__name__}"
+                         + (" (return the loss alone, not the loss and a cache)" if isinstance(value, tuple)
+                            else ""))
+    arr = np.asarray(value)
+    if not np.issubdtype(arr.dtype, np.number) or arr.size != 1:
+        raise ValueError(f"the forward must return a scalar loss; {name} returned "
+                         + (f"an array of shape {arr.shape} (sum or average it)" if arr.size != 1
+                            else type(value).__name__))
+    return float(arr.real.reshape(()))
 
 
 def _judge_symbolic(traced: _Symbolic, forward, backward, wrt, points: list[_Point], timeout: float, seed: int
                     ) -> tuple[list[GradientResult], _Point]:
     """Per gradient: a proof for every size, then the numbers at ``points`` (the first disagreement refutes,
-    and check_grad diagnoses it there). Returns the results and the point of the refutation (else the first)."""
+    and check_grad diagnoses it there). An entry counts only where the truth is finite and beyond the
+    rounding noise of both programs (their change when the inputs move by a few ulps). Returns the results
+    and the point of the refutation (else the first)."""
     from .simplify import Budget
 
     budget = Budget(timeout)
@@ -412,12 +490,21 @@ def _judge_symbolic(traced: _Symbolic, forward, backward, wrt, points: list[_Poi
             f"proof of {name}", lambda c=claim, t=truth: _attempt(proven_equal, c, t),
             cap=max(budget.remaining() / 2, 0.05))))
     worst = [0.0] * len(wrt)
+    evidence = [0] * len(wrt)  # points where the gradient was compared (finite truth)
     refuted_at = points[0]
+    rng = np.random.default_rng(seed + 1)
     for i, point in enumerate(points):
-        expected = _truth_values(compiled, traced, wrt, point)
+        with np.errstate(all="ignore"):
+            expected = _truth_values(compiled, traced, wrt, point)
         if i == 0:
             _trust(forward, wrt, expected, point, seed)
         got = _gradients(backward, point.arrays, wrt)
+        if all(r is not None for r in results):
+            break
+        moved = _Point(point.sizes, point.jittered(rng), point.index, point.kind)
+        with np.errstate(all="ignore"):
+            expected2 = _truth_values(compiled, traced, wrt, moved)
+        got2 = _gradients(backward, moved.arrays, wrt)
         for k, name in enumerate(wrt):
             if results[k] is not None:
                 continue
@@ -428,29 +515,47 @@ def _judge_symbolic(traced: _Symbolic, forward, backward, wrt, points: list[_Poi
                                             max_rel_error=float("inf"))
                 refuted_at = point
                 continue
+            if not np.all(np.isfinite(expected[k])):  # the truth is not a number here: no evidence
+                continue
+            evidence[k] += 1
+            noise = np.abs(expected[k] - expected2[k]) + np.abs(got[k] - got2[k])
             rel = _relative_errors(got[k], expected[k])
-            worst[k] = max(worst[k], float(rel.max()) if rel.size else 0.0)
-            if rel.size and not rel.max() <= RTOL:
-                entry = tuple(int(i) for i in np.unravel_index(int(np.argmax(rel)), rel.shape))
+            beyond = (rel > RTOL) & ~(np.abs(got[k] - expected[k]) <= 8 * noise)
+            judged = np.where(beyond | ~np.isfinite(got[k]), rel, np.minimum(rel, RTOL))
+            worst[k] = max(worst[k], float(judged.max()) if judged.size else 0.0)
+            if judged.size and not judged.max() <= RTOL:
+                entry = tuple(int(i) for i in np.unravel_index(int(np.argmax(judged)), judged.shape))
                 diagnosis = _numeric_diagnosis(forward, name, got[k], point, seed)
-                if proofs[k]:  # the expansions matched but the user's own numbers do not: the numbers win
+                if not np.isfinite(got[k][entry]):
+                    diagnosis.insert(0, f"the backward returns {got[k][entry]:g} where the gradient is finite "
+                                        "(an overflow, 0/0, or a missing value?)")
+                elif proofs[k]:  # the expansions matched but the user's own numbers do not: the numbers win
                     diagnosis.append("the traced expressions matched but the backward's numbers do not "
                                      "(a bug of symgrad: please report it)")
-                results[k] = GradientResult(name, "refuted", f"float64 evaluation at {point.where()}",
-                                            shape=got[k].shape, entry=entry, expected=float(expected[k][entry]),
-                                            got=float(got[k][entry]), truth=traced.truths[k],
-                                            claim=traced.claims[k], max_rel_error=worst[k], diagnosis=diagnosis)
+                results[k] = GradientResult(name, "refuted", f"float64 evaluation at {point.where()} "
+                                            f"({point.kind} values)", shape=got[k].shape, entry=entry,
+                                            expected=float(expected[k][entry]), got=float(got[k][entry]),
+                                            truth=traced.truths[k], claim=traced.claims[k], max_rel_error=worst[k],
+                                            diagnosis=diagnosis)
                 refuted_at = point
     out = []
     for k, name in enumerate(wrt):
         if results[k] is not None:
             out.append(results[k])
             continue
-        status, how = (("proven", "the traced backward equals the derivation for every size") if proofs[k] else
-                       ("consistent", f"not proven symbolically; agrees at {len(points)} random points, "
-                                      f"relative error ≤ {RTOL:g}"))
-        out.append(GradientResult(name, status, how, shape=np.shape(points[0].arrays[name]), truth=traced.truths[k],
-                                  claim=traced.claims[k], max_rel_error=worst[k]))
+        shape = np.shape(points[0].arrays[name])
+        if proofs[k]:
+            out.append(GradientResult(name, "proven", "the traced backward equals the derivation for every size",
+                                      shape=shape, truth=traced.truths[k], claim=traced.claims[k],
+                                      max_rel_error=worst[k]))
+        elif evidence[k] == 0:
+            out.append(GradientResult(name, "undecided", "not proven symbolically, and the derivation is not finite "
+                                      "at any point drawn", shape=shape, truth=traced.truths[k],
+                                      claim=traced.claims[k]))
+        else:
+            out.append(GradientResult(name, "consistent", f"the expressions differ in form; they agree at {evidence[k]} "
+                                      f"points across magnitudes and sizes, relative error ≤ {RTOL:g}", shape=shape,
+                                      truth=traced.truths[k], claim=traced.claims[k], max_rel_error=worst[k]))
     return out, refuted_at
 
 
@@ -532,25 +637,47 @@ def _numeric_diagnosis(forward, name: str, got: np.ndarray, point: _Point, seed:
 
 # --- numeric: finite differences through check_grad ---------------------------------------------------
 def _judge_numeric(forward, backward, wrt, points: list[_Point], seed: int) -> tuple[list[GradientResult], _Point]:
-    """Per gradient, check_grad at each point (the first refutation stands). Returns the results and the
-    point of the first refutation (else the first point)."""
-    results: dict[str, GradientResult] = {}
+    """Per gradient, check_grad at each point (the first refutation stands; a point where the numerical
+    derivative is not finite is no evidence). Returns the results and the point of the first refutation
+    (else the first point)."""
+    refuted: dict[str, GradientResult] = {}
+    agreed: dict[str, list[GradientResult]] = {name: [] for name in wrt}
     refuted_at = None
     for point in points:
         arrays = point.arrays
         for name, g in zip(wrt, _gradients(backward, arrays, wrt)):
-            if name in results and not results[name].ok:
+            if name in refuted:
                 continue
             result = _check_one(forward, name, g, arrays, seed, point)
-            if name not in results or not result.ok:
-                results[name] = result
-            if not result.ok and refuted_at is None:
-                refuted_at = point
-    return [results[name] for name in wrt], refuted_at or points[0]
+            if result is None:
+                continue
+            if result.status == "refuted":
+                refuted[name] = result
+                refuted_at = refuted_at or point
+            else:
+                agreed[name].append(result)
+    out = []
+    for name in wrt:
+        if name in refuted:
+            out.append(refuted[name])
+        elif not agreed[name]:
+            out.append(GradientResult(name, "undecided", "the numerical derivative is not finite at any point "
+                                      "drawn", shape=np.shape(points[0].arrays[name])))
+        else:
+            results = agreed[name]
+            resolution = max(r.report.resolution for r in results)
+            entries = sum(r.report.checked for r in results)
+            err = max(r.max_rel_error for r in results)
+            how = (f"finite differences at {len(results)} points across magnitudes and sizes, {entries} entries, max "
+                   f"relative error {err:.1e}; resolution {resolution:.0e} of the largest entry")
+            out.append(GradientResult(name, "consistent", how, shape=results[0].shape, report=results[0].report,
+                                      max_rel_error=err))
+    return out, refuted_at or points[0]
 
 
 def _check_one(forward, name: str, g: np.ndarray, arrays: Mapping[str, Any], seed: int, point: _Point
-               ) -> GradientResult:
+               ) -> GradientResult | None:
+    """check_grad of one gradient at one point (None: no evidence, the numerical derivative is not finite)."""
     reason = _wrong_shape(name, g, arrays[name])
     if reason:
         return GradientResult(name, "refuted", "its shape", shape=np.shape(arrays[name]), reason=reason,
@@ -559,9 +686,12 @@ def _check_one(forward, name: str, g: np.ndarray, arrays: Mapping[str, Any], see
     def f(w):
         return forward(**{**arrays, name: w})
 
-    report = check_grad(f, lambda w: g, arrays[name], seed=seed)
-    how = (f"finite differences at {point.where()}, {report.checked} entries, max relative error "
-           f"{report.max_rel_error:.1e}")
+    with np.errstate(all="ignore"):
+        report = check_grad(f, lambda w: g, arrays[name], seed=seed)
+    if any(not np.isfinite(c.numeric) for c in report.failures):
+        return None
+    how = (f"finite differences at {point.where()} ({point.kind} values), {report.checked} entries, max relative "
+           f"error {report.max_rel_error:.1e}; resolution {report.resolution:.0e} of the largest entry")
     if report.ok:
         return GradientResult(name, "consistent", how, shape=g.shape, report=report, max_rel_error=report.max_rel_error)
     worst = max(report.failures, key=lambda c: c.rel_error) if report.failures else None

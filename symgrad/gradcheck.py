@@ -12,8 +12,8 @@ coordinate by coordinate:
   that grows with the size; a coordinate fails when that error exceeds rtol (1e-6 for float64
   central differences, :data:`COMPLEX_RTOL` = 1e-9 for a float64 complex step, 1e-3 for float32)
   *and* the difference exceeds the numerical error estimate. The report's ``resolution`` is the
-  smallest relative error the check could see (the largest per-coordinate threshold), and its
-  verdict says so;
+  smallest difference the check could see anywhere, as a fraction of the gradient's largest entry
+  (``max(tolerance · floor, 4 · error estimate) / max|g|`` over the entries), and its verdict says so;
 * **non-finite values**: an analytic entry that is nan or ±inf where the numerical derivative is
   finite (or the reverse) fails, with the entries named; ``None`` for a gradient is an error;
 * **kinks**: where the one-sided differences disagree at two step sizes (ReLU, max, hinge), the
@@ -70,13 +70,15 @@ class GradReport:
     mode: str
     rtol: float
     coordinates: list[Coordinate] = field(default_factory=list, repr=False)
-    resolution: float = float("nan")  # the smallest relative error the check could see (≥ rtol)
+    # the smallest difference the check could see, as a fraction of the gradient's largest entry: the
+    # largest over the entries (not at a kink) of max(tolerance · floor, 4 · numerical error) / max|g|
+    resolution: float = float("nan")
 
     def __str__(self) -> str:
         head = "gradient check passed" if self.ok else "gradient check FAILED"
         lines = [f"{head}: {self.checked} coordinates ({self.mode}), max relative error "
                  f"{self.max_rel_error:.2e} (rtol {self.rtol:g}; "
-                 f"{'consistent to' if self.ok else 'resolves'} {self.resolution:.0e} relative)"]
+                 f"resolution {self.resolution:.0e} × max|g|)"]
         for c in self.worst[:5]:
             lines.append(f"  input {c.input} {c.index}: analytic {c.analytic:.10g}, numeric {c.numeric:.10g}, "
                          f"rel. error {c.rel_error:.2e}{' (near a kink)' if c.near_kink else ''}")
@@ -289,7 +291,8 @@ def _report(coords: list[Coordinate], gs, rtol: float, mode: str, tight: float |
             continue
         diff = abs(c.analytic - c.numeric)
         c.rel_error = diff / floor
-        resolution = max(resolution, tol, 4 * c.error_estimate / floor)
+        if not c.near_kink:
+            resolution = max(resolution, max(tol * floor, 4 * c.error_estimate) / scale)
         if c.rel_error > tol and diff > 4 * c.error_estimate:
             failures.append(c)
     worst = sorted(coords, key=lambda c: c.rel_error, reverse=True)
@@ -350,6 +353,11 @@ def _diagnose(coords: list[Coordinate], failures: list[Coordinate], gs, scale: f
             if np.allclose(A.T, Nm, rtol=1e-5, atol=1e-7 * scale) and not np.allclose(A, Nm, rtol=1e-5, atol=1e-7 * scale):
                 out.append(f"input {i}: the gradient is transposed (analytic.T matches the numeric gradient)")
                 continue
+        if not np.any(n):
+            out.append(f"input {i}: the numerical derivative is 0 at every entry (the loss does not change with "
+                       f"input {i} here) but {len(fails)} entries of the gradient are not: a term that should "
+                       "vanish here (a missing mask or clip?)")
+            continue
         rel = float(np.linalg.norm(a - n) / max(np.linalg.norm(n), 1e-300))
         out.append(f"input {i}: {len(fails)} of {len(cs)} entries wrong with no common factor — a missing or "
                    f"extra term (relative size of the difference {rel:.2g})")
