@@ -42,8 +42,8 @@ nodes are those names, so that ``derive(trace(f, ...), wrt=["W1", "b1"])`` is wr
 
 The forward is only *called*, never read or parsed: twice where sizes are symbolic, at two sets
 of placeholder numbers, so that a number a concrete call makes from a size (``len(range(N))``,
-``np.ones(N).sum()``) is refused at its line instead of reaching the result. Anything trace cannot follow — a Python ``if``
-on a stand-in, ``float()`` of one, ``np.linalg.inv``, ``np.sort``, indexing other than
+``np.ones(N).sum()``) is refused at its line instead of reaching the result. Anything trace
+cannot follow — a Python ``if`` on a stand-in, ``float()`` of one, ``np.linalg.inv``, ``np.sort``, indexing other than
 ``a[np.arange(N), y]`` — raises :class:`~symgrad.errors.TraceError` naming the call and the line of
 the forward that made it.
 """
@@ -104,6 +104,10 @@ def _is_named(value) -> bool:
     """Whether the forward holds ``value`` in a local variable (then it stays a node of its own)."""
     frame = _user_frame()
     return frame is not None and any(v is value for v in frame.f_locals.values())
+
+
+class _UnsupportedAttribute(TraceError, AttributeError):
+    """A method or attribute a stand-in does not have: a TraceError with the line (hasattr is False)."""
 
 
 def _refuse(what: str, hint: str = "") -> TraceError:
@@ -182,6 +186,10 @@ def _binary_size(name: str):
     def op(self, other):
         if type(other) is int and other == 0 and name in ("__add__", "__radd__", "__sub__"):
             return int.__add__(self, 0)  # N − 0 (the placeholder): what np.arange(N) computes
+        if name in ("__floordiv__", "__rfloordiv__", "__mod__"):  # ⌊N/2⌋, N mod 2: no symbol of symgrad's
+            what = {"__floordiv__": f"{self.symbol} // {other!r}", "__rfloordiv__": f"{other!r} // {self.symbol}",
+                    "__mod__": f"{self.symbol} % {other!r}"}[name]
+            raise _refuse(f"{what} of the symbolic size {self.symbol}", "give a concrete size instead")
         return getattr(self._scalar(), name)(other)
     return op
 
@@ -306,6 +314,28 @@ class Tracer:
 
     def __iter__(self):
         raise _refuse("a loop over the entries of a stand-in array", "write it with array operations")
+
+    def __round__(self, *args):
+        raise _refuse(f"round() of {sp.sstr(self.expr)}")
+
+    def __getattr__(self, name):  # only for names a stand-in does not have
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise _UnsupportedAttribute(f"symgrad.trace cannot follow .{name} of a traced array (at {_user_line()}); "
+                                    "trace follows .T, .dot, .sum, .mean, .var, .std, .max, .clip, .reshape, "
+                                    ".ravel, .copy, .astype")
+
+    device = "cpu"  # array_api_compat.device(x), asked by symgrad.nn's bodies
+
+    def __dlpack__(self, *args, **kwargs):
+        """Inside a symgrad.nn body (nn.gelu's SciPy call through DLPack) a dummy array: the block's
+        result absorbs what is computed from it. Anywhere else: refused."""
+        if _nn_frame() is None or not _PENDING_BLOCKS:
+            raise _refuse("np.from_dlpack of a stand-in array")
+        return np.zeros(()).__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return np.zeros(()).__dlpack_device__()
 
     def __array__(self, *args, **kwargs):
         raise _refuse(f"converting {sp.sstr(self.expr)} to a NumPy array (np.asarray, np.array, a method of a "
@@ -435,6 +465,13 @@ class Tracer:
     def copy(self):
         return Tracer(self.expr, self.ndim, self.tag)
 
+    def ravel(self, order="C"):  # a vector, a row or a column: the 1-D array of its entries
+        if self.ndim == 2 and 1 not in tuple(self.expr.shape):
+            raise _refuse(f".ravel() of a matrix of shape {self.shape}", "trace flattens vectors, rows and columns")
+        return _reshape(self, (-1,))
+
+    flatten = ravel
+
     def astype(self, dtype, **kwargs):
         if np.dtype(dtype).kind != "f":
             raise _refuse(f"astype({dtype})")
@@ -493,6 +530,15 @@ class LabelTracer:
         return (_as_size(self.Y.shape[0]),)
 
     ndim = 1
+
+    def __len__(self) -> int:  # np.arange(len(y)) for the label pattern (a number from it is refused)
+        return _placeholder(self.Y.shape[0])
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise _UnsupportedAttribute(f"symgrad.trace cannot follow .{name} of the labels {self.name} (at "
+                                    f"{_user_line()}); labels only index: a[np.arange(N), y]")
 
     def _refused(self, *args, **kwargs):
         raise _refuse(f"arithmetic on the labels {self.name}", "labels only index: a[np.arange(N), y]")
@@ -1210,7 +1256,7 @@ _FUNCTIONS: dict[str, Callable] = {
     "max": _fn_max, "amax": _fn_max,
     "transpose": lambda a, axes=None: _lift(a).transpose(*(() if axes is None else (tuple(axes),))),
     "where": lambda cond, a, b: _where(cond, a, b),
-    "copy": lambda a, **kw: _lift(a).copy(),
+    "copy": lambda a, **kw: _lift(a).copy(), "ravel": lambda a, order="C": _lift(a).ravel(),
     "reshape": lambda a, *shape, **kw: _lift(a).reshape(*(shape or (kw.get("newshape", kw.get("shape")),))),
 }
 

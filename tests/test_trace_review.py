@@ -188,3 +188,69 @@ def test_the_size_itself_stays_symbolic_and_right():
     for n in (2, 5):
         args = arrays(rng, x=(n, 3), W=(3, 4))
         np.testing.assert_allclose(f(**args), finite_differences(forward, args, "W"), rtol=1e-6, atol=1e-9)
+
+
+# --- bare Python exceptions become TraceErrors; the simple cases trace -----------------------------
+UNSUPPORTED = {
+    "round": (lambda x, W: round(np.sum(x @ W), 3), r"round\(\)"),
+    "tolist": (lambda x, W: sum(sum(r) for r in (x @ W).tolist()), r"\.tolist"),
+    "ravel_matrix": (lambda x, W: np.sum((x @ W).ravel() ** 2), r"\.ravel\(\) of a matrix"),
+    "floordiv": (lambda x, W: np.sum(x @ W) / (x.shape[0] // 2), r"N // 2"),
+    "mod": (lambda x, W: np.sum(x @ W) / (x.shape[0] % 2 + 1), r"N % 2"),
+    "unknown_method": (lambda x, W: np.sum((x @ W).cumsum(axis=1)), r"\.cumsum"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNSUPPORTED))
+def test_an_unsupported_call_is_a_trace_error_with_its_line(case):
+    forward, what = UNSUPPORTED[case]
+    with pytest.raises(TraceError, match=rf"{what}.*test_trace_review.py:\d+"):
+        sg.trace(forward, x=("N", "D"), W=("D", "H"))
+
+
+def test_a_missing_attribute_is_still_an_attribute_error_for_hasattr():
+    seen = {}
+
+    def forward(x, W):
+        seen["has"] = hasattr(x, "tolist")
+        return np.sum(x @ W)
+
+    sg.trace(forward, x=("N", "D"), W=("D", "H"))
+    assert seen["has"] is False
+
+
+def test_ravel_of_a_vector_and_arange_of_len_labels_trace():
+    def forward(X, y, W, v):
+        s = X @ W
+        e = np.exp(s)
+        p = e / e.sum(axis=1, keepdims=True)
+        return -np.sum(np.log(p[np.arange(len(y)), y])) + np.sum(v.ravel() ** 2) + np.sum(v.flatten())
+
+    rng = np.random.default_rng(7)
+    args = dict(X=rng.uniform(-1, 1, (4, 3)), y=rng.integers(0, 5, 4), W=rng.uniform(-1, 1, (3, 5)),
+                v=rng.uniform(-1, 1, 5))
+    traced = sg.trace(forward, X=("N", "D"), y=sg.labels("N", classes="C"), W=("D", "C"), v=("C",))
+    gW, gv = sg.derive(traced, ["W", "v"]).compile()(**args)
+    np.testing.assert_allclose(gW, finite_differences(forward, args, "W"), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(traced.gradient_of("v", gv), finite_differences(forward, args, "v"), rtol=1e-6)
+
+
+def test_len_of_labels_as_a_number_is_refused():
+    def forward(X, y, W):
+        s = X @ W
+        return np.sum(s[np.arange(len(y)), y]) / len(y)
+
+    with pytest.raises(TraceError, match="computed from the symbolic sizes"):
+        sg.trace(forward, X=("N", "D"), y=sg.labels("N", classes="C"), W=("D", "C"))
+
+
+@pytest.mark.parametrize("block", ["gelu", "log_softmax"])
+def test_nn_blocks_with_scipy_or_device_calls_trace(block):
+    def forward(X, W):
+        return np.sum(getattr(sg.nn, block)(X @ W) * (X @ W))
+
+    rng = np.random.default_rng(8)
+    args = arrays(rng, X=(3, 4), W=(4, 5))
+    traced = sg.trace(forward, X=("N", "D"), W=("D", "C"))
+    got = sg.derive(traced, ["W"]).compile()(**args)
+    np.testing.assert_allclose(got, finite_differences(forward, args, "W"), rtol=1e-6, atol=1e-8)
