@@ -38,7 +38,8 @@ from . import sampling
 from .errors import SymgradLimit
 from .gradcheck import GradReport, check_grad
 
-__all__ = ["check_backward", "BackwardReport", "GradientResult", "proven_equal", "expansion", "UntrustedDerivation"]
+__all__ = ["check_backward", "BackwardReport", "GradientResult", "proven_equal", "expansion", "UntrustedDerivation",
+           "user_error"]
 
 SIZES = (3, 4, 5, 6, 7, 2, 8, 9)  # concrete values of symbolic sizes, in order of first appearance
 RTOL = 1e-9  # float64 evaluations of the same math by two programs (the derivation, the user's backward)
@@ -57,6 +58,9 @@ ATTEMPTS = 8  # draws per point until the forward is finite there (scalars, then
 # the noise of a value: its change when the inputs move by a few ulps (a saturated softmax's gradient is
 # rounding noise: it jumps by its own size, and is no evidence either way)
 JITTER = 64 * float(np.finfo(np.float64).eps)
+# below the smallest normal number / ε float64 has lost its relative precision (products underflow to
+# subnormals and 0): a difference smaller than this is underflow, not a wrong gradient
+UNDERFLOW = float(np.finfo(np.float64).tiny / np.finfo(np.float64).eps)
 
 
 # --- results ------------------------------------------------------------------------------------------
@@ -251,6 +255,20 @@ def check_backward(forward: Callable[..., Any], backward: Callable[..., Any], wr
     chosen = [p for p in points if p.index in NUMERIC_POINTS] or points[:1]
     gradients, at = _judge_numeric(forward, backward, wrt_names, chosen, seed)
     return BackwardReport("numeric", gradients, at.sizes, time.perf_counter() - started, notes + skip_note, at.arrays)
+
+
+def user_error(exc: BaseException, *functions: Callable[..., Any]) -> str | None:
+    """``ValueError: msg (at model.py:7: <the line>)``: an exception raised inside the code of one of the
+    user's ``functions`` (the innermost line of their files in its traceback), or None when it did not pass
+    through them (then it is symgrad's own)."""
+    import traceback
+
+    files = {getattr(getattr(f, "__code__", None), "co_filename", None) for f in functions} - {None}
+    frames = [fr for fr in traceback.extract_tb(exc.__traceback__) if fr.filename in files]
+    if not frames:
+        return None
+    fr = frames[-1]
+    return f"{_one_line(exc)} (at {fr.filename}:{fr.lineno}: {(fr.line or '').strip()})"
 
 
 def _one_line(exc: BaseException) -> str:
@@ -520,7 +538,7 @@ def _judge_symbolic(traced: _Symbolic, forward, backward, wrt, points: list[_Poi
             evidence[k] += 1
             noise = np.abs(expected[k] - expected2[k]) + np.abs(got[k] - got2[k])
             rel = _relative_errors(got[k], expected[k])
-            beyond = (rel > RTOL) & ~(np.abs(got[k] - expected[k]) <= 8 * noise)
+            beyond = (rel > RTOL) & ~(np.abs(got[k] - expected[k]) <= 8 * noise + UNDERFLOW)
             judged = np.where(beyond | ~np.isfinite(got[k]), rel, np.minimum(rel, RTOL))
             worst[k] = max(worst[k], float(judged.max()) if judged.size else 0.0)
             if judged.size and not judged.max() <= RTOL:

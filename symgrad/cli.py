@@ -488,7 +488,10 @@ def _trace(args) -> int:
         from .backcheck import check_backward
 
         backward = _load_function(args.backward, "--backward")
-        report = check_backward(forward, backward, wrt, method=args.method or "auto", shapes=shapes)
+        try:
+            report = check_backward(forward, backward, wrt, method=args.method or "auto", shapes=shapes)
+        except Exception as exc:  # the user's own code raised: its type, message and line
+            _raise_user_error(exc, forward, backward)
         print(report._repr_latex_() if args.latex else report)
         return 0 if report.ok else 1
     if args.method:
@@ -496,7 +499,10 @@ def _trace(args) -> int:
     from .derivation import derive
     from .tracing import trace
 
-    traced = trace(forward, **shapes)
+    try:
+        traced = trace(forward, **shapes)
+    except Exception as exc:  # the user's own code raised: its type, message and line
+        _raise_user_error(exc, forward)
     if not wrt:  # the graph: one line per named intermediate
         from .printing import latex, text
 
@@ -511,6 +517,16 @@ def _trace(args) -> int:
     else:
         _print_human(d)
     return 0
+
+
+def _raise_user_error(exc: Exception, *functions) -> None:
+    """Re-raise ``exc``; one raised in the user's code (not symgrad's) as a ValueError with its line."""
+    from .backcheck import user_error
+
+    where = None if isinstance(exc, SymgradError) else user_error(exc, *functions)
+    if where is None:
+        raise exc
+    raise ValueError(f"the user's code raised {where}") from None
 
 
 def _report(args) -> int:

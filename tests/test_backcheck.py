@@ -671,3 +671,20 @@ def test_a_slip_in_one_entry_of_one_in_a_million_is_refuted_numerically(slip):
     assert not report.ok and report.failure.entry == (2, 3), str(report)
     right = sg.check_backward(_tanh_loss, _tanh_grad, "W", method="numeric", **TANH)
     assert right.ok and "resolution" in right["W"].how, str(right)
+
+
+def test_the_cli_shows_the_users_own_exception_with_its_line(tmp_path, capsys):
+    from symgrad.cli import main
+
+    model = tmp_path / "model.py"
+    model.write_text("import numpy as np\n\n\ndef loss(x, w):\n    raise KeyError('no such layer')\n\n\n"
+                     "def fine(x, w):\n    return np.sum(np.tanh(x @ w))\n\n\n"
+                     "def backward(x, w):\n    raise ValueError('user error inside')\n")
+    assert main(["trace", f"{model}:loss", "--shape", "x=N,D", "--shape", "w=D,H"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("symgrad: error: the user's code raised KeyError: 'no such layer'"), err
+    assert f"{model}:5: raise KeyError('no such layer')" in err and len(err.splitlines()) == 1
+    assert main(["trace", f"{model}:fine", "--shape", "x=N,D", "--shape", "w=D,H", "--wrt", "w",
+                 "--backward", f"{model}:backward"]) == 2
+    err = capsys.readouterr().err
+    assert "ValueError: user error inside" in err and f"{model}:13: raise ValueError('user error inside')" in err
