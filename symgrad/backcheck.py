@@ -511,14 +511,15 @@ def _judge_symbolic(traced: _Symbolic, forward, backward, wrt, points: list[_Poi
     evidence = [0] * len(wrt)  # points where the gradient was compared (finite truth)
     refuted_at = points[0]
     rng = np.random.default_rng(seed + 1)
-    for i, point in enumerate(points):
+    schedule, kinks = list(points), 0
+    for i, point in enumerate(schedule):  # (grows once, after the random points)
+        if all(r is not None for r in results):
+            break
         with np.errstate(all="ignore"):
             expected = _truth_values(compiled, traced, wrt, point)
         if i == 0:
             _trust(forward, wrt, expected, point, seed)
         got = _gradients(backward, point.arrays, wrt)
-        if all(r is not None for r in results):
-            break
         moved = _Point(point.sizes, point.jittered(rng), point.index, point.kind)
         with np.errstate(all="ignore"):
             expected2 = _truth_values(compiled, traced, wrt, moved)
@@ -556,6 +557,13 @@ def _judge_symbolic(traced: _Symbolic, forward, backward, wrt, points: list[_Poi
                                             truth=traced.truths[k], claim=traced.claims[k], max_rel_error=worst[k],
                                             diagnosis=diagnosis)
                 refuted_at = point
+        if i == len(points) - 1 and any(r is None and not p for r, p in zip(results, proofs)):
+            try:  # no proof and no counterexample yet: beside the breakpoints, where a forgotten mask shows
+                extra = _kink_points(traced, forward, points, rng)
+            except Exception:  # noqa: BLE001 - a breakpoint that cannot be solved for leaves the random points
+                extra = []
+            schedule += extra
+            kinks = len(extra)
     out = []
     for k, name in enumerate(wrt):
         if results[k] is not None:
@@ -571,8 +579,10 @@ def _judge_symbolic(traced: _Symbolic, forward, backward, wrt, points: list[_Poi
                                       "at any point drawn", shape=shape, truth=traced.truths[k],
                                       claim=traced.claims[k]))
         else:
+            beside = f", {kinks} of them beside breakpoints" if kinks else ""
             out.append(GradientResult(name, "consistent", f"the expressions differ in form; they agree at {evidence[k]} "
-                                      f"points across magnitudes and sizes, relative error ≤ {RTOL:g}", shape=shape,
+                                      f"points across magnitudes and sizes{beside}, relative error ≤ {RTOL:g}",
+                                      shape=shape,
                                       truth=traced.truths[k], claim=traced.claims[k], max_rel_error=worst[k]))
     return out, refuted_at
 
@@ -610,6 +620,15 @@ def _show_shape(expr) -> str:
 def _truth_values(compiled, traced: _Symbolic, wrt, point: _Point) -> list[np.ndarray]:
     """∂L/∂w from the compiled derivation at ``point``, each in the shape of the forward's argument
     (labels enter as one-hot rows, a 1-D argument as a row 1 × n)."""
+    kwargs = _arguments(traced, point)
+    values = compiled(**{k: v for k, v in kwargs.items() if k in compiled.params})
+    values = values if isinstance(values, tuple) else (values,)
+    return [np.asarray(traced.graph.gradient_of(name, v), dtype=np.float64).reshape(np.shape(point.arrays[name]))
+            for name, v in zip(wrt, values)]
+
+
+def _arguments(traced: _Symbolic, point: _Point) -> dict[str, Any]:
+    """The compiled code's keyword arguments at ``point``: its symbols' arrays and the sizes."""
     from .tracing import Labels
 
     kwargs: dict[str, Any] = dict(point.sizes)  # sizes the derivation names (1/N of a mean)
@@ -622,10 +641,93 @@ def _truth_values(compiled, traced: _Symbolic, wrt, point: _Point) -> list[np.nd
             kwargs[symbol.name] = np.asarray(value, dtype=np.float64).reshape(1, -1)
         else:
             kwargs[symbol.name] = value
-    values = compiled(**{k: v for k, v in kwargs.items() if k in compiled.params})
-    values = values if isinstance(values, tuple) else (values,)
-    return [np.asarray(traced.graph.gradient_of(name, v), dtype=np.float64).reshape(np.shape(point.arrays[name]))
-            for name, v in zip(wrt, values)]
+    return kwargs
+
+
+def _kink_points(traced: _Symbolic, forward, points: list[_Point], rng: np.random.Generator, count: int = 6
+                 ) -> list[_Point]:
+    r"""Points beside the breakpoints of the traced expressions: for an elementwise function f(A) with a kink
+    at A = r (a step, a ReLU's max, a clip — :func:`symgrad.sampling.breakpoints` and its roots), one input
+    entry is moved (a secant solve) so that an entry of A sits just below, then just above, r. A bug that
+    shows only on one side of a threshold (a forgotten mask) shows there. Exactly at r conventions differ:
+    never sampled."""
+    import sympy as sp
+    from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+
+    from .compiler import compile_expr
+
+    targets: list = []
+    for e in [*traced.truths, *traced.claims]:
+        if not isinstance(e, sp.Basic):
+            continue
+        for node in sp.preorder_traversal(e):
+            if isinstance(node, ElementwiseApplyFunction) and node.expr.free_symbols:
+                t = node.function.variables[0]
+                for u in sampling.breakpoints(node.function.expr):
+                    for r in sampling.kink_roots(u, t, {}):
+                        if (node.expr, r) not in targets and len(targets) < 8:
+                            targets.append((node.expr, r))
+    symbols = {s.name: name for name, s in traced.graph.arguments.items()}
+    out: list[_Point] = []
+    for argument, root in targets:
+        r = float(root)
+        movable = [symbols[s.name] for s in argument.free_symbols if s.name in symbols
+                   and not (isinstance(points[0].arrays[symbols[s.name]], np.ndarray)
+                            and np.issubdtype(points[0].arrays[symbols[s.name]].dtype, np.integer))]
+        if not movable:
+            continue
+        try:
+            evaluate = compile_expr(argument)
+        except Exception:  # noqa: BLE001 - an argument the compiler cannot print: no targeted points
+            continue
+        for base in points[:2]:
+            for side in (-1, 1):
+                for _ in range(6):  # a random entry of A may not depend on the random input entry moved
+                    moved = _solve_entry(evaluate, traced, forward, base, movable, r + side * 1e-6 * max(1.0, abs(r)),
+                                         rng)
+                    if moved is not None:
+                        out.append(moved)
+                        break
+            if len(out) >= count:
+                return out
+    return out
+
+
+def _solve_entry(evaluate, traced, forward, base: _Point, movable, target: float, rng) -> _Point | None:
+    """``base`` with one entry of one movable input changed so that a random entry of ``evaluate`` equals
+    ``target`` (a secant solve), or None (no solution found, or the forward is not finite there)."""
+    name = movable[int(rng.integers(len(movable)))]
+    value = np.array(base.arrays[name], dtype=np.float64)
+    index = tuple(int(rng.integers(n)) for n in value.shape)
+
+    def at(s):
+        arrays = dict(base.arrays)
+        moved = value.copy()
+        moved[index] += s
+        arrays[name] = float(moved) if moved.shape == () else moved
+        point = _Point(base.sizes, arrays, base.index, "beside a breakpoint")
+        with np.errstate(all="ignore"):
+            a = np.asarray(evaluate(**{k: v for k, v in _arguments(traced, point).items() if k in evaluate.params}),
+                           dtype=np.float64)
+        return point, a
+
+    _, a0 = at(0.0)
+    if a0.size == 0:
+        return None
+    entry = tuple(int(rng.integers(n)) for n in a0.shape)
+    s0, f0 = 0.0, float(a0[entry]) - target
+    s1 = 0.5 * max(1.0, abs(float(value[index])))
+    for _ in range(12):
+        point, a1 = at(s1)
+        f1 = float(a1[entry]) - target
+        if not np.isfinite(f1):
+            return None
+        if abs(f1) <= 1e-9 * max(1.0, abs(target)):
+            return point if np.isfinite(_loss(forward, point.arrays)) else None
+        if f1 == f0:
+            return None
+        s0, s1, f0 = s1, s1 - f1 * (s1 - s0) / (f1 - f0), f1
+    return None
 
 
 def _relative_errors(got: np.ndarray, expected: np.ndarray) -> np.ndarray:

@@ -688,3 +688,19 @@ def test_the_cli_shows_the_users_own_exception_with_its_line(tmp_path, capsys):
                  "--backward", f"{model}:backward"]) == 2
     err = capsys.readouterr().err
     assert "ValueError: user error inside" in err and f"{model}:13: raise ValueError('user error inside')" in err
+
+
+def test_points_beside_the_breakpoints_find_a_forgotten_mask(monkeypatch):
+    """With moderate values only (the old sampling) the hinge's forgotten margin mask never shows at N = 3,
+    D = 4; the points moved beside the margin's breakpoint (1 − t·s = 0) find it, and the right backward
+    stays accepted."""
+    from symgrad import backcheck
+
+    monkeypatch.setattr(backcheck, "SCHEDULE", ((0, "moderate"),) * 3)
+    shapes = dict(X=("N", "D"), t=("N", 1), w=("D", 1))
+    wrong = sg.check_backward(_hinge, lambda **kw: _hinge_backward(**kw, mask=False), "w", **shapes)
+    assert wrong.method == "symbolic" and wrong.failure is not None, str(wrong)
+    margin = 1 - wrong.point["t"] * (wrong.point["X"] @ wrong.point["w"])
+    assert np.min(np.abs(margin)) < 1e-5  # refuted at a point beside the breakpoint
+    right = sg.check_backward(_hinge, _hinge_backward, "w", **shapes)
+    assert right.ok, str(right)
