@@ -8,22 +8,34 @@ of ``wrt``, in that order (one array when ``wrt`` has one name), each of the sha
 **Symbolically** where both functions trace (:func:`symgrad.trace` with the same stand-ins): the
 forward's derivation (``symgrad.derive``) is the truth and each traced gradient is compared with it —
 *proven* when both matrix expressions expand to the same sum of monomials (:func:`proven_equal`, within
-the time bound), which holds for every size. Whether proven or not, both are evaluated at random
-concrete inputs at small sizes: the derivation compiled by symgrad (trusted only after it agrees with
-finite differences of the forward) against the user's backward run on the same arrays. A difference
-beyond the tolerance refutes the gradient, with the entry, the two values and the point; agreement
-without a proof is *consistent* (never *proven*).
+the time bound), which holds for every size. Whether proven or not, both are evaluated at concrete
+inputs: the derivation compiled by symgrad (trusted only after it agrees with finite differences of the
+forward) against the user's backward run on the same arrays. A difference beyond the tolerance refutes
+the gradient, with the entry, the two values and the point. Without a proof, points beside the
+breakpoints of the traced expressions are added (an input entry moved so that the argument of a step,
+a max or a clip sits just below and just above its kink). Agreement without a proof is *consistent,
+not proven* (never *proven*).
 
 **Numerically** where the forward or the backward does not trace (item assignment, an unsupported
-call): random concrete inputs at small sizes, and at sizes one larger, through :func:`symgrad.check_grad`
-(finite differences of the forward, with its diagnoses: a constant factor, a sign flip, a transpose, a
-single entry, a missing term). A gradient that agrees at both is *consistent*.
+call): :func:`symgrad.check_grad` at four of the points (finite differences of the forward, with a
+complex step where the forward takes complex input, and its diagnoses: a constant factor, a sign flip,
+a transpose, a single entry, a missing term). Its verdict states the resolution it reached (the
+smallest difference it could see, as a fraction of the gradient's largest entry).
 
-Sizes: symbolic sizes get distinct small values (3, 4, 5, …, so that a transposition shows and a
-missing 1/N reads as 1/3); inputs are drawn by :mod:`symgrad.sampling` (its moderate values, in (−1, 1)
-here); label arrays get integers in [0, C). A gradient of the wrong shape is refuted with
-the reason; a backward returning the wrong number of gradients is a ``ValueError`` (a usage error, not a
-claim about the math); an exception raised by the user's code propagates.
+**Points** (:data:`SCHEDULE`): moderate values in (−1, 1), then values drawn by :mod:`symgrad.sampling`
+across magnitudes (log-uniform over 10⁻⁶ … 10⁶, both signs; each input its own magnitude in "mixed"
+points), at the base sizes and at sizes larger by 1, 2 and 3. Symbolic sizes get distinct small values
+(3, 4, 5, …, so that a transposition shows and a missing 1/N reads as 1/3); label arrays integers in
+[0, C). A draw where the forward is not finite (a negative ε under a square root, log 0 after a softmax
+underflows) is drawn again — scalars positive, then every input, decades narrowed — and is never
+evidence; with no valid point at all the gradient is *undecided* (``ok`` is False, nothing is refuted).
+
+**Tolerance**: relative, :data:`RTOL` of max(|expected|, FLOOR·max|expected|) for the symbolic method,
+and never below the rounding noise of the two programs (their change when the inputs move by a few
+ulps: a saturated softmax's gradient is noise) or float64's underflow. A nan or inf where the gradient is
+finite is refuted. A gradient of the wrong shape is refuted with the reason; a backward returning the
+wrong number of gradients, or None for one, and a forward that does not return one number, are
+``ValueError`` s (usage errors, not claims about the math); other exceptions of the user's code propagate.
 """
 
 from __future__ import annotations
