@@ -100,7 +100,34 @@ def _applied(expr):
     if isinstance(body, sp.Function) and d in body.args and not any(a.has(d) for a in body.args if a != d):
         args = [expr.expr if a == d else a for a in body.args]
         return sp.Function.__new__(type(body), *args, evaluate=False)
+    coeff, rest = body.as_coeff_Mul()
+    if rest == d and coeff.is_number and coeff != 0:  # (u ↦ c u)(X) is the product c X
+        return sp.MatMul(coeff, expr.expr)
+    if body.is_Pow and body.base == d and body.exp.is_Integer and body.exp > 1:  # (u ↦ u²)(X) is X∘²
+        return sp.HadamardPower(expr.expr, body.exp)
     return None
+
+
+_BOUND = ("u", "v", "s", "r", "q", "p")
+
+
+def _renamed_function(printer, expr):
+    """``expr`` (f applied entry by entry) with its bound variable renamed to the first of u, v, s …
+    that names nothing in what the printer prints (never the user's x, nor symgrad's internal _entry)."""
+    from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+
+    taken = set(getattr(printer, "_taken", ())) | {getattr(a, "name", "") for a in expr.atoms(sp.Symbol, sp.MatrixSymbol)}
+    name = next((n for n in _BOUND if n not in taken), None)
+    k = 0
+    while name is None or name in taken:
+        name, k = f"u{k}", k + 1
+    (var,), body = expr.function.variables, expr.function.expr
+    u = sp.Symbol(name, **({"real": True} if var.is_real else {}))
+    return ElementwiseApplyFunction(sp.Lambda(u, body.xreplace({var: u})), expr.expr), u
+
+
+def _names_in(expr) -> set:
+    return {getattr(a, "name", "") for a in expr.atoms(sp.Symbol, sp.MatrixSymbol)} if isinstance(expr, sp.Basic) else set()
 
 
 def _one_by_one(expr) -> bool:
@@ -140,8 +167,16 @@ def _diag_vector(expr):
 class SymgradStrPrinter(StrPrinter):
     """SymPy's text printer with the textbook order of terms and factors."""
 
+    def doprint(self, expr):
+        self._taken = _names_in(expr)  # an elementwise function's bound variable is none of these
+        return super().doprint(expr)
+
     def _print(self, expr, **kwargs):
+        from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+
         row = _row_view(expr)
+        if isinstance(expr, ElementwiseApplyFunction):  # before the class's own _sympystr: (u -> 2*u), not x
+            return self._print_ElementwiseApplyFunction(expr)
         return super()._print(row if row is not None else expr, **kwargs)
 
     def _print_Add(self, expr, order=None):
@@ -170,7 +205,10 @@ class SymgradStrPrinter(StrPrinter):
 
     def _print_ElementwiseApplyFunction(self, expr):
         applied = _applied(expr)
-        return self._print(applied) if applied is not None else super()._print_ElementwiseApplyFunction(expr)
+        if applied is not None:
+            return self._print(applied)
+        renamed, u = _renamed_function(self, expr)
+        return f"({self._print(u)} -> {self._print(renamed.function.expr)})({self._print(expr.expr)})"
 
     def _print_MatrixElement(self, expr):
         if _one_by_one(expr.parent):  # wᵀx as a number: w.T*x
@@ -211,6 +249,10 @@ class SymgradLatexPrinter(LatexPrinter):
 
     _default_settings = {**LatexPrinter._default_settings, "bold_vectors": True, "upright_matrices": False}
 
+    def doprint(self, expr):
+        self._taken = _names_in(expr)  # an elementwise function's bound variable is none of these
+        return super().doprint(expr)
+
     def _print(self, expr, **kwargs):
         row = _row_view(expr)
         return super()._print(row if row is not None else expr, **kwargs)
@@ -242,7 +284,9 @@ class SymgradLatexPrinter(LatexPrinter):
 
     def _print_ElementwiseApplyFunction(self, expr):
         applied = _applied(expr)
-        return self._print(applied) if applied is not None else super()._print_ElementwiseApplyFunction(expr)
+        if applied is not None:
+            return self._print(applied)
+        return super()._print_ElementwiseApplyFunction(_renamed_function(self, expr)[0])  # u ↦ …, not _entry ↦ …
 
     def _print_DiagMatrix(self, expr):
         return rf"\operatorname{{diag}}\left({self._print(_diag_vector(expr))}\right)"

@@ -254,3 +254,37 @@ def test_nn_blocks_with_scipy_or_device_calls_trace(block):
     traced = sg.trace(forward, X=("N", "D"), W=("D", "C"))
     got = sg.derive(traced, ["W"]).compile()(**args)
     np.testing.assert_allclose(got, finite_differences(forward, args, "W"), rtol=1e-6, atol=1e-8)
+
+
+# --- the textbook form: no internal lambdas, no bound variable named like the user's ---------------
+def mlp(x, t, W1, b1, W2, b2):
+    h1 = np.tanh(x @ W1 + b1)
+    h2 = np.maximum(h1 @ W2 + b2, 0)
+    return np.mean(np.sum((h2 - t) ** 2, axis=1))
+
+
+def test_a_linear_elementwise_map_is_printed_as_a_product():
+    from symgrad.printing import text
+
+    shapes = dict(x=("N", "D"), t=("N", "O"), W1=("D", "H"), b1=("H",), W2=("H", "O"), b2=("O",))
+    d = sg.derive(sg.trace(mlp, **shapes), ["W1"])
+    assert "2*(h2 - t)" in text(d.named)
+    assert r"2 \left(h_{2} - t\right)" in sg.latex(d.named)
+    assert "entry" not in d.latex() and "mapsto" not in sg.latex(d.named)
+
+
+def test_the_bound_variable_is_no_name_of_the_users():
+    from symgrad.printing import text
+
+    def forward(x, W):
+        return np.sum(np.sqrt((x @ W) ** 2 + 1.0))
+
+    d = sg.derive(sg.trace(forward, x=("N", "D"), W=("D", "H")), ["W"])
+    assert text(d.named[0]) == "x.T*(u -> u/sqrt(u**2 + 1))(x*W)"
+    assert sg.latex(d.named[0]) == r"x^{T} {\left( u \mapsto \frac{u}{\sqrt{u^{2} + 1}} \right)}_{\circ}\left({x W}\right)"
+
+    def with_u(u, W):
+        return np.sum(np.sqrt((u @ W) ** 2 + 1.0))
+
+    assert text(sg.derive(sg.trace(with_u, u=("N", "D"), W=("D", "H")), ["W"]).named[0]) == \
+        "u.T*(v -> v/sqrt(v**2 + 1))(u*W)"
