@@ -1115,7 +1115,9 @@ def _index(a: Tracer, key) -> Tracer:
         picked = sp.Transpose(sp.MatMul(HadamardProduct(a.expr, Y), sp.OneMatrix(Y.shape[1], 1)))
         tag = ("pick_softmax", a.expr.arg, Y) if isinstance(a.expr, RowSoftmax) else None
         return Tracer(picked, 1, tag)
-    raise _refuse(f"indexing a stand-in array with {key!r}",
+    shown = key if isinstance(key, tuple) else (key,)  # an index array by its shape, never its placeholder length
+    shown = ", ".join(f"an array of shape {_shape_text(k.shape)}" if isinstance(k, np.ndarray) else repr(k) for k in shown)
+    raise _refuse(f"indexing a stand-in array with {shown}",
                   "trace indexes only by labels, a[np.arange(N), y] with y declared labels(N, classes=C)")
 
 

@@ -288,3 +288,12 @@ def test_the_bound_variable_is_no_name_of_the_users():
 
     assert text(sg.derive(sg.trace(with_u, u=("N", "D"), W=("D", "H")), ["W"]).named[0]) == \
         "u.T*(v -> v/sqrt(v**2 + 1))(u*W)"
+
+
+def test_an_index_array_of_the_sizes_is_named_by_them_in_the_error():
+    def forward(x, W):
+        return np.sum((x @ W)[np.arange(x.shape[0]), 0])
+
+    with pytest.raises(TraceError, match=r"an array of shape \(N,\), 0") as info:
+        sg.trace(forward, x=("N", "D"), W=("D", "H"))
+    assert "1008" not in str(info.value)
