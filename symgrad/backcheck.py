@@ -439,6 +439,7 @@ class _Point:
     arrays: dict[str, Any]
     index: int = 0
     kind: str = "moderate"
+    loss: float = float("nan")  # the forward's value there
 
     def where(self) -> str:
         return ", ".join(f"{k} = {v}" for k, v in self.sizes.items()) or "the given sizes"
@@ -474,8 +475,9 @@ def _points(forward, inputs: Mapping[str, "_Input"], sizes: Mapping[str, int], r
             arrays = {name: inp.draw(at, rng, kinds[name], positive=attempt % 3 == 2 or
                                      (attempt % 3 == 1 and not inp.shape), policy=policy)
                       for name, inp in inputs.items()}
-            if np.isfinite(_loss(forward, arrays)):
-                out.append(_Point(at, arrays, index, kind))
+            loss = _loss(forward, arrays)
+            if np.isfinite(loss):
+                out.append(_Point(at, arrays, index, kind, loss))
                 break
             skipped += 1
     return out, skipped
@@ -551,7 +553,8 @@ def _judge_symbolic(traced: _Symbolic, forward, backward, wrt, points: list[_Poi
             evidence[k] += 1
             noise = np.abs(expected[k] - expected2[k]) + np.abs(got[k] - got2[k])
             rel = _relative_errors(got[k], expected[k])
-            beyond = (rel > RTOL) & ~(np.abs(got[k] - expected[k]) <= 8 * noise + UNDERFLOW)
+            beyond = (rel > RTOL) & ~(np.abs(got[k] - expected[k]) <= 8 * noise + UNDERFLOW +
+                                      _loss_precision(point, name))
             judged = np.where(beyond | ~np.isfinite(got[k]), rel, np.minimum(rel, RTOL))
             worst[k] = max(worst[k], float(judged.max()) if judged.size else 0.0)
             if judged.size and not judged.max() <= RTOL:
@@ -597,6 +600,19 @@ def _judge_symbolic(traced: _Symbolic, forward, backward, wrt, points: list[_Poi
                                       shape=shape,
                                       truth=traced.truths[k], claim=traced.claims[k], max_rel_error=worst[k]))
     return out, refuted_at
+
+
+def _loss_precision(point: _Point, name: str) -> np.ndarray:
+    r"""The smallest gradient difference the loss itself can show, entry by entry:
+    :math:`64\,\varepsilon\,|L| / \max(|w_{ij}|, \overline{|w|})` — moving :math:`w_{ij}` by its own size
+    changes L by g·w, and float64 does not resolve changes of L below ε|L| (a batch norm at tiny inputs
+    computes its ∂L/∂x by a cancellation that leaves exactly that much). Finite differences (check_grad)
+    have the same floor."""
+    w = np.abs(np.asarray(point.arrays[name], dtype=np.float64))
+    size = np.maximum(w, float(w.mean()) if w.size else 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = 64 * float(np.finfo(np.float64).eps) * abs(point.loss) / size
+    return np.where(np.isfinite(out), out, 0.0)
 
 
 def _attempt(prove, claim, truth) -> bool:
@@ -735,7 +751,8 @@ def _solve_entry(evaluate, traced, forward, base: _Point, movable, target: float
         if not np.isfinite(f1):
             return None
         if abs(f1) <= 1e-9 * max(1.0, abs(target)):
-            return point if np.isfinite(_loss(forward, point.arrays)) else None
+            point.loss = _loss(forward, point.arrays)
+            return point if np.isfinite(point.loss) else None
         if f1 == f0:
             return None
         s0, s1, f0 = s1, s1 - f1 * (s1 - s0) / (f1 - f0), f1

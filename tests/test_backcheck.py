@@ -704,3 +704,45 @@ def test_points_beside_the_breakpoints_find_a_forgotten_mask(monkeypatch):
     assert np.min(np.abs(margin)) < 1e-5  # refuted at a point beside the breakpoint
     right = sg.check_backward(_hinge, _hinge_backward, "w", **shapes)
     assert right.ok, str(right)
+
+
+def _bn_eps(x, gamma, beta, W):
+    xc = x - np.mean(x, axis=0, keepdims=True)
+    std = np.sqrt(np.mean(xc ** 2, axis=0, keepdims=True) + EPS)
+    return np.sum(np.tanh((gamma * xc / std + beta) @ W))
+
+
+def _bn_eps_staged_backward(x, gamma, beta, W):
+    """A staged batch-norm backward (dstd, dvar, dxc, dmu): at tiny inputs its ∂L/∂x is a cancellation that
+    leaves rounding residue ~1e-20 where the truth is ~1e-24."""
+    N = x.shape[0]
+    xc = x - np.mean(x, axis=0, keepdims=True)
+    std = np.sqrt(np.mean(xc ** 2, axis=0, keepdims=True) + EPS)
+    xh = xc / std
+    y = gamma * xh + beta
+    dyW = 1 - np.tanh(y @ W) ** 2
+    dy = dyW @ W.T
+    dxh = dy * gamma
+    dvar = 0.5 * (-np.sum(dxh * xc, axis=0) / std ** 2) / std
+    dxc = dxh / std + 2 * xc * dvar / N
+    return dxc - np.sum(dxc, axis=0) / N, (dy * xh).sum(axis=0), dy.sum(axis=0), y.T @ dyW
+
+
+def test_rounding_residue_at_tiny_inputs_never_refutes(monkeypatch):
+    from symgrad import backcheck
+
+    shapes = dict(x=("N", "D"), gamma=("D",), beta=("D",), W=("D", "H"))
+    rng = np.random.default_rng(4)
+    point = dict(x=rng.normal(size=(3, 4)), gamma=rng.normal(size=4), beta=rng.normal(size=4), W=rng.normal(size=(4, 5)))
+    leaves = {k: torch.tensor(v, requires_grad=True) for k, v in point.items()}
+    out = torch.nn.functional.batch_norm(leaves["x"], None, None, leaves["gamma"], leaves["beta"], training=True, eps=EPS)
+    torch.tanh(out @ leaves["W"]).sum().backward()
+    for ours, name in zip(_bn_eps_staged_backward(**point), ("x", "gamma", "beta", "W")):
+        np.testing.assert_allclose(ours, leaves[name].grad.numpy(), rtol=1e-9, atol=1e-12)
+    monkeypatch.setattr(backcheck, "SCHEDULE", ((0, "moderate"),) + ((0, "tiny"),) * 4)
+    report = sg.check_backward(_bn_eps, _bn_eps_staged_backward, ["x", "gamma", "beta", "W"], **shapes)
+    assert report.ok, str(report)
+    slipped = sg.check_backward(_bn_eps, lambda **kw: (_bn_eps_staged_backward(**kw)[0] * (1 + 1e-6),
+                                                       *_bn_eps_staged_backward(**kw)[1:]),
+                                ["x", "gamma", "beta", "W"], **shapes)
+    assert slipped.failure.name == "x", str(slipped)
