@@ -195,6 +195,7 @@ class _Evaluator:
         out = np.asarray(f(*[x.copy() for x in self.xs]))
         self.eps = float(np.finfo(out.dtype if np.issubdtype(out.dtype, np.floating) else np.float64).eps)
         self.complex_ok = self._complex_works() if complex_step is None else complex_step
+        self.sizes = [float(np.abs(x).mean()) if x.size else 0.0 for x in self.xs]  # typical |x| per input
 
     def value(self, xs) -> float:
         self.calls += 1
@@ -247,7 +248,11 @@ class _Evaluator:
                 if abs(cs - rich) <= 10 * err + 1e-5 * max(abs(rich), 1e-300):  # holomorphic here
                     # exact to rounding where f is holomorphic; never claimed closer than it agrees with
                     # the real differences (a non-holomorphic |·| inside would make it wrong)
-                    numeric, err, method = float(cs), max(4 * eps * abs(cs), abs(cs - rich)), "complex step"
+                    # and never below what f's own value resolves: moving x by its size changes f by g·x,
+                    # invisible under ε|f| (an analytic gradient computed in floats carries that much)
+                    size = max(abs(x0), self.sizes[i]) or 1.0
+                    numeric, method = float(cs), "complex step"
+                    err = max(4 * eps * abs(cs), abs(cs - rich), 16 * eps * abs(f0) / size)
             except Exception:  # noqa: S110 - fall back to the central difference
                 pass
         if kink:  # any value between the one-sided derivatives is a valid (sub)gradient there
