@@ -63,7 +63,7 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.hadamard import HadamardProduct
 from sympy.matrices.expressions.matexpr import MatrixElement
 
-from .catalog.activations import leaky_relu, relu
+from .catalog.activations import leaky_relu, relu, step
 from .catalog.base import sum_entries
 from .catalog.layers import RowMax
 from .catalog.norms import BatchNorm, LayerNorm
@@ -1149,7 +1149,7 @@ def _where(cond, a, b) -> Tracer:
             continue
         fb, xb = _parts(branch.expr)
         if xb != xz or _shape2(branch) != _shape2(left):
-            raise _refuse("np.where whose branches are not elementwise functions of the compared array")
+            return _masked(a, b, fz, cond.op, xz, left.ndim)
         pieces.append(fb)
     ops = {">": sp.StrictGreaterThan, ">=": sp.GreaterThan, "<": sp.StrictLessThan, "<=": sp.LessThan}
     op = cond.op
@@ -1161,9 +1161,27 @@ def _where(cond, a, b) -> Tracer:
         body = relu(t)
     elif u == t and fa == t and fb.is_Mul and fb.as_coeff_Mul()[1] == t and op == ">":
         body = leaky_relu(t, fb.as_coeff_Mul()[0])
+    elif {fa, fb} == {0, 1}:  # a 0/1 mask: the catalog's step (its derivative 0)
+        body = _mask_body(u, op) if fa == 1 else 1 - _mask_body(u, op)
     else:
         body = sp.Piecewise((fa, ops[op](u, 0)), (fb, True))
     return Tracer(_elementwise(body, xz), left.ndim)
+
+
+def _mask_body(u: sp.Expr, op: str) -> sp.Expr:
+    """[u > 0], [u ≥ 0], [u < 0], [u ≤ 0] with the catalog's step(u) = [u > 0] (ReLU'(0) = 0)."""
+    return {">": step(u), ">=": 1 - step(-u), "<": step(-u), "<=": 1 - step(u)}[op]
+
+
+def _masked(a: Tracer, b: Tracer, u: sp.Expr, op: str, base: sp.MatrixExpr, ndim: int) -> Tracer:
+    """np.where(z > 0, a, b) for branches that are not functions of z: a ∘ M + b ∘ (1 − M), M the
+    0/1 mask of the condition (dh * (z > 0), the hand-written ReLU backward, is dh ∘ step(z))."""
+    mask = Tracer(_elementwise(_mask_body(u, op), base), ndim)
+    terms = [_mul(v, m) for v, m in ((a, mask), (b, _add(_lift(1), _neg(mask))))
+             if not (v.ndim == 0 and v.expr == 0)]
+    if not terms:
+        return _mul(_lift(0), mask)
+    return terms[0] if len(terms) == 1 else _add(*terms)
 
 
 def _maximum(a, b) -> Tracer:

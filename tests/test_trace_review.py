@@ -297,3 +297,41 @@ def test_an_index_array_of_the_sizes_is_named_by_them_in_the_error():
     with pytest.raises(TraceError, match=r"an array of shape \(N,\), 0") as info:
         sg.trace(forward, x=("N", "D"), W=("D", "H"))
     assert "1008" not in str(info.value)
+
+
+# --- a comparison as a 0/1 mask of another array: dh * (z > 0) --------------------------------------
+def test_where_and_masks_of_other_arrays_agree_with_finite_differences():
+    def forward(x, W, V):  # (a named z would get the adjoint 0.0, which the compiled code multiplies: a crash)
+        g = x @ V
+        return np.sum(np.where(x @ W > 0.1, g ** 2, np.tanh(g))) + np.sum(g * (x @ W < 0)) + \
+            np.sum(g * (x @ W >= 0.2))
+
+    rng = np.random.default_rng(9)
+    args = arrays(rng, x=(4, 3), W=(3, 5), V=(3, 5))
+    traced = sg.trace(forward, x=("N", "D"), W=("D", "H"), V=("D", "H"))
+    gx, gW, gV = sg.derive(traced, ["x", "W", "V"]).compile()(**args)
+    for name, g in (("x", gx), ("W", gW), ("V", gV)):
+        np.testing.assert_allclose(g, finite_differences(forward, args, name), rtol=1e-6, atol=1e-8, err_msg=name)
+
+
+def relu_net(x, W1, W2):
+    z = x @ W1
+    h = np.maximum(z, 0)
+    return np.sum(np.square(h @ W2))
+
+
+def relu_backward(x, W1, W2, flip=False):
+    z = x @ W1
+    h = np.maximum(z, 0)
+    g = 2 * (h @ W2)
+    dh = g @ W2.T
+    return x.T @ (dh * ((z < 0) if flip else (z > 0))), h.T @ g
+
+
+def test_the_hand_relu_backward_with_a_mask_is_proven_and_a_flipped_mask_refuted():
+    shapes = dict(x=("N", "D"), W1=("D", "H"), W2=("H", "H"))
+    report = sg.check_backward(relu_net, relu_backward, ["W1", "W2"], **shapes)
+    assert report.ok and report.method == "symbolic", str(report)
+    assert [g.status for g in report.gradients] == ["proven", "proven"], str(report)
+    bad = sg.check_backward(relu_net, lambda **kw: relu_backward(**kw, flip=True), ["W1", "W2"], **shapes)
+    assert not bad.ok and bad.failure.name == "W1", str(bad)
