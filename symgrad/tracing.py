@@ -18,6 +18,8 @@ what the forward writes                                what it becomes
                                                        form; a loss against labels: write it in
                                                        NumPy, as below)
 ``np.maximum(0, z)``, ``np.where(z > 0, z, 0)``        ReLU(z) (catalog block; ReLU'(0) = 0)
+``dh * (z > 0)``, ``np.where(z > 0, a, b)``            dh ∘ step(z), a ∘ step(z) + b ∘ (1 − step(z))
+                                                       (step(z) = 𝟙[z > 0], derivative 0)
 ``e = np.exp(z); e / e.sum(axis=1, keepdims=True)``    softmax(z) by rows (the row maximum
                                                        subtracted first, ``z - z.max(axis=1,
                                                        keepdims=True)``, is dropped: softmax is
@@ -1820,8 +1822,8 @@ def _refuse_placeholders(forward, code, stand_ins: dict, sizes: dict, out: Trace
         if first is None or second is None or first[0] != second[0]:
             line = (first or second)[1]
             raise TraceError(f"symgrad.trace cannot follow a number computed from the symbolic sizes ({names}) "
-                             f"by a concrete call (at {line}); use x.shape[0] itself (the size N) in the "
-                             "arithmetic, not len(), range() or a NumPy array made from the sizes")
+                             f"by a concrete call, or a random one (at {line}); use x.shape[0] itself (the size "
+                             "N) in the arithmetic, not len(), range() or a NumPy array made from the sizes")
     again = again._scalar() if isinstance(again, Size) else again
     if failure is not None or not isinstance(again, Tracer) or again.expr != out.expr:
         why = f" ({type(failure).__name__}: {failure})" if failure is not None else ""

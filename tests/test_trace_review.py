@@ -335,3 +335,26 @@ def test_the_hand_relu_backward_with_a_mask_is_proven_and_a_flipped_mask_refuted
     assert [g.status for g in report.gradients] == ["proven", "proven"], str(report)
     bad = sg.check_backward(relu_net, lambda **kw: relu_backward(**kw, flip=True), ["W1", "W2"], **shapes)
     assert not bad.ok and bad.failure.name == "W1", str(bad)
+
+
+@pytest.mark.parametrize("update", ["out", "item"])
+def test_other_in_place_writes_are_refused_with_their_line(update):
+    def forward(x, W):
+        z = x @ W
+        a = z
+        if update == "out":
+            np.add(z, 1.0, out=z)
+        else:
+            z[0, 0] = 0.0
+        return np.sum(a ** 2)
+
+    with pytest.raises(TraceError, match=r"test_trace_review.py:\d+: (np.add|z\[0, 0\])"):
+        sg.trace(forward, x=("N", "D"), W=("D", "H"))
+
+
+def test_a_random_number_is_refused_not_frozen():
+    def forward(x, W):
+        return np.sum(x @ W) * np.random.default_rng().uniform()
+
+    with pytest.raises(TraceError, match="or a random one"):
+        sg.trace(forward, x=("N", "D"), W=("D", "H"))
