@@ -579,6 +579,12 @@ class Condition:
     def astype(self, dtype, **kwargs):
         return _where(self, _lift(1), _lift(0))
 
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise _UnsupportedAttribute(f"symgrad.trace cannot follow .{name} of a comparison (at {_user_line()}); "
+                                    "use it in np.where(condition, a, b), as a mask a * (z > 0) or .astype(float)")
+
     def __array_ufunc__(self, *args, **kwargs):
         raise _refuse("NumPy arithmetic on a comparison", "use np.where(condition, a, b)")
 

@@ -198,6 +198,7 @@ UNSUPPORTED = {
     "floordiv": (lambda x, W: np.sum(x @ W) / (x.shape[0] // 2), r"N // 2"),
     "mod": (lambda x, W: np.sum(x @ W) / (x.shape[0] % 2 + 1), r"N % 2"),
     "unknown_method": (lambda x, W: np.sum((x @ W).cumsum(axis=1)), r"\.cumsum"),
+    "comparison_method": (lambda x, W: np.sum(x @ W) * (x @ W > 0).sum(), r"\.sum of a comparison"),
 }
 
 
