@@ -129,6 +129,7 @@ def test_the_compiled_gradient_takes_the_forwards_own_labels(n):
                 b=rng.uniform(-1, 1, 3), lam=0.3)
     traced = sg.trace(softmax_classifier, **CLASSIFIER)
     f = sg.derive(traced, ["W", "b"]).compile()
+    assert "def backward" in f.source and {"X", "y", "W"} <= set(f.params)  # still the compiled function
     for given in (args, traced.values(**args)):  # the forward's arguments, or the derivation's
         gW, gb = f(**given)
         np.testing.assert_allclose(gW, finite_differences(softmax_classifier, args, "W"), rtol=1e-6, atol=1e-8)
