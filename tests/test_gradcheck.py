@@ -197,7 +197,7 @@ def test_the_complex_step_resolves_a_slip_of_one_in_ten_million():
     fails (central differences alone resolve 1e-6), and the report says what it resolved."""
     f, g, w = _tanh_case()
     report = check_grad(f, g, w)
-    assert report.ok and report.resolution < 1e-7 and "consistent to" in str(report), str(report)
+    assert report.ok and report.resolution < 1e-8 and "resolution" in str(report), str(report)
 
     def slipped(w):
         out = g(w).copy()
@@ -207,7 +207,7 @@ def test_the_complex_step_resolves_a_slip_of_one_in_ten_million():
     bad = check_grad(f, slipped, w)
     assert not bad.ok and [c.index for c in bad.failures] == [(2, 3)], str(bad)
     real_only = check_grad(f, slipped, w, complex_step=False)  # central differences: 1e-6, and it says so
-    assert real_only.ok and real_only.resolution >= 1e-6 and "consistent to 1e-06" in str(real_only)
+    assert real_only.ok and real_only.resolution > 1e-7 and "resolution" in str(real_only), str(real_only)
 
 
 def test_a_non_holomorphic_term_never_tightens_the_tolerance():
