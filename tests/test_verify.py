@@ -426,3 +426,15 @@ def test_a_worker_out_of_memory_gives_an_undecided_verdict(monkeypatch):
     monkeypatch.setattr(V, "_refute", hungry)
     v = sg.verify(x ** 2, x, "2*x + relu(x - 4)", timeout=5.0)
     assert v.status == "undecided" and "memory" in v.method, str(v)
+
+
+def test_a_float_claim_rounded_inside_an_exponent_is_not_refuted():
+    # expanding GELU_tanh's derivative rounds 6·0.044715 to the float 0.26829 inside e^{0.08943 x³}: at
+    # x = −110 that moves the value by 10⁵ ε (it was refuted), at x = −6.6·10⁵ both round to 0 in float64
+    from symgrad.simplify import elementary
+
+    g = sg.parse("gelu_tanh(x + 1/2)", symbols={"x": x})
+    claim = sp.expand(elementary(sg.derive(g, x).result))
+    assert sg.verify(g, x, claim).status != "refuted"
+    assert sg.verify(g, x, claim + sg.relu(-x - 60)).status == "refuted"
+    assert sg.verify(sp.exp(x), x, "exp(1.0000001*x)").status == "refuted"
