@@ -61,5 +61,6 @@ down["w1"][i, j] -= step
 numeric = (loss(**up) - loss(**down)) / (2 * step)
 assert abs(numeric - fail.expected) < 1e-6 * max(1.0, abs(numeric)) and abs(fail.got - fail.expected) > 1e-3
 assert fail.got == backward_with_bug(**point)[0][i, j]
-print(f"w1{fail.entry}: the truth {fail.expected:.6g} (central difference {numeric:.6g}), the buggy backward {fail.got:.6g}")
+print(f"w1{fail.entry}: the truth {fail.expected:.6g} (central difference {numeric:.6g}), "
+      f"the buggy backward {fail.got:.6g}")
 print("ok: max relative error", f"{good.max_rel_error:.1e}", "(the correct backward)")

@@ -8,22 +8,34 @@ of ``wrt``, in that order (one array when ``wrt`` has one name), each of the sha
 **Symbolically** where both functions trace (:func:`symgrad.trace` with the same stand-ins): the
 forward's derivation (``symgrad.derive``) is the truth and each traced gradient is compared with it —
 *proven* when both matrix expressions expand to the same sum of monomials (:func:`proven_equal`, within
-the time bound), which holds for every size. Whether proven or not, both are evaluated at random
-concrete inputs at small sizes: the derivation compiled by symgrad (trusted only after it agrees with
-finite differences of the forward) against the user's backward run on the same arrays. A difference
-beyond the tolerance refutes the gradient, with the entry, the two values and the point; agreement
-without a proof is *consistent* (never *proven*).
+the time bound), which holds for every size. Whether proven or not, both are evaluated at concrete
+inputs: the derivation compiled by symgrad (trusted only after it agrees with finite differences of the
+forward) against the user's backward run on the same arrays. A difference beyond the tolerance refutes
+the gradient, with the entry, the two values and the point. Without a proof, points beside the
+breakpoints of the traced expressions are added (an input entry moved so that the argument of a step,
+a max or a clip sits just below and just above its kink). Agreement without a proof is *consistent,
+not proven* (never *proven*).
 
 **Numerically** where the forward or the backward does not trace (item assignment, an unsupported
-call): random concrete inputs at small sizes, and at sizes one larger, through :func:`symgrad.check_grad`
-(finite differences of the forward, with its diagnoses: a constant factor, a sign flip, a transpose, a
-single entry, a missing term). A gradient that agrees at both is *consistent*.
+call): :func:`symgrad.check_grad` at four of the points (finite differences of the forward, with a
+complex step where the forward takes complex input, and its diagnoses: a constant factor, a sign flip,
+a transpose, a single entry, a missing term). Its verdict states the resolution it reached (the
+smallest difference it could see, as a fraction of the gradient's largest entry).
 
-Sizes: symbolic sizes get distinct small values (3, 4, 5, …, so that a transposition shows and a
-missing 1/N reads as 1/3); inputs are drawn by :mod:`symgrad.sampling` (its moderate values, in (−1, 1)
-here); label arrays get integers in [0, C). A gradient of the wrong shape is refuted with
-the reason; a backward returning the wrong number of gradients is a ``ValueError`` (a usage error, not a
-claim about the math); an exception raised by the user's code propagates.
+**Points** (:data:`SCHEDULE`): moderate values in (−1, 1), then values drawn by :mod:`symgrad.sampling`
+across magnitudes (log-uniform over 10⁻⁶ … 10⁶, both signs; each input its own magnitude in "mixed"
+points), at the base sizes and at sizes larger by 1, 2 and 3. Symbolic sizes get distinct small values
+(3, 4, 5, …, so that a transposition shows and a missing 1/N reads as 1/3); label arrays integers in
+[0, C). A draw where the forward is not finite (a negative ε under a square root, log 0 after a softmax
+underflows) is drawn again — scalars positive, then every input, decades narrowed — and is never
+evidence; with no valid point at all the gradient is *undecided* (``ok`` is False, nothing is refuted).
+
+**Tolerance**: relative, :data:`RTOL` of max(|expected|, FLOOR·max|expected|) for the symbolic method,
+and never below the rounding noise of the two programs (their change when the inputs move by a few
+ulps: a saturated softmax's gradient is noise) or float64's underflow. A nan or inf where the gradient is
+finite is refuted. A gradient of the wrong shape is refuted with the reason; a backward returning the
+wrong number of gradients, or None for one, and a forward that does not return one number, are
+``ValueError`` s (usage errors, not claims about the math); other exceptions of the user's code propagate.
 """
 
 from __future__ import annotations
@@ -38,15 +50,29 @@ from .checks import sampling
 from .errors import SymgradLimit
 from .checks.gradcheck import GradReport, check_grad
 
-__all__ = ["check_backward", "BackwardReport", "GradientResult", "proven_equal", "expansion", "UntrustedDerivation"]
+__all__ = ["check_backward", "BackwardReport", "GradientResult", "proven_equal", "expansion", "UntrustedDerivation",
+           "user_error"]
 
 SIZES = (3, 4, 5, 6, 7, 2, 8, 9)  # concrete values of symbolic sizes, in order of first appearance
 RTOL = 1e-9  # float64 evaluations of the same math by two programs (the derivation, the user's backward)
 METHODS = ("auto", "symbolic", "numeric")
-# values of order 1: beyond (−1, 1) a softmax of products of several inputs (attention's Q Kᵀ) saturates,
-# and the gradient of a saturated softmax is rounding noise that no check can judge
-POLICY = sampling.Policy(moderate=1.0)
-POINTS = 3  # random points the symbolic method evaluates (two at the sizes, one at sizes one larger)
+# the sampling policy's magnitudes: moderate values in (−1, 1), and log-uniform over 10⁻⁶ … 10⁶ of both
+# signs (a bug that shows only past a threshold: a hinge's margin, ReLU6's clip at 6)
+POLICY = sampling.Policy(moderate=1.0, decades=(-6.0, 6.0))
+# the points: (sizes added to the base sizes, the kind of every input's values); "mixed" gives each input
+# its own kind. The first is moderate (the derivation is trusted there, against finite differences).
+SCHEDULE = (
+    (0, "moderate"), (0, "moderate"), (0, "wide"), (1, "moderate"), (0, "mixed"), (0, "tiny"), (2, "wide"),
+    (1, "mixed"), (0, "wide"), (3, "moderate"),
+)
+NUMERIC_POINTS = (0, 2, 3, 4)  # the numeric method's points (finite differences cost more), from SCHEDULE
+ATTEMPTS = 8  # draws per point until the forward is finite there (scalars, then every input, made positive)
+# the noise of a value: its change when the inputs move by a few ulps (a saturated softmax's gradient is
+# rounding noise: it jumps by its own size, and is no evidence either way)
+JITTER = 64 * float(np.finfo(np.float64).eps)
+# below the smallest normal number / ε float64 has lost its relative precision (products underflow to
+# subnormals and 0): a difference smaller than this is underflow, not a wrong gradient
+UNDERFLOW = float(np.finfo(np.float64).tiny / np.finfo(np.float64).eps)
 
 
 # --- results ------------------------------------------------------------------------------------------
@@ -55,7 +81,7 @@ class GradientResult:
     """The judgement of one gradient ∂L/∂name returned by the backward."""
 
     name: str
-    status: str  # "proven" | "consistent" | "refuted"
+    status: str  # "proven" | "consistent" (not proven; no counterexample) | "refuted" | "undecided" (no valid point)
     how: str  # how it was judged, one phrase
     shape: tuple = ()
     entry: tuple | None = None  # the located entry of a refuted gradient
@@ -70,10 +96,13 @@ class GradientResult:
 
     @property
     def ok(self) -> bool:
-        return self.status != "refuted"
+        """Proven or consistent: never said of an undecided gradient."""
+        return self.status in ("proven", "consistent")
 
     def line(self) -> str:
         """One line: ``W2: refuted at entry (1, 0): expected 2.5, got 1.25``."""
+        if self.status == "consistent":
+            return f"{self.name}: consistent, not proven ({self.how})"
         if self.status != "refuted":
             return f"{self.name}: {self.status} ({self.how})"
         if self.reason:
@@ -105,7 +134,12 @@ class BackwardReport:
     @property
     def failure(self) -> GradientResult | None:
         """The first refuted gradient (its name, entry, expected and got values), or None."""
-        return next((g for g in self.gradients if not g.ok), None)
+        return next((g for g in self.gradients if g.status == "refuted"), None)
+
+    def _head(self) -> str:
+        if self.failure is not None:
+            return "backward REFUTED"
+        return "backward ok" if self.ok else "backward UNDECIDED"
 
     def __getitem__(self, name: str) -> GradientResult:
         for g in self.gradients:
@@ -117,7 +151,7 @@ class BackwardReport:
         return ", ".join(f"{k} = {v}" for k, v in self.sizes.items()) or "the given sizes"
 
     def __str__(self) -> str:
-        head = "backward ok" if self.ok else "backward REFUTED"
+        head = self._head()
         lines = [f"{head}: {self.method} check of {len(self.gradients)} gradient(s) ({self.seconds:.2f} s; "
                  f"numbers at {self._sizes()})"]
         for g in self.gradients:
@@ -128,7 +162,7 @@ class BackwardReport:
 
     def _repr_markdown_(self) -> str:
         """Markdown with math (Jupyter prefers Markdown to LaTeX)."""
-        head = "backward ok" if self.ok else "backward REFUTED"
+        head = self._head()
         lines = [f"**{head}** — {self.method} check ({self.seconds:.2f} s; numbers at {self._sizes()})", ""]
         for g in self.gradients:
             lines.append(f"- ${_partial(g.name)}$: ${_math_status(g)}$")
@@ -153,6 +187,8 @@ def _math_status(g: GradientResult) -> str:
     r"""``\text{proven}``, or ``\text{refuted at (1, 0)}:\ got \neq expected`` (math, without the $)."""
     from .printing.plain import escape_text
 
+    if g.status == "consistent":
+        return r"\text{consistent (not proven)}"
     if g.status != "refuted":
         return rf"\text{{{g.status}}}"
     if g.reason:
@@ -195,13 +231,22 @@ def check_backward(forward: Callable[..., Any], backward: Callable[..., Any], wr
             raise ValueError(f"unknown wrt name {name!r}; the inputs are: {', '.join(specs) or 'none'}")
     if len(set(wrt_names)) != len(wrt_names):
         raise ValueError(f"wrt names a variable twice: {', '.join(wrt_names)}")
-    _check_arguments(forward, specs)
+    from .tracing import check_arguments
+
+    check_arguments(forward, specs, "check_backward")
     inputs = {name: _Input.of(name, spec) for name, spec in specs.items()}
     for name in wrt_names:
         if inputs[name].labels is not None:
             raise ValueError(f"{name} is a label array (integers); it has no gradient")
-    points = _points(inputs, _concrete_sizes(inputs.values(), sizes), np.random.default_rng(seed), POINTS)
+    points, skipped = _points(forward, inputs, _concrete_sizes(inputs.values(), sizes), np.random.default_rng(seed))
     notes: list[str] = []
+    skip_note = [f"{skipped} draw(s) skipped: the forward is not finite there (outside its domain, or an "
+                 "overflow); never evidence either way"] if skipped else []
+    if not points:
+        undecided = [GradientResult(name, "undecided", f"no point among {len(SCHEDULE) * ATTEMPTS} draws where "
+                                    "the forward is finite", shape=()) for name in wrt_names]
+        return BackwardReport(method, undecided, _concrete_sizes(inputs.values(), sizes),
+                              time.perf_counter() - started, skip_note)
     if method != "numeric":
         try:
             traced = _symbolic(forward, backward, wrt_names, specs, timeout)
@@ -218,29 +263,24 @@ def check_backward(forward: Callable[..., Any], backward: Callable[..., Any], wr
                 notes.append(f"{exc}; checked numerically")
             else:
                 return BackwardReport("symbolic", gradients, at.sizes, time.perf_counter() - started,
-                                      notes + traced.notes, at.arrays)
-    gradients, at = _judge_numeric(forward, backward, wrt_names, [points[0], points[-1]], seed)
-    return BackwardReport("numeric", gradients, at.sizes, time.perf_counter() - started, notes, at.arrays)
+                                      notes + traced.notes + skip_note, at.arrays)
+    chosen = [p for p in points if p.index in NUMERIC_POINTS] or points[:1]
+    gradients, at = _judge_numeric(forward, backward, wrt_names, chosen, seed)
+    return BackwardReport("numeric", gradients, at.sizes, time.perf_counter() - started, notes + skip_note, at.arrays)
 
 
-def _check_arguments(forward: Callable[..., Any], specs: Mapping[str, Any]) -> None:
-    """Every argument of the forward has a shape, and every shape names an argument (a ValueError)."""
-    import inspect
+def user_error(exc: BaseException, *functions: Callable[..., Any]) -> str | None:
+    """``ValueError: msg (at model.py:7: <the line>)``: an exception raised inside the code of one of the
+    user's ``functions`` (the innermost line of their files in its traceback), or None when it did not pass
+    through them (then it is symgrad's own)."""
+    import traceback
 
-    try:
-        params = inspect.signature(forward).parameters
-    except (TypeError, ValueError):  # a builtin or C callable: nothing to compare
-        return
-    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
-        return
-    missing = [n for n, p in params.items() if p.default is p.empty and n not in specs
-               and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    if missing:
-        raise ValueError(f"no shape for {', '.join(missing)}: give every argument of the forward its shape, "
-                         f"e.g. {missing[0]}=('N', 'D'), or () for a scalar")
-    extra = [n for n in specs if n not in params]
-    if extra:
-        raise ValueError(f"{', '.join(extra)}: not an argument of the forward (its arguments: {', '.join(params)})")
+    files = {getattr(getattr(f, "__code__", None), "co_filename", None) for f in functions} - {None}
+    frames = [fr for fr in traceback.extract_tb(exc.__traceback__) if fr.filename in files]
+    if not frames:
+        return None
+    fr = frames[-1]
+    return f"{_one_line(exc)} (at {fr.filename}:{fr.lineno}: {(fr.line or '').strip()})"
 
 
 def _one_line(exc: BaseException) -> str:
@@ -269,14 +309,24 @@ class _Input:
     def concrete_shape(self, sizes: Mapping[str, int]) -> tuple[int, ...]:
         return tuple(sizes[d] if isinstance(d, str) else d for d in self.shape)
 
-    def draw(self, sizes: Mapping[str, int], rng: np.random.Generator) -> np.ndarray | float:
+    def draw(self, sizes: Mapping[str, int], rng: np.random.Generator, kind: str = "moderate",
+             positive: bool = False, policy: "sampling.Policy" = POLICY) -> np.ndarray | float:
+        """Values of ``kind`` under the sampling ``policy``: "moderate" (in (−1, 1)), "wide" (10⁰ … 10⁶) or
+        "tiny" (10⁻⁶ … 10⁻²), both signs (``positive``: their magnitudes); one array spans about a quarter
+        of the decades, from a point drawn for it."""
         shape = self.concrete_shape(sizes)
         if self.labels is not None:
             classes = sizes[self.labels] if isinstance(self.labels, str) else self.labels
             return rng.integers(0, classes, size=shape)
         symbol = _real_symbol(self.name)
-        values = [sampling.draw(symbol, rng, policy=POLICY, kind="moderate") for _ in range(int(np.prod(shape, dtype=int)))]
+        count = int(np.prod(shape, dtype=int))
+        decade = float(rng.random())
+        values = [sampling.draw(symbol, rng, policy=policy, kind=kind,
+                                stratum=None if kind == "moderate" else decade + 0.25 * float(rng.random()))
+                  for _ in range(count)]
         arr = np.array(values, dtype=np.float64).reshape(shape)
+        if positive:
+            arr = np.abs(arr)
         return float(arr) if shape == () else arr
 
 
@@ -316,8 +366,19 @@ def _concrete_sizes(inputs, given: Mapping[str, int] | None) -> dict[str, int]:
 def _gradients(backward: Callable[..., Any], point: Mapping[str, Any], wrt: Sequence[str]) -> list[np.ndarray]:
     """The backward's arrays at ``point`` (copies in: a backward may write into its inputs), one per name of
     ``wrt`` (a ValueError for a wrong count)."""
-    out = backward(**{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in point.items()})
-    return [np.asarray(_pick(out, k, wrt), dtype=np.float64) for k in range(len(wrt))]
+    with np.errstate(all="ignore"):
+        out = backward(**{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in point.items()})
+    arrays = []
+    for k, name in enumerate(wrt):
+        g = _pick(out, k, wrt)
+        if g is None:
+            raise ValueError(f"backward returned None for {name}; return an array of its shape (zeros if the loss "
+                             "does not depend on it)")
+        arr = np.asarray(g)
+        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            raise ValueError(f"backward returned {type(g).__name__} for {name}, not an array of numbers")
+        arrays.append(arr.astype(np.float64))
+    return arrays
 
 
 def _wrong_shape(name: str, g: np.ndarray, x: Any) -> str | None:
@@ -359,7 +420,8 @@ def _pick(out, k: int, wrt: Sequence[str]):
     if len(wrt) == 1 and not isinstance(out, (tuple, list)):
         return out
     if not isinstance(out, (tuple, list)):
-        raise ValueError(f"backward returned one array for wrt {list(wrt)}; return one per name, in that order (a tuple)")
+        raise ValueError(f"backward returned one array for wrt {list(wrt)}; return one per name, in that order "
+                         "(a tuple)")
     if len(out) != len(wrt):
         raise ValueError(f"backward returned {len(out)} arrays for wrt {list(wrt)}; return one per name, in that order")
     return out[k]
@@ -371,29 +433,79 @@ def _symbolic_shape(expr) -> tuple:
 
 @dataclass
 class _Point:
-    """Concrete sizes and the inputs drawn at them."""
+    """Concrete sizes and the inputs drawn at them (``index``: its row of SCHEDULE)."""
 
     sizes: dict[str, int]
     arrays: dict[str, Any]
+    index: int = 0
+    kind: str = "moderate"
+    loss: float = float("nan")  # the forward's value there
 
     def where(self) -> str:
         return ", ".join(f"{k} = {v}" for k, v in self.sizes.items()) or "the given sizes"
 
+    def jittered(self, rng: np.random.Generator) -> dict[str, Any]:
+        """The arrays moved by a few ulps (labels unchanged): what rounding alone does to a value."""
+        out = {}
+        for k, v in self.arrays.items():
+            if isinstance(v, np.ndarray) and np.issubdtype(v.dtype, np.integer):
+                out[k] = v
+            else:
+                out[k] = v * (1 + JITTER * rng.uniform(-1, 1, size=np.shape(v)))
+                out[k] = float(out[k]) if np.ndim(v) == 0 else out[k]
+        return out
 
-def _points(inputs: Mapping[str, "_Input"], sizes: Mapping[str, int], rng: np.random.Generator, count: int
-            ) -> list[_Point]:
-    """``count`` random points: two at ``sizes``, then at sizes one larger (a size-dependent slip shows)."""
-    out = []
-    for i in range(count):
-        at = dict(sizes) if i < 2 else {k: v + i - 1 for k, v in sizes.items()}
-        out.append(_Point(at, {name: inp.draw(at, rng) for name, inp in inputs.items()}))
-    return out
+
+def _points(forward, inputs: Mapping[str, "_Input"], sizes: Mapping[str, int], rng: np.random.Generator
+            ) -> tuple[list[_Point], int]:
+    """The points of SCHEDULE where the forward is finite (with the number of draws skipped): moderate
+    values, then across magnitudes, at the base sizes and at larger ones (a size-dependent slip shows).
+    A draw where the forward is not finite (a negative ε under a square root, a softmax that underflows to
+    log 0) is drawn again, with the scalars positive, then every input, and the decades narrowed step by
+    step; a point never found is left out."""
+    out, skipped = [], 0
+    lo, hi = POLICY.decades
+    for index, (grow, kind) in enumerate(SCHEDULE):
+        at = {k: v + grow for k, v in sizes.items()}
+        for attempt in range(ATTEMPTS):
+            narrow = 1 - attempt / ATTEMPTS
+            policy = sampling.Policy(moderate=POLICY.moderate, decades=(lo * narrow, hi * narrow))
+            kinds = {name: (str(rng.choice(["moderate", "wide", "tiny"])) if kind == "mixed" else kind)
+                     for name in inputs}
+            arrays = {name: inp.draw(at, rng, kinds[name], positive=attempt % 3 == 2 or
+                                     (attempt % 3 == 1 and not inp.shape), policy=policy)
+                      for name, inp in inputs.items()}
+            loss = _loss(forward, arrays)
+            if np.isfinite(loss):
+                out.append(_Point(at, arrays, index, kind, loss))
+                break
+            skipped += 1
+    return out, skipped
+
+
+def _loss(forward, arrays: Mapping[str, Any]) -> float:
+    """The forward's loss at ``arrays`` (copies in), a ValueError when it is not one number."""
+    with np.errstate(all="ignore"):
+        value = forward(**{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in arrays.items()})
+    name = getattr(forward, "__name__", "forward")
+    if value is None or isinstance(value, (tuple, list, dict, str, bytes)):
+        raise ValueError(f"the forward must return a scalar loss; {name} returned {type(value).__name__}"
+                         + (" (return the loss alone, not the loss and a cache)" if isinstance(value, tuple)
+                            else ""))
+    arr = np.asarray(value)
+    if not np.issubdtype(arr.dtype, np.number) or arr.size != 1:
+        raise ValueError(f"the forward must return a scalar loss; {name} returned "
+                         + (f"an array of shape {arr.shape} (sum or average it)" if arr.size != 1
+                            else type(value).__name__))
+    return float(arr.real.reshape(()))
 
 
 def _judge_symbolic(traced: _Symbolic, forward, backward, wrt, points: list[_Point], timeout: float, seed: int
                     ) -> tuple[list[GradientResult], _Point]:
     """Per gradient: a proof for every size, then the numbers at ``points`` (the first disagreement refutes,
-    and check_grad diagnoses it there). Returns the results and the point of the refutation (else the first)."""
+    and check_grad diagnoses it there). An entry counts only where the truth is finite and beyond the
+    rounding noise of both programs (their change when the inputs move by a few ulps). Returns the results
+    and the point of the refutation (else the first)."""
     from .simplify.budget import Budget
 
     budget = Budget(timeout)
@@ -410,12 +522,22 @@ def _judge_symbolic(traced: _Symbolic, forward, backward, wrt, points: list[_Poi
             f"proof of {name}", lambda c=claim, t=truth: _attempt(proven_equal, c, t),
             cap=max(budget.remaining() / 2, 0.05))))
     worst = [0.0] * len(wrt)
+    evidence = [0] * len(wrt)  # points where the gradient was compared (finite truth)
     refuted_at = points[0]
-    for i, point in enumerate(points):
-        expected = _truth_values(compiled, traced, wrt, point)
+    rng = np.random.default_rng(seed + 1)
+    schedule, kinks = list(points), 0
+    for i, point in enumerate(schedule):  # (grows once, after the random points)
+        if all(r is not None for r in results):
+            break
+        with np.errstate(all="ignore"):
+            expected = _truth_values(compiled, traced, wrt, point)
         if i == 0:
             _trust(forward, wrt, expected, point, seed)
         got = _gradients(backward, point.arrays, wrt)
+        moved = _Point(point.sizes, point.jittered(rng), point.index, point.kind)
+        with np.errstate(all="ignore"):
+            expected2 = _truth_values(compiled, traced, wrt, moved)
+        got2 = _gradients(backward, moved.arrays, wrt)
         for k, name in enumerate(wrt):
             if results[k] is not None:
                 continue
@@ -426,30 +548,71 @@ def _judge_symbolic(traced: _Symbolic, forward, backward, wrt, points: list[_Poi
                                             max_rel_error=float("inf"))
                 refuted_at = point
                 continue
+            if not np.all(np.isfinite(expected[k])):  # the truth is not a number here: no evidence
+                continue
+            evidence[k] += 1
+            noise = np.abs(expected[k] - expected2[k]) + np.abs(got[k] - got2[k])
             rel = _relative_errors(got[k], expected[k])
-            worst[k] = max(worst[k], float(rel.max()) if rel.size else 0.0)
-            if rel.size and not rel.max() <= RTOL:
-                entry = tuple(int(i) for i in np.unravel_index(int(np.argmax(rel)), rel.shape))
+            beyond = (rel > RTOL) & ~(np.abs(got[k] - expected[k]) <= 8 * noise + UNDERFLOW +
+                                      _loss_precision(point, name))
+            judged = np.where(beyond | ~np.isfinite(got[k]), rel, np.minimum(rel, RTOL))
+            worst[k] = max(worst[k], float(judged.max()) if judged.size else 0.0)
+            if judged.size and not judged.max() <= RTOL:
+                entry = tuple(int(i) for i in np.unravel_index(int(np.argmax(judged)), judged.shape))
                 diagnosis = _numeric_diagnosis(forward, name, got[k], point, seed)
-                if proofs[k]:  # the expansions matched but the user's own numbers do not: the numbers win
+                if not np.isfinite(got[k][entry]):
+                    diagnosis.insert(0, f"the backward returns {got[k][entry]:g} where the gradient is finite "
+                                        "(an overflow, 0/0, or a missing value?)")
+                elif proofs[k]:  # the expansions matched but the user's own numbers do not: the numbers win
                     diagnosis.append("the traced expressions matched but the backward's numbers do not "
                                      "(a bug of symgrad: please report it)")
-                results[k] = GradientResult(name, "refuted", f"float64 evaluation at {point.where()}",
-                                            shape=got[k].shape, entry=entry, expected=float(expected[k][entry]),
-                                            got=float(got[k][entry]), truth=traced.truths[k],
-                                            claim=traced.claims[k], max_rel_error=worst[k], diagnosis=diagnosis)
+                results[k] = GradientResult(name, "refuted", f"float64 evaluation at {point.where()} "
+                                            f"({point.kind} values)", shape=got[k].shape, entry=entry,
+                                            expected=float(expected[k][entry]), got=float(got[k][entry]),
+                                            truth=traced.truths[k], claim=traced.claims[k], max_rel_error=worst[k],
+                                            diagnosis=diagnosis)
                 refuted_at = point
+        if i == len(points) - 1 and any(r is None and not p for r, p in zip(results, proofs)):
+            try:  # no proof and no counterexample yet: beside the breakpoints, where a forgotten mask shows
+                extra = _kink_points(traced, forward, points, rng)
+            except Exception:  # noqa: BLE001 - a breakpoint that cannot be solved for leaves the random points
+                extra = []
+            schedule += extra
+            kinks = len(extra)
     out = []
     for k, name in enumerate(wrt):
         if results[k] is not None:
             out.append(results[k])
             continue
-        status, how = (("proven", "the traced backward equals the derivation for every size") if proofs[k] else
-                       ("consistent", f"not proven symbolically; agrees at {len(points)} random points, "
-                                      f"relative error ≤ {RTOL:g}"))
-        out.append(GradientResult(name, status, how, shape=np.shape(points[0].arrays[name]), truth=traced.truths[k],
-                                  claim=traced.claims[k], max_rel_error=worst[k]))
+        shape = np.shape(points[0].arrays[name])
+        if proofs[k]:
+            out.append(GradientResult(name, "proven", "the traced backward equals the derivation for every size",
+                                      shape=shape, truth=traced.truths[k], claim=traced.claims[k],
+                                      max_rel_error=worst[k]))
+        elif evidence[k] == 0:
+            out.append(GradientResult(name, "undecided", "not proven symbolically, and the derivation is not finite "
+                                      "at any point drawn", shape=shape, truth=traced.truths[k],
+                                      claim=traced.claims[k]))
+        else:
+            beside = f", {kinks} of them beside breakpoints" if kinks else ""
+            out.append(GradientResult(name, "consistent", f"the expressions differ in form; they agree at {evidence[k]} "
+                                      f"points across magnitudes and sizes{beside}, relative error ≤ {RTOL:g}",
+                                      shape=shape,
+                                      truth=traced.truths[k], claim=traced.claims[k], max_rel_error=worst[k]))
     return out, refuted_at
+
+
+def _loss_precision(point: _Point, name: str) -> np.ndarray:
+    r"""The smallest gradient difference the loss itself can show, entry by entry:
+    :math:`64\,\varepsilon\,|L| / \max(|w_{ij}|, \overline{|w|})` — moving :math:`w_{ij}` by its own size
+    changes L by g·w, and float64 does not resolve changes of L below ε|L| (a batch norm at tiny inputs
+    computes its ∂L/∂x by a cancellation that leaves exactly that much). Finite differences (check_grad)
+    have the same floor."""
+    w = np.abs(np.asarray(point.arrays[name], dtype=np.float64))
+    size = np.maximum(w, float(w.mean()) if w.size else 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = 64 * float(np.finfo(np.float64).eps) * abs(point.loss) / size
+    return np.where(np.isfinite(out), out, 0.0)
 
 
 def _attempt(prove, claim, truth) -> bool:
@@ -473,8 +636,9 @@ def _trust(forward, wrt, expected, point: _Point, seed: int) -> None:
 
         report = check_grad(f, lambda w, value=value: value, point.arrays[name], seed=seed)
         if not report.ok:
-            raise UntrustedDerivation(f"symgrad's compiled derivation of ∂L/∂{name} disagrees with finite differences "
-                                      f"of the forward (max relative error {report.max_rel_error:.1e}; a symgrad bug)")
+            raise UntrustedDerivation(f"symgrad's compiled derivation of ∂L/∂{name} disagrees with finite "
+                                      f"differences of the forward (max relative error "
+                                      f"{report.max_rel_error:.1e}; a symgrad bug)")
 
 
 def _show_shape(expr) -> str:
@@ -484,6 +648,15 @@ def _show_shape(expr) -> str:
 def _truth_values(compiled, traced: _Symbolic, wrt, point: _Point) -> list[np.ndarray]:
     """∂L/∂w from the compiled derivation at ``point``, each in the shape of the forward's argument
     (labels enter as one-hot rows, a 1-D argument as a row 1 × n)."""
+    kwargs = _arguments(traced, point)
+    values = compiled(**{k: v for k, v in kwargs.items() if k in compiled.params})
+    values = values if isinstance(values, tuple) else (values,)
+    return [np.asarray(traced.graph.gradient_of(name, v), dtype=np.float64).reshape(np.shape(point.arrays[name]))
+            for name, v in zip(wrt, values)]
+
+
+def _arguments(traced: _Symbolic, point: _Point) -> dict[str, Any]:
+    """The compiled code's keyword arguments at ``point``: its symbols' arrays and the sizes."""
     from .tracing import Labels
 
     kwargs: dict[str, Any] = dict(point.sizes)  # sizes the derivation names (1/N of a mean)
@@ -496,10 +669,94 @@ def _truth_values(compiled, traced: _Symbolic, wrt, point: _Point) -> list[np.nd
             kwargs[symbol.name] = np.asarray(value, dtype=np.float64).reshape(1, -1)
         else:
             kwargs[symbol.name] = value
-    values = compiled(**{k: v for k, v in kwargs.items() if k in compiled.params})
-    values = values if isinstance(values, tuple) else (values,)
-    return [np.asarray(traced.graph.gradient_of(name, v), dtype=np.float64).reshape(np.shape(point.arrays[name]))
-            for name, v in zip(wrt, values)]
+    return kwargs
+
+
+def _kink_points(traced: _Symbolic, forward, points: list[_Point], rng: np.random.Generator, count: int = 6
+                 ) -> list[_Point]:
+    r"""Points beside the breakpoints of the traced expressions: for an elementwise function f(A) with a kink
+    at A = r (a step, a ReLU's max, a clip — :func:`symgrad.sampling.breakpoints` and its roots), one input
+    entry is moved (a secant solve) so that an entry of A sits just below, then just above, r. A bug that
+    shows only on one side of a threshold (a forgotten mask) shows there. Exactly at r conventions differ:
+    never sampled."""
+    import sympy as sp
+    from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+
+    from .compiler.function import compile_expr
+
+    targets: list = []
+    for e in [*traced.truths, *traced.claims]:
+        if not isinstance(e, sp.Basic):
+            continue
+        for node in sp.preorder_traversal(e):
+            if isinstance(node, ElementwiseApplyFunction) and node.expr.free_symbols:
+                t = node.function.variables[0]
+                for u in sampling.breakpoints(node.function.expr):
+                    for r in sampling.kink_roots(u, t, {}):
+                        if (node.expr, r) not in targets and len(targets) < 8:
+                            targets.append((node.expr, r))
+    symbols = {s.name: name for name, s in traced.graph.arguments.items()}
+    out: list[_Point] = []
+    for argument, root in targets:
+        r = float(root)
+        movable = [symbols[s.name] for s in argument.free_symbols if s.name in symbols
+                   and not (isinstance(points[0].arrays[symbols[s.name]], np.ndarray)
+                            and np.issubdtype(points[0].arrays[symbols[s.name]].dtype, np.integer))]
+        if not movable:
+            continue
+        try:
+            evaluate = compile_expr(argument)
+        except Exception:  # noqa: BLE001 - an argument the compiler cannot print: no targeted points
+            continue
+        for base in points[:2]:
+            for side in (-1, 1):
+                for _ in range(6):  # a random entry of A may not depend on the random input entry moved
+                    moved = _solve_entry(evaluate, traced, forward, base, movable, r + side * 1e-6 * max(1.0, abs(r)),
+                                         rng)
+                    if moved is not None:
+                        out.append(moved)
+                        break
+            if len(out) >= count:
+                return out
+    return out
+
+
+def _solve_entry(evaluate, traced, forward, base: _Point, movable, target: float, rng) -> _Point | None:
+    """``base`` with one entry of one movable input changed so that a random entry of ``evaluate`` equals
+    ``target`` (a secant solve), or None (no solution found, or the forward is not finite there)."""
+    name = movable[int(rng.integers(len(movable)))]
+    value = np.array(base.arrays[name], dtype=np.float64)
+    index = tuple(int(rng.integers(n)) for n in value.shape)
+
+    def at(s):
+        arrays = dict(base.arrays)
+        moved = value.copy()
+        moved[index] += s
+        arrays[name] = float(moved) if moved.shape == () else moved
+        point = _Point(base.sizes, arrays, base.index, "beside a breakpoint")
+        with np.errstate(all="ignore"):
+            a = np.asarray(evaluate(**{k: v for k, v in _arguments(traced, point).items() if k in evaluate.params}),
+                           dtype=np.float64)
+        return point, a
+
+    _, a0 = at(0.0)
+    if a0.size == 0:
+        return None
+    entry = tuple(int(rng.integers(n)) for n in a0.shape)
+    s0, f0 = 0.0, float(a0[entry]) - target
+    s1 = 0.5 * max(1.0, abs(float(value[index])))
+    for _ in range(12):
+        point, a1 = at(s1)
+        f1 = float(a1[entry]) - target
+        if not np.isfinite(f1):
+            return None
+        if abs(f1) <= 1e-9 * max(1.0, abs(target)):
+            point.loss = _loss(forward, point.arrays)
+            return point if np.isfinite(point.loss) else None
+        if f1 == f0:
+            return None
+        s0, s1, f0 = s1, s1 - f1 * (s1 - s0) / (f1 - f0), f1
+    return None
 
 
 def _relative_errors(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
@@ -529,25 +786,47 @@ def _numeric_diagnosis(forward, name: str, got: np.ndarray, point: _Point, seed:
 
 # --- numeric: finite differences through check_grad ---------------------------------------------------
 def _judge_numeric(forward, backward, wrt, points: list[_Point], seed: int) -> tuple[list[GradientResult], _Point]:
-    """Per gradient, check_grad at each point (the first refutation stands). Returns the results and the
-    point of the first refutation (else the first point)."""
-    results: dict[str, GradientResult] = {}
+    """Per gradient, check_grad at each point (the first refutation stands; a point where the numerical
+    derivative is not finite is no evidence). Returns the results and the point of the first refutation
+    (else the first point)."""
+    refuted: dict[str, GradientResult] = {}
+    agreed: dict[str, list[GradientResult]] = {name: [] for name in wrt}
     refuted_at = None
     for point in points:
         arrays = point.arrays
         for name, g in zip(wrt, _gradients(backward, arrays, wrt)):
-            if name in results and not results[name].ok:
+            if name in refuted:
                 continue
             result = _check_one(forward, name, g, arrays, seed, point)
-            if name not in results or not result.ok:
-                results[name] = result
-            if not result.ok and refuted_at is None:
-                refuted_at = point
-    return [results[name] for name in wrt], refuted_at or points[0]
+            if result is None:
+                continue
+            if result.status == "refuted":
+                refuted[name] = result
+                refuted_at = refuted_at or point
+            else:
+                agreed[name].append(result)
+    out = []
+    for name in wrt:
+        if name in refuted:
+            out.append(refuted[name])
+        elif not agreed[name]:
+            out.append(GradientResult(name, "undecided", "the numerical derivative is not finite at any point "
+                                      "drawn", shape=np.shape(points[0].arrays[name])))
+        else:
+            results = agreed[name]
+            resolution = max(r.report.resolution for r in results)
+            entries = sum(r.report.checked for r in results)
+            err = max(r.max_rel_error for r in results)
+            how = (f"finite differences at {len(results)} points across magnitudes and sizes, {entries} entries, max "
+                   f"relative error {err:.1e}; resolution {resolution:.0e} of the largest entry")
+            out.append(GradientResult(name, "consistent", how, shape=results[0].shape, report=results[0].report,
+                                      max_rel_error=err))
+    return out, refuted_at or points[0]
 
 
 def _check_one(forward, name: str, g: np.ndarray, arrays: Mapping[str, Any], seed: int, point: _Point
-               ) -> GradientResult:
+               ) -> GradientResult | None:
+    """check_grad of one gradient at one point (None: no evidence, the numerical derivative is not finite)."""
     reason = _wrong_shape(name, g, arrays[name])
     if reason:
         return GradientResult(name, "refuted", "its shape", shape=np.shape(arrays[name]), reason=reason,
@@ -556,8 +835,12 @@ def _check_one(forward, name: str, g: np.ndarray, arrays: Mapping[str, Any], see
     def f(w):
         return forward(**{**arrays, name: w})
 
-    report = check_grad(f, lambda w: g, arrays[name], seed=seed)
-    how = f"finite differences at {point.where()}, {report.checked} entries, max relative error {report.max_rel_error:.1e}"
+    with np.errstate(all="ignore"):
+        report = check_grad(f, lambda w: g, arrays[name], seed=seed)
+    if any(not np.isfinite(c.numeric) for c in report.failures):
+        return None
+    how = (f"finite differences at {point.where()} ({point.kind} values), {report.checked} entries, max relative "
+           f"error {report.max_rel_error:.1e}; resolution {report.resolution:.0e} of the largest entry")
     if report.ok:
         return GradientResult(name, "consistent", how, shape=g.shape, report=report, max_rel_error=report.max_rel_error)
     worst = max(report.failures, key=lambda c: c.rel_error) if report.failures else None

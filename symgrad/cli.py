@@ -151,7 +151,7 @@ def _build_parser() -> argparse.ArgumentParser:
     tra.add_argument("--latex", action="store_true", help="print LaTeX")
     tra.add_argument("--backward", metavar="FILE.py:FUNCTION", help="a hand-written backward (same arguments, "
                      "returns the gradients for --wrt in order) to check with check_backward")
-    tra.add_argument("--method", choices=["auto", "symbolic", "numeric"], default="auto",
+    tra.add_argument("--method", choices=["auto", "symbolic", "numeric"],
                      help="how --backward is checked (default auto: symbolic where both trace)")
 
     rep = sub.add_parser("report", help="the main job: derive, compile and cross-check the whole catalog")
@@ -493,15 +493,24 @@ def _trace(args) -> int:
         from .backcheck import check_backward
 
         backward = _load_function(args.backward, "--backward")
-        report = check_backward(forward, backward, wrt, method=args.method, shapes=shapes)
+        try:
+            report = check_backward(forward, backward, wrt, method=args.method or "auto", shapes=shapes)
+        except Exception as exc:  # the user's own code raised: its type, message and line
+            _raise_user_error(exc, forward, backward)
         print(report._repr_latex_() if args.latex else report)
         return 0 if report.ok else 1
+    if args.method:
+        raise ValueError("--method is for --backward: how the hand-written backward is checked")
     from .derivation import derive
     from .tracing import trace
 
-    traced = trace(forward, **shapes)
+    try:
+        traced = trace(forward, **shapes)
+    except Exception as exc:  # the user's own code raised: its type, message and line
+        _raise_user_error(exc, forward)
     if not wrt:  # the graph: one line per named intermediate
-        from .printing import latex, text
+        from .printing.tex import latex
+        from .printing.plain import text
 
         rows = [(latex(n), latex(traced.exprs[n])) if args.latex else (text(n), text(traced.exprs[n]))
                 for n in traced.names]
@@ -514,6 +523,16 @@ def _trace(args) -> int:
     else:
         _print_human(d)
     return 0
+
+
+def _raise_user_error(exc: Exception, *functions) -> None:
+    """Re-raise ``exc``; one raised in the user's code (not symgrad's) as a ValueError with its line."""
+    from .backcheck import user_error
+
+    where = None if isinstance(exc, SymgradError) else user_error(exc, *functions)
+    if where is None:
+        raise exc
+    raise ValueError(f"the user's code raised {where}") from None
 
 
 def _report(args) -> int:

@@ -2,35 +2,50 @@ r"""Trace: a user's NumPy forward function, called on symbolic stand-ins, become
 
 ``trace(forward, x=("N", "D"), W=("D", "H"), ...)`` calls ``forward`` once with stand-in arrays
 (:class:`Tracer`) that record, instead of numbers, the SymPy matrix expression each NumPy call
-computes, mapped to symgrad's blocks so that the derivation comes out in textbook form:
+computes — through NumPy's functions (``__array_ufunc__``/``__array_function__``), the Array API
+(``array_api_compat.array_namespace(x)``: the same rules) and the operators — mapped to symgrad's
+blocks so that the derivation comes out in textbook form:
 
 =====================================================  ==========================================
 what the forward writes                                what it becomes
 =====================================================  ==========================================
 ``x @ W``, ``x.dot(W)``, ``np.dot``, ``W.T``           X W, Wᵀ (matrix products)
-``+ − * / **`` with broadcasting                       sums (a bias row b: X W + b), ∘ products
+``+ − * / **`` with broadcasting                       sums, ∘ products, the broadcast written out
+                                                       (a bias row b: X W + 1 b, ∂/∂b = 1ᵀG)
 ``np.exp log tanh sqrt square abs`` …                  elementwise functions f(X) (one node)
 ``1/(1 + np.exp(-z))``, ``symgrad.nn.sigmoid(z)``      σ(z) (catalog block)
+``symgrad.nn.layer_norm(x, g, b)``, ``nn.dense`` …     the catalog block of that name (its batch
+                                                       form; a loss against labels: write it in
+                                                       NumPy, as below)
 ``np.maximum(0, z)``, ``np.where(z > 0, z, 0)``        ReLU(z) (catalog block; ReLU'(0) = 0)
+``dh * (z > 0)``, ``np.where(z > 0, a, b)``            dh ∘ step(z), a ∘ step(z) + b ∘ (1 − step(z))
+                                                       (step(z) = 𝟙[z > 0], derivative 0)
 ``e = np.exp(z); e / e.sum(axis=1, keepdims=True)``    softmax(z) by rows (the row maximum
                                                        subtracted first, ``z - z.max(axis=1,
                                                        keepdims=True)``, is dropped: softmax is
                                                        shift-invariant)
 ``-np.log(probs[np.arange(N), y]).mean()``             CE(softmax(z), Y)/N, Y the one-hot rows of
-                                                       the labels y (declared ``labels("N", "C")``)
+                                                       the labels y (``labels("N", classes="C")``)
 ``.sum()/.mean()/.var()`` over an axis (keepdims)      1ᵀX, X 1, ‖X‖² = tr(XᵀX) for a sum of squares
+``.max(axis=1)``, ``np.max(x, axis=0)``                the row maximum (gradient to the first largest)
+``np.clip(x, a, b)``, ``np.linalg.norm(x, axis=1)``    a + ReLU(x − a) − ReLU(x − b), √(Σ_j x²)
+``(x - mu) / np.sqrt(var + eps) * gamma + beta``       LN(x; γ, β) or BN(x; γ, β) (catalog blocks)
 =====================================================  ==========================================
 
 Conventions: a size is an int or a name (the same name is the same positive integer symbol); a
 shape ``()`` is a real scalar, ``(n, m)`` a matrix, and a 1-D shape ``(H,)`` a row 1 × H — NumPy's
 broadcasting adds it to every row (a bias: ∂/∂b = 1ᵀG); ``labels(N, classes=C)`` declares integer
-labels y ∈ {0 … C−1}, which enter the math as the one-hot matrix Y (N × C). After the call, the
-forward's local variables name the intermediates they hold (h, scores, probs …): the result is a
-:class:`~symgrad.derivation.graph.Graph` whose nodes are those names, so that
-``derive(trace(f, ...), wrt=["W1", "b1"])`` is written in them.
+labels y ∈ {0 … C−1}, which enter the math as the one-hot matrix Y (N × C); the compiled gradient
+of a traced derivation takes the forward's own arguments (the labels y, converted to Y inside, or Y
+itself: :class:`TracedFunction`). After the call, the
+forward's local variables name the intermediates they held (h, scores, probs …; a name rebound in
+a loop numbers them: h1, h2, …): the result is a :class:`~symgrad.derivation.graph.Graph` whose
+nodes are those names, so that ``derive(trace(f, ...), wrt=["W1", "b1"])`` is written in them.
 
-The forward is only *called*, never read or parsed. Anything trace cannot follow — a Python ``if``
-on a stand-in, ``float()`` of one, ``np.linalg.inv``, ``np.sort``, indexing other than
+The forward is only *called*, never read or parsed: twice where sizes are symbolic, at two sets
+of placeholder numbers, so that a number a concrete call makes from a size (``len(range(N))``,
+``np.ones(N).sum()``) is refused at its line instead of reaching the result. Anything trace
+cannot follow — a Python ``if`` on a stand-in, ``float()`` of one, ``np.linalg.inv``, ``np.sort``, indexing other than
 ``a[np.arange(N), y]`` — raises :class:`~symgrad.errors.TraceError` naming the call and the line of
 the forward that made it.
 """
@@ -50,8 +65,9 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.hadamard import HadamardProduct
 from sympy.matrices.expressions.matexpr import MatrixElement
 
-from .catalog.activations import leaky_relu, relu
+from .catalog.activations import leaky_relu, relu, step
 from .catalog.base import sum_entries
+from .catalog.layers import RowMax
 from .catalog.norms import BatchNorm, LayerNorm
 from .derivation.graph import Graph
 from .errors import TraceError
@@ -66,19 +82,8 @@ t = ENTRY  # the bound variable of every elementwise function
 
 
 # --- where the user's code is ---------------------------------------------------------------------
-def _user_line() -> str:
-    """``file:line: source`` of the innermost frame outside symgrad and NumPy (the forward's line)."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        path = os.path.abspath(frame.f_code.co_filename)
-        if not (path.startswith(_HERE) or path.startswith(_NUMPY) or "array_api_compat" in path):
-            source = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
-            return f"{frame.f_code.co_filename}:{frame.f_lineno}: {source}"
-        frame = frame.f_back
-    return "<unknown line>"
-
-
 def _user_frame():
+    """The innermost frame outside symgrad, NumPy and array-api-compat: the forward's (or its helper's)."""
     frame = sys._getframe(1)
     while frame is not None:
         path = os.path.abspath(frame.f_code.co_filename)
@@ -88,10 +93,23 @@ def _user_frame():
     return None
 
 
+def _user_line() -> str:
+    """``file:line: source`` of the forward's line that is running."""
+    frame = _user_frame()
+    if frame is None:
+        return "<unknown line>"
+    source = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}: {source}"
+
+
 def _is_named(value) -> bool:
     """Whether the forward holds ``value`` in a local variable (then it stays a node of its own)."""
     frame = _user_frame()
     return frame is not None and any(v is value for v in frame.f_locals.values())
+
+
+class _UnsupportedAttribute(TraceError, AttributeError):
+    """A method or attribute a stand-in does not have: a TraceError with the line (hasattr is False)."""
 
 
 def _refuse(what: str, hint: str = "") -> TraceError:
@@ -170,6 +188,10 @@ def _binary_size(name: str):
     def op(self, other):
         if type(other) is int and other == 0 and name in ("__add__", "__radd__", "__sub__"):
             return int.__add__(self, 0)  # N − 0 (the placeholder): what np.arange(N) computes
+        if name in ("__floordiv__", "__rfloordiv__", "__mod__"):  # ⌊N/2⌋, N mod 2: no symbol of symgrad's
+            what = {"__floordiv__": f"{self.symbol} // {other!r}", "__rfloordiv__": f"{other!r} // {self.symbol}",
+                    "__mod__": f"{self.symbol} % {other!r}"}[name]
+            raise _refuse(f"{what} of the symbolic size {self.symbol}", "give a concrete size instead")
         return getattr(self._scalar(), name)(other)
     return op
 
@@ -205,6 +227,16 @@ def _is_constant(value) -> bool:
         isinstance(value, np.ndarray) and value.ndim == 0)
 
 
+_CONSTANTS: list = []  # (number, line) of every constant the running trace lifted, in order
+
+
+def _shape_text(shape) -> str:
+    """A concrete array's shape with a placeholder size written as its name: (N, H), never (1009, 1025)."""
+    names = {int.__add__(size, 0): size.symbol.name for size in _SIZES.values()}
+    dims = [names.get(int(d), str(int(d))) for d in shape]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+
 def _lift(value) -> "Tracer":
     if isinstance(value, Tracer):
         return value
@@ -213,9 +245,11 @@ def _lift(value) -> "Tracer":
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value[()]
     if _is_constant(value):
-        return Tracer(_number(value), 0)
+        number = _number(value)
+        _CONSTANTS.append((number, _user_line()))  # compared with a run at other placeholder sizes
+        return Tracer(number, 0)
     if isinstance(value, np.ndarray):
-        raise _refuse(f"a constant NumPy array of shape {value.shape}", "pass it as an argument of the forward, "
+        raise _refuse(f"a constant NumPy array of shape {_shape_text(value.shape)}", "pass it as an argument of the forward, "
                       "with its shape, so that it is a symbol")
     if isinstance(value, LabelTracer):
         raise _refuse(f"labels {value.name} in arithmetic", "index with them: a[np.arange(N), y]")
@@ -283,12 +317,48 @@ class Tracer:
     def __iter__(self):
         raise _refuse("a loop over the entries of a stand-in array", "write it with array operations")
 
+    def __round__(self, *args):
+        raise _refuse(f"round() of {sp.sstr(self.expr)}")
+
+    def __getattr__(self, name):  # only for names a stand-in does not have
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise _UnsupportedAttribute(f"symgrad.trace cannot follow .{name} of a traced array (at {_user_line()}); "
+                                    "trace follows .T, .dot, .sum, .mean, .var, .std, .max, .clip, .reshape, "
+                                    ".ravel, .copy, .astype")
+
+    device = "cpu"  # array_api_compat.device(x), asked by symgrad.nn's bodies
+
+    def __dlpack__(self, *args, **kwargs):
+        """Inside a symgrad.nn body (nn.gelu's SciPy call through DLPack) a dummy array: the block's
+        result absorbs what is computed from it. Anywhere else: refused."""
+        if _nn_frame() is None or not _PENDING_BLOCKS:
+            raise _refuse("np.from_dlpack of a stand-in array")
+        return np.zeros(()).__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return np.zeros(()).__dlpack_device__()
+
     def __array__(self, *args, **kwargs):
-        raise _refuse(f"converting {sp.sstr(self.expr)} to a NumPy array (np.asarray, np.array, a NumPy "
-                      "function without an Array API override)")
+        raise _refuse(f"converting {sp.sstr(self.expr)} to a NumPy array (np.asarray, np.array, a method of a "
+                      "concrete array such as data.dot(W))", "arrays the forward reads from outside (globals) must "
+                      "be arguments of the forward, with their shapes, so that they are symbols")
 
     def __setitem__(self, key, value):
         raise _refuse("assignment into a stand-in array (a[...] = v)", "build the array with np.where")
+
+    def _in_place(op):  # z += 1 changes every name bound to z's array (a = z): refused, never rebound
+        def method(self, other):
+            if _nn_frame() is not None:  # inside a symgrad.nn body its block's result absorbs it
+                return NotImplemented
+            raise _refuse(f"the in-place update `{op}=` of a stand-in array",
+                          f"write it as a new value, z = z {op} …; an in-place update changes every name "
+                          "that shares the array, which trace does not follow")
+        return method
+
+    __iadd__, __isub__, __imul__, __itruediv__ = _in_place("+"), _in_place("-"), _in_place("*"), _in_place("/")
+    __ipow__, __imatmul__, __ifloordiv__, __imod__ = _in_place("**"), _in_place("@"), _in_place("//"), _in_place("%")
+    del _in_place
 
     # -- arithmetic -----------------------------------------------------------------------------
     def __add__(self, other):
@@ -387,9 +457,22 @@ class Tracer:
         _no_extra("max", kwargs)
         return _row_max(self, axis, keepdims)
 
+    def clip(self, lo=None, hi=None, **kwargs):
+        return _fn_clip(self, lo, hi, **kwargs)
+
     def reshape(self, *shape, **kwargs):
         _no_extra("reshape", kwargs)
         return _reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
+
+    def copy(self):
+        return Tracer(self.expr, self.ndim, self.tag)
+
+    def ravel(self, order="C"):  # a vector, a row or a column: the 1-D array of its entries
+        if self.ndim == 2 and 1 not in tuple(self.expr.shape):
+            raise _refuse(f".ravel() of a matrix of shape {self.shape}", "trace flattens vectors, rows and columns")
+        return _reshape(self, (-1,))
+
+    flatten = ravel
 
     def astype(self, dtype, **kwargs):
         if np.dtype(dtype).kind != "f":
@@ -412,9 +495,11 @@ class Tracer:
 
     def __array_function__(self, func, types, args, kwargs):
         rule = _FUNCTIONS.get(func.__name__)
-        if rule is None or func.__module__ not in ("numpy", "numpy.core.fromnumeric", "numpy.core.multiarray"):
+        modules = ("numpy.linalg",) if func.__name__ == "norm" else ("numpy", "numpy.core.fromnumeric",
+                                                                         "numpy.core.multiarray")
+        if rule is None or func.__module__ not in modules:
             name = f"{func.__module__}.{func.__name__}".replace("numpy", "np", 1)
-            raise _refuse(name, "trace follows @, dot, sum, mean, var, std, max (a softmax shift), where, "
+            raise _refuse(name, "trace follows @, dot, sum, mean, var, std, max, where, "
                                 "maximum, minimum, exp, log, tanh, sqrt, square, abs, transpose, reshape")
         return rule(*args, **kwargs)
 
@@ -447,6 +532,15 @@ class LabelTracer:
         return (_as_size(self.Y.shape[0]),)
 
     ndim = 1
+
+    def __len__(self) -> int:  # np.arange(len(y)) for the label pattern (a number from it is refused)
+        return _placeholder(self.Y.shape[0])
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise _UnsupportedAttribute(f"symgrad.trace cannot follow .{name} of the labels {self.name} (at "
+                                    f"{_user_line()}); labels only index: a[np.arange(N), y]")
 
     def _refused(self, *args, **kwargs):
         raise _refuse(f"arithmetic on the labels {self.name}", "labels only index: a[np.arange(N), y]")
@@ -485,6 +579,12 @@ class Condition:
     def astype(self, dtype, **kwargs):
         return _where(self, _lift(1), _lift(0))
 
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise _UnsupportedAttribute(f"symgrad.trace cannot follow .{name} of a comparison (at {_user_line()}); "
+                                    "use it in np.where(condition, a, b), as a mask a * (z > 0) or .astype(float)")
+
     def __array_ufunc__(self, *args, **kwargs):
         raise _refuse("NumPy arithmetic on a comparison", "use np.where(condition, a, b)")
 
@@ -498,12 +598,14 @@ def _parts(expr: sp.MatrixExpr) -> tuple:
     """(body in t, base X) for an elementwise function of X (X itself: (t, X)); a numeric multiple
     c X is (c t, X), so that exp(−X W) keeps X W as its base."""
     if isinstance(expr, ElementwiseApplyFunction):
-        return expr.function.expr, expr.expr
+        (var,), body = expr.function.variables, expr.function.expr
+        return (body if var == t else body.xreplace({var: t})), expr.expr
     if isinstance(expr, sp.MatMul):
         coeff, rest = expr.as_coeff_mmul()
         if coeff != 1 and coeff.is_number:
             rest = rest.args[0] if isinstance(rest, sp.MatMul) and len(rest.args) == 1 else rest
-            return coeff * t, rest
+            body, base = _parts(rest)
+            return coeff * body, base
     return t, expr
 
 
@@ -559,11 +661,61 @@ def _broadcast_shape(a: Tracer, b: Tracer) -> tuple:
     return one(r1, r2, 0), one(c1, c2, 1)
 
 
+def _entry_matrix(atom: sp.Basic):
+    """The 1 × 1 matrix whose entry is the scalar ``atom`` (a reduction), or None."""
+    if isinstance(atom, MatrixElement) and atom.args[0].shape == (1, 1):
+        return atom.args[0]
+    if isinstance(atom, sp.Trace) and isinstance(atom.arg, sp.MatMul) and len(atom.arg.args) == 2 \
+            and isinstance(atom.arg.args[0], sp.Transpose):  # tr(BᵀC) = 1ᵀ (B ∘ C) 1
+        B, C = atom.arg.args[0].arg, atom.arg.args[1]
+        return sp.MatMul(sp.OneMatrix(1, B.shape[0]), HadamardProduct(B, C), sp.OneMatrix(B.shape[1], 1))
+    if isinstance(atom, SoftmaxCrossEntropy):  # Σ_i CE_i = 1ᵀ (CE_i)_i
+        Z, Y = atom.args
+        return sp.MatMul(sp.OneMatrix(1, Z.shape[0]), RowSoftmaxCrossEntropy(Z, Y))
+    return None
+
+
+def _spread_scalar(value: sp.Expr, shape: tuple) -> sp.MatrixExpr:
+    """A scalar repeated over a matrix of ``shape``. A scalar made of reductions (a mean, a norm) is
+    written with matrices, 1 S 1ᵀ for the 1 × 1 matrix S of its value, so that the matrix chain rule
+    differentiates it as part of the array (it refuses such scalars as factors)."""
+    kinds = (MatrixElement, sp.Trace, SoftmaxCrossEntropy)
+    atoms: list = []
+
+    def collect(node):  # the outermost reductions of arrays (not (1ᵀ 1)₀₀ = N)
+        if isinstance(node, kinds):
+            atoms.append(node) if node not in atoms and node.atoms(sp.MatrixSymbol) else None
+        else:
+            for a in node.args:
+                collect(a)
+
+    collect(value)
+    if not atoms:
+        return sp.MatMul(value, sp.OneMatrix(*shape)) if value != 1 else sp.OneMatrix(*shape)
+    matrices = [_entry_matrix(a) for a in atoms]
+    if any(m is None for m in matrices):
+        return sp.MatMul(value, sp.OneMatrix(*shape))  # as it is: the chain rule's scalar factor
+    dummies = [sp.Dummy("r") for _ in atoms]
+    plain = sp.expand(value.xreplace(dict(zip(atoms, dummies))))
+    if plain.free_symbols & set(dummies) and all(sp.diff(plain, d, 2) == 0 for d in dummies) and \
+            not any(sp.diff(plain, d).free_symbols & set(dummies) for d in dummies):  # Σ c_k a_k + c₀
+        terms = [_scaled(sp.diff(plain, d), m) for d, m in zip(dummies, matrices) if sp.diff(plain, d) != 0]
+        constant = plain.xreplace({d: 0 for d in dummies})
+        if constant != 0:
+            terms.append(sp.MatMul(constant, sp.OneMatrix(1, 1)))
+        S = terms[0] if len(terms) == 1 else sp.MatAdd(*terms)
+        return S if tuple(shape) == (1, 1) else sp.MatMul(sp.OneMatrix(shape[0], 1), S, sp.OneMatrix(1, shape[1]))
+    if len(atoms) == 1 and tuple(shape) != (1, 1):  # f(a): f entry by entry of the spread 1 a 1ᵀ
+        spread = sp.MatMul(sp.OneMatrix(shape[0], 1), matrices[0], sp.OneMatrix(1, shape[1]))
+        return _elementwise(value.xreplace({atoms[0]: t}), spread)
+    return sp.MatMul(value, sp.OneMatrix(*shape))  # as it is: the chain rule's scalar factor
+
+
 def _spread(a: Tracer, shape: tuple) -> sp.MatrixExpr:
     """a as a matrix of ``shape``: a row repeated over the rows (1 r), a column over the columns (c 1ᵀ)."""
     expr = a.expr
     if a.ndim == 0:
-        return sp.MatMul(expr, sp.OneMatrix(*shape))
+        return _spread_scalar(expr, shape)
     rows, cols = expr.shape
     if rows == 1 and shape[0] != 1 and cols == 1 and shape[1] != 1:
         return sp.MatMul(MatrixElement(expr, 0, 0), sp.OneMatrix(*shape))
@@ -574,6 +726,12 @@ def _spread(a: Tracer, shape: tuple) -> sp.MatrixExpr:
     return expr
 
 
+def _numeric(a: Tracer) -> bool:
+    """A numeric scalar: it may enter an elementwise function's body (1 + e^{−t}); a scalar argument
+    (reg, s) stays outside, as a factor or a term, where the matrix chain rule differentiates it."""
+    return a.ndim == 0 and a.expr.is_number
+
+
 def _free_constant(a: Tracer) -> bool:
     return a.ndim == 0 and not a.expr.atoms(sp.MatrixSymbol)
 
@@ -582,7 +740,7 @@ def _fusable(a: Tracer, b: Tracer):
     """The common base X when both are elementwise functions of X (or b a free scalar), else None."""
     if a.ndim and b.ndim and _shape2(a) == _shape2(b):
         (fa, xa), (fb, xb) = _parts(a.expr), _parts(b.expr)
-        if xa == xb and not (fa == t and fb == t and isinstance(xa, sp.MatrixSymbol) and False):
+        if xa == xb:
             return fa, fb, xa
     return None
 
@@ -592,12 +750,12 @@ def _add(a: Tracer, b: Tracer) -> Tracer:
         return Tracer(a.expr + b.expr, 0)
     if a.ndim == 0 or b.ndim == 0:
         m, s = (b, a) if a.ndim == 0 else (a, b)
-        if _free_constant(s) and isinstance(m.expr, ElementwiseApplyFunction):
+        if _numeric(s) and isinstance(m.expr, ElementwiseApplyFunction):
             fm, xm = _parts(m.expr)
             return Tracer(_elementwise(fm + s.expr, xm), m.ndim)
         if s.expr == 0:
             return m
-        terms = [m.expr, sp.MatMul(s.expr, sp.OneMatrix(*m.expr.shape))]
+        terms = [m.expr, _spread_scalar(s.expr, m.expr.shape)]
         return Tracer(_matadd(*(terms if m is a else terms[::-1])), m.ndim)
     fused = _fusable(a, b)
     if fused and (isinstance(a.expr, ElementwiseApplyFunction) or isinstance(b.expr, ElementwiseApplyFunction)):
@@ -628,7 +786,9 @@ def _mul(a: Tracer, b: Tracer) -> Tracer:
         return Tracer(a.expr * b.expr, 0)
     if a.ndim == 0 or b.ndim == 0:
         m, s = (b, a) if a.ndim == 0 else (a, b)
-        return Tracer(_scaled(s.expr, m.expr), m.ndim)
+        if _free_constant(s):
+            return Tracer(_scaled(s.expr, m.expr), m.ndim)
+        return Tracer(HadamardProduct(_spread_scalar(s.expr, m.expr.shape), m.expr), m.ndim)  # by a reduction
     fused = _fusable(a, b)
     if fused:
         fa, fb, x = fused
@@ -646,7 +806,7 @@ def _scaled(c: sp.Expr, M: sp.MatrixExpr) -> sp.MatrixExpr:
     """c M, one coefficient in front (2 (3 M) → 6 M), M itself kept whole (c (A + B), not cA + cB)."""
     if c == 1:
         return M
-    if isinstance(M, sp.MatMul) and not M.args[0].is_Matrix:
+    if isinstance(M, sp.MatMul) and M.args[0].is_number and c.is_number:  # symbols stay apart: 0.1 (s A)
         c, rest = c * M.args[0], M.args[1:]
         M = rest[0] if len(rest) == 1 else sp.MatMul(*rest)
         if c == 1:
@@ -662,7 +822,7 @@ def _div(a: Tracer, b: Tracer) -> Tracer:
     if b.ndim == 0:
         if a.ndim == 0:
             return Tracer(a.expr / b.expr, 0)
-        return Tracer(_scaled(1 / b.expr, a.expr), a.ndim)
+        return _mul(a, Tracer(1 / b.expr, 0))
     softmax = _softmax(a, b)
     if softmax is not None:
         return Tracer(softmax, _out_ndim(a, b))
@@ -673,7 +833,7 @@ def _div(a: Tracer, b: Tracer) -> Tracer:
     if fused:
         fa, fb, x = fused
         return Tracer(_elementwise(fa / fb, x), _out_ndim(a, b))
-    if a.ndim == 0 and _free_constant(a):
+    if _numeric(a):
         fb, xb = _parts(b.expr)
         return Tracer(_elementwise(a.expr / fb, xb), b.ndim)
     return _mul(a, _reciprocal(b))
@@ -757,8 +917,7 @@ def _reduce(a, axis, keepdims: bool, kind: str) -> Tracer:
         count = cols if a.ndim == 1 else rows * cols
         value = total if kind == "sum" else total / count
         if keepdims:
-            return Tracer(sp.MatMul(value, sp.OneMatrix(1, 1)) if a.ndim == 1 else sp.MatMul(value, sp.OneMatrix(1, 1)),
-                          a.ndim)
+            return Tracer(sp.MatMul(value, sp.OneMatrix(1, 1)), a.ndim)
         return Tracer(value, 0)
     if axes == (0,):
         out, count = sp.MatMul(sp.OneMatrix(1, rows), a.expr), rows
@@ -781,31 +940,21 @@ def _var(a, axis, keepdims, ddof=0) -> Tracer:
     return _reduce(centred ** 2, axis, keepdims, "mean")
 
 
-class RowMax(sp.MatrixExpr):
-    """max_j Z_ij by rows (N × 1): trace accepts it only as the shift of a softmax, where it cancels."""
-
-    def __new__(cls, Z):
-        return super().__new__(cls, Z)
-
-    @property
-    def shape(self):
-        return (self.args[0].shape[0], sp.S.One)
-
-    def _sympystr(self, printer):
-        return f"rowmax({printer._print(self.args[0])})"
-
-
-_ROW_MAX_LINES: dict = {}  # a RowMax → the line that made it (for the error when it is not cancelled)
-
-
 def _row_max(a, axis=None, keepdims=False) -> Tracer:
+    """max over an axis as the catalog's row maximum (its gradient goes to the first largest entry, as
+    torch.max(dim)); subtracted before a softmax's exp, it is dropped (softmax is shift-invariant)."""
     a = _lift(a)
-    if a.ndim != 2 or _axes(a, axis) != (1,) or not keepdims:
-        raise _refuse(f"max(axis={axis}, keepdims={keepdims}) of shape {a.shape}",
-                      "trace accepts a row maximum only as the shift of a softmax: z - z.max(axis=1, keepdims=True)")
-    node = RowMax(a.expr)
-    _ROW_MAX_LINES.setdefault(node, _user_line())
-    return Tracer(node, 2)
+    if a.ndim == 0:
+        return a
+    axes = _axes(a, axis)
+    if a.ndim == 1 or axes == (0, 1):  # every entry: the maximum of the row maxima
+        inner = RowMax(a.expr) if a.ndim == 1 else sp.Transpose(RowMax(sp.Transpose(RowMax(a.expr))))
+        value = MatrixElement(inner, 0, 0)
+        return Tracer(sp.MatMul(value, sp.OneMatrix(1, 1)), a.ndim) if keepdims else Tracer(value, 0)
+    if axes == (1,):
+        node = RowMax(a.expr)  # N × 1
+        return Tracer(node, 2) if keepdims else Tracer(sp.Transpose(node), 1)
+    return Tracer(sp.Transpose(RowMax(sp.Transpose(a.expr))), 2 if keepdims else 1)  # 1 × D
 
 
 def _factors(expr: sp.Basic) -> tuple:
@@ -838,7 +987,8 @@ def _unshifted(X: sp.MatrixExpr) -> sp.MatrixExpr:
 
 def _row_sum_of(D: sp.MatrixExpr):
     """E when D is E 1 (the row sums of E, kept as a column)."""
-    if isinstance(D, sp.MatMul) and len(D.args) == 2 and isinstance(D.args[1], sp.OneMatrix) and D.args[1].shape[1] == 1:
+    if isinstance(D, sp.MatMul) and len(D.args) == 2 and isinstance(D.args[1], sp.OneMatrix) \
+            and D.args[1].shape[1] == 1:
         return D.args[0]
     return None
 
@@ -914,7 +1064,6 @@ def _log_softmax(a: Tracer, b: Tracer):
 
 def _reshape(a: Tracer, shape) -> Tracer:
     shape = tuple(shape)
-    n = a.size
     want = []
     for d in shape:
         want.append(d.symbol if isinstance(d, Size) else d)
@@ -974,7 +1123,9 @@ def _index(a: Tracer, key) -> Tracer:
         picked = sp.Transpose(sp.MatMul(HadamardProduct(a.expr, Y), sp.OneMatrix(Y.shape[1], 1)))
         tag = ("pick_softmax", a.expr.arg, Y) if isinstance(a.expr, RowSoftmax) else None
         return Tracer(picked, 1, tag)
-    raise _refuse(f"indexing a stand-in array with {key!r}",
+    shown = key if isinstance(key, tuple) else (key,)  # an index array by its shape, never its placeholder length
+    shown = ", ".join(f"an array of shape {_shape_text(k.shape)}" if isinstance(k, np.ndarray) else repr(k) for k in shown)
+    raise _refuse(f"indexing a stand-in array with {shown}",
                   "trace indexes only by labels, a[np.arange(N), y] with y declared labels(N, classes=C)")
 
 
@@ -988,11 +1139,17 @@ def _where(cond, a, b) -> Tracer:
     if not isinstance(cond, Condition):
         raise _refuse("np.where with a condition that is not a comparison of stand-ins")
     a, b = _lift(a), _lift(b)
-    left = cond.left - cond.right if cond.right.expr != 0 else cond.left
+    left = cond.left
     if left.ndim == 0:
         raise _refuse("np.where on a scalar condition")
-    _, base = _parts(left.expr)
     fz, xz = _parts(left.expr)
+    if _free_constant(cond.right):  # z > c: the condition z − c > 0 on z itself
+        fz = fz - cond.right.expr
+    else:
+        fused = _fusable(left, cond.right)
+        if fused is None:
+            raise _refuse("np.where on a comparison of two different arrays")
+        fz = fused[0] - fused[1]
     pieces = []
     for branch in (a, b):
         if branch.ndim == 0 and _free_constant(branch):
@@ -1000,10 +1157,9 @@ def _where(cond, a, b) -> Tracer:
             continue
         fb, xb = _parts(branch.expr)
         if xb != xz or _shape2(branch) != _shape2(left):
-            raise _refuse("np.where whose branches are not elementwise functions of the compared array")
+            return _masked(a, b, fz, cond.op, xz, left.ndim)
         pieces.append(fb)
     ops = {">": sp.StrictGreaterThan, ">=": sp.GreaterThan, "<": sp.StrictLessThan, "<=": sp.LessThan}
-    flip = {">": "<", ">=": "<=", "<": ">", "<=": ">="}
     op = cond.op
     u = fz
     if op in ("<", "<="):  # u < 0: the other branch first
@@ -1013,10 +1169,27 @@ def _where(cond, a, b) -> Tracer:
         body = relu(t)
     elif u == t and fa == t and fb.is_Mul and fb.as_coeff_Mul()[1] == t and op == ">":
         body = leaky_relu(t, fb.as_coeff_Mul()[0])
+    elif {fa, fb} == {0, 1}:  # a 0/1 mask: the catalog's step (its derivative 0)
+        body = _mask_body(u, op) if fa == 1 else 1 - _mask_body(u, op)
     else:
         body = sp.Piecewise((fa, ops[op](u, 0)), (fb, True))
-    del flip
     return Tracer(_elementwise(body, xz), left.ndim)
+
+
+def _mask_body(u: sp.Expr, op: str) -> sp.Expr:
+    """[u > 0], [u ≥ 0], [u < 0], [u ≤ 0] with the catalog's step(u) = [u > 0] (ReLU'(0) = 0)."""
+    return {">": step(u), ">=": 1 - step(-u), "<": step(-u), "<=": 1 - step(u)}[op]
+
+
+def _masked(a: Tracer, b: Tracer, u: sp.Expr, op: str, base: sp.MatrixExpr, ndim: int) -> Tracer:
+    """np.where(z > 0, a, b) for branches that are not functions of z: a ∘ M + b ∘ (1 − M), M the
+    0/1 mask of the condition (dh * (z > 0), the hand-written ReLU backward, is dh ∘ step(z))."""
+    mask = Tracer(_elementwise(_mask_body(u, op), base), ndim)
+    terms = [_mul(v, m) for v, m in ((a, mask), (b, _add(_lift(1), _neg(mask))))
+             if not (v.ndim == 0 and v.expr == 0)]
+    if not terms:
+        return _mul(_lift(0), mask)
+    return terms[0] if len(terms) == 1 else _add(*terms)
 
 
 def _maximum(a, b) -> Tracer:
@@ -1082,12 +1255,36 @@ def _fn_max(a, axis=None, keepdims=False, **kwargs):
     return _row_max(a, axis, keepdims)
 
 
+def _fn_norm(x, ord=None, axis=None, keepdims=False):
+    """‖x‖₂ over an axis (or Frobenius): √(Σ x²)."""
+    if ord not in (None, 2, "fro") or (ord == 2 and axis is None and _lift(x).ndim == 2):
+        raise _refuse(f"np.linalg.norm(ord={ord!r})", "trace follows the 2-norm of vectors and rows, and Frobenius")
+    x = _lift(x)
+    return _unary(sp.sqrt, _reduce(x * x, axis, keepdims, "sum"), "sqrt")
+
+
+def _fn_clip(x, lo=None, hi=None, **kwargs):
+    """clip(x, a, b) = a + ReLU(x − a) − ReLU(x − b) entry by entry (a, b numbers or None)."""
+    lo = kwargs.pop("a_min", kwargs.pop("min", lo))
+    hi = kwargs.pop("a_max", kwargs.pop("max", hi))
+    if kwargs or not all(v is None or _is_constant(v) for v in (lo, hi)) or (lo is None and hi is None):
+        raise _refuse("np.clip with array or missing bounds", "trace follows np.clip(x, a, b) for numbers a, b")
+    a, b = (None if v is None else _number(v) for v in (lo, hi))
+
+    def clipped(u):
+        out = u if a is None else a + relu(u - a)
+        return out if b is None else out - relu(out - b) if a is None else out - relu(u - b)
+    return _unary(clipped, x, "clip")
+
+
 _FUNCTIONS: dict[str, Callable] = {
+    "norm": _fn_norm, "clip": _fn_clip,
     "dot": lambda a, b, **kw: _matmul(_lift(a), _lift(b)),
     "sum": _fn_reduce("sum"), "mean": _fn_reduce("mean"), "var": _fn_var, "std": _fn_std,
     "max": _fn_max, "amax": _fn_max,
     "transpose": lambda a, axes=None: _lift(a).transpose(*(() if axes is None else (tuple(axes),))),
     "where": lambda cond, a, b: _where(cond, a, b),
+    "copy": lambda a, **kw: _lift(a).copy(), "ravel": lambda a, order="C": _lift(a).ravel(),
     "reshape": lambda a, *shape, **kw: _lift(a).reshape(*(shape or (kw.get("newshape", kw.get("shape")),))),
 }
 
@@ -1169,22 +1366,123 @@ def _nn_frame():
     return found
 
 
+class _ArrayNamespace:
+    r"""The Array API namespace of stand-ins (``x.__array_namespace__()``,
+    ``array_api_compat.array_namespace(x)``): the same rules as NumPy's functions.
+
+    .. math:: \texttt{xp.sum(xp.exp(x), axis=1, keepdims=True)} = \exp^{\circ}(X)\,\mathbf{1}"""
+
+    __name__ = "symgrad.tracing.array_namespace"
+    float64 = np.float64
+    float32 = np.float32
+    newaxis = None
+
+    def __getattr__(self, name):
+        rule = _UFUNCS.get({"abs": "absolute", "pow": "power"}.get(name, name))
+        if rule is not None:
+            return rule
+        raise _refuse(f"xp.{name} (Array API)", "trace follows the Array API's elementwise functions, matmul, "
+                      "matrix_transpose, sum, mean, var, std, max, where, reshape, arange")
+
+    @staticmethod
+    def asarray(x, *args, **kwargs):
+        return x if isinstance(x, (Tracer, LabelTracer)) else _lift(x)
+
+    @staticmethod
+    def astype(x, dtype, **kwargs):
+        return _lift(x).astype(dtype)
+
+    @staticmethod
+    def matrix_transpose(x):
+        return _transpose(_lift(x))
+
+    @staticmethod
+    def permute_dims(x, axes):
+        return _lift(x).transpose(tuple(axes))
+
+    @staticmethod
+    def reshape(x, shape, **kwargs):
+        return _lift(x).reshape(shape)
+
+    @staticmethod
+    def sum(x, axis=None, keepdims=False, **kwargs):
+        return _reduce(x, axis, keepdims, "sum")
+
+    @staticmethod
+    def mean(x, axis=None, keepdims=False, **kwargs):
+        return _reduce(x, axis, keepdims, "mean")
+
+    @staticmethod
+    def var(x, axis=None, correction=0, keepdims=False, **kwargs):
+        return _var(x, axis, keepdims, correction)
+
+    @staticmethod
+    def std(x, axis=None, correction=0, keepdims=False, **kwargs):
+        return _unary(sp.sqrt, _var(x, axis, keepdims, correction), "sqrt")
+
+    @staticmethod
+    def max(x, axis=None, keepdims=False, **kwargs):
+        return _row_max(x, axis, keepdims)
+
+    @staticmethod
+    def where(cond, a, b):
+        return _where(cond, a, b)
+
+    @staticmethod
+    def arange(*args, **kwargs):
+        return np.arange(*args)
+
+
 def _block_namespace():
     frame = _nn_frame()
     if frame is None:
-        raise _refuse("an Array API namespace of a stand-in outside symgrad.nn")
+        return _ArrayNamespace()
     if frame in _PENDING_BLOCKS:
         return _BlockNamespace(_PENDING_BLOCKS[frame])
     name = frame.f_code.co_name
     code = frame.f_code
-    args = [frame.f_locals[v] for v in code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]]
-    result = _nn_block(name, args)
+    names = list(code.co_varnames[:code.co_argcount + code.co_kwonlyargcount])
+    result = _nn_block(name, [frame.f_locals[v] for v in names], names)
     block = _BlockResult(result.expr, result.ndim, result.tag)
     _PENDING_BLOCKS[frame] = block
     return _BlockNamespace(block)
 
 
-def _nn_block(name: str, args: list) -> Tracer:
+def _batched_block(name: str, batched, values: dict) -> Tracer:
+    """A block's batch form (rows = samples) with the stand-ins in place of its inputs, its sizes
+    matched to theirs: nn.layer_norm(x, gamma, beta) → LN(x; γ, β)."""
+    replace, first = {}, None
+    for arg in batched.args:
+        value = values.get(arg.name, arg.default)
+        if arg.kind == "param":
+            if not (_is_constant(value) or (isinstance(value, Tracer) and _free_constant(value))):
+                raise _refuse(f"symgrad.nn.{name} with {arg.name}={value!r}", "its parameters must be numbers")
+            replace[arg.symbol] = _lift(value).expr
+            continue
+        if not isinstance(value, Tracer):
+            raise _refuse(f"symgrad.nn.{name} with {arg.name} of type {type(value).__name__}")
+        expr = value.expr if value.ndim else sp.MatMul(value.expr, sp.OneMatrix(1, 1))
+        if arg.kind == "rows" and first is None:
+            first = value
+        if len(expr.shape) != 2 or not isinstance(arg.symbol, sp.MatrixExpr):
+            raise _refuse(f"symgrad.nn.{name} with {arg.name} of shape {value.shape}")
+        for mine, theirs in zip(expr.shape, arg.symbol.shape):
+            if theirs.is_Symbol:
+                if replace.setdefault(theirs, mine) != mine:
+                    raise _refuse(f"symgrad.nn.{name}: the shapes of its inputs do not match ({arg.name}: {value.shape})")
+            elif theirs != mine and not theirs.free_symbols:
+                raise _refuse(f"symgrad.nn.{name} with {arg.name} of shape {value.shape}")
+        replace[arg.symbol] = expr
+    out = batched.forward.xreplace(replace)
+    if out.free_symbols & {s for a in batched.args for s in getattr(a.symbol, "free_symbols", ())} - set(replace):
+        raise _refuse(f"symgrad.nn.{name}: its sizes could not be matched to its inputs'")
+    one_sample = first is not None and first.ndim == 1
+    if out.shape[1] == 1 and not (first is not None and first.ndim == 2 and batched.forward.shape[1] != 1):
+        return Tracer(MatrixElement(out, 0, 0), 0) if one_sample else Tracer(sp.Transpose(out), 1)
+    return Tracer(out, 1 if one_sample else 2)
+
+
+def _nn_block(name: str, args: list, names: list | None = None) -> Tracer:
     """symgrad.nn.NAME(*args) as the catalog block's expression."""
     from .catalog import get_block
 
@@ -1202,7 +1500,9 @@ def _nn_block(name: str, args: list) -> Tracer:
         return _unary(lambda u: fn(u, *params), x, name)
     if name in ("softmax", "log_softmax") and x.ndim == 2 and not rest:
         return Tracer(RowSoftmax(x.expr) if name == "softmax" else RowLogSoftmax(x.expr), 2)
-    hint = ("trace follows symgrad.nn's elementwise blocks, softmax and log_softmax; write the others in NumPy"
+    if block.batched is not None and not any(isinstance(a, LabelTracer) for a in args):
+        return _batched_block(name, block.batched(), dict(zip(names, args)))
+    hint = ("trace follows symgrad.nn's blocks on arrays; write the others in NumPy"
             + (" (a cross-entropy against labels: -np.log(probs[np.arange(N), y]).mean())" if "entropy" in name else ""))
     raise _refuse(f"symgrad.nn.{name} inside a traced forward", hint)
 
@@ -1231,6 +1531,18 @@ class Traced(Graph):
     sizes: dict
     declared: dict
 
+    def __repr__(self) -> str:
+        from .printing.plain import text
+
+        lines = "; ".join(f"{text(n)} = {text(self.exprs[n])}" for n in self.names)
+        return f"<traced {getattr(self.function, '__name__', 'forward')}: {lines}>"
+
+    def adapt_compiled(self, compiled) -> "TracedFunction":
+        r"""The compiled derivation of this graph, callable with the forward's own arguments too.
+
+        .. math:: f(X, y, W, b) = f(X, Y, W, b) \quad (Y_{ic} = [\,y_i = c\,])"""
+        return TracedFunction(compiled, self)
+
     def values(self, **arrays) -> dict:
         r"""The compiled derivation's keyword arguments for the forward's concrete arguments:
         labels become one-hot rows (N × C), 1-D arrays rows (1 × n), scalars stay numbers.
@@ -1238,12 +1550,17 @@ class Traced(Graph):
         .. math:: y \mapsto Y_{ic} = [\,y_i = c\,], \quad b \in \mathbb{R}^{H} \mapsto b \in \mathbb{R}^{1 \times H}"""
         out = {}
         bound = self.bind_sizes(**arrays)
+        used = {getattr(s, "name", None) for s in self.inputs}
+        floats = [v.dtype for v in arrays.values() if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
+        dtype = np.result_type(*floats) if floats else np.dtype(np.float64)  # float32 stays float32
         for name, value in arrays.items():
             if name not in self.arguments:
                 raise ValueError(f"{name!r} is not an argument of the traced forward (its arguments: "
                                  f"{', '.join(self.arguments)})")
             spec = self.declared[name]
             symbol = self.arguments[name]
+            if symbol.name not in used:  # an argument the output does not depend on
+                continue
             if isinstance(spec, Labels):
                 y = np.asarray(value)
                 classes = symbol.shape[1]
@@ -1253,9 +1570,10 @@ class Traced(Graph):
                                      f"argument; pass the one-hot matrix {symbol.name} (N × {classes}) yourself")
                 if y.dtype.kind not in "iu" or y.ndim != 1 or (y.size and not 0 <= y.min() <= y.max() < C):
                     raise ValueError(f"{name}: labels must be integers in 0 … {C - 1} of shape (N,), got {y!r}")
-                out[symbol.name] = np.eye(C)[y]
+                out[symbol.name] = np.eye(C, dtype=dtype)[y]
             elif len(spec) == 1:
-                out[symbol.name] = np.asarray(value, dtype=float).reshape(1, -1)
+                row = np.asarray(value)
+                out[symbol.name] = (row if row.dtype.kind == "f" else row.astype(np.float64)).reshape(1, -1)
             else:
                 out[symbol.name] = value
         return out
@@ -1296,6 +1614,33 @@ class Traced(Graph):
         if len(spec) == 0:
             return float(array.reshape(-1)[0]) if array.size == 1 else array
         return array
+
+
+class TracedFunction:
+    r"""A traced derivation's compiled gradient. It takes the forward's own arguments (integer labels
+    y of shape (N,), 1-D arrays) and turns them into the derivation's through :meth:`Traced.values`,
+    or the derivation's own (one-hot Y, rows 1 × n) as they are; the gradients come back in the
+    derivation's shapes (:meth:`Traced.gradient_of` gives the forward's).
+
+    .. math:: y \mapsto Y_{ic} = [\,y_i = c\,]"""
+
+    def __init__(self, compiled, graph: Traced):
+        self.compiled, self.graph = compiled, graph
+        self.__doc__ = compiled.__doc__
+
+    def __call__(self, /, *args, **kwargs):
+        declared = self.graph.declared
+        if any(isinstance(declared.get(k), Labels) and np.ndim(v) == 1 for k, v in kwargs.items()):
+            kwargs = self.graph.values(**kwargs)  # the forward's arguments: labels, 1-D rows
+        return self.compiled(*args, **kwargs)
+
+    def __getattr__(self, name):  # source, params, latex(), … of the compiled function
+        if name == "compiled":
+            raise AttributeError(name)
+        return getattr(self.compiled, name)
+
+    def __repr__(self) -> str:
+        return repr(self.compiled)
 
 
 def _size_symbol(d, cache: dict):
@@ -1379,6 +1724,25 @@ def _code_of(forward) -> Any:
     return getattr(target, "__code__", None) or getattr(getattr(target, "__call__", None), "__code__", None)
 
 
+def check_arguments(forward: Callable, shapes: Mapping[str, Any], caller: str = "trace") -> None:
+    """Every argument of ``forward`` without a default has a shape, and every shape names an argument
+    (else a TypeError naming them); a builtin without a signature is not checked."""
+    try:
+        params = inspect.signature(forward).parameters
+    except (TypeError, ValueError):
+        return
+    name = getattr(forward, "__name__", "forward")
+    missing = [n for n, p in params.items() if p.default is p.empty and n not in shapes
+               and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if missing:
+        raise TypeError(f"{caller}({name}, ...): no shape for {', '.join(missing)} (give e.g. "
+                        f"{missing[0]}=('N', 'D'), or () for a scalar)")
+    extra = [n for n in shapes if n not in params]
+    if extra and not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        raise TypeError(f"{caller}({name}, ...): {', '.join(extra)} is not an argument of the forward "
+                        f"(its arguments: {', '.join(params)})")
+
+
 def trace(forward: Callable, **shapes: Any) -> Traced:
     r"""Call ``forward`` on symbolic stand-ins of the given shapes and return the graph it computes.
 
@@ -1393,34 +1757,31 @@ def trace(forward: Callable, **shapes: Any) -> Traced:
     follows and the conventions."""
     if not callable(forward):
         raise TypeError(f"trace(forward, ...): forward must be a function, got {type(forward).__name__}")
-    try:
-        signature = inspect.signature(forward)
-    except (TypeError, ValueError):
-        signature = None
-    if signature is not None:
-        params = signature.parameters
-        takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
-        missing = [n for n, p in params.items() if p.default is p.empty and n not in shapes
-                   and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-        if missing:
-            raise TypeError(f"trace({getattr(forward, '__name__', 'forward')}, ...): no shape for "
-                            f"{', '.join(missing)} (give e.g. {missing[0]}=('N', 'D'))")
-        extra = [n for n in shapes if n not in params]
-        if extra and not takes_any:
-            raise TypeError(f"trace({getattr(forward, '__name__', 'forward')}, ...): {', '.join(extra)} is not an "
-                            f"argument of the forward (its arguments: {', '.join(params)})")
+    check_arguments(forward, shapes)
     sizes: dict = {}
     stand_ins, arguments = {}, {}
     for name, spec in shapes.items():
         stand_ins[name], arguments[name] = _stand_in(name, spec, sizes)
+    clash = [name for name in shapes if name in sizes]
+    if clash:  # an argument N and a size N would be one symbol: its gradient lost, its code broken
+        raise ValueError(f"trace: the argument {clash[0]} has the name of the size {clash[0]!r} in the shapes "
+                         f"(the two would be one symbol); rename the size, e.g. '{clash[0]}_size'")
     _SIZES.clear()
-    _ROW_MAX_LINES.clear()
+    _CONSTANTS.clear()
     for k, symbol in enumerate(sizes.values()):
         _SIZES[symbol] = Size(symbol, 1009 + 16 * k)
     code = _code_of(forward)
     try:
         with _LocalsCatcher(code) as catcher:
             out = forward(**stand_ins)
+    except TraceError:
+        raise
+    except Exception as exc:
+        pending = next(iter(_PENDING_BLOCKS), None)
+        if pending is None:
+            raise
+        raise TraceError(f"symgrad.trace could not follow symgrad.nn.{pending.f_code.co_name} "
+                         f"({type(exc).__name__}: {exc})") from exc
     finally:
         _SIZES.clear()
         _PENDING_BLOCKS.clear()
@@ -1434,17 +1795,54 @@ def trace(forward: Callable, **shapes: Any) -> Traced:
     if not isinstance(out, Tracer):
         raise TraceError(f"{getattr(forward, '__name__', 'forward')} returned {type(out).__name__}, not an array "
                          "computed from its arguments")
-    graph = _assemble(out, catcher, stand_ins, arguments)
+    if sizes:
+        _refuse_placeholders(forward, code, stand_ins, sizes, out, list(_CONSTANTS))
+    graph = _assemble(out, catcher, stand_ins, arguments, sizes)
     graph.function, graph.arguments, graph.sizes = forward, arguments, dict(sizes)
     graph.declared = dict(shapes)
     return graph
 
 
-def _assemble(out: Tracer, catcher: _LocalsCatcher, stand_ins: dict, arguments: dict) -> Traced:
+def _refuse_placeholders(forward, code, stand_ins: dict, sizes: dict, out: Tracer, constants: list) -> None:
+    """Run the forward again at other placeholder sizes. A number that a concrete call made from a
+    size (len(range(N)), np.ones(N).sum(), np.arange(N).size) differs between the two runs: it is
+    refused at its line, so that a placeholder never reaches a result."""
+    _SIZES.clear()
+    _CONSTANTS.clear()
+    for k, symbol in enumerate(sizes.values()):
+        _SIZES[symbol] = Size(symbol, 1511 + 16 * k)  # never one of the first run's 1009 + 16 k
+    again, failure = None, None
+    try:
+        with _LocalsCatcher(code):
+            again = forward(**stand_ins)
+    except Exception as exc:  # noqa: BLE001 - the first run succeeded: a size changed what it does
+        failure = exc
+    finally:
+        _SIZES.clear()
+        _PENDING_BLOCKS.clear()
+    seen = list(_CONSTANTS)
+    name = getattr(forward, "__name__", "forward")
+    names = ", ".join(sizes)
+    for k in range(max(len(constants), len(seen))):
+        first, second = (constants[k] if k < len(constants) else None), (seen[k] if k < len(seen) else None)
+        if first is None or second is None or first[0] != second[0]:
+            line = (first or second)[1]
+            raise TraceError(f"symgrad.trace cannot follow a number computed from the symbolic sizes ({names}) "
+                             f"by a concrete call, or a random one (at {line}); use x.shape[0] itself (the size "
+                             "N) in the arithmetic, not len(), range() or a NumPy array made from the sizes")
+    again = again._scalar() if isinstance(again, Size) else again
+    if failure is not None or not isinstance(again, Tracer) or again.expr != out.expr:
+        why = f" ({type(failure).__name__}: {failure})" if failure is not None else ""
+        raise TraceError(f"symgrad.trace cannot follow {name}: it computes something else at other values of "
+                         f"the symbolic sizes ({names}): a value made from a size by a concrete call (len(), "
+                         f"range(), a NumPy array of the sizes){why}; use x.shape[0] itself in the arithmetic")
+
+
+def _assemble(out: Tracer, catcher: _LocalsCatcher, stand_ins: dict, arguments: dict, sizes: dict) -> Traced:
     """The output and the forward's named intermediates as a Graph, each node written through the
     names defined before it. A name bound to several values in turn (a loop's h) numbers the ones
     the graph uses: h1, h2, …; a value never bound to a name stays inside the node that uses it."""
-    taken = {s.name for s in arguments.values()}
+    taken = {s.name for s in arguments.values()} | set(sizes)
     inputs = {id(v) for v in stand_ins.values()}
     bindings = dict(catcher.bindings)
     for name, value in (catcher.locals or {}).items():  # (a forward that is not a Python function)
@@ -1479,18 +1877,14 @@ def _assemble(out: Tracer, catcher: _LocalsCatcher, stand_ins: dict, arguments: 
     for symbol, name, _ in nodes:
         seen[name] = seen.get(name, 0) + 1
         label = name if counts[name] == 1 else f"{name}{seen[name]}"
-        while label in taken:
-            label += "_"
+        k = 2
+        while label in taken:  # a rebound argument (x = x - mu) or a size's name: x2, the second x
+            label, k = f"{name}{k}", k + 1
         taken.add(label)
         renaming[symbol] = (sp.MatrixSymbol(label, *symbol.shape) if isinstance(symbol, sp.MatrixSymbol)
                             else sp.Symbol(label, real=True))
     final = [(renaming[symbol].name, expr.xreplace(renaming)) for symbol, _, expr in nodes]
-    for label, expr in final:
-        shift = next(iter(expr.atoms(RowMax)), None)
-        if shift is not None:
-            raise TraceError(f"symgrad.trace cannot follow the row maximum {shift} (at {_ROW_MAX_LINES.get(shift, '?')}) "
-                             "outside the shift of a softmax (z - z.max(axis=1, keepdims=True) inside exp, "
-                             "divided by its row sums)")
     graph = Traced.__new__(Traced)
     Graph.__init__(graph, final)
+    graph.inputs = [s for s in graph.inputs if s not in set(sizes.values())]  # a size is no variable: not a wrt
     return graph

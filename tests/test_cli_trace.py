@@ -160,6 +160,7 @@ def test_a_scalar_shape_and_one_gradient(capsys, net):
     (["trace", "{net}:loss", "--labels", "y=N"], "write NAME=N,C (N labels of C classes)"),
     (["trace", "{net}:loss", *SHAPES, "--wrt", "W"], "unknown variable 'W' for --wrt; choose from: x, y, w1, w2"),
     (["trace", "{net}:loss", *SHAPES, "--backward", "{net}:backward"], "--backward needs --wrt"),
+    (["trace", "{net}:loss", *SHAPES, "--method", "numeric"], "--method is for --backward"),
     (["trace", "{net}:loss", *SHAPES, "--wrt", "w1", "--backward", "{net}:gone"], "--backward: "),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, net, argv, message):

@@ -48,8 +48,9 @@ class Elementwise(ElementwiseApplyFunction):
         body, (var,) = self.function.expr, self.function.variables
         if isinstance(body, sp.Function) and body.args == (var,):
             return f"{printer._print(sp.Symbol(type(body).__name__))}({printer._print(self.expr)})"
-        x = sp.Symbol("x")
-        return f"(x -> {printer._print(body.xreplace({var: x}))})({printer._print(self.expr)})"
+        taken = {getattr(a, "name", "") for a in self.atoms(sp.Symbol, sp.MatrixSymbol)}
+        u = sp.Symbol(next(n for n in ("u", "v", "s", "r", "q", "p", "u0", "u1", "u2") if n not in taken))
+        return f"({u} -> {printer._print(body.xreplace({var: u}))})({printer._print(self.expr)})"
 
 
 def elementwise(function: Callable, arg: sp.MatrixExpr) -> sp.MatrixExpr:

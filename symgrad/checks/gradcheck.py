@@ -9,8 +9,13 @@ coordinate by coordinate:
   real evaluation, the complex step Im f(x + i·h)/h (no cancellation, h = 1e-30) is used instead;
 * **relative error with a floor tied to the gradient's scale**: |a − n| / max(|n|, τ·max|n|),
   with τ = 1e-7, never an absolute tolerance that swallows small entries and never a tolerance
-  that grows with the size; a coordinate fails when that error exceeds rtol (1e-6 for float64,
-  1e-3 for float32) *and* the difference exceeds the numerical error estimate;
+  that grows with the size; a coordinate fails when that error exceeds rtol (1e-6 for float64
+  central differences, :data:`COMPLEX_RTOL` = 1e-9 for a float64 complex step, 1e-3 for float32)
+  *and* the difference exceeds the numerical error estimate. The report's ``resolution`` is the
+  smallest difference the check could see anywhere, as a fraction of the gradient's largest entry
+  (``max(tolerance · floor, 4 · error estimate) / max|g|`` over the entries), and its verdict says so;
+* **non-finite values**: an analytic entry that is nan or ±inf where the numerical derivative is
+  finite (or the reverse) fails, with the entries named; ``None`` for a gradient is an error;
 * **kinks**: where the one-sided differences disagree at two step sizes (ReLU, max, hinge), the
   coordinate is reported as near a kink and accepted when the analytic value lies between the
   one-sided derivatives (as every framework convention at a kink does);
@@ -31,7 +36,8 @@ import numpy as np
 
 from .sampling import FLOOR, directions as _rademacher, rtol_for
 
-__all__ = ["check_grad", "GradReport", "Coordinate"]
+__all__ = ["check_grad", "GradReport", "Coordinate", "COMPLEX_RTOL"]
+COMPLEX_RTOL = 1e-9  # a float64 complex step is exact to rounding: relative errors down to this are seen
 # FLOOR (of the gradient's largest entry) and RTOL (per dtype) are the sampling policy's, shared
 # with cross_check and verify's NumPy claims
 
@@ -64,11 +70,15 @@ class GradReport:
     mode: str
     rtol: float
     coordinates: list[Coordinate] = field(default_factory=list, repr=False)
+    # the smallest difference the check could see, as a fraction of the gradient's largest entry: the
+    # largest over the entries (not at a kink) of max(tolerance · floor, 4 · numerical error) / max|g|
+    resolution: float = float("nan")
 
     def __str__(self) -> str:
         head = "gradient check passed" if self.ok else "gradient check FAILED"
         lines = [f"{head}: {self.checked} coordinates ({self.mode}), max relative error "
-                 f"{self.max_rel_error:.2e} (rtol {self.rtol:g})"]
+                 f"{self.max_rel_error:.2e} (rtol {self.rtol:g}; "
+                 f"resolution {self.resolution:.0e} × max|g|)"]
         for c in self.worst[:5]:
             lines.append(f"  input {c.input} {c.index}: analytic {c.analytic:.10g}, numeric {c.numeric:.10g}, "
                          f"rel. error {c.rel_error:.2e}{' (near a kink)' if c.near_kink else ''}")
@@ -126,23 +136,32 @@ def check_grad(f: Callable[..., Any], grad: Callable[..., Any], *inputs: Any, rt
     gs = list(g) if isinstance(g, (tuple, list)) else [g]
     if len(gs) != len(xs):
         raise ValueError(f"grad returned {len(gs)} arrays for {len(xs)} inputs; return one per input (a tuple)")
+    for i, gi in enumerate(gs):
+        if gi is None:
+            raise ValueError(f"grad returned None for input {i}; return an array of its shape (zeros if it "
+                             "has no effect)")
     gs = [np.asarray(gi) for gi in gs]
     for i, (x, gi) in enumerate(zip(xs, gs)):
+        if not (np.issubdtype(gi.dtype, np.number) or gi.dtype == bool):
+            raise ValueError(f"grad's array {i} is not numeric (dtype {gi.dtype}); return one array of numbers "
+                             "per input")
         if gi.shape != x.shape:
             raise ValueError(f"grad's array {i} has shape {gi.shape} but input {i} has shape {x.shape}")
     _check_scalar(f(*xs))
     dtype = np.result_type(*[gi.dtype for gi in gs if np.issubdtype(gi.dtype, np.floating)] or [np.float64])
-    rtol = rtol_for(dtype) if rtol is None else rtol
+    given, rtol = rtol, rtol_for(dtype) if rtol is None else rtol
     total = sum(x.size for x in xs)
     fast = total > 4096 if fast is None else fast
     evaluator = _Evaluator(f, xs, complex_step)
+    tight = COMPLEX_RTOL if given is None and evaluator.eps <= float(np.finfo(np.float64).eps) and \
+        dtype == np.float64 else None
     if fast:
-        return _fast_check(evaluator, xs, gs, rtol, directions, np.random.default_rng(seed))
+        return _fast_check(evaluator, xs, gs, rtol, directions, np.random.default_rng(seed), tight)
     coords = []
     for i, x in enumerate(xs):
         for index in np.ndindex(x.shape):
             coords.append(evaluator.derivative(i, index, float(gs[i][index])))
-    return _report(coords, gs, rtol, "every coordinate")
+    return _report(coords, gs, rtol, "every coordinate", tight)
 
 
 def _as_array(x, i) -> np.ndarray:
@@ -153,7 +172,12 @@ def _as_array(x, i) -> np.ndarray:
 
 
 def _check_scalar(value) -> float:
+    if value is None or isinstance(value, (tuple, list, dict, str, bytes)):
+        raise ValueError(f"f must return a scalar loss, got {type(value).__name__}; return the loss only "
+                         "(a number or a 0-d array)")
     arr = np.asarray(value)
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise ValueError(f"f must return a scalar loss, got {type(value).__name__}")
     if arr.size != 1:
         raise ValueError(f"f must return a scalar, got an array of shape {arr.shape}; sum or average it first")
     return float(arr.real.reshape(()))
@@ -171,6 +195,7 @@ class _Evaluator:
         out = np.asarray(f(*[x.copy() for x in self.xs]))
         self.eps = float(np.finfo(out.dtype if np.issubdtype(out.dtype, np.floating) else np.float64).eps)
         self.complex_ok = self._complex_works() if complex_step is None else complex_step
+        self.sizes = [float(np.abs(x).mean()) if x.size else 0.0 for x in self.xs]  # typical |x| per input
 
     def value(self, xs) -> float:
         self.calls += 1
@@ -221,7 +246,13 @@ class _Evaluator:
             try:
                 cs = np.asarray(self.f(*self.shifted(i, index, 1e-30j))).imag.reshape(()) / 1e-30
                 if abs(cs - rich) <= 10 * err + 1e-5 * max(abs(rich), 1e-300):  # holomorphic here
-                    numeric, err, method = float(cs), 4 * eps * abs(cs), "complex step"
+                    # exact to rounding where f is holomorphic; never claimed closer than it agrees with
+                    # the real differences (a non-holomorphic |·| inside would make it wrong)
+                    # and never below what f's own value resolves: moving x by its size changes f by g·x,
+                    # invisible under ε|f| (an analytic gradient computed in floats carries that much)
+                    size = max(abs(x0), self.sizes[i]) or 1.0
+                    numeric, method = float(cs), "complex step"
+                    err = max(4 * eps * abs(cs), abs(cs - rich), 16 * eps * abs(f0) / size)
             except Exception:  # noqa: S110 - fall back to the central difference
                 pass
         if kink:  # any value between the one-sided derivatives is a valid (sub)gradient there
@@ -248,20 +279,32 @@ class _Evaluator:
 
 
 # --- judging and diagnosis ----------------------------------------------------------------------------
-def _report(coords: list[Coordinate], gs, rtol: float, mode: str) -> GradReport:
-    scale = max([abs(c.numeric) for c in coords] + [abs(c.analytic) for c in coords] + [1e-300])
-    failures = []
+def _report(coords: list[Coordinate], gs, rtol: float, mode: str, tight: float | None = None) -> GradReport:
+    """Judge each coordinate: it fails when |a − n| / max(|n|, FLOOR·scale) exceeds its tolerance (rtol, or
+    ``tight`` for a complex step) and 4× the numerical error estimate; a non-finite value on one side only
+    (or on the numeric side) fails with rel_error inf."""
+    finite = [abs(v) for c in coords for v in (c.numeric, c.analytic) if np.isfinite(v)]
+    scale = max(finite + [1e-300])
+    failures, resolution = [], 0.0
     for c in coords:
         floor = max(abs(c.numeric), FLOOR * scale)
+        tol = tight if tight is not None and c.method == "complex step" else rtol
+        if not (np.isfinite(c.analytic) and np.isfinite(c.numeric)):
+            c.rel_error = 0.0 if c.analytic == c.numeric else float("inf")  # the same infinity is no error
+            if c.rel_error:
+                failures.append(c)
+            continue
         diff = abs(c.analytic - c.numeric)
         c.rel_error = diff / floor
-        if c.rel_error > rtol and diff > 4 * c.error_estimate:
+        if not c.near_kink:
+            resolution = max(resolution, max(tol * floor, 4 * c.error_estimate) / scale)
+        if c.rel_error > tol and diff > 4 * c.error_estimate:
             failures.append(c)
     worst = sorted(coords, key=lambda c: c.rel_error, reverse=True)
     return GradReport(ok=not failures, max_rel_error=worst[0].rel_error if worst else 0.0,
                       worst=worst[:10], failures=failures, kinks=[c for c in coords if c.near_kink],
                       diagnosis=_diagnose(coords, failures, gs, scale), checked=len(coords), mode=mode,
-                      rtol=rtol, coordinates=coords)
+                      rtol=rtol, coordinates=coords, resolution=resolution or rtol)
 
 
 def _diagnose(coords: list[Coordinate], failures: list[Coordinate], gs, scale: float) -> list[str]:
@@ -275,6 +318,16 @@ def _diagnose(coords: list[Coordinate], failures: list[Coordinate], gs, scale: f
     for i in failing_inputs:
         cs = by_input[i]
         fails = [c for c in failures if c.input == i]
+        broken = [c for c in fails if not (np.isfinite(c.analytic) and np.isfinite(c.numeric))]
+        if broken:
+            side = [c for c in broken if not np.isfinite(c.analytic)]
+            shown = ", ".join(f"{c.index} (analytic {c.analytic:g}, numeric {c.numeric:.6g})" for c in broken[:3])
+            more = f" and {len(broken) - 3} more" if len(broken) > 3 else ""
+            out.append(f"input {i}: {len(broken)} of {len(cs)} entries not finite: {shown}{more} — "
+                       + ("the gradient is nan/inf where the numerical derivative is finite (an overflow, "
+                          "0/0, or a missing value?)" if len(side) == len(broken) else
+                          "the numerical derivative is not finite there (f is nan/inf near this point)"))
+            continue
         a = np.array([c.analytic for c in cs])
         n = np.array([c.numeric for c in cs])
         big = np.abs(n) > 1e-3 * max(np.abs(n).max(), 1e-300)
@@ -286,7 +339,13 @@ def _diagnose(coords: list[Coordinate], failures: list[Coordinate], gs, scale: f
         if big.sum() >= 2:
             ratios = a[big] / n[big]
             r = float(np.median(ratios))
-            if np.allclose(ratios, r, rtol=1e-4, atol=0) and abs(r - 1) > 1e-4:
+            spread = float(np.abs(ratios - r).max())
+            if r == 0 and spread == 0:
+                out.append(f"input {i}: the gradient is 0 at every entry where the numerical derivative is not "
+                           "(a term never added, or the gradient not returned)")
+                continue
+            # one factor for every entry: the ratios agree far more closely than they differ from 1
+            if abs(r - 1) > 0 and spread <= 1e-3 * abs(r - 1) + 1e-9 * abs(r):
                 if abs(r + 1) < 1e-6:
                     out.append(f"input {i}: the sign is flipped (analytic = −numeric)")
                 else:
@@ -299,6 +358,11 @@ def _diagnose(coords: list[Coordinate], failures: list[Coordinate], gs, scale: f
             if np.allclose(A.T, Nm, rtol=1e-5, atol=1e-7 * scale) and not np.allclose(A, Nm, rtol=1e-5, atol=1e-7 * scale):
                 out.append(f"input {i}: the gradient is transposed (analytic.T matches the numeric gradient)")
                 continue
+        if not np.any(n):
+            out.append(f"input {i}: the numerical derivative is 0 at every entry (the loss does not change with "
+                       f"input {i} here) but {len(fails)} entries of the gradient are not: a term that should "
+                       "vanish here (a missing mask or clip?)")
+            continue
         rel = float(np.linalg.norm(a - n) / max(np.linalg.norm(n), 1e-300))
         out.append(f"input {i}: {len(fails)} of {len(cs)} entries wrong with no common factor — a missing or "
                    f"extra term (relative size of the difference {rel:.2g})")
@@ -314,15 +378,24 @@ def _hint(r: float) -> str:
     if abs(r - 2) < 1e-6 or abs(r - 0.5) < 1e-6:
         return " — a missing or extra 2 (as in d(x²)/dx = 2x)?"
     frac = Fraction(r).limit_denominator(10000)
-    if abs(float(frac) - r) < 1e-6 and (frac.numerator == 1 or frac.denominator == 1):
+    if abs(float(frac) - r) < 1e-6 and frac > 0 and frac != 1 and 1 in (frac.numerator, frac.denominator):
         return f" — a missing or extra 1/N with N = {max(frac.numerator, frac.denominator)} (a mean vs a sum)?"
     return ""
 
 
 # --- fast mode: random directions, then bisection ---------------------------------------------------
-def _fast_check(ev: _Evaluator, xs, gs, rtol, directions, rng) -> GradReport:
+def _fast_check(ev: _Evaluator, xs, gs, rtol, directions, rng, tight=None) -> GradReport:
     sizes = [x.size for x in xs]
     total = sum(sizes)
+    bad_values = [(i, index) for i, g in enumerate(gs) for index in zip(*np.nonzero(~np.isfinite(g)))]
+    if bad_values:  # a nan/inf entry poisons every direction: judge those entries themselves
+        coords = [ev.derivative(i, tuple(index), float(gs[i][tuple(index)])) for i, index in bad_values[:16]]
+        report = _report(coords, gs, rtol, f"non-finite entries ({len(bad_values)})", tight)
+        report.checked = total
+        if report.ok:  # the same infinities as the numerical derivative: the rest is not checked here
+            report.ok = False
+            report.diagnosis.append("the gradient has non-finite entries; the others were not checked")
+        return report
 
     def direction_for(mask: np.ndarray) -> list[np.ndarray]:
         v = _rademacher(rng, total) * mask
@@ -365,7 +438,7 @@ def _fast_check(ev: _Evaluator, xs, gs, rtol, directions, rng) -> GradReport:
         local = flat - (int(np.cumsum(sizes)[i - 1]) if i else 0)
         index = np.unravel_index(local, xs[i].shape)
         coords.append(ev.derivative(i, index, float(gs[i][index])))
-    report = _report(coords, gs, rtol, f"random directions, bisected ({ev.calls} evaluations)")
+    report = _report(coords, gs, rtol, f"random directions, bisected ({ev.calls} evaluations)", tight)
     report.checked = total
     if failing and not report.failures:  # directions disagreed but no single coordinate was found
         report.ok = False

@@ -162,7 +162,9 @@ class Derivation:
         For a list ``wrt`` it returns a tuple in the same order; matrix results come back
         as arrays of the matrix's shape (after any broadcast batch axes)."""
         if self.backprop is not None:
-            return compile_backprop(self.backprop, self.wrt, stable=stable)
+            compiled = compile_backprop(self.backprop, self.wrt, stable=stable)
+            adapt = getattr(self.backprop.graph, "adapt_compiled", None)  # a traced forward: its own arguments
+            return compiled if adapt is None else adapt(compiled)
         if self.large:  # the named program: one line per intermediate and per adjoint
             return compile_backprop(self.program, self.wrt, stable=stable)
         return compile_derivation(self, stable=stable)
@@ -486,7 +488,7 @@ def _derive_graph(graph, wrts, single, started) -> Derivation:
                 continue
             steps.append(Step("chain", d(w), bp.gradients[w], "local gradient × upstream gradient"))
             named = bp.expanded(w)
-            steps.append(Step("named", d(w), tidy(named) if isinstance(named, sp.MatrixExpr) else named,
+            steps.append(Step("named", d(w), _coefficients_first(tidy(named)) if isinstance(named, sp.MatrixExpr) else named,
                               "in the graph's names"))
             results.append(bp.global_gradient(w))
             steps.append(Step("textbook", d(w), results[-1], "in the inputs"))

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import re
 import sympy as sp
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixElement
 from sympy.printing.str import StrPrinter
 
-__all__ = ["PLAIN_NAME", "LAYER_NAME", "escape_text", "add_terms", "textbook_add", "textbook_mul", "is_sum", "sums_last", "matadd", "applied", "one_by_one", "column_view", "row_view", "diag_vector", "SymgradStrPrinter", "text"]
+__all__ = ["PLAIN_NAME", "LAYER_NAME", "escape_text", "add_terms", "textbook_add", "textbook_mul", "is_sum", "sums_last", "matadd", "applied", "one_by_one", "column_view", "row_view", "diag_vector", "BOUND", "renamed_function", "names_in", "SymgradStrPrinter", "text"]
 
 
 PLAIN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*'*$")
@@ -86,14 +87,38 @@ def matadd(printer, expr, paren) -> str:
 
 def applied(expr):
     """σ(XW) for an elementwise block: its function applied, unevaluated, to the matrix."""
-    from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction  # noqa: F401
-
     d = sp.Dummy("d")
     body = expr.function(d)
     if isinstance(body, sp.Function) and d in body.args and not any(a.has(d) for a in body.args if a != d):
         args = [expr.expr if a == d else a for a in body.args]
         return sp.Function.__new__(type(body), *args, evaluate=False)
+    coeff, rest = body.as_coeff_Mul()
+    if rest == d and coeff.is_number and coeff != 0:  # (u ↦ c u)(X) is the product c X
+        return sp.MatMul(coeff, expr.expr)
+    if body.is_Pow and body.base == d and body.exp.is_Integer and body.exp > 1:  # (u ↦ u²)(X) is X∘²
+        return sp.HadamardPower(expr.expr, body.exp)
     return None
+
+
+BOUND = ("u", "v", "s", "r", "q", "p")
+
+
+def renamed_function(printer, expr):
+    """``expr`` (f applied entry by entry) with its bound variable renamed to the first of u, v, s …
+    that names nothing in what the printer prints (never the user's x, nor symgrad's internal _entry)."""
+    taken = set(getattr(printer, "_taken", ())) | {getattr(a, "name", "") for a in expr.atoms(sp.Symbol, sp.MatrixSymbol)}
+    name = next((n for n in BOUND if n not in taken), None)
+    k = 0
+    while name is None or name in taken:
+        name, k = f"u{k}", k + 1
+    (var,), body = expr.function.variables, expr.function.expr
+    u = sp.Symbol(name, **({"real": True} if var.is_real else {}))
+    return ElementwiseApplyFunction(sp.Lambda(u, body.xreplace({var: u})), expr.expr), u
+
+
+def names_in(expr) -> set:
+    """The names of the symbols and matrix symbols of ``expr``."""
+    return {getattr(a, "name", "") for a in expr.atoms(sp.Symbol, sp.MatrixSymbol)} if isinstance(expr, sp.Basic) else set()
 
 
 def one_by_one(expr) -> bool:
@@ -133,8 +158,14 @@ def diag_vector(expr):
 class SymgradStrPrinter(StrPrinter):
     """SymPy's text printer with the textbook order of terms and factors."""
 
+    def doprint(self, expr):
+        self._taken = names_in(expr)  # an elementwise function's bound variable is none of these
+        return super().doprint(expr)
+
     def _print(self, expr, **kwargs):
         row = row_view(expr)
+        if isinstance(expr, ElementwiseApplyFunction):  # before the class's own _sympystr: (u -> 2*u), not x
+            return self._print_ElementwiseApplyFunction(expr)
         return super()._print(row if row is not None else expr, **kwargs)
 
     def _print_Add(self, expr, order=None):
@@ -163,7 +194,10 @@ class SymgradStrPrinter(StrPrinter):
 
     def _print_ElementwiseApplyFunction(self, expr):
         form = applied(expr)
-        return self._print(form) if form is not None else super()._print_ElementwiseApplyFunction(expr)
+        if form is not None:
+            return self._print(form)
+        renamed, u = renamed_function(self, expr)
+        return f"({self._print(u)} -> {self._print(renamed.function.expr)})({self._print(expr.expr)})"
 
     def _print_MatrixElement(self, expr):
         if one_by_one(expr.parent):  # wᵀx as a number: w.T*x

@@ -14,6 +14,8 @@ from .plain import LAYER_NAME
 from .plain import PLAIN_NAME
 from .plain import add_terms
 from .plain import applied
+from .plain import names_in
+from .plain import renamed_function
 from .plain import column_view
 from .plain import diag_vector
 from .plain import escape_text
@@ -37,6 +39,10 @@ class SymgradLatexPrinter(LatexPrinter):
     ``upright_matrices`` (matrices as \\mathrm{W})."""
 
     _default_settings = {**LatexPrinter._default_settings, "bold_vectors": True, "upright_matrices": False}
+
+    def doprint(self, expr):
+        self._taken = names_in(expr)  # an elementwise function's bound variable is none of these
+        return super().doprint(expr)
 
     def _print(self, expr, **kwargs):
         row = row_view(expr)
@@ -69,7 +75,9 @@ class SymgradLatexPrinter(LatexPrinter):
 
     def _print_ElementwiseApplyFunction(self, expr):
         form = applied(expr)
-        return self._print(form) if form is not None else super()._print_ElementwiseApplyFunction(expr)
+        if form is not None:
+            return self._print(form)
+        return super()._print_ElementwiseApplyFunction(renamed_function(self, expr)[0])  # u ↦ …, not _entry ↦ …
 
     def _print_DiagMatrix(self, expr):
         return rf"\operatorname{{diag}}\left({self._print(diag_vector(expr))}\right)"

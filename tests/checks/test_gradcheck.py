@@ -141,3 +141,79 @@ def test_bad_usage_is_explained():
         check_grad(loss, lambda a, b: (a.T, b), W1, W2)
     with pytest.raises(ValueError, match="scalar"):
         check_grad(lambda a: a * 2, lambda a: 2 * np.ones_like(a), np.ones(3))
+
+
+# --- non-finite gradients, None, odd returns: never "passed" ----------------------------------------------
+def _tanh_case():
+    x = RNG.normal(size=(3, 4))
+    return (lambda w: np.sum(np.tanh(x @ w))), (lambda w: x.T @ (1 - np.tanh(x @ w) ** 2)), RNG.normal(size=(4, 5))
+
+
+@pytest.mark.parametrize("poison", ["one nan", "one inf", "one -inf", "all nan"])
+@pytest.mark.parametrize("fast", [False, True])
+def test_a_non_finite_gradient_entry_fails(poison, fast):
+    f, g, w = _tanh_case()
+
+    def bad(w):
+        out = g(w).copy()
+        if poison == "all nan":
+            out[:] = np.nan
+        else:
+            out[1, 1] = {"one nan": np.nan, "one inf": np.inf, "one -inf": -np.inf}[poison]
+        return out
+
+    assert check_grad(f, g, w, fast=fast).ok
+    report = check_grad(f, bad, w, fast=fast)
+    assert not report.ok and report.max_rel_error == np.inf, str(report)
+    where = "(0, 0)" if poison == "all nan" else "(1, 1)"
+    assert where in str(report) and any("not finite" in d for d in report.diagnosis), str(report)
+    assert "passed" not in str(report)
+
+
+def test_none_for_a_gradient_is_an_error():
+    f = lambda a, b: np.sum(a * b)  # noqa: E731
+    with pytest.raises(ValueError, match="grad returned None for input 1"):
+        check_grad(f, lambda a, b: (b, None), np.ones(3), np.ones(3))
+    with pytest.raises(ValueError, match="not numeric"):
+        check_grad(f, lambda a, b: (b, {"b": a}), np.ones(3), np.ones(3))
+
+
+@pytest.mark.parametrize("value", [None, (1.0, 2.0), {"loss": 1.0}])
+def test_f_must_return_a_scalar_loss(value):
+    with pytest.raises(ValueError, match="scalar loss"):
+        check_grad(lambda a: value, lambda a: a, np.ones(3))
+
+
+def test_a_tiny_common_factor_and_a_zero_gradient_are_diagnosed_as_such():
+    report = check_grad(loss, lambda a, b: tuple(1.0001 * g for g in grad(a, b)), W1, W2)
+    assert not report.ok and all("constant factor 1.0001" in d for d in report.diagnosis), report.diagnosis
+    zero = check_grad(loss, lambda a, b: (np.zeros_like(a), grad(a, b)[1]), W1, W2)
+    assert not zero.ok and len(zero.diagnosis) == 1, zero.diagnosis
+    assert "0 at every entry" in zero.diagnosis[0] and "1/N" not in zero.diagnosis[0]
+
+
+def test_the_complex_step_resolves_a_slip_of_one_in_ten_million():
+    """Where f takes complex input the numbers are exact to rounding: a single entry off by 1e-7 relative
+    fails (central differences alone resolve 1e-6), and the report says what it resolved."""
+    f, g, w = _tanh_case()
+    report = check_grad(f, g, w)
+    assert report.ok and report.resolution < 1e-8 and "resolution" in str(report), str(report)
+
+    def slipped(w):
+        out = g(w).copy()
+        out[2, 3] *= 1 + 1e-7
+        return out
+
+    bad = check_grad(f, slipped, w)
+    assert not bad.ok and [c.index for c in bad.failures] == [(2, 3)], str(bad)
+    real_only = check_grad(f, slipped, w, complex_step=False)  # central differences: 1e-6, and it says so
+    assert real_only.ok and real_only.resolution > 1e-7 and "resolution" in str(real_only), str(real_only)
+
+
+def test_a_non_holomorphic_term_never_tightens_the_tolerance():
+    """np.abs of a complex number is its modulus (no derivative): the complex step is wrong by the |·| term
+    and must not be taken as exact, so the right gradient still passes."""
+    x = RNG.normal(size=(3, 4))
+    f = lambda w: np.sum(np.tanh(x @ w)) + 1e-6 * np.sum(np.abs(w - 3))  # noqa: E731
+    g = lambda w: x.T @ (1 - np.tanh(x @ w) ** 2) + 1e-6 * np.sign(w - 3)  # noqa: E731
+    assert check_grad(f, g, RNG.normal(size=(4, 5))).ok
