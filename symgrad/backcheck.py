@@ -49,6 +49,14 @@ import numpy as np
 from .checks import sampling
 from .errors import SymgradLimit
 from .checks.gradcheck import GradReport, check_grad
+from .printing.tex import latex
+from .printing.plain import escape_text
+from .tracing import check_arguments
+from .tracing import Labels
+from .derivation import derive
+from .tracing import trace
+from .simplify.budget import Budget
+from .compiler.function import compile_expr
 
 __all__ = ["check_backward", "BackwardReport", "GradientResult", "proven_equal", "expansion", "UntrustedDerivation",
            "user_error"]
@@ -178,14 +186,12 @@ class BackwardReport:
 def _partial(name: str) -> str:
     from sympy import Symbol
 
-    from .printing.tex import latex
 
     return rf"\frac{{\partial L}}{{\partial {latex(Symbol(name))}}}"
 
 
 def _math_status(g: GradientResult) -> str:
     r"""``\text{proven}``, or ``\text{refuted at (1, 0)}:\ got \neq expected`` (math, without the $)."""
-    from .printing.plain import escape_text
 
     if g.status == "consistent":
         return r"\text{consistent (not proven)}"
@@ -231,7 +237,6 @@ def check_backward(forward: Callable[..., Any], backward: Callable[..., Any], wr
             raise ValueError(f"unknown wrt name {name!r}; the inputs are: {', '.join(specs) or 'none'}")
     if len(set(wrt_names)) != len(wrt_names):
         raise ValueError(f"wrt names a variable twice: {', '.join(wrt_names)}")
-    from .tracing import check_arguments
 
     check_arguments(forward, specs, "check_backward")
     inputs = {name: _Input.of(name, spec) for name, spec in specs.items()}
@@ -332,7 +337,6 @@ class _Input:
 
 def _shape_and_labels(name: str, spec: Any) -> tuple[tuple, str | int | None]:
     """("N", "D") → (("N", "D"), None); ``labels("N", classes="C")`` → (("N",), "C")."""
-    from .tracing import Labels
 
     if isinstance(spec, Labels):
         return (spec.n,), spec.classes
@@ -400,8 +404,6 @@ class _Symbolic:
 
 def _symbolic(forward, backward, wrt: Sequence[str], specs: Mapping[str, Any], timeout: float) -> _Symbolic:
     """Trace the forward and derive it; trace the backward (one output at a time) with the same stand-ins."""
-    from .derivation import derive
-    from .tracing import trace
 
     graph = trace(forward, **specs)
     derivation = derive(graph, list(wrt))
@@ -506,7 +508,6 @@ def _judge_symbolic(traced: _Symbolic, forward, backward, wrt, points: list[_Poi
     and check_grad diagnoses it there). An entry counts only where the truth is finite and beyond the
     rounding noise of both programs (their change when the inputs move by a few ulps). Returns the results
     and the point of the refutation (else the first)."""
-    from .simplify.budget import Budget
 
     budget = Budget(timeout)
     compiled = traced.derivation.compile()
@@ -657,7 +658,6 @@ def _truth_values(compiled, traced: _Symbolic, wrt, point: _Point) -> list[np.nd
 
 def _arguments(traced: _Symbolic, point: _Point) -> dict[str, Any]:
     """The compiled code's keyword arguments at ``point``: its symbols' arrays and the sizes."""
-    from .tracing import Labels
 
     kwargs: dict[str, Any] = dict(point.sizes)  # sizes the derivation names (1/N of a mean)
     for name, value in point.arrays.items():
@@ -682,7 +682,6 @@ def _kink_points(traced: _Symbolic, forward, points: list[_Point], rng: np.rando
     import sympy as sp
     from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
-    from .compiler.function import compile_expr
 
     targets: list = []
     for e in [*traced.truths, *traced.claims]:

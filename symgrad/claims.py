@@ -259,7 +259,6 @@ def _limit_memory() -> None:
 
 
 def _text_of(obj) -> str:
-    from .printing.plain import text
 
     return text(obj) if isinstance(obj, sp.Basic) else str(obj)
 

@@ -36,6 +36,10 @@ from .report import write_markdown
 from .compiler.module import module_source
 from .export.document import compile_pdf
 from .printing.tex import latex
+from .tracing import labels
+from .tracing import trace
+from .backcheck import user_error
+from .backcheck import check_backward
 
 __all__ = ["main"]
 
@@ -476,7 +480,6 @@ def _load_function(target: str, option: str = "FILE.py:FUNCTION"):
 
 def _trace(args) -> int:
     forward = _load_function(args.target)
-    from .tracing import labels
 
     shapes: dict[str, object] = {}
     for option, name, sizes in [("--shape", *s) for s in args.shape] + [("--labels", *s) for s in args.labels]:
@@ -490,7 +493,6 @@ def _trace(args) -> int:
     if args.backward:
         if not wrt:
             raise ValueError("--backward needs --wrt: the arguments whose gradients the backward returns, in order")
-        from .backcheck import check_backward
 
         backward = _load_function(args.backward, "--backward")
         try:
@@ -501,16 +503,12 @@ def _trace(args) -> int:
         return 0 if report.ok else 1
     if args.method:
         raise ValueError("--method is for --backward: how the hand-written backward is checked")
-    from .derivation import derive
-    from .tracing import trace
 
     try:
         traced = trace(forward, **shapes)
     except Exception as exc:  # the user's own code raised: its type, message and line
         _raise_user_error(exc, forward)
     if not wrt:  # the graph: one line per named intermediate
-        from .printing.tex import latex
-        from .printing.plain import text
 
         rows = [(latex(n), latex(traced.exprs[n])) if args.latex else (text(n), text(traced.exprs[n]))
                 for n in traced.names]
@@ -527,7 +525,6 @@ def _trace(args) -> int:
 
 def _raise_user_error(exc: Exception, *functions) -> None:
     """Re-raise ``exc``; one raised in the user's code (not symgrad's) as a ValueError with its line."""
-    from .backcheck import user_error
 
     where = None if isinstance(exc, SymgradError) else user_error(exc, *functions)
     if where is None:

@@ -73,6 +73,8 @@ from .derivation.graph import Graph
 from .errors import TraceError
 from .catalog.rows import ENTRY, Elementwise, RowLogSoftmax, RowSoftmax, RowSoftmaxCrossEntropy, SoftmaxCrossEntropy
 from .simplify.rules import fold
+from .catalog import get_block
+from .printing.plain import text
 
 __all__ = ["trace", "labels", "Labels", "Tracer", "Traced"]
 
@@ -1484,7 +1486,6 @@ def _batched_block(name: str, batched, values: dict) -> Tracer:
 
 def _nn_block(name: str, args: list, names: list | None = None) -> Tracer:
     """symgrad.nn.NAME(*args) as the catalog block's expression."""
-    from .catalog import get_block
 
     if name.endswith("_backward"):
         raise _refuse(f"symgrad.nn.{name} (a backward) inside a traced forward")
@@ -1532,7 +1533,6 @@ class Traced(Graph):
     declared: dict
 
     def __repr__(self) -> str:
-        from .printing.plain import text
 
         lines = "; ".join(f"{text(n)} = {text(self.exprs[n])}" for n in self.names)
         return f"<traced {getattr(self.function, '__name__', 'forward')}: {lines}>"
