@@ -523,6 +523,7 @@ def _judge_symbolic(traced: _Symbolic, forward, backward, wrt, points: list[_Poi
             f"proof of {name}", lambda c=claim, t=truth: _attempt(proven_equal, c, t),
             cap=max(budget.remaining() / 2, 0.05))))
     worst = [0.0] * len(wrt)
+    notes: list[str | None] = [None] * len(wrt)  # a proven gradient's float64 disagreement (rounding)
     evidence = [0] * len(wrt)  # points where the gradient was compared (finite truth)
     refuted_at = points[0]
     rng = np.random.default_rng(seed + 1)
@@ -560,13 +561,15 @@ def _judge_symbolic(traced: _Symbolic, forward, backward, wrt, points: list[_Poi
             worst[k] = max(worst[k], float(judged.max()) if judged.size else 0.0)
             if judged.size and not judged.max() <= RTOL:
                 entry = tuple(int(i) for i in np.unravel_index(int(np.argmax(judged)), judged.shape))
+                if proofs[k] and np.isfinite(got[k][entry]):  # equal expressions: the difference is rounding
+                    notes[k] = (f"the float64 numbers differ by {float(judged.max()):.1e} (relative) at "
+                                f"{point.where()} ({point.kind} values): rounding in one of the two programs, "
+                                "as the expressions are equal")
+                    continue
                 diagnosis = _numeric_diagnosis(forward, name, got[k], point, seed)
                 if not np.isfinite(got[k][entry]):
                     diagnosis.insert(0, f"the backward returns {got[k][entry]:g} where the gradient is finite "
                                         "(an overflow, 0/0, or a missing value?)")
-                elif proofs[k]:  # the expansions matched but the user's own numbers do not: the numbers win
-                    diagnosis.append("the traced expressions matched but the backward's numbers do not "
-                                     "(a bug of symgrad: please report it)")
                 results[k] = GradientResult(name, "refuted", f"float64 evaluation at {point.where()} "
                                             f"({point.kind} values)", shape=got[k].shape, entry=entry,
                                             expected=float(expected[k][entry]), got=float(got[k][entry]),
@@ -589,7 +592,7 @@ def _judge_symbolic(traced: _Symbolic, forward, backward, wrt, points: list[_Poi
         if proofs[k]:
             out.append(GradientResult(name, "proven", "the traced backward equals the derivation for every size",
                                       shape=shape, truth=traced.truths[k], claim=traced.claims[k],
-                                      max_rel_error=worst[k]))
+                                      max_rel_error=worst[k], diagnosis=[notes[k]] if notes[k] else []))
         elif evidence[k] == 0:
             out.append(GradientResult(name, "undecided", "not proven symbolically, and the derivation is not finite "
                                       "at any point drawn", shape=shape, truth=traced.truths[k],

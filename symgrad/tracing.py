@@ -1201,7 +1201,9 @@ def _maximum(a, b) -> Tracer:
     if not _free_constant(b) or a.ndim == 0:
         raise _refuse("np.maximum of two arrays", "trace follows np.maximum(z, c) for a constant c (ReLU)")
     c = b.expr
-    return _unary(lambda u: relu(u - c) + c if c != 0 else relu(u), a, "maximum")
+    # max(u, c) as u where u > c (derivative 0 at the kink, like ReLU'(0)); relu(u − c) + c would lose
+    # the digits of a small u beside a large c (u − c rounds): relu6(1e-12) came out 1e-12 ± 1e-16·6
+    return _unary(lambda u: sp.Piecewise((u, u > c), (c, True)) if c != 0 else relu(u), a, "maximum")
 
 
 def _minimum(a, b) -> Tracer:
@@ -1211,7 +1213,8 @@ def _minimum(a, b) -> Tracer:
     if not _free_constant(b) or a.ndim == 0:
         raise _refuse("np.minimum of two arrays", "trace follows np.minimum(z, c) for a constant c")
     c = b.expr
-    return _unary(lambda u: c - relu(c - u), a, "minimum")
+    # min(u, c) as u where u < c (derivative 0 at the kink); c − relu(c − u) would lose a small u's digits
+    return _unary(lambda u: sp.Piecewise((u, u < c), (c, True)) if c != 0 else -relu(-u), a, "minimum")
 
 
 def _ufunc_unary(f, name):

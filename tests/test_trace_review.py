@@ -360,3 +360,35 @@ def test_a_random_number_is_refused_not_frozen():
 
     with pytest.raises(TraceError, match="or a random one"):
         sg.trace(forward, x=("N", "D"), W=("D", "H"))
+
+
+# --- clipped activations keep every digit; a proven gradient is never refuted by rounding ----------------
+def _relu6_net(x, W, V):
+    h = np.minimum(np.maximum(x @ W, 0), 6.0)
+    return np.sum(np.square(h @ V))
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1e-3, 1.0, 30.0])
+def test_a_clipped_activation_is_accurate_at_every_scale(scale):
+    # min(max(u, 0), 6) was traced as 6 − relu(6 − relu(u)): at u ≈ 1e-12 it kept 4 digits (1e-4 error)
+    d = sg.derive(sg.trace(_relu6_net, x=("N", "D"), W=("D", "H"), V=("H", "O")), ["W", "V"])
+    rng = np.random.default_rng(3)
+    x, W, V = (rng.normal(size=s) * scale for s in ((3, 4), (4, 5), (5, 6)))
+    gW, gV = d.compile()(x=x, W=W, V=V)
+    z = x @ W
+    h = np.clip(z, 0, 6)
+    G = 2 * (h @ V)
+    assert np.max(np.abs(gV - h.T @ G)) <= 1e-13 * np.max(np.abs(h.T @ G))
+    ref_W = x.T @ ((G @ V.T) * ((z > 0) & (z < 6)))
+    assert np.max(np.abs(gW - ref_W)) <= 1e-13 * max(np.max(np.abs(ref_W)), 1e-300)
+
+
+def test_a_proven_gradient_is_not_refuted_by_rounding():
+    def backward(x, W, V):  # V right; W forgets the clip at 6
+        z = x @ W
+        h = np.minimum(np.maximum(z, 0), 6.0)
+        g = 2 * (h @ V)
+        return x.T @ ((g @ V.T) * (z > 0)), h.T @ g
+
+    report = sg.check_backward(_relu6_net, backward, ["W", "V"], x=("N", "D"), W=("D", "H"), V=("H", "O"))
+    assert not report.ok and report["W"].status == "refuted" and report["V"].status == "proven"
