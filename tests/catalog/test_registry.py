@@ -140,7 +140,8 @@ def test_exact_values():
     assert float(sg.sigmoid(sp.Float(1.0))) == pytest.approx(1 / (1 + math.exp(-1)), rel=1e-15)
 
 
-@pytest.mark.parametrize("cls", [c for c in Primitive.__subclasses__()], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", [c for c in Primitive.__subclasses__() if c.__module__.startswith("symgrad.")],
+                         ids=lambda c: c.__name__)  # the catalog's own (a test may declare one)
 def test_every_primitive_declares_a_stable_numpy_form(cls):
     assert callable(cls.numpy_form)
     assert cls.numpy_form.__module__.startswith("symgrad.catalog")
