@@ -57,26 +57,32 @@ TAIL_POINTS = [s * 10 ** e for e in np.linspace(-3, np.log10(700), 23) for s in 
 def _reference(expr, v):
     """d expr/dx at v from SymPy's own diff of the elementary forward, to 30 correct digits (evalf
     tracks the accuracy: 1 − tanh² at x = −60 needs 52 digits more, which it spends)."""
-    ref = sampling.value(sp.diff(elementary(expr), x), {x: sampling.exact(v)}, maxn=2000)
-    assert ref is not None, v
-    return ref
+    return sampling.value(sp.diff(elementary(expr), x), {x: sampling.exact(v)}, maxn=2000)
 
 
 @pytest.mark.parametrize("expr", [sp.tanh(x) * sg.sigmoid(x), sg.elu(2 * x), sg.elu(x + 3), sg.elu(-3 * x),
                                   sp.tanh(x) * sg.sigmoid(-x), 2 * sp.tanh(x) - 3 * sp.tanh(x) * sg.sigmoid(2 * x),
-                                  sp.tanh(x) ** 2 * x, sg.sigmoid(x) * sp.tanh(x / 2), sp.log(1 + sp.tanh(x))],
+                                  sp.tanh(x) ** 2 * x, sg.sigmoid(x) * sp.tanh(x / 2), sp.log(1 + sp.tanh(x)),
+                                  sp.tanh(x) ** 2, sp.tanh(x) ** 3,  # 2t − 2t³ = 2t·sech²
+                                  # tanh(x) < 1 is False in float64 once tanh rounds to 1: a 0 derivative
+                                  sg.parse("hardtanh(tanh(x))", symbols={"x": x}),
+                                  sg.parse("hardtanh(2*tanh(x))", symbols={"x": x}),
+                                  sg.parse("relu6(6*sigmoid(x))", symbols={"x": x})],
                          ids=str)
 def test_compiled_derivatives_are_accurate_in_the_tails(expr):
     # 1 − tanh², 1 − σ and ELU(u) + α inside longer sums cancel to 0 in float64 where the truth is a
     # representable number (d/dx tanh(x)σ(x) at x = 41.5 is 9.5e−19; d/dx elu(2x) at −37 is 1.5e−32)
     f = sg.derive(expr, x).compile()
+    compared = 0
     for v in TAIL_POINTS:
         ref = _reference(expr, v)
-        if abs(ref) > 1e300:
+        if ref is None or abs(ref) > 1e300:  # (a Heaviside of a saturated tanh evalf cannot decide)
             continue
+        compared += 1
         got = float(f(x=float(v)))
         tiny = float(np.finfo(np.float64).tiny)  # below it, subnormals: absolute error 1 ulp of the smallest
         assert abs(got - ref) <= 1e-12 * abs(ref) + 5e-324 * (abs(ref) < tiny) * 4, (v, got, float(ref))
+    assert compared >= len(TAIL_POINTS) // 2
 
 
 def test_a_truth_below_the_smallest_subnormal_compiles_to_0():
@@ -205,7 +211,10 @@ def test_compiled_derivatives_of_random_trees_match_mpmath(expr):
 def wrong_claims(truth) -> list:
     """Claims that are wrong somewhere a careless sampler never looks (a relative error only where
     the truth is not 0 everywhere: Max(1, hardtanh(u))' is)."""
-    zero = all(sampling.value(elementary(truth), {x: sampling.exact(v)}) == 0 for v in POINTS)
+    from symgrad.simplify.budget import Budget  # (the test's own evaluation is bounded too)
+
+    plain = elementary(truth)
+    zero = Budget(3.0).run("zero?", lambda: all(sampling.value(plain, {x: sampling.exact(v)}) == 0 for v in POINTS))
     scaled = [] if zero else [truth * (1 + sp.Rational(1, 10 ** 9)), truth * (1 + sp.Rational(1, 10 ** 18))]
     return scaled + [truth + sp.sin(sp.pi * x) / 10,  # vanishes on every integer
             truth + sp.sin(sp.pi * x) ** 2 * sp.Rational(1, 1000),

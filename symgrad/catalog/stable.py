@@ -13,7 +13,7 @@ from .activations import SoftmaxEntry, pick_entry, sigmoid
 from .base import Primitive
 
 __all__ = ["sigmoid_grad", "sigmoid_shift", "sigmoid_minus", "sech2", "SigmoidShiftEntries", "softmax_entry_shift",
-           "COMPLEMENTS", "complement_pair"]
+           "COMPLEMENTS", "complement_pair", "monotone_comparison"]
 
 
 def sigmoid_grad_np(u, xp=np):
@@ -214,14 +214,21 @@ class softmax_entry_shift(Primitive):
 
 # --- complements: A − A·g(u) = A·(1 − g(u)) loses every digit where g(u) rounds to 1 ---------------------
 def _tanh_square(f):
-    return f.base.args[0] if isinstance(f, sp.Pow) and f.exp == 2 and isinstance(f.base, sp.tanh) else None
+    """(u, tanh²u) when the factor f is tanh(u)ⁿ, n ≥ 2 (2t − 2t³ = 2t(1 − t²))."""
+    if isinstance(f, sp.Pow) and f.exp.is_Integer and f.exp >= 2 and isinstance(f.base, sp.tanh):
+        return f.base.args[0], f.base ** 2
+    return None
 
 
-#: g(u) → (u of the factor, the complement 1 − g(u) computed without the cancellation), by kind:
-#: "sigmoid": 1 − σ(u) = σ(−u); "tanh": 1 ∓ tanh(u) = 2σ(∓2u); "tanh2": 1 − tanh²(u) = sech²(u)
+def _factor(kind):
+    return lambda f: (f.args[0], f) if isinstance(f, kind) else None
+
+
+#: g(u) → ((u, the part g of the factor), the complement 1 − g(u) computed without the cancellation),
+#: by kind: "sigmoid": 1 − σ(u) = σ(−u); "tanh": 1 ∓ tanh(u) = 2σ(∓2u); "tanh2": 1 − tanh²(u) = sech²(u)
 COMPLEMENTS = {
-    "sigmoid": (lambda f: f.args[0] if isinstance(f, sigmoid) else None, lambda u, sign: sigmoid(-u)),
-    "tanh": (lambda f: f.args[0] if isinstance(f, sp.tanh) else None, lambda u, sign: 2 * sigmoid(-2 * sign * u)),
+    "sigmoid": (_factor(sigmoid), lambda u, sign: sigmoid(-u)),
+    "tanh": (_factor(sp.tanh), lambda u, sign: 2 * sigmoid(-2 * sign * u)),
     "tanh2": (_tanh_square, lambda u, sign: sech2(u)),
 }
 
@@ -239,14 +246,41 @@ def complement_pair(node, kind: str):
     terms = list(node.args)
     for i, term in enumerate(terms):
         for f in sp.Mul.make_args(term):
-            u = match(f)
-            if u is None:
+            found = match(f)
+            if found is None:
                 continue
-            rest = term / f  # term = rest · g(u): the pair is A = −rest (or A = rest for 1 + tanh)
+            u, g = found
+            rest = term / g  # term = rest · g(u): the pair is A = −rest (or A = rest for 1 + tanh)
             for sign in ((1, -1) if kind == "tanh" else (1,)):
                 a = -rest if sign == 1 else rest
                 j = next((j for j, t in enumerate(terms) if j != i and t == a), None)
                 if j is not None:
                     others = [t for k, t in enumerate(terms) if k not in (i, j)]
                     return sp.Add(a * build(u, sign), *others)
+    return None
+
+
+def monotone_comparison(node):
+    r"""A comparison of tanh(u) or σ(u) with a number c, written as one of u with the inverse at c
+    (tanh(u) < 1 is False in float64 once tanh(u) rounds to 1, at u > 19.1; u < ∞ is not), or None:
+
+    .. math:: \tanh u < c \iff u < \operatorname{atanh} c\ (|c| < 1),\qquad \tanh u < c \iff
+              \text{true}\ (c \ge 1);\qquad \sigma(u) < c \iff u < \log\tfrac{c}{1 - c}
+    """
+    if not isinstance(node, (sp.StrictLessThan, sp.LessThan, sp.StrictGreaterThan, sp.GreaterThan)):
+        return None
+    if node.lhs.is_number and not node.rhs.is_number:
+        node = node.reversed
+    f, c = node.lhs, node.rhs
+    if not c.is_number or not c.is_real:
+        return None
+    for kind, low, high, inverse in ((sp.tanh, -1, 1, sp.atanh), (sigmoid, 0, 1, lambda v: sp.log(v / (1 - v)))):
+        if isinstance(f, kind):
+            below = isinstance(node, (sp.StrictLessThan, sp.LessThan))  # f < c or f ≤ c
+            if c >= high:
+                return sp.true if below else sp.false
+            if c <= low:
+                return sp.false if below else sp.true
+            at = inverse(c)  # a number: as a float literal in compiled code (xp.atanh(0.5) fails on torch)
+            return node.func(f.args[0], at if at.is_Rational else sp.Float(sp.N(at, 20), 17))
     return None

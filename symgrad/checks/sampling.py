@@ -406,8 +406,8 @@ def value(expr: sp.Expr, subs: Mapping, digits: int = DIGITS, maxn: int = 500):
         if plain.free_symbols - set(subs):
             return None
         # numbers enter through evalf's subs (never into the tree: x**p at p = 1e8 stays a number)
-        at = plain
-        if at.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+        at = _decide_branches(plain, subs, digits, maxn)
+        if at is None or at.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
             return None
         num = sp.N(at, digits, maxn=maxn, subs=dict(subs)) if not at.is_Rational else at
         if num.has(sp.zoo, sp.nan, sp.oo, -sp.oo) or num.free_symbols:
@@ -434,6 +434,78 @@ def value(expr: sp.Expr, subs: Mapping, digits: int = DIGITS, maxn: int = 500):
     except (sp.core.evalf.PrecisionExhausted, TypeError, ValueError, ZeroDivisionError, ArithmeticError,
             RecursionError, NotImplementedError, AttributeError, MemoryError):  # evalf of e^{−x²/2} at x = 10⁷
         return None
+
+
+_BRANCHING = ("sign", "Heaviside", "Abs", "Max", "Min", "Piecewise")
+
+
+def _decide_branches(expr, subs, digits: int, maxn: int):
+    """``expr`` with every sign, Heaviside, |·|, Max/Min and Piecewise decided at the point from the
+    precision-tracked value of its argument (evalf takes the sign of a cancelled argument at face
+    value: sign(x + x·erf(9x/√2)) at x = −2.9 came out +1), or None when an argument cannot be
+    resolved (the point is then not judged)."""
+    sp = _sympy()
+    kinds = tuple(getattr(sp, k) for k in _BRANCHING)
+    if not expr.has(*kinds):
+        return expr
+
+    import mpmath
+
+    def sign_of(u):
+        v = value(u, subs, digits, maxn)
+        if v is None or isinstance(v, mpmath.mpc):
+            raise _Unresolved
+        return (v > 0) - (v < 0)
+
+    def holds(cond):
+        if cond in (sp.true, sp.false):
+            return bool(cond)
+        if isinstance(cond, sp.core.relational.Relational):
+            s = sign_of(cond.lhs - cond.rhs)
+            return {"<": s < 0, "<=": s <= 0, ">": s > 0, ">=": s >= 0, "==": s == 0, "!=": s != 0}[cond.rel_op]
+        if isinstance(cond, sp.And):
+            return all(holds(c) for c in cond.args)
+        if isinstance(cond, sp.Or):
+            return any(holds(c) for c in cond.args)
+        if isinstance(cond, sp.Not):
+            return not holds(cond.args[0])
+        raise _Unresolved
+
+    def walk(e):
+        if not e.args or not e.has(*kinds):
+            return e
+        if isinstance(e, sp.Piecewise):  # only the chosen branch is evaluated further
+            for piece in e.args:
+                if holds(piece.cond):
+                    return walk(piece.expr)
+            raise _Unresolved
+        e = e.func(*[walk(a) for a in e.args]) if not isinstance(e, (sp.Max, sp.Min)) else e
+        if isinstance(e, sp.sign):
+            return sp.Integer(sign_of(e.args[0]))
+        if isinstance(e, sp.Heaviside):
+            s = sign_of(e.args[0])
+            return sp.Integer(1) if s > 0 else sp.Integer(0) if s < 0 else \
+                (e.args[1] if len(e.args) > 1 else sp.S.Half)
+        if isinstance(e, sp.Abs):
+            return e.args[0] * sign_of(e.args[0])
+        if isinstance(e, (sp.Max, sp.Min)):
+            args = [walk(a) for a in e.args]
+            best = args[0]
+            for a in args[1:]:
+                s = sign_of(a - best)
+                if (s > 0) if isinstance(e, sp.Max) else (s < 0):
+                    best = a
+            return best
+        return e
+
+    try:
+        return walk(expr)
+    except _Unresolved:
+        return None
+
+
+class _Unresolved(Exception):
+    """A branch whose argument cannot be resolved at the point."""
 
 
 def _mpf(x: sp.Expr, prec: int):

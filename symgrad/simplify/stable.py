@@ -10,7 +10,7 @@ import sympy as sp
 from ..catalog.activations import elu, sigmoid, softplus
 from ..catalog.activations import SoftmaxEntry
 from ..catalog.stable import sech2, sigmoid_grad, sigmoid_minus, sigmoid_shift, softmax_entry_shift
-from ..catalog.stable import complement_pair
+from ..catalog.stable import complement_pair, monotone_comparison
 from ..catalog.layers import LogSumExp
 from .rules import Rule
 from ..catalog.rows import RowSoftmax
@@ -229,6 +229,8 @@ STABLE_RULES: tuple[Rule, ...] = (
          lambda n: complement_pair(n, "sigmoid")),
     Rule("A -+ A*tanh(u) -> 2*A*sigmoid(-+2u)", lambda n: complement_pair(n, "tanh") is not None,
          lambda n: complement_pair(n, "tanh")),
+    # tanh(u) < 1 (a hardtanh of a tanh) is False in float64 where tanh(u) rounds to 1: compare u
+    Rule("tanh(u) < c -> u < atanh(c)", lambda n: monotone_comparison(n) is not None, monotone_comparison),
     # log σ(u) = −softplus(−u): finite where σ(u) underflows
     Rule("log(sigmoid(u)) -> -softplus(-u)", lambda n: isinstance(n, sp.log) and isinstance(n.args[0], sigmoid),
          lambda n: -softplus(-n.args[0].args[0])),

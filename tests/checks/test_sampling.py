@@ -99,3 +99,12 @@ def test_breakpoints_at_a_double_root_are_found(rng):
     assert sorted(S.kink_roots((x - 1) ** 2 * (x + 3), x, {})) == [-3, 1]
     values = [float(pt[x]) for pt in S.points([x], [sp.Abs((2 * x + 2) * sp.Max(-3, x + 1))], 0, rng)]
     assert -1.0 in values
+
+
+def test_a_sign_of_a_cancelled_argument_is_never_taken_at_face_value():
+    # sign(x + x·erf(9x/√2)) at x = −2.9: the argument is −10⁻¹⁴⁷·…; evalf alone said +1 (a false reject)
+    u = x + x * sp.erf(9 * sp.sqrt(2) * x / 2)
+    at = {x: S.exact(-2.9008341868288254)}
+    assert S.value(sp.sign(u), at) == -1
+    assert S.value(sp.Heaviside(u), at) == 0 and S.value(sp.Max(u, 0), at) == 0
+    assert S.value(sp.sign(u), {x: S.exact(-60.0)}) is None  # 10⁴ digits: unresolved, never guessed
