@@ -27,6 +27,7 @@ import numpy as np
 import sympy as sp
 
 from . import sampling
+from .tolerance import latex_number
 from ..catalog.registry import Choice, Interval, Simplex
 from ..simplify.rules import elementary
 from ..catalog.rows import row_simplex_targets
@@ -52,14 +53,14 @@ class CheckResult:
         """Markdown with math (Jupyter prefers Markdown to LaTeX)."""
         rel = r"\le" if self.ok else ">"
         raw = "" if self.max_rel_error_raw != self.max_rel_error_raw else \
-            rf", plain SymPy ${_sci(self.max_rel_error_raw)}$"
+            rf", plain SymPy ${latex_number(self.max_rel_error_raw)}$"
         return (f"**cross-check {'ok' if self.ok else 'FAILED'}** — {self.method}, {self.points} points\n\n"
                 rf"$$\max_i \frac{{|g_i - \hat g_i|}}{{\max(|\hat g_i|,\ 10^{{-7}} \max_j |\hat g_j|)}} = "
-                rf"{_sci(self.max_rel_error)} \;{rel}\; {_sci(self.tolerance)}$$" + f"\n\n(compiled textbook form{raw})")
+                rf"{latex_number(self.max_rel_error)} \;{rel}\; {latex_number(self.tolerance)}$$" + f"\n\n(compiled textbook form{raw})")
 
     def _repr_latex_(self) -> str:
         rel = r"\le" if self.ok else ">"
-        return rf"$\text{{max relative error}} = {_sci(self.max_rel_error)} \;{rel}\; {_sci(self.tolerance)}$"
+        return rf"$\text{{max relative error}} = {latex_number(self.max_rel_error)} \;{rel}\; {latex_number(self.tolerance)}$"
 
     def __str__(self) -> str:
         status = "ok" if self.ok else "FAILED"
@@ -69,14 +70,6 @@ class CheckResult:
                 f"{self.method} at {self.points} points (tolerance {self.tolerance:g})")
 
 
-def _sci(x: float) -> str:
-    r"""1.2\times 10^{-9} (LaTeX)."""
-    if x != x:
-        return r"\text{nan}"
-    if x == 0:
-        return "0"
-    mant, exp = f"{x:.2e}".split("e")
-    return rf"{mant}\times 10^{{{int(exp)}}}"
 
 
 POLICY = sampling.Policy(decades=(-3.0, 3.0), at_kink=False, near_kink=(1e-6, 1e-2, 0.5), max_kink_points=6)

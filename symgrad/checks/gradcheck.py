@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .sampling import FLOOR, directions as _rademacher, rtol_for
+from .tolerance import FLOOR, directions as _rademacher, latex_number, rtol_for
 
 __all__ = ["check_grad", "GradReport", "Coordinate", "COMPLEX_RTOL"]
 COMPLEX_RTOL = 1e-9  # a float64 complex step is exact to rounding: relative errors down to this are seen
@@ -94,26 +94,18 @@ class GradReport:
         head = "gradient check passed" if self.ok else "gradient check FAILED"
         lines = [f"**{head}** — {self.checked} coordinates ({self.mode})", "",
                  rf"$$\max_i \frac{{|g_i - \hat g_i|}}{{\max(|\hat g_i|,\ 10^{{-7}}\max_j|\hat g_j|)}} = "
-                 rf"{_sci(self.max_rel_error)} \;{rel}\; {_sci(self.rtol)}$$", ""]
+                 rf"{latex_number(self.max_rel_error)} \;{rel}\; {latex_number(self.rtol)}$$", ""]
         for c in self.worst[:5]:
             lines.append(f"- input {c.input} {c.index}: analytic ${c.analytic:.10g}$, numeric ${c.numeric:.10g}$, "
-                         f"rel. error ${_sci(c.rel_error)}${' (near a kink)' if c.near_kink else ''}")
+                         f"rel. error ${latex_number(c.rel_error)}${' (near a kink)' if c.near_kink else ''}")
         lines += [f"- diagnosis: {d}" for d in self.diagnosis]
         return "\n".join(lines)
 
     def _repr_latex_(self) -> str:
         rel = r"\le" if self.ok else ">"
-        return rf"$\text{{max relative error}} = {_sci(self.max_rel_error)} \;{rel}\; {_sci(self.rtol)}$"
+        return rf"$\text{{max relative error}} = {latex_number(self.max_rel_error)} \;{rel}\; {latex_number(self.rtol)}$"
 
 
-def _sci(x: float) -> str:
-    r"""1.2\times 10^{-9} (LaTeX)."""
-    if x != x:
-        return r"\text{nan}"
-    if x == 0:
-        return "0"
-    mant, exp = f"{x:.2e}".split("e")
-    return rf"{mant}\times 10^{{{int(exp)}}}"
 
 
 # --- the checker ----------------------------------------------------------------------------------

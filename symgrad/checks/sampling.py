@@ -32,37 +32,15 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
+import sympy as sp
 
-# SymPy and the catalog load on first use of the symbolic half: check_grad, which needs only the
-# floors and tolerances, stays free of SymPy (symgrad.testing is a pytest plugin, loaded by every run)
-
-
-def _sympy():
-    import sympy
-
-    return sympy
-
-
-def _domains():
-    from ..catalog.registry import Choice, Interval, Simplex
-
-    return Choice, Interval, Simplex
+from ..catalog.registry import Choice, Interval
+from ..simplify.rules import elementary
+from .tolerance import DIGITS, EXACT_RTOL, FLOAT_RTOL, FLOOR, RTOL, directions, rtol_for
 
 __all__ = ["DIGITS", "EXACT_RTOL", "FLOAT_RTOL", "FLOOR", "RTOL", "rtol_for", "claim_tolerance",
            "Policy", "DEFAULT", "breakpoints", "kink_roots", "draw", "points", "exact", "value",
            "by_name", "unify", "directions"]
-
-DIGITS = 30  # correct digits of every exact evaluation
-EXACT_RTOL = 1e-20  # an exact claim: far above the evaluation error (1e-30), far below any real mistake
-FLOAT_RTOL = 256 * float(np.finfo(np.float64).eps)  # a claim with floats: float64 rounding (≈ 5.7e-14)
-FLOOR = 1e-7  # of the result's largest entry: entries near 0 are neither excused nor blown up
-RTOL = {np.dtype(np.float64): 1e-6, np.dtype(np.float32): 1e-3, np.dtype(np.float16): 3e-2}
-
-
-def rtol_for(dtype) -> float:
-    """The relative tolerance of a numerical derivative computed in ``dtype``."""
-    return RTOL.get(np.dtype(dtype), 1e-6)
-
 
 def claim_tolerance(claim, truth=None) -> float:
     """:data:`FLOAT_RTOL` when the claim is a floating-point statement, else :data:`EXACT_RTOL`.
@@ -71,7 +49,6 @@ def claim_tolerance(claim, truth=None) -> float:
     for 1/3, the truth's α = 0.01 for the claim's 1/100); floats the claim shares with the truth
     (a block's constants copied) are exact. Without: when ``claim`` contains any float.
     ``claim``/``truth`` may be lists of expressions."""
-    sp = _sympy()
 
     def floats(obj):
         items = obj if isinstance(obj, (list, tuple)) else [obj]
@@ -100,7 +77,6 @@ DEFAULT = Policy()
 # --- symbols: one object per name -----------------------------------------------------------------
 def by_name(*objs) -> dict[str, sp.Basic]:
     """name → the first symbol (or IndexedBase / MatrixSymbol) of that name in ``objs``."""
-    sp = _sympy()
     out: dict[str, sp.Basic] = {}
     for obj in objs:
         if not isinstance(obj, (sp.Basic, sp.MatrixBase)):
@@ -116,7 +92,6 @@ def by_name(*objs) -> dict[str, sp.Basic]:
 def unify(obj, names: Mapping[str, sp.Basic]):
     """``obj`` with every symbol, IndexedBase and MatrixSymbol replaced by the one of its name in
     ``names`` (whatever its assumptions): ``a`` and positive ``a`` are one variable."""
-    sp = _sympy()
     if not isinstance(obj, (sp.Basic, sp.MatrixBase)):
         return obj
     subs = {}
@@ -136,8 +111,6 @@ def unify(obj, names: Mapping[str, sp.Basic]):
 # --- breakpoints --------------------------------------------------------------------------------
 def breakpoints(*exprs: sp.Basic) -> list[sp.Expr]:
     """The arguments u whose zeros switch a branch of ``exprs`` (blocks read in elementary form)."""
-    sp = _sympy()
-    from ..simplify.rules import elementary
     found: list[sp.Expr] = []
 
     def add(u):
@@ -172,7 +145,6 @@ def breakpoints(*exprs: sp.Basic) -> list[sp.Expr]:
 def _branches(u: sp.Expr, limit: int = 16) -> list[sp.Expr]:
     """u with each Max/Min/|·|/Piecewise inside replaced by one of its branches (all combinations,
     at most ``limit``): a zero of u is a zero of one of them."""
-    sp = _sympy()
     out = [u]
     for _ in range(4):
         nxt = []
@@ -194,7 +166,6 @@ def _branches(u: sp.Expr, limit: int = 16) -> list[sp.Expr]:
 
 def kink_roots(u: sp.Expr, s: sp.Basic, fixed: Mapping[sp.Basic, sp.Expr]) -> list[sp.Expr]:
     """Real zeros of u in ``s`` with the other symbols at ``fixed`` (exact when linear)."""
-    sp = _sympy()
     roots: list[sp.Expr] = []
     for v in _branches(u.xreplace({k: w for k, w in fixed.items() if k != s})):
         if not v.has(s) or v.free_symbols - {s} - s.free_symbols:
@@ -232,8 +203,6 @@ def kink_roots(u: sp.Expr, s: sp.Basic, fixed: Mapping[sp.Basic, sp.Expr]) -> li
 
 # --- values -------------------------------------------------------------------------------------
 def _default_domain(sym: sp.Basic):
-    sp = _sympy()
-    Choice, Interval, Simplex = _domains()
     if isinstance(sym, sp.Indexed):
         sym = sym.base
     label = sym.label if isinstance(sym, sp.IndexedBase) else sym
@@ -243,7 +212,6 @@ def _default_domain(sym: sp.Basic):
 
 
 def _positive(sym) -> bool:
-    sp = _sympy()
     base = sym.base if isinstance(sym, sp.Indexed) else sym
     label = base.label if isinstance(base, sp.IndexedBase) else base
     for s in (base, label):
@@ -253,7 +221,6 @@ def _positive(sym) -> bool:
 
 
 def _nonnegative(sym) -> bool:
-    sp = _sympy()
     base = sym.base if isinstance(sym, sp.Indexed) else sym
     label = base.label if isinstance(base, sp.IndexedBase) else base
     return bool(getattr(base, "is_nonnegative", False) or getattr(label, "is_nonnegative", False))
@@ -266,7 +233,6 @@ def draw(sym: sp.Basic, rng: np.random.Generator, spec=None, policy: Policy = DE
     ``kind``: "moderate" (|v| ≲ 3), "wide" (|v| log-uniform over 10⁰ … 10^hi of the decades),
     "tiny" (10^lo … 10⁻², near 0) or None (any). ``stratum`` in [0, 1) picks the decade (so a
     series of points covers them all); ``sign`` (±1) the sign of a real symbol."""
-    Choice, Interval, Simplex = _domains()
     spec = spec or _default_domain(sym)
     if isinstance(spec, Choice):
         return int(rng.choice(spec.values))
@@ -298,8 +264,6 @@ def points(symbols: Sequence[sp.Basic], exprs: Iterable[sp.Basic], count: int, r
     """``count`` random points (moderate first, then across the decades and near 0), then points at
     and on both sides of every breakpoint of ``exprs`` in each symbol (with the others at a random
     point), each {symbol: value} inside the symbols' domains. Values are Python floats/ints."""
-    sp = _sympy()
-    Choice, Interval, Simplex = _domains()
     domain = dict(domain or {})
     symbols = list(symbols)
     kinds = ["moderate", "wide", "moderate", "wide", "tiny", "wide"]
@@ -353,7 +317,6 @@ def points(symbols: Sequence[sp.Basic], exprs: Iterable[sp.Basic], count: int, r
 
 
 def _inside(sym, v: float, spec) -> bool:
-    Choice, Interval, Simplex = _domains()
     if isinstance(spec, Interval):
         return spec.low <= v <= spec.high
     if _positive(sym):
@@ -363,15 +326,9 @@ def _inside(sym, v: float, spec) -> bool:
     return True
 
 
-def directions(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A random ±1 direction (Rademacher) of ``size`` entries, for directional derivative checks."""
-    return rng.choice([-1.0, 1.0], size=size)
-
-
 # --- exact evaluation ------------------------------------------------------------------------
 def exact(v) -> sp.Expr:
     """A sampled value as an exact SymPy number (a float's exact binary value)."""
-    sp = _sympy()
     if isinstance(v, sp.Float):
         return sp.Rational(v)
     if isinstance(v, sp.Basic):
@@ -383,7 +340,6 @@ def exact(v) -> sp.Expr:
 
 def exact_floats(expr):
     """``expr`` with each Float replaced by the exact rational it stores (evaluation stays exact)."""
-    sp = _sympy()
     if not isinstance(expr, sp.Basic):
         return expr
     floats = expr.atoms(sp.Float)
@@ -394,7 +350,6 @@ def value(expr: sp.Expr, subs: Mapping, digits: int = DIGITS, maxn: int = 500):
     """``expr`` at the exact point ``subs`` to ``digits`` correct digits (SymPy's evalf tracks the
     accuracy of every step), as an mpmath number (mpf or mpc), or None when that accuracy cannot
     be reached (a cancellation beyond ``maxn`` digits) or the value is not a finite number."""
-    sp = _sympy()
     import mpmath
 
     try:
@@ -444,7 +399,6 @@ def _decide_branches(expr, subs, digits: int, maxn: int):
     precision-tracked value of its argument (evalf takes the sign of a cancelled argument at face
     value: sign(x + x·erf(9x/√2)) at x = −2.9 came out +1), or None when an argument cannot be
     resolved (the point is then not judged)."""
-    sp = _sympy()
     kinds = tuple(getattr(sp, k) for k in _BRANCHING)
     if not expr.has(*kinds):
         return expr
@@ -509,7 +463,6 @@ class _Unresolved(Exception):
 
 
 def _mpf(x: sp.Expr, prec: int):
-    sp = _sympy()
     import mpmath
 
     if x == 0:
@@ -525,7 +478,6 @@ def bound(expr, subs: Mapping, digits: int = DIGITS):
     evaluation to ``digits`` digits fails in a cancellation, this still bounds the value."""
     import mpmath
 
-    sp = _sympy()
     try:
         e = exact_floats(expr).rewrite(sp.exp)
         if e.has(sp.Piecewise, sp.Heaviside, sp.Max, sp.Min, sp.sign, sp.Sum, sp.Abs) or e.is_real is False:
@@ -551,7 +503,6 @@ def _structural_zero(expr, subs: Mapping) -> bool:
     """Whether ``expr`` at the point is 0 by SymPy's own exact evaluation (a Piecewise branch 0,
     Max(0, −1), 0·…): evalf's exact zeros are trusted only then. Powers with a variable exponent
     are not expanded (x**p at p = 1e8 would be a huge exact number): no vouching there."""
-    sp = _sympy()
     if any(p.exp.free_symbols & set(subs) for p in expr.atoms(sp.Pow)):
         return False
     try:
