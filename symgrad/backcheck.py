@@ -867,7 +867,7 @@ def _is_matrix(e: Any) -> bool:
 def _scalar(c):
     import sympy as sp
 
-    c = sp.sympify(c)
+    c = sp.sympify(c, strict=True)  # a coefficient of a traced expression, never text
     floats = c.atoms(sp.Float)
     return sp.expand(c.xreplace({f: sp.Rational(float(f)) for f in floats}) if floats else c)
 

@@ -476,7 +476,7 @@ def _explicit_pair(claim, truth, expr):
     sizes = {d: sp.Integer(2 + i % 3) for i, d in enumerate(dims)}
     entries = {}
     for m in mats:
-        r, c = (int(sp.sympify(x).xreplace(sizes)) for x in m.shape)
+        r, c = (int(sp.sympify(x, strict=True).xreplace(sizes)) for x in m.shape)
         entries[m.xreplace(sizes)] = sp.ImmutableMatrix(r, c, lambda i, j, n=m.name: sp.Symbol(f"{n}[{i}, {j}]", real=True))
 
     def explicit(obj):

@@ -1075,7 +1075,7 @@ def _reshape(a: Tracer, shape) -> Tracer:
     total = current[0] * current[1]
     resolved = []
     for d in want:
-        resolved.append(None if (isinstance(d, int) and d == -1) else sp.sympify(d) if isinstance(d, int) else d)
+        resolved.append(None if (isinstance(d, int) and d == -1) else sp.Integer(d) if isinstance(d, int) else d)
     if resolved.count(None) > 1:
         raise _refuse(f"reshape{shape}")
     if None in resolved:

@@ -12,18 +12,7 @@ import pytest
 import symgrad as sg
 import symgrad.nn  # noqa: F401 - sg.nn
 from symgrad.errors import TraceError
-
-
-def finite_differences(forward, args: dict, name: str, h: float = 1e-6) -> np.ndarray:
-    """Central differences of the user's NumPy forward in the argument ``name``."""
-    x = np.array(args[name], dtype=float)
-    grad = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        plus, minus = x.copy(), x.copy()
-        plus[idx] += h
-        minus[idx] -= h
-        grad[idx] = (forward(**{**args, name: plus}) - forward(**{**args, name: minus})) / (2 * h)
-    return grad
+from tests.test_tracing import finite_differences  # the one oracle of the trace tests
 
 
 def arrays(rng, **shapes) -> dict:

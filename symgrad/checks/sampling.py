@@ -114,7 +114,7 @@ def breakpoints(*exprs: sp.Basic) -> list[sp.Expr]:
     found: list[sp.Expr] = []
 
     def add(u):
-        u = sp.sympify(u)
+        u = sp.sympify(u, strict=True)  # SymPy subtrees and numbers only, never text
         if u.free_symbols and u not in found and -u not in found:
             found.append(u)
 
